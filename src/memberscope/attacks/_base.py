@@ -1,0 +1,41 @@
+"""What an attack is: a per-example signal, and optionally a per-slice scoring step."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from memberscope.outputs import ModelOutputs
+
+SignalFunction = Callable[[ModelOutputs, Any, Mapping[str, Any]], np.ndarray]
+SliceScorer = Callable[[np.ndarray, np.ndarray, int, Mapping[str, Any]], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Attack:
+    """A membership inference attack; every attack's scores are "higher = more likely member".
+
+    ``signal(outputs, reference, options)`` computes, once for all examples, either the final
+    (n,) scores or an (n, d) feature matrix. When ``score_slice`` is set, it turns the signal
+    rows and membership of one slice into (n_slice,) scores — trained attacks fit their model
+    here, on that slice only, with ``seed``.
+    """
+
+    name: str
+    description: str
+    needs: str
+    signal: SignalFunction
+    score_slice: SliceScorer | None = None
+    needs_reference: bool = False
+    min_per_side: int = 1
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+
+    def scores_for_slice(self, signal: np.ndarray, membership: np.ndarray, seed: int,
+                         options: Mapping[str, Any]) -> np.ndarray:
+        """Scores (n_slice,) of one slice from its rows of ``signal``."""
+        if self.score_slice is None:
+            return signal
+        return self.score_slice(signal, membership, seed, {**self.defaults, **options})

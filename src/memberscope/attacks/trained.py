@@ -1,0 +1,136 @@
+"""Trained attacks: a classifier on per-example features, out-of-fold scores for every example.
+
+Each slice gets its own attacker. Stratified k-fold cross-validation gives every example a score
+from a model that did not see it. Within each training fold the majority side is subsampled to
+the minority's size (balanced training, so the attacker cannot win by predicting the majority),
+and to at most ``max_train_per_side`` examples per side to bound the time on large slices.
+Everything is deterministic under ``seed``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from memberscope import signals
+from memberscope.attacks._base import Attack
+from memberscope.outputs import ModelOutputs
+
+TOP_K_PROBABILITIES = 10
+
+
+def attack_features(outputs: ModelOutputs, reference: Any = None,
+                    options: Mapping[str, Any] | None = None) -> np.ndarray:
+    """Features (n, d) for trained attacks.
+
+    With a distribution: the top-k log-probabilities sorted descending (label-free), the loss,
+    the true-class logit-scaled confidence, the entropy, and correctness. With loss only: loss.
+    """
+    loss = outputs.loss_values
+    if not outputs.has_distribution:
+        return loss[:, None].copy()
+    probs = outputs.probabilities
+    if outputs.logits is not None:
+        log_probs = signals.log_softmax(outputs.logits)
+    else:
+        log_probs = np.log(np.maximum(probs, np.finfo(np.float64).tiny))
+    k = min(TOP_K_PROBABILITIES, log_probs.shape[1])
+    top = -np.sort(-log_probs, axis=1)[:, :k]
+    scaled = signals.logit_scaled_confidence(outputs.labels, logits=outputs.logits, probs=probs)
+    # Clip so a few saturated rows cannot dominate a linear model's scale.
+    columns = [np.maximum(top, -50.0), np.minimum(loss, 50.0)[:, None],
+               np.clip(scaled, -50.0, 50.0)[:, None], signals.entropy(probs)[:, None],
+               outputs.is_correct[:, None].astype(np.float64)]
+    return np.hstack(columns)
+
+
+def _balanced_subsample(index: np.ndarray, membership: np.ndarray, cap: int,
+                        rng: np.random.Generator) -> np.ndarray:
+    members = index[membership[index]]
+    nonmembers = index[~membership[index]]
+    size = min(len(members), len(nonmembers), cap)
+    return np.concatenate([rng.choice(members, size, replace=False),
+                           rng.choice(nonmembers, size, replace=False)])
+
+
+def _fold_ids(membership: np.ndarray, n_folds: int, rng: np.random.Generator) -> np.ndarray:
+    """Stratified fold id (0..n_folds-1) of each example."""
+    folds = np.empty(len(membership), dtype=np.int64)
+    for side in (membership, ~membership):
+        index = rng.permutation(np.flatnonzero(side))
+        folds[index] = np.arange(len(index)) % n_folds
+    return folds
+
+
+def cross_validated_scores(features: np.ndarray, membership: np.ndarray, seed: int,
+                           make_model: Callable[[int], Any], *, n_folds: int,
+                           max_train_per_side: int) -> np.ndarray:
+    """Out-of-fold P(member) for every row of ``features`` (n, d)."""
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(seed)
+    folds = _fold_ids(membership, n_folds, rng)
+    scores = np.empty(len(membership))
+    for fold in range(n_folds):
+        held_out = folds == fold
+        train = _balanced_subsample(np.flatnonzero(~held_out), membership, max_train_per_side,
+                                    rng)
+        scaler = StandardScaler().fit(features[train])
+        model = make_model(int(rng.integers(2**31 - 1)))
+        model.fit(scaler.transform(features[train]), membership[train])
+        member_column = list(model.classes_).index(True)
+        scores[held_out] = model.predict_proba(scaler.transform(features[held_out]))[:, member_column]
+    return scores
+
+
+def _scorer(make_model: Callable[[int, Mapping[str, Any]], Any]) -> Any:
+    def score_slice(features: np.ndarray, membership: np.ndarray, seed: int,
+                    options: Mapping[str, Any]) -> np.ndarray:
+        return cross_validated_scores(
+            features, membership, seed, lambda s: make_model(s, options),
+            n_folds=int(options["n_folds"]), max_train_per_side=int(options["max_train_per_side"]))
+
+    return score_slice
+
+
+def _logistic_regression(seed: int, options: Mapping[str, Any]) -> Any:
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(C=float(options.get("C", 1.0)), max_iter=500)
+
+
+def _mlp(seed: int, options: Mapping[str, Any]) -> Any:
+    from sklearn.neural_network import MLPClassifier
+
+    return MLPClassifier(hidden_layer_sizes=(64, 32), alpha=1e-3, batch_size=256,
+                         learning_rate_init=1e-3, max_iter=60, early_stopping=True,
+                         n_iter_no_change=5, random_state=seed)
+
+
+def _random_forest(seed: int, options: Mapping[str, Any]) -> Any:
+    from sklearn.ensemble import RandomForestClassifier
+
+    return RandomForestClassifier(n_estimators=100, max_depth=10, min_samples_leaf=5,
+                                  max_features="sqrt", n_jobs=1, random_state=seed)
+
+
+def _knn(seed: int, options: Mapping[str, Any]) -> Any:
+    from sklearn.neighbors import KNeighborsClassifier
+
+    return KNeighborsClassifier(n_neighbors=int(options.get("n_neighbors", 25)))
+
+
+_COMMON = {"n_folds": 3, "max_train_per_side": 5000}
+TRAINED_ATTACKS = (
+    Attack("lr", "logistic regression on output features", "logits/probs (or loss)",
+           attack_features, _scorer(_logistic_regression), min_per_side=3, defaults=_COMMON),
+    Attack("mlp", "multi-layer perceptron on output features", "logits/probs (or loss)",
+           attack_features, _scorer(_mlp), min_per_side=3,
+           defaults={**_COMMON, "max_train_per_side": 3000}),
+    Attack("rf", "random forest on output features", "logits/probs (or loss)",
+           attack_features, _scorer(_random_forest), min_per_side=3, defaults=_COMMON),
+    Attack("knn", "k-nearest neighbours on output features", "logits/probs (or loss)",
+           attack_features, _scorer(_knn), min_per_side=3, defaults=_COMMON),
+)

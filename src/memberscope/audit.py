@@ -1,0 +1,170 @@
+"""``audit``: run attacks on slices of one model's outputs and compute every metric."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+import zlib
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from memberscope.attacks import Attack, get_attack
+from memberscope.errors import InputError
+from memberscope.metrics import DEFAULT_FPR_TARGETS, LowResolutionWarning, attack_metrics
+from memberscope.outputs import ModelOutputs
+from memberscope.results import AuditResult, AuditRow, SkippedEntry
+from memberscope.slicing import Slice, UnavailableSlice, build_slices
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_ATTACKS = ("threshold", "lr")
+DEFAULT_SLICES = ("entire", "class")
+DEFAULT_MIN_SLICE_SIZE = 10
+
+
+def _names(value: str | Iterable[str]) -> list[str]:
+    return [v.strip() for v in value.split(",")] if isinstance(value, str) else list(value)
+
+
+def derived_seed(seed: int, *parts: str) -> int:
+    """A seed for one (slice, attack), stable across runs and Python versions."""
+    return zlib.crc32("/".join([str(seed), *parts]).encode()) & 0x7FFFFFFF
+
+
+def audit(
+    outputs: ModelOutputs,
+    *,
+    attacks: str | Sequence[str] = DEFAULT_ATTACKS,
+    slices: str | Sequence[str] = DEFAULT_SLICES,
+    custom_slices: Mapping[str, np.ndarray] | None = None,
+    seed: int = 0,
+    fpr_targets: Sequence[float] = DEFAULT_FPR_TARGETS,
+    alpha: float = 0.05,
+    delta: float = 0.0,
+    n_bootstrap: int = 0,
+    min_slice_size: int = DEFAULT_MIN_SLICE_SIZE,
+    reference: Any = None,
+    attack_options: Mapping[str, Mapping[str, Any]] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    keep_scores: bool = True,
+) -> AuditResult:
+    """Run ``attacks`` on every slice of ``outputs`` and compute AUC, advantage, PPV,
+    TPR at ``fpr_targets`` and the empirical ε lower bound for each.
+
+    Parameters
+    ----------
+    outputs : ModelOutputs
+        Per-example outputs of members and non-members.
+    attacks : names, default ("threshold", "lr")
+        Registered attack names (``memberscope attacks`` lists them), or "a,b".
+    slices : kinds, default ("entire", "class")
+        Among entire, class, loss_percentile, correctness, custom.
+    custom_slices : {name: (n,) mask or group vector}, optional
+    seed : int
+        Makes trained attacks and the ε split deterministic.
+    min_slice_size : int
+        A slice with fewer members or non-members than this is skipped, with the reason.
+    reference : ReferenceOutputs, optional
+        Reference-model signals for ``lira``/``rmia``.
+    attack_options : {attack: {option: value}}, optional
+    metadata : mapping, optional
+        Copied into every row (model label, epoch, accuracies, …).
+    keep_scores : bool
+        Keep per-example scores on the entire dataset and thinned ROC curves in the result.
+
+    Returns
+    -------
+    AuditResult
+        One row per evaluated (slice, attack); skipped pairs listed with their reason.
+    """
+    if not isinstance(outputs, ModelOutputs):
+        raise InputError(f"outputs must be a ModelOutputs; got {type(outputs).__name__}")
+    if min_slice_size < 1:
+        raise InputError(f"min_slice_size must be >= 1; got {min_slice_size}")
+    attack_list = [get_attack(name) for name in _names(attacks)]
+    if not attack_list:
+        raise InputError("attacks is empty; give at least one attack name")
+    options = dict(attack_options or {})
+    unknown_options = set(options) - {a.name for a in attack_list}
+    if unknown_options:
+        raise InputError(f"attack_options names attacks not being run: {sorted(unknown_options)}")
+    for attack in attack_list:
+        if attack.needs_reference and reference is None:
+            raise InputError(f"attack {attack.name!r} needs reference models: pass reference=")
+    slice_list = build_slices(outputs, _names(slices), custom=custom_slices)
+    too_fine = [f for f in fpr_targets if f < 1.0 / outputs.n_nonmembers]
+    if too_fine:
+        warnings.warn(
+            f"TPR at FPR {', '.join(f'{f:g}' for f in too_fine)} cannot be resolved with "
+            f"{outputs.n_nonmembers} non-members (smallest nonzero FPR is "
+            f"{1.0 / outputs.n_nonmembers:.2g}); those values can only be 0",
+            LowResolutionWarning, stacklevel=2)
+
+    rows: list[AuditRow] = []
+    rocs = []
+    skipped: list[SkippedEntry] = []
+    scores_by_attack: dict[str, np.ndarray] = {}
+    for attack in attack_list:
+        try:
+            signal = attack.signal(outputs, reference, {**attack.defaults,
+                                                        **options.get(attack.name, {})})
+        except InputError as exc:
+            skipped.extend(SkippedEntry(s.name, attack.name, str(exc)) for s in slice_list)
+            continue
+        for slice_ in slice_list:
+            outcome = _evaluate(attack, signal, outputs, slice_, seed=seed,
+                                fpr_targets=fpr_targets, alpha=alpha, delta=delta,
+                                n_bootstrap=n_bootstrap, min_slice_size=min_slice_size,
+                                options=options.get(attack.name, {}))
+            if isinstance(outcome, SkippedEntry):
+                skipped.append(outcome)
+                continue
+            row, roc, slice_scores = outcome
+            rows.append(row)
+            rocs.append(roc.thinned() if keep_scores and roc is not None else None)
+            if keep_scores and slice_.name == "entire_dataset":
+                scores_by_attack[attack.name] = slice_scores
+    result = AuditResult(
+        rows=tuple(rows), skipped=tuple(skipped), rocs=tuple(rocs),
+        scores=scores_by_attack,
+        membership=outputs.membership if keep_scores else None,
+        labels=outputs.labels if keep_scores else None,
+    )
+    for entry in skipped:
+        logger.info("skipped slice %s, attack %s: %s", entry.slice, entry.attack, entry.reason)
+    return result.with_metadata(**metadata) if metadata else result
+
+
+def _evaluate(attack: Attack, signal: np.ndarray, outputs: ModelOutputs,
+              slice_: Slice | UnavailableSlice, *, seed: int, fpr_targets: Sequence[float],
+              alpha: float, delta: float, n_bootstrap: int, min_slice_size: int,
+              options: Mapping[str, Any]) -> SkippedEntry | tuple[AuditRow, Any, np.ndarray]:
+    if isinstance(slice_, UnavailableSlice):
+        return SkippedEntry(slice_.name, attack.name, slice_.reason)
+    membership = outputs.membership[slice_.mask]
+    n_members = int(membership.sum())
+    n_nonmembers = len(membership) - n_members
+    needed = max(min_slice_size, attack.min_per_side)
+    if n_members < needed or n_nonmembers < needed:
+        return SkippedEntry(
+            slice_.name, attack.name,
+            f"too small: {n_members} members and {n_nonmembers} non-members; "
+            f"need at least {needed} of each")
+    slice_seed = derived_seed(seed, slice_.name, attack.name)
+    scores = attack.scores_for_slice(signal[slice_.mask], membership, slice_seed, options)
+    weights = None if outputs.sample_weight is None else outputs.sample_weight[slice_.mask]
+    with warnings.catch_warnings():
+        # One summary warning per audit is enough; per-slice ones would flood the log.
+        warnings.simplefilter("ignore", LowResolutionWarning)
+        metrics = attack_metrics(scores, membership, fpr_targets=fpr_targets, alpha=alpha,
+                                 delta=delta, seed=slice_seed, n_bootstrap=n_bootstrap,
+                                 sample_weight=weights)
+    row = AuditRow(
+        slice=slice_.name, attack=attack.name, n_members=n_members, n_nonmembers=n_nonmembers,
+        auc=metrics.auc, advantage=metrics.advantage, ppv=metrics.ppv,
+        tpr_at_fpr=metrics.tpr_at_fpr, epsilon_lower_bound=metrics.epsilon,
+        auc_ci=metrics.auc_ci, tpr_at_fpr_ci=metrics.tpr_at_fpr_ci,
+    )
+    return row, metrics.roc, scores

@@ -1,0 +1,112 @@
+"""``memberscope audit INPUT.npz``: audit saved model outputs."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+from memberscope.cli._table import format_table
+
+logger = logging.getLogger(__name__)
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``audit`` subcommand."""
+    parser = subparsers.add_parser(
+        "audit", help="audit per-example outputs saved in an .npz",
+        description="Audit per-example outputs of members and non-members saved in an .npz "
+                    "(TF Privacy's *_train/*_test names, or membership + logits|probs|loss + "
+                    "labels). Writes result.json, arrays.npz and report.html to --out.")
+    parser.add_argument("input", type=Path, help="the .npz of model outputs")
+    parser.add_argument("--attacks", default="threshold,lr",
+                        help="comma-separated attack names (default: threshold,lr)")
+    parser.add_argument("--slices", default="entire,class",
+                        help="comma-separated slice kinds: entire, class, loss_percentile, "
+                             "correctness (default: entire,class)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output directory (default: audit-<input name>)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--fpr", default="0.001,0.01,0.1",
+                        help="FPR targets for TPR@FPR (default: 0.001,0.01,0.1)")
+    parser.add_argument("--alpha", type=float, default=0.05,
+                        help="1 - confidence of the epsilon lower bound")
+    parser.add_argument("--delta", type=float, default=0.0, help="delta of (epsilon, delta)-DP")
+    parser.add_argument("--bootstrap", type=int, default=0,
+                        help="bootstrap replicates for AUC/TPR intervals (default: none)")
+    parser.add_argument("--no-report", action="store_true", help="skip report.html")
+    parser.set_defaults(handler=handle)
+
+
+def _fpr_targets(text: str) -> tuple[float, ...]:
+    from memberscope.errors import InputError
+
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise InputError(f"--fpr must be comma-separated numbers; got {text!r}") from None
+
+
+def handle(args: argparse.Namespace) -> int:
+    """Load, audit, save, summarise."""
+    from memberscope.audit import audit
+    from memberscope.metrics import LowResolutionWarning
+    from memberscope.outputs import load_outputs_npz
+    from memberscope.store import save_result
+    from memberscope.slicing import parse_slice_kinds
+    from memberscope.attacks import get_attack
+
+    attacks = [name.strip() for name in args.attacks.split(",")]
+    for name in attacks:
+        get_attack(name)
+    slices = parse_slice_kinds(args.slices)
+    outputs = load_outputs_npz(args.input)
+    out_dir = args.out or Path(f"audit-{args.input.stem}")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", LowResolutionWarning)
+        result = audit(outputs, attacks=attacks, slices=slices, seed=args.seed,
+                       fpr_targets=_fpr_targets(args.fpr), alpha=args.alpha, delta=args.delta,
+                       n_bootstrap=args.bootstrap,
+                       metadata={"source": args.input.name})
+    save_result(result, out_dir)
+    written = [out_dir / "result.json", out_dir / "arrays.npz"]
+    if not args.no_report:
+        report = _write_report(result, out_dir)
+        if report is not None:
+            written.append(report)
+    print(summary_table(result))
+    for warning in caught:
+        print(f"note: {warning.message}")
+    print("\nwrote " + ", ".join(str(p) for p in written))
+    return 0
+
+
+def _write_report(result: Any, out_dir: Path) -> Path | None:
+    """The HTML report when the report module and its extra are installed."""
+    try:
+        from memberscope.report.html import write_audit_report  # type: ignore[import-not-found]
+    except ImportError as exc:
+        logger.info("no report.html: %s", exc)
+        return None
+    return write_audit_report(result, out_dir / "report.html")  # type: ignore[no-any-return]
+
+
+def summary_table(result: Any) -> str:
+    """The terminal summary: one line per (slice, attack), worst first, plus skipped."""
+    rows = sorted(result.rows, key=lambda r: r.auc, reverse=True)
+    fprs = list(rows[0].tpr_at_fpr) if rows else []
+    headers = ["slice", "attack", "members", "non-members", "AUC", "adv.", "PPV",
+               *(f"TPR@{f:g}" for f in fprs), "eps (conf.)"]
+    table = format_table(headers, [
+        (r.slice, r.attack, r.n_members, r.n_nonmembers, r.auc, r.advantage, r.ppv,
+         *r.tpr_at_fpr.values(), r.epsilon_lower_bound.confident) for r in rows])
+    lines = [table]
+    if rows:
+        worst = rows[0]
+        lines.append(f"\nworst: {worst.attack} on {worst.slice}: AUC {worst.auc:.3f}, "
+                     f"advantage {worst.advantage:.3f}")
+    for entry in result.skipped:
+        lines.append(f"skipped {entry.slice} / {entry.attack}: {entry.reason}")
+    return "\n".join(lines)

@@ -1,0 +1,370 @@
+"""Membership-inference metrics from the full ROC curve.
+
+Convention: a higher score means "more likely a member". Every metric is computed on the full
+curve (every distinct score is a threshold; ties form one threshold), never on a thinned curve.
+
+Definitions (DESIGN.md, matching TF Privacy where it is sound):
+
+- ``auc``: area under the ROC curve, ties counting one half (Mann-Whitney U / (P·N)).
+- ``advantage``: max over thresholds of |TPR − FPR|.
+- ``ppv``: max over thresholds of TPR / (TPR + r·FPR), r = N/P; 1/(1+r) where TPR = FPR = 0.
+- ``tpr_at_fpr[f]``: the largest TPR among thresholds with FPR ≤ f.
+- ``epsilon_lower_bound``: empirical ε of (ε, δ)-DP from Clopper-Pearson intervals; the
+  ``confident`` value is a valid (1−α) lower bound: the threshold is chosen on one seeded half of
+  the examples and the bound is computed on the other half.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import stats
+
+from memberscope._validation import as_bool_array, as_float_array, check_probability
+from memberscope.errors import InputError
+
+DEFAULT_FPR_TARGETS: tuple[float, ...] = (0.001, 0.01, 0.1)
+_EPSILON_CANDIDATES = 256
+
+
+class LowResolutionWarning(UserWarning):
+    """A target FPR is below 1/n_nonmembers, so TPR there can only be read as 0."""
+
+
+@dataclass(frozen=True)
+class RocCurve:
+    """A full ROC curve, thresholds descending, starting at (FPR, TPR) = (0, 0).
+
+    ``tpr``/``fpr`` (k,) are nondecreasing; ``thresholds`` (k,) strictly decreasing with
+    ``thresholds[0] = +inf``. ``n_members``/``n_nonmembers`` are (weighted) totals.
+    """
+
+    thresholds: np.ndarray
+    tpr: np.ndarray
+    fpr: np.ndarray
+    n_members: float
+    n_nonmembers: float
+
+    def thinned(self, max_points: int = 400) -> RocCurve:
+        """A curve of at most ``max_points`` points for plotting, dense at low FPR (log-spaced)."""
+        if len(self.fpr) <= max_points:
+            return self
+        grid = np.unique(
+            np.concatenate(
+                [np.geomspace(max(self.fpr[self.fpr > 0].min(), 1e-12), 1.0, max_points // 2),
+                 np.linspace(0.0, 1.0, max_points // 2)]
+            )
+        )
+        last = np.searchsorted(self.fpr, grid, side="right") - 1
+        first = np.searchsorted(self.fpr, grid, side="left")
+        keep = np.unique(np.clip(np.concatenate([[0, len(self.fpr) - 1], last, first]), 0,
+                                 len(self.fpr) - 1))
+        return RocCurve(self.thresholds[keep], self.tpr[keep], self.fpr[keep],
+                        self.n_members, self.n_nonmembers)
+
+
+@dataclass(frozen=True)
+class EpsilonBound:
+    """Empirical ε lower bound: ``point`` plug-in estimate and ``confident`` (1−α) bound."""
+
+    point: float
+    confident: float
+    alpha: float
+    delta: float
+
+    def to_dict(self) -> dict[str, float]:
+        """As in ``result.json``."""
+        return {"point": self.point, "confident": self.confident,
+                "alpha": self.alpha, "delta": self.delta}
+
+
+@dataclass(frozen=True)
+class AttackMetrics:
+    """Every metric of one attack on one slice."""
+
+    auc: float
+    advantage: float
+    ppv: float
+    tpr_at_fpr: dict[float, float]
+    epsilon: EpsilonBound
+    auc_ci: tuple[float, float] | None = None
+    tpr_at_fpr_ci: dict[float, tuple[float, float]] | None = None
+    roc: RocCurve | None = field(default=None, repr=False)
+
+
+# --- the ROC curve ------------------------------------------------------------------------
+
+
+def _check_scores(scores: object, membership: object,
+                  sample_weight: object | None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    score_array = as_float_array("scores", scores, 1)
+    member_array = as_bool_array("membership", membership)
+    if len(score_array) != len(member_array):
+        raise InputError(
+            f"scores has {len(score_array)} rows but membership has {len(member_array)}"
+        )
+    weights = None
+    if sample_weight is not None:
+        weights = as_float_array("sample_weight", sample_weight, 1)
+        if len(weights) != len(score_array) or (weights < 0).any():
+            raise InputError("sample_weight must be (n,) and >= 0, like scores")
+    if not member_array.any() or member_array.all():
+        side = "members" if not member_array.any() else "non-members"
+        raise InputError(f"membership has no {side}; the ROC curve needs both")
+    return score_array, member_array, weights
+
+
+def roc_curve(scores: np.ndarray, membership: np.ndarray,
+              sample_weight: np.ndarray | None = None) -> RocCurve:
+    """Full ROC curve of ``scores`` (n,) against ``membership`` (n,) bool, in O(n log n).
+
+    Unweighted, members and non-members are sorted separately (fast in-place sorts), merged in
+    linear time by a stable sort of the two sorted runs, and ties grouped into one threshold.
+    """
+    scores, membership, sample_weight = _check_scores(scores, membership, sample_weight)
+    return _roc_curve(scores, membership, sample_weight)
+
+
+def _roc_curve(scores: np.ndarray, membership: np.ndarray,
+               sample_weight: np.ndarray | None) -> RocCurve:
+    if sample_weight is None:
+        member_scores = scores[membership]
+        member_scores.sort()
+        nonmember_scores = scores[~membership]
+        nonmember_scores.sort()
+        n_members = len(member_scores)
+        combined = np.concatenate([member_scores[::-1], nonmember_scores[::-1]])
+        del member_scores, nonmember_scores
+        # Two descending runs: a stable sort of the negated values merges them in linear time.
+        np.negative(combined, out=combined)
+        order = np.argsort(combined, kind="stable")
+        sorted_scores = combined[order]
+        np.negative(sorted_scores, out=sorted_scores)
+        del combined
+        member_weight = (order < n_members)
+        del order
+        tp_all = np.cumsum(member_weight, dtype=np.float64)
+        fp_all = np.arange(1, len(tp_all) + 1, dtype=np.float64) - tp_all
+    else:
+        order = np.argsort(-scores, kind="stable")
+        sorted_scores = scores[order]
+        weights = sample_weight[order]
+        members = membership[order]
+        tp_all = np.cumsum(np.where(members, weights, 0.0))
+        fp_all = np.cumsum(np.where(members, 0.0, weights))
+    # The last position of each run of equal scores is where that threshold's counts end.
+    group_ends = np.flatnonzero(np.diff(sorted_scores) != 0)
+    group_ends = np.append(group_ends, len(sorted_scores) - 1)
+    thresholds = np.concatenate([[np.inf], sorted_scores[group_ends]])
+    tp = np.concatenate([[0.0], tp_all[group_ends]])
+    fp = np.concatenate([[0.0], fp_all[group_ends]])
+    total_members, total_nonmembers = float(tp[-1]), float(fp[-1])
+    if total_members <= 0 or total_nonmembers <= 0:
+        raise InputError("sample_weight leaves members or non-members with zero total weight")
+    return RocCurve(thresholds, tp / total_members, fp / total_nonmembers,
+                    total_members, total_nonmembers)
+
+
+# --- metrics from a curve -----------------------------------------------------------------
+
+
+def auc_from_roc(roc: RocCurve) -> float:
+    """Trapezoidal area under the full curve (ties count one half)."""
+    return float(np.sum(np.diff(roc.fpr) * (roc.tpr[1:] + roc.tpr[:-1])) / 2.0)
+
+
+def advantage_from_roc(roc: RocCurve) -> float:
+    """Attacker advantage: max over thresholds of |TPR − FPR|."""
+    return float(np.max(np.abs(roc.tpr - roc.fpr)))
+
+
+def ppv_from_roc(roc: RocCurve) -> float:
+    """Max over thresholds of TPR / (TPR + r·FPR), r = N/P; 1/(1+r) where TPR = FPR = 0."""
+    ratio = roc.n_nonmembers / roc.n_members
+    denominator = roc.tpr + ratio * roc.fpr
+    with np.errstate(divide="ignore", invalid="ignore"):
+        values = np.where(denominator > 0, roc.tpr / denominator, 1.0 / (1.0 + ratio))
+    return float(np.max(values))
+
+
+def tpr_at_fpr_from_roc(roc: RocCurve, fpr_targets: Sequence[float] = DEFAULT_FPR_TARGETS,
+                        *, warn: bool = True) -> dict[float, float]:
+    """For each target f: the largest TPR among thresholds with FPR ≤ f."""
+    result = {}
+    for target in fpr_targets:
+        target = check_probability("fpr_targets", target, open_interval=False)
+        if warn and target < 1.0 / roc.n_nonmembers:
+            warnings.warn(
+                f"TPR at FPR {target:g} is read on only {roc.n_nonmembers:g} non-members "
+                f"(resolution {1.0 / roc.n_nonmembers:.2g}); it can only be 0 below that",
+                LowResolutionWarning, stacklevel=2,
+            )
+        index = int(np.searchsorted(roc.fpr, target, side="right")) - 1
+        result[float(target)] = float(roc.tpr[index])
+    return result
+
+
+def roc_metrics(scores: np.ndarray, membership: np.ndarray,
+                fpr_targets: Sequence[float] = DEFAULT_FPR_TARGETS,
+                sample_weight: np.ndarray | None = None) -> dict[str, object]:
+    """AUC, advantage, PPV and TPR at ``fpr_targets`` from one pass over the full ROC."""
+    roc = roc_curve(scores, membership, sample_weight)
+    return {"auc": auc_from_roc(roc), "advantage": advantage_from_roc(roc),
+            "ppv": ppv_from_roc(roc), "tpr_at_fpr": tpr_at_fpr_from_roc(roc, fpr_targets)}
+
+
+# --- empirical epsilon --------------------------------------------------------------------
+
+
+def _clopper_pearson_lower(successes: np.ndarray, trials: float, alpha: float) -> np.ndarray:
+    lower = stats.beta.ppf(alpha, successes, trials - successes + 1)
+    return np.where(successes > 0, lower, 0.0)
+
+
+def _clopper_pearson_upper(successes: np.ndarray, trials: float, alpha: float) -> np.ndarray:
+    upper = stats.beta.ppf(1 - alpha, successes + 1, trials - successes)
+    return np.where(successes < trials, upper, 1.0)
+
+
+def _log_ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where((numerator > 0) & (denominator > 0),
+                        np.log(np.maximum(numerator, 1e-300) / np.maximum(denominator, 1e-300)),
+                        -np.inf)
+
+
+def _bounds_at(tp: np.ndarray, fp: np.ndarray, n_members: float, n_nonmembers: float,
+               alpha_each: float, delta: float) -> tuple[np.ndarray, np.ndarray]:
+    """Both directions' (1 − 2·alpha_each) ε lower bounds at counts ``tp``, ``fp``."""
+    tpr_lo = _clopper_pearson_lower(tp, n_members, alpha_each)
+    fpr_hi = _clopper_pearson_upper(fp, n_nonmembers, alpha_each)
+    tnr_lo = _clopper_pearson_lower(n_nonmembers - fp, n_nonmembers, alpha_each)
+    fnr_hi = _clopper_pearson_upper(n_members - tp, n_members, alpha_each)
+    return _log_ratio(tpr_lo - delta, fpr_hi), _log_ratio(tnr_lo - delta, fnr_hi)
+
+
+def _candidate_indices(fpr: np.ndarray) -> np.ndarray:
+    """At most a few hundred curve points, dense at low FPR, where a bound is worth trying."""
+    positive = fpr[fpr > 0]
+    low = positive.min() if len(positive) else 1e-6
+    grid = np.concatenate([np.geomspace(low, 1.0, _EPSILON_CANDIDATES // 2),
+                           np.linspace(0.0, 1.0, _EPSILON_CANDIDATES // 2)])
+    index = np.searchsorted(fpr, grid, side="right") - 1
+    return np.unique(np.clip(index, 0, len(fpr) - 1))
+
+
+def epsilon_point(roc: RocCurve, delta: float = 0.0) -> float:
+    """Plug-in ε at the best threshold: max of ln((TPR−δ)/FPR), ln((TNR−δ)/FNR), finite only."""
+    forward = _log_ratio(roc.tpr - delta, roc.fpr)
+    backward = _log_ratio((1 - roc.fpr) - delta, 1 - roc.tpr)
+    values = np.concatenate([forward, backward])
+    finite = values[np.isfinite(values)]
+    return float(max(0.0, finite.max())) if len(finite) else 0.0
+
+
+def epsilon_lower_bound(scores: np.ndarray, membership: np.ndarray, *, alpha: float = 0.05,
+                        delta: float = 0.0, seed: int = 0) -> EpsilonBound:
+    """Empirical ε lower bound of (ε, δ)-DP from an attack's scores (n,) and membership (n,).
+
+    The threshold and direction are chosen on a seeded, membership-stratified half of the
+    examples (maximising the Clopper-Pearson bound there); the ``confident`` bound is then
+    computed on the other half with one-sided intervals at α/2 for each rate, so it holds with
+    probability at least 1−α. ``point`` is the plug-in estimate on all examples.
+    """
+    scores, membership, _ = _check_scores(scores, membership, None)
+    alpha = check_probability("alpha", alpha)
+    delta = check_probability("delta", delta, open_interval=False)
+    point = epsilon_point(_roc_curve(scores, membership, None), delta)
+    rng = np.random.default_rng(seed)
+    select_half = np.zeros(len(scores), dtype=bool)
+    for side in (membership, ~membership):
+        index = np.flatnonzero(side)
+        select_half[rng.permutation(index)[: len(index) // 2]] = True
+    bound_half = ~select_half
+    if not _both_sides(membership, select_half) or not _both_sides(membership, bound_half):
+        return EpsilonBound(point, 0.0, alpha, delta)
+    select_roc = _roc_curve(scores[select_half], membership[select_half], None)
+    candidates = _candidate_indices(select_roc.fpr)
+    tp = select_roc.tpr[candidates] * select_roc.n_members
+    fp = select_roc.fpr[candidates] * select_roc.n_nonmembers
+    forward, backward = _bounds_at(np.round(tp), np.round(fp), select_roc.n_members,
+                                   select_roc.n_nonmembers, alpha / 2, delta)
+    best_forward, best_backward = int(np.argmax(forward)), int(np.argmax(backward))
+    use_forward = forward[best_forward] >= backward[best_backward]
+    threshold = select_roc.thresholds[candidates[best_forward if use_forward else best_backward]]
+    held_scores, held_members = scores[bound_half], membership[bound_half]
+    predicted = held_scores >= threshold
+    n_members, n_nonmembers = float(held_members.sum()), float((~held_members).sum())
+    held_tp = np.array([float((predicted & held_members).sum())])
+    held_fp = np.array([float((predicted & ~held_members).sum())])
+    held_forward, held_backward = _bounds_at(held_tp, held_fp, n_members, n_nonmembers,
+                                             alpha / 2, delta)
+    confident = float((held_forward if use_forward else held_backward)[0])
+    return EpsilonBound(point, max(0.0, confident) if np.isfinite(confident) else 0.0,
+                        alpha, delta)
+
+
+def _both_sides(membership: np.ndarray, mask: np.ndarray) -> bool:
+    chosen = membership[mask]
+    return bool(chosen.any() and not chosen.all())
+
+
+# --- everything for one attack on one slice ------------------------------------------------
+
+
+def bootstrap_intervals(scores: np.ndarray, membership: np.ndarray, *, n_bootstrap: int,
+                        fpr_targets: Sequence[float] = DEFAULT_FPR_TARGETS,
+                        confidence: float = 0.95, seed: int = 0,
+                        ) -> tuple[tuple[float, float], dict[float, tuple[float, float]]]:
+    """Percentile bootstrap intervals for AUC and TPR at each FPR target.
+
+    Members and non-members are resampled separately so each replicate keeps the slice's counts.
+    """
+    scores, membership, _ = _check_scores(scores, membership, None)
+    if n_bootstrap < 2:
+        raise InputError(f"n_bootstrap must be >= 2; got {n_bootstrap}")
+    rng = np.random.default_rng(seed)
+    member_scores, nonmember_scores = scores[membership], scores[~membership]
+    replicate_membership = np.concatenate([np.ones(len(member_scores), bool),
+                                           np.zeros(len(nonmember_scores), bool)])
+    aucs = np.empty(n_bootstrap)
+    tprs = np.empty((n_bootstrap, len(fpr_targets)))
+    for b in range(n_bootstrap):
+        replicate = np.concatenate([
+            member_scores[rng.integers(0, len(member_scores), len(member_scores))],
+            nonmember_scores[rng.integers(0, len(nonmember_scores), len(nonmember_scores))],
+        ])
+        roc = _roc_curve(replicate, replicate_membership, None)
+        aucs[b] = auc_from_roc(roc)
+        tprs[b] = list(tpr_at_fpr_from_roc(roc, fpr_targets, warn=False).values())
+    tail = (1 - confidence) / 2 * 100
+    auc_ci = tuple(float(v) for v in np.percentile(aucs, [tail, 100 - tail]))
+    tpr_ci = {float(f): tuple(float(v) for v in np.percentile(tprs[:, i], [tail, 100 - tail]))
+              for i, f in enumerate(fpr_targets)}
+    return auc_ci, tpr_ci  # type: ignore[return-value]
+
+
+def attack_metrics(scores: np.ndarray, membership: np.ndarray, *,
+                   fpr_targets: Sequence[float] = DEFAULT_FPR_TARGETS, alpha: float = 0.05,
+                   delta: float = 0.0, seed: int = 0, n_bootstrap: int = 0,
+                   sample_weight: np.ndarray | None = None) -> AttackMetrics:
+    """Every metric of one attack's ``scores`` (n,) on examples with ``membership`` (n,)."""
+    scores, membership, sample_weight = _check_scores(scores, membership, sample_weight)
+    roc = _roc_curve(scores, membership, sample_weight)
+    auc_ci = tpr_ci = None
+    if n_bootstrap:
+        auc_ci, tpr_ci = bootstrap_intervals(scores, membership, n_bootstrap=n_bootstrap,
+                                             fpr_targets=fpr_targets, seed=seed)
+    return AttackMetrics(
+        auc=auc_from_roc(roc),
+        advantage=advantage_from_roc(roc),
+        ppv=ppv_from_roc(roc),
+        tpr_at_fpr=tpr_at_fpr_from_roc(roc, fpr_targets),
+        epsilon=epsilon_lower_bound(scores, membership, alpha=alpha, delta=delta, seed=seed),
+        auc_ci=auc_ci,
+        tpr_at_fpr_ci=tpr_ci,
+        roc=roc,
+    )

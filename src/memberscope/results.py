@@ -1,0 +1,290 @@
+"""Audit results: one row per (slice, attack), skipped entries, and collections of audits."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from memberscope.errors import InputError, SchemaError
+from memberscope.metrics import EpsilonBound, RocCurve
+
+if TYPE_CHECKING:
+    import pandas
+
+SCHEMA_VERSION = 1
+METRIC_NAMES = ("auc", "advantage", "ppv", "epsilon_confident", "epsilon_point")
+
+
+def _fpr_key(value: float) -> str:
+    return f"{value:g}"
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    """Metrics of one attack on one slice, with the caller's metadata (model, epoch, …)."""
+
+    slice: str
+    attack: str
+    n_members: int
+    n_nonmembers: int
+    auc: float
+    advantage: float
+    ppv: float
+    tpr_at_fpr: dict[float, float]
+    epsilon_lower_bound: EpsilonBound
+    metadata: dict[str, Any] = field(default_factory=dict)
+    auc_ci: tuple[float, float] | None = None
+    tpr_at_fpr_ci: dict[float, tuple[float, float]] | None = None
+
+    def metric(self, name: str) -> float:
+        """A scalar metric by name: auc, advantage, ppv, epsilon_confident, epsilon_point,
+        or ``tpr@F`` for a stored FPR target F (e.g. ``tpr@0.01``)."""
+        if name in ("auc", "advantage", "ppv"):
+            return float(getattr(self, name))
+        if name == "epsilon_confident":
+            return self.epsilon_lower_bound.confident
+        if name == "epsilon_point":
+            return self.epsilon_lower_bound.point
+        if name.startswith("tpr@"):
+            target = float(name[4:])
+            for key, value in self.tpr_at_fpr.items():
+                if math.isclose(key, target):
+                    return value
+            raise InputError(f"metric {name!r}: no TPR stored at FPR {target:g}; stored: "
+                             f"{', '.join('tpr@' + _fpr_key(k) for k in self.tpr_at_fpr)}")
+        valid = [*METRIC_NAMES, *("tpr@" + _fpr_key(k) for k in self.tpr_at_fpr)]
+        raise InputError(f"unknown metric {name!r}; valid: {', '.join(valid)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The row as in ``result.json``."""
+        out: dict[str, Any] = {
+            "slice": self.slice, "attack": self.attack,
+            "n_members": self.n_members, "n_nonmembers": self.n_nonmembers,
+            "auc": self.auc, "advantage": self.advantage, "ppv": self.ppv,
+            "tpr_at_fpr": {_fpr_key(k): v for k, v in self.tpr_at_fpr.items()},
+            "epsilon_lower_bound": self.epsilon_lower_bound.to_dict(),
+            "metadata": dict(self.metadata),
+        }
+        if self.auc_ci is not None:
+            out["auc_ci"] = list(self.auc_ci)
+        if self.tpr_at_fpr_ci is not None:
+            out["tpr_at_fpr_ci"] = {_fpr_key(k): list(v) for k, v in self.tpr_at_fpr_ci.items()}
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AuditRow:
+        """Inverse of :meth:`to_dict`; raises :class:`SchemaError` naming a missing field."""
+        try:
+            epsilon = data["epsilon_lower_bound"]
+            ci = data.get("tpr_at_fpr_ci")
+            return cls(
+                slice=str(data["slice"]), attack=str(data["attack"]),
+                n_members=int(data["n_members"]), n_nonmembers=int(data["n_nonmembers"]),
+                auc=float(data["auc"]), advantage=float(data["advantage"]),
+                ppv=float(data["ppv"]),
+                tpr_at_fpr={float(k): float(v) for k, v in data["tpr_at_fpr"].items()},
+                epsilon_lower_bound=EpsilonBound(
+                    float(epsilon["point"]), float(epsilon["confident"]),
+                    float(epsilon["alpha"]), float(epsilon["delta"])),
+                metadata=dict(data.get("metadata", {})),
+                auc_ci=tuple(data["auc_ci"]) if data.get("auc_ci") else None,  # type: ignore[arg-type]
+                tpr_at_fpr_ci=({float(k): tuple(v) for k, v in ci.items()}  # type: ignore[misc]
+                               if ci else None),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise SchemaError(f"result row is malformed ({type(exc).__name__}: {exc})") from exc
+
+    def flat(self) -> dict[str, Any]:
+        """One flat dict (for tables and pandas): metrics, ``tpr@F`` columns and metadata."""
+        out: dict[str, Any] = {
+            "slice": self.slice, "attack": self.attack, "n_members": self.n_members,
+            "n_nonmembers": self.n_nonmembers, "auc": self.auc, "advantage": self.advantage,
+            "ppv": self.ppv, "epsilon_point": self.epsilon_lower_bound.point,
+            "epsilon_confident": self.epsilon_lower_bound.confident,
+        }
+        out.update({f"tpr@{_fpr_key(k)}": v for k, v in self.tpr_at_fpr.items()})
+        out.update(self.metadata)
+        return out
+
+
+@dataclass(frozen=True)
+class SkippedEntry:
+    """A (slice, attack) that was not evaluated, and why."""
+
+    slice: str
+    attack: str
+    reason: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """As in ``result.json``."""
+        out: dict[str, Any] = {"slice": self.slice, "attack": self.attack, "reason": self.reason}
+        if self.metadata:
+            out["metadata"] = dict(self.metadata)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SkippedEntry:
+        """Inverse of :meth:`to_dict`."""
+        try:
+            return cls(str(data["slice"]), str(data["attack"]), str(data["reason"]),
+                       dict(data.get("metadata", {})))
+        except (KeyError, TypeError) as exc:
+            raise SchemaError(f"skipped entry is malformed: {exc}") from exc
+
+
+@dataclass(frozen=True, eq=False)
+class AuditResult:
+    """Everything one ``audit`` call found.
+
+    ``rows`` and ``skipped`` go to ``result.json``. ``rocs`` (one thinned curve per row),
+    ``scores`` (attack name -> (n,) per-example scores on the entire dataset), ``membership``
+    and ``labels`` go to ``arrays.npz``.
+    """
+
+    rows: tuple[AuditRow, ...]
+    skipped: tuple[SkippedEntry, ...] = ()
+    rocs: tuple[RocCurve | None, ...] = ()
+    scores: dict[str, np.ndarray] = field(default_factory=dict)
+    membership: np.ndarray | None = None
+    labels: np.ndarray | None = None
+
+    def __iter__(self) -> Iterator[AuditRow]:
+        return iter(self.rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def row(self, slice: str, attack: str) -> AuditRow:  # noqa: A002 - the contract's word
+        """The row of ``slice`` × ``attack``; raises naming what exists when absent."""
+        for row in self.rows:
+            if row.slice == slice and row.attack == attack:
+                return row
+        present = sorted({(r.slice, r.attack) for r in self.rows})
+        raise KeyError(f"no row for slice={slice!r}, attack={attack!r}; present: {present}")
+
+    def with_metadata(self, **metadata: Any) -> AuditResult:
+        """A copy whose every row and skipped entry also carries ``metadata``."""
+        return replace(
+            self,
+            rows=tuple(replace(r, metadata={**r.metadata, **metadata}) for r in self.rows),
+            skipped=tuple(replace(s, metadata={**s.metadata, **metadata}) for s in self.skipped),
+        )
+
+    def worst(self, metric: str = "auc") -> AuditRow:
+        """The row with the highest ``metric`` (most leakage)."""
+        if not self.rows:
+            raise InputError("the result has no rows (every slice was skipped)")
+        return max(self.rows, key=lambda r: r.metric(metric))
+
+    def to_dict(self, memberscope_version: str) -> dict[str, Any]:
+        """The ``result.json`` document."""
+        return {"schema_version": SCHEMA_VERSION, "memberscope_version": memberscope_version,
+                "rows": [r.to_dict() for r in self.rows],
+                "skipped": [s.to_dict() for s in self.skipped]}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AuditResult:
+        """Read a ``result.json`` document, checking its schema version."""
+        check_schema_version(data, "result.json")
+        return cls(rows=tuple(AuditRow.from_dict(r) for r in data.get("rows", [])),
+                   skipped=tuple(SkippedEntry.from_dict(s) for s in data.get("skipped", [])))
+
+    def to_pandas(self) -> pandas.DataFrame:
+        """One row per (slice, attack) with flat metric and metadata columns."""
+        return ResultsCollection([self]).to_pandas()
+
+
+def check_schema_version(data: Mapping[str, Any], what: str) -> None:
+    """Raise :class:`SchemaError` unless ``data`` declares a schema this version reads."""
+    version = data.get("schema_version") if isinstance(data, Mapping) else None
+    if version != SCHEMA_VERSION:
+        raise SchemaError(f"{what} has schema_version {version!r}; this memberscope reads "
+                          f"{SCHEMA_VERSION}")
+
+
+class ResultsCollection:
+    """Rows of many audits (epochs × model variants) with queries across them."""
+
+    def __init__(self, results: Iterable[AuditResult | AuditRow] = (),
+                 skipped: Iterable[SkippedEntry] = ()) -> None:
+        self.rows: list[AuditRow] = []
+        self.skipped: list[SkippedEntry] = list(skipped)
+        for item in results:
+            self.add(item)
+
+    def add(self, item: AuditResult | AuditRow) -> None:
+        """Add one audit's rows (and skipped entries) or a single row."""
+        if isinstance(item, AuditResult):
+            self.rows.extend(item.rows)
+            self.skipped.extend(item.skipped)
+        else:
+            self.rows.append(item)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __iter__(self) -> Iterator[AuditRow]:
+        return iter(self.rows)
+
+    def filter(self, **metadata_or_fields: Any) -> ResultsCollection:
+        """Rows whose field (slice, attack) or metadata key equals each given value."""
+
+        def keep(row: AuditRow) -> bool:
+            for key, value in metadata_or_fields.items():
+                actual = getattr(row, key) if key in ("slice", "attack") else row.metadata.get(key)
+                if actual != value:
+                    return False
+            return True
+
+        return ResultsCollection([r for r in self.rows if keep(r)])
+
+    def values(self, key: str) -> list[Any]:
+        """Distinct values of a metadata key (e.g. ``model``, ``epoch``) in first-seen order."""
+        seen: dict[Any, None] = {}
+        for row in self.rows:
+            if key in row.metadata:
+                seen.setdefault(row.metadata[key], None)
+        return list(seen)
+
+    def worst_slice(self, metric: str = "auc", **where: Any) -> AuditRow:
+        """The row with the highest ``metric`` among rows matching ``where``."""
+        rows = self.filter(**where).rows
+        if not rows:
+            raise InputError(f"no result rows match {where or 'anything'}")
+        return max(rows, key=lambda r: r.metric(metric))
+
+    def best_epoch(self, *, model: Any = None, metric: str = "auc", max_value: float | None = None,
+                   accuracy_key: str = "test_accuracy") -> dict[str, Any] | None:
+        """The (model, epoch) with the best ``accuracy_key`` whose worst ``metric`` over all
+        slices and attacks stays ≤ ``max_value`` (no limit when None).
+
+        Returns ``{"model", "epoch", "accuracy", "worst"}`` or None when no point qualifies.
+        """
+        groups: dict[tuple[Any, Any], list[AuditRow]] = {}
+        for row in self.rows:
+            if model is not None and row.metadata.get("model") != model:
+                continue
+            key = (row.metadata.get("model"), row.metadata.get("epoch"))
+            groups.setdefault(key, []).append(row)
+        best: dict[str, Any] | None = None
+        for (model_label, epoch), rows in groups.items():
+            worst = max(r.metric(metric) for r in rows)
+            accuracy = rows[0].metadata.get(accuracy_key)
+            if accuracy is None or (max_value is not None and worst > max_value):
+                continue
+            if best is None or accuracy > best["accuracy"]:
+                best = {"model": model_label, "epoch": epoch, "accuracy": accuracy,
+                        "worst": worst}
+        return best
+
+    def to_pandas(self) -> pandas.DataFrame:
+        """A DataFrame with one row per result row (needs the ``pandas`` extra)."""
+        from memberscope.errors import require
+
+        pd: Any = require("pandas", "pandas", "ResultsCollection.to_pandas")
+        return pd.DataFrame([row.flat() for row in self.rows])
