@@ -1,0 +1,166 @@
+"""The Keras 3 callback, run on the torch backend: the codelab's pattern on a tiny CNN."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+
+from memberscope.audit import audit
+from memberscope.errors import InputError, MissingExtraError
+from memberscope.outputs import ModelOutputs
+from memberscope.store import load_results
+
+# The backend is chosen when keras is first imported; these tests check the torch backend.
+if "keras" not in sys.modules:
+    os.environ["KERAS_BACKEND"] = "torch"
+keras = pytest.importorskip("keras")
+PrivacyMetrics = pytest.importorskip("memberscope.integrations.keras").PrivacyMetrics
+
+pytestmark = [
+    pytest.mark.keras,
+    # Keras' torch backend converts tensors with np.array(x), which numpy 2 warns about.
+    pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore::memberscope.LowResolutionWarning"),
+]
+
+EPOCHS = 4
+EVERY = 2
+
+
+def _digits(n_members: int = 400, n_nonmembers: int = 300):
+    x, y = load_digits(return_X_y=True)
+    x = (x / 16.0).astype(np.float32).reshape(-1, 8, 8, 1)
+    order = np.random.default_rng(0).permutation(len(y))
+    members, nonmembers = order[:n_members], order[n_members:n_members + n_nonmembers]
+    return (x[members], y[members]), (x[nonmembers], y[nonmembers])
+
+
+def _small_cnn(softmax: bool = False):
+    """The codelab's small_cnn at 8x8: conv 3x3 + max-pool, dense 64, logits."""
+    layers = [keras.Input((8, 8, 1)), keras.layers.Conv2D(16, 3, activation="relu"),
+              keras.layers.MaxPooling2D(), keras.layers.Flatten(),
+              keras.layers.Dense(64, activation="relu"), keras.layers.Dense(10)]
+    if softmax:
+        layers.append(keras.layers.Softmax())
+    return keras.Sequential(layers)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """Fit once with the callback every 2 of 4 epochs, auditing a 200-member sample."""
+    keras.utils.set_random_seed(0)
+    (x_train, y_train), (x_test, y_test) = _digits()
+    model = _small_cnn()
+    model.compile(optimizer=keras.optimizers.Adam(0.003),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    sink = tmp_path_factory.mktemp("keras") / "results.jsonl"
+    callback = PrivacyMetrics((x_train, y_train), (x_test, y_test), epochs_per_report=EVERY,
+                              model_label="2 layers", member_sample=200, results_path=sink,
+                              batch_size=128, add_to_logs=True)
+    history = model.fit(x_train, y_train, batch_size=32, epochs=EPOCHS, verbose=0,
+                        validation_data=(x_test, y_test), callbacks=[callback])
+    return model, callback, history, sink
+
+
+def test_runs_on_the_torch_backend():
+    assert keras.backend.backend() == "torch"
+
+
+def test_rows_carry_epochs_model_and_valid_metrics(trained):
+    _, callback, _, _ = trained
+    rows = callback.results.rows
+    assert sorted({r.metadata["epoch"] for r in rows}) == [2, 4]
+    assert len(callback.attack_results) == EPOCHS // EVERY
+    assert {r.metadata["model"] for r in rows} == {"2 layers"}
+    assert {r.attack for r in rows} == {"threshold", "lr"}
+    for epoch in (2, 4):
+        slices = {r.slice for r in callback.results.filter(epoch=epoch)}
+        assert slices == {"entire_dataset", *(f"class={k}" for k in range(10))}
+    for row in rows:
+        assert 0.0 <= row.metadata["train_accuracy"] <= 1.0
+        assert 0.0 <= row.metadata["test_accuracy"] <= 1.0
+        assert 0.0 <= row.auc <= 1.0
+        assert 0.0 <= row.advantage <= 1.0
+        assert row.metadata["inference_seconds"] >= 0.0
+    entire = callback.results.filter(slice="entire_dataset", attack="threshold").rows
+    assert [r.n_members for r in entire] == [200, 200]
+    assert [r.n_nonmembers for r in entire] == [300, 300]
+    # Four epochs on digits already classify well: the accuracies are real, not placeholders.
+    assert entire[-1].metadata["test_accuracy"] > 0.7
+
+
+def test_final_audit_equals_auditing_the_trained_models_outputs(trained):
+    """Oracle: after the last epoch, predicting by hand and auditing gives the same rows."""
+    model, callback, _, _ = trained
+    (x_train, y_train), (x_test, y_test) = _digits()
+    index = callback.monitor.member_index
+    outputs = ModelOutputs.from_train_test(
+        logits_train=model.predict(x_train[index], verbose=0),
+        logits_test=model.predict(x_test, verbose=0),
+        labels_train=y_train[index], labels_test=y_test)
+    # threshold on every slice; lr (0.2 s per slice here) on the entire dataset only.
+    expected = [*audit(outputs, attacks=["threshold"], slices=["entire", "class"], seed=0).rows,
+                *audit(outputs, attacks=["lr"], slices=["entire"], seed=0).rows]
+    last = callback.attack_results[-1]
+    assert len(expected) == 12
+    for row in expected:
+        got = last.row(row.slice, row.attack)
+        assert got.auc == pytest.approx(row.auc, abs=1e-9)
+        assert got.advantage == pytest.approx(row.advantage, abs=1e-9)
+    train_accuracy = np.mean(model.predict(x_train[index], verbose=0).argmax(1) == y_train[index])
+    assert last.rows[0].metadata["train_accuracy"] == pytest.approx(train_accuracy)
+
+
+def test_sink_holds_every_row_and_history_the_headline_metrics(trained):
+    _, callback, history, sink = trained
+    loaded = load_results(sink)
+    assert [r.to_dict() for r in loaded] == [r.to_dict() for r in callback.results]
+    # add_to_logs: History sees the entire-dataset AUC on each audit epoch.
+    aucs = history.history["privacy_threshold_auc"]
+    assert aucs == [r.auc for r in callback.results.filter(slice="entire_dataset",
+                                                           attack="threshold")]
+
+
+def test_softmax_model_with_from_logits_false_matches_the_logits_model():
+    """A model ending in softmax, audited on its probabilities, leaks what its logits do."""
+    keras.utils.set_random_seed(1)
+    (x_train, y_train), (x_test, y_test) = _digits(150, 150)
+    logits_model = _small_cnn()
+    softmax_model = keras.Sequential([logits_model, keras.layers.Softmax()])
+    one_hot = keras.utils.to_categorical(y_train, 10)  # the codelab's one-hot labels
+    results = []
+    for model, from_logits in ((logits_model, True), (softmax_model, False)):
+        callback = PrivacyMetrics((x_train, one_hot), (x_test, y_test), epochs_per_report=1,
+                                  attacks=["threshold"], slices=["entire"],
+                                  from_logits=from_logits)
+        callback.set_model(model)
+        logs: dict = {}
+        callback.on_epoch_end(0, logs)
+        assert logs == {}  # add_to_logs is off by default
+        results.append(callback.results.rows[0])
+    assert results[1].metadata["epoch"] == 1
+    assert results[1].auc == pytest.approx(results[0].auc, abs=1e-3)
+    assert results[1].metadata["train_accuracy"] == results[0].metadata["train_accuracy"]
+
+
+def test_mismatched_inputs_are_refused_naming_the_argument():
+    (x_train, y_train), test = _digits(50, 50)
+    with pytest.raises(InputError, match="members: x has 50 rows but y has 49"):
+        PrivacyMetrics((x_train, y_train[:-1]), test)
+    with pytest.raises(InputError, match="nonmembers must be a pair"):
+        PrivacyMetrics((x_train, y_train), x_train)
+    with pytest.raises(InputError, match="every must be >= 1"):
+        PrivacyMetrics((x_train, y_train), test, epochs_per_report=0)
+
+
+def test_missing_keras_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "keras", None)
+    monkeypatch.delitem(sys.modules, "memberscope.integrations.keras")
+    with pytest.raises(MissingExtraError, match=r"pip install 'memberscope\[keras\]'"):
+        importlib.import_module("memberscope.integrations.keras")
