@@ -97,7 +97,7 @@ class PrivacyMetrics(_keras.callbacks.Callback):
         slices: Sequence[str] = DEFAULT_SLICES,
         member_sample: int | None = None,
         seed: int = 0,
-        batch_size: int = 1024,
+        batch_size: int = 256,
         from_logits: bool = True,
         results_path: str | Path | None = None,
         extra_metadata: Callable[[], Mapping[str, Any]] | None = None,

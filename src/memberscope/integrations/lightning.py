@@ -84,7 +84,7 @@ class PrivacyMonitorCallback(_pl.Callback):
         slices: Sequence[str] = DEFAULT_SLICES,
         member_sample: int | None = None,
         seed: int = 0,
-        batch_size: int = 1024,
+        batch_size: int = 256,
         from_logits: bool = True,
         results_path: str | Path | None = None,
         extra_metadata: Callable[[Any, Any], Mapping[str, Any]] | None = None,
@@ -111,7 +111,7 @@ class PrivacyMonitorCallback(_pl.Callback):
         self._results = ResultsCollection()
         self._monitor: PrivacyMonitor | None = None
         if self._members.labels is not None and self._nonmembers.labels is not None:
-            self._monitor = self._new_monitor(self._members.labels, self._nonmembers.labels)
+            self._ensure_monitor()  # tensors: labels known now; DataLoaders: at the first audit
 
     @property
     def results(self) -> ResultsCollection:
@@ -124,47 +124,54 @@ class PrivacyMonitorCallback(_pl.Callback):
         if epoch % self.every != 0 or not trainer.is_global_zero:
             return
         started = time.perf_counter()
+        metadata = (dict(self.extra_metadata(trainer, pl_module))
+                    if self.extra_metadata is not None else {})
+        member_logits, nonmember_logits, inference_seconds = self._logits(pl_module)
+        monitor = self._ensure_monitor()
+        if len(member_logits) != len(monitor.member_index):
+            # A first pass over a members DataLoader computed every member's logits.
+            member_logits = member_logits[monitor.member_index]
+        result = monitor.audit_logits(member_logits, nonmember_logits, epoch=epoch,
+                                      inference_seconds=inference_seconds, **metadata)
+        self.attack_results.append(result)
+        for row in entire_dataset_rows(result):
+            for metric in ("auc", "advantage"):
+                pl_module.log(f"{self.log_prefix}/{row.attack}_{metric}", row.metric(metric),
+                              on_step=False, on_epoch=True, rank_zero_only=True)
+        logger.info("privacy report for %s, epoch %d (%.1f s): %s",
+                    self._monitor_options["model_label"], epoch,
+                    time.perf_counter() - started, summary(result))
+
+    def _logits(self, pl_module: Any) -> tuple[np.ndarray, np.ndarray, float]:
+        """Logits of the (sampled) members and of the non-members, and the seconds taken.
+
+        The module runs in eval mode under ``torch.inference_mode()``; its mode is restored.
+        """
+        started = time.perf_counter()
+        member_index = self._monitor.member_index if self._monitor is not None else None
         was_training = pl_module.training
         pl_module.eval()
         try:
             with torch.inference_mode():
-                result = self._audit(epoch, trainer, pl_module)
+                forward = self._forward(pl_module)
+                member_logits = self._members.logits(forward, self.batch_size, member_index)
+                nonmember_logits = self._nonmembers.logits(forward, self.batch_size, None)
         finally:
             pl_module.train(was_training)
-        self.attack_results.append(result)
-        for row in entire_dataset_rows(result):
-            for metric in ("auc", "advantage"):
-                pl_module.log(f"{self.log_prefix}/{row.attack}_{metric}", float(row.metric(metric)),
-                              on_step=False, on_epoch=True, rank_zero_only=True)
-        logger.info("privacy report for %s, epoch %d (%.1f s): %s", self._monitor_options[
-            "model_label"], epoch, time.perf_counter() - started, summary(result))
+        return member_logits, nonmember_logits, time.perf_counter() - started
 
-    def _audit(self, epoch: int, trainer: Any, pl_module: Any) -> AuditResult:
-        """Compute logits (timed), build the monitor on first use, and audit."""
-        metadata = (dict(self.extra_metadata(trainer, pl_module))
-                    if self.extra_metadata is not None else {})
-        started = time.perf_counter()
-        monitor = self._monitor
-        member_index = monitor.member_index if monitor is not None else None
-        member_logits, member_labels = self._members.logits(
-            self._forward(pl_module), self.batch_size, member_index)
-        nonmember_logits, nonmember_labels = self._nonmembers.logits(
-            self._forward(pl_module), self.batch_size, None)
-        inference_seconds = time.perf_counter() - started
-        if monitor is None:
-            # Labels of a DataLoader are only known after a first pass over it.
-            monitor = self._monitor = self._new_monitor(member_labels, nonmember_labels)
-            if len(member_logits) != len(monitor.member_index):
-                member_logits = member_logits[monitor.member_index]
-        return monitor.audit_logits(member_logits, nonmember_logits, epoch=epoch,
-                                    inference_seconds=inference_seconds, **metadata)
-
-    def _new_monitor(self, member_labels: np.ndarray,
-                     nonmember_labels: np.ndarray) -> PrivacyMonitor:
-        return PrivacyMonitor(member_labels=member_labels, nonmember_labels=nonmember_labels,
-                              results=self._results, **self._monitor_options)
+    def _ensure_monitor(self) -> PrivacyMonitor:
+        """The monitor; built at the first audit when a DataLoader's labels were unknown."""
+        if self._monitor is None:
+            if self._members.labels is None or self._nonmembers.labels is None:
+                raise RuntimeError("labels are known after the first pass over the data")
+            self._monitor = PrivacyMonitor(
+                member_labels=self._members.labels, nonmember_labels=self._nonmembers.labels,
+                results=self._results, **self._monitor_options)
+        return self._monitor
 
     def _forward(self, pl_module: Any) -> Callable[[Any], np.ndarray]:
+        """A function: one input batch -> (b, C) float64 logits from the module's forward."""
         device = pl_module.device
 
         def forward(x: Any) -> np.ndarray:
@@ -200,14 +207,15 @@ class _Source:
                          f"got {type(data).__name__}")
 
     def logits(self, forward: Callable[[Any], np.ndarray], batch_size: int,
-               index: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        """(logits (k, C), labels (k,)) of rows ``index`` (all rows when None)."""
+               index: np.ndarray | None) -> np.ndarray:
+        """Logits (k, C) of rows ``index`` (all rows when None); a pass over a DataLoader
+        also records its labels (and checks they come in the same order as before)."""
         if self.batches is None:
             assert self.labels is not None
             rows = np.arange(len(self.labels)) if index is None else index
             chunks = [forward(self.x[torch.as_tensor(rows[part])])
                       for part in batch_slices(len(rows), batch_size)]
-            return _concat(chunks), self.labels[rows]
+            return _concat(chunks)
         outputs, labels = [], []
         for batch in self.batches:
             if not isinstance(batch, tuple | list) or len(batch) < 2:
@@ -221,7 +229,7 @@ class _Source:
                              "than at the first audit; use shuffle=False")
         self.labels = all_labels
         logits = _concat(outputs)
-        return (logits, all_labels) if index is None else (logits[index], all_labels[index])
+        return logits if index is None else logits[index]
 
 
 def _numpy(value: Any) -> np.ndarray:
