@@ -27,6 +27,7 @@ pytestmark = [
     # Lightning's advice about worker processes and log frequency on a tiny CPU run.
     pytest.mark.filterwarnings("ignore:.*does not have many workers:UserWarning"),
     pytest.mark.filterwarnings("ignore:The number of training batches:UserWarning"),
+    pytest.mark.filterwarnings("ignore:`isinstance\\(treespec, LeafSpec\\)` is deprecated"),
     # The hooks called by hand below run outside a Trainer, where self.log only warns.
     pytest.mark.filterwarnings("ignore:You are trying to `self.log\\(\\)`:UserWarning"),
 ]
