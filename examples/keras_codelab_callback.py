@@ -81,11 +81,20 @@ def load(dataset: str, train_size: int, test_size: int, seed: int):
 
 
 def small_cnn(input_shape: tuple[int, ...], num_classes: int, num_conv: int) -> keras.Model:
-    """The codelab's model: num_conv × (Conv 32 3×3 + max-pool), Dense 64, logits."""
+    """The codelab's model: num_conv × (Conv 32 3×3 + max-pool), Dense 64, logits.
+
+    Convolutions are unpadded as in the codelab, except where the image is already
+    smaller than 4×4 (three conv layers on 8×8 digits): those pad to keep its size.
+    """
     layers: list = [keras.Input(input_shape)]
+    size = min(input_shape[:2])
     for _ in range(num_conv):
-        layers += [keras.layers.Conv2D(32, 3, activation="relu"),
-                   keras.layers.MaxPooling2D()]
+        padding = "valid" if size >= 4 else "same"
+        size = size - 2 if padding == "valid" else size
+        layers.append(keras.layers.Conv2D(32, 3, padding=padding, activation="relu"))
+        if size >= 2:
+            layers.append(keras.layers.MaxPooling2D())
+            size //= 2
     layers += [keras.layers.Flatten(), keras.layers.Dense(64, activation="relu"),
                keras.layers.Dense(num_classes)]
     return keras.Sequential(layers)
