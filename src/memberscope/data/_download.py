@@ -154,7 +154,7 @@ def _download_into(resource: Resource, part: Path, timeout: float) -> None:
                 _transfer(url, part, timeout)
                 return
             except (OSError, http.client.HTTPException, _IncompleteError) as exc:
-                reason = getattr(exc, "reason", None) or exc
+                reason = _describe(exc)
                 failures.append(f"{url}: {reason}")
                 logger.warning("download of %s failed (%s)", url, reason)
                 if isinstance(exc, urllib.error.HTTPError) and exc.code < 500:
@@ -164,6 +164,12 @@ def _download_into(resource: Resource, part: Path, timeout: float) -> None:
     raise DownloadError(
         f"could not download {resource.filename}: {'; '.join(failures[-3:])}{kept}"
     )
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, urllib.error.HTTPError):
+        return f"HTTP {exc.code} {exc.reason}"
+    return str(getattr(exc, "reason", None) or exc)
 
 
 class _IncompleteError(Exception):
