@@ -86,6 +86,11 @@ def load_fashion_mnist(
         ``test_images``, ``test_labels``); tests point them at a local server.
     """
     resources = FASHION_MNIST_RESOURCES if resources is None else resources
+    if set(resources) != set(FASHION_MNIST_RESOURCES):
+        raise InputError(
+            f"resources must have the keys {', '.join(FASHION_MNIST_RESOURCES)}; "
+            f"got {', '.join(resources) or 'none'}"
+        )
     paths = {
         key: _locate(resource, cache_dir, system_dir) for key, resource in resources.items()
     }
