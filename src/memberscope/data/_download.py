@@ -110,18 +110,18 @@ def fetch(resource: Resource, directory: str | os.PathLike[str], *, timeout: flo
             logger.warning("cached %s is corrupt (%s); downloading it again", target, problem)
             target.unlink()
         resumed = part.exists() and part.stat().st_size > 0
-        _download_into(resource, part, timeout)
+        url = _download_into(resource, part, timeout)
         problem = verify(part, resource)
         if problem is not None and resumed:
             # The kept part may come from another version of the file: start over once.
             logger.warning("resumed %s is corrupt (%s); downloading it whole", part, problem)
             part.unlink()
-            _download_into(resource, part, timeout)
+            url = _download_into(resource, part, timeout)
             problem = verify(part, resource)
         if problem is not None:
             part.unlink(missing_ok=True)
             raise ChecksumError(
-                f"{resource.filename} downloaded from {resource.urls[0]} is corrupt or not the "
+                f"{resource.filename} downloaded from {url} is corrupt or not the "
                 f"published file: {problem}; the download was deleted, try again"
             )
         os.replace(part, target)
@@ -145,14 +145,14 @@ def verify(path: Path, resource: Resource) -> str | None:
     return None
 
 
-def _download_into(resource: Resource, part: Path, timeout: float) -> None:
-    """Complete ``part`` from the resource's addresses, resuming what is already there."""
+def _download_into(resource: Resource, part: Path, timeout: float) -> str:
+    """Complete ``part`` from the resource's addresses, resuming what is there; return the URL."""
     failures: list[str] = []
     for url in resource.urls:
         for _ in range(ATTEMPTS):
             try:
                 _transfer(url, part, timeout)
-                return
+                return url
             except (OSError, http.client.HTTPException, _IncompleteError) as exc:
                 reason = _describe(exc)
                 failures.append(f"{url}: {reason}")
@@ -182,6 +182,7 @@ def _transfer(url: str, part: Path, timeout: float) -> None:
     request = urllib.request.Request(url, headers={"User-Agent": "memberscope"})
     if offset:
         request.add_header("Range", f"bytes={offset}-")
+    logger.info("downloading %s into %s (from byte %d)", url, part, offset)
     try:
         response = urllib.request.urlopen(request, timeout=timeout)
     except urllib.error.HTTPError as exc:
