@@ -51,8 +51,11 @@ def median_seconds(run: Callable[[], object], repeats: int) -> float:
 def full_size_tarball(path: Path, per_batch: int) -> bytes:
     """Write a CIFAR-10-format tarball with 5 train batches and one test batch of ``per_batch``."""
     rng = np.random.default_rng(0)
-    with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1) as gz, \
-            tarfile.open(fileobj=gz, mode="w") as archive:
+    with (
+        open(path, "wb") as raw,
+        gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1) as gz,
+        tarfile.open(fileobj=gz, mode="w") as archive,
+    ):
         names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
         first = b""
         for name in names:
@@ -81,8 +84,10 @@ def main() -> None:
         started = time.perf_counter()
         batch = full_size_tarball(tarball, per_batch)
         size_mb = tarball.stat().st_size / 1e6
-        print(f"built synthetic CIFAR-10 tarball: {size_mb:.0f} MB "
-              f"in {time.perf_counter() - started:.1f} s")
+        print(
+            f"built synthetic CIFAR-10 tarball: {size_mb:.0f} MB "
+            f"in {time.perf_counter() - started:.1f} s"
+        )
         blob = tarball.read_bytes()
         digest = hashlib.sha256(blob).hexdigest()
         md5 = hashlib.md5(blob).hexdigest()
@@ -97,27 +102,35 @@ def main() -> None:
                 fetch(res, cache)
 
             seconds = median_seconds(download, repeats)
-            print(f"download + SHA-256 + MD5 from 127.0.0.1: {seconds:.2f} s "
-                  f"({size_mb / seconds:.0f} MB/s)")
+            print(
+                f"download + SHA-256 + MD5 from 127.0.0.1: {seconds:.2f} s "
+                f"({size_mb / seconds:.0f} MB/s)"
+            )
             seconds = median_seconds(lambda: verify(cache / res.filename, res), repeats)
-            print(f"verify cached file (SHA-256 + MD5): {seconds:.2f} s "
-                  f"({size_mb / seconds:.0f} MB/s)")
+            print(
+                f"verify cached file (SHA-256 + MD5): {seconds:.2f} s "
+                f"({size_mb / seconds:.0f} MB/s)"
+            )
 
         restricted = median_seconds(lambda: restricted_loads(batch, source="b"), repeats * 3)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             stock = median_seconds(lambda: pickle.loads(batch, encoding="bytes"), repeats * 3)
-        print(f"one batch: restricted unpickler {restricted * 1e3:.1f} ms, stock pickle "
-              f"{stock * 1e3:.1f} ms, ratio {restricted / stock:.2f}x")
+        print(
+            f"one batch: restricted unpickler {restricted * 1e3:.1f} ms, stock pickle "
+            f"{stock * 1e3:.1f} ms, ratio {restricted / stock:.2f}x"
+        )
 
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         seconds = median_seconds(lambda: parse_cifar10_tarball(tarball), repeats)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         n = 6 * per_batch
         output_mb = n * 3072 * 4 / 2**20
-        print(f"parse tarball -> float32 NHWC ({n} images): {seconds:.2f} s "
-              f"({n / seconds:,.0f} images/s); peak RSS {peak:.0f} MiB (before {before:.0f} MiB,"
-              f" output arrays {output_mb:.0f} MiB)")
+        print(
+            f"parse tarball -> float32 NHWC ({n} images): {seconds:.2f} s "
+            f"({n / seconds:,.0f} images/s); peak RSS {peak:.0f} MiB (before {before:.0f} MiB,"
+            f" output arrays {output_mb:.0f} MiB)"
+        )
 
     seconds = median_seconds(load_fashion_mnist, repeats)
     print(f"Fashion-MNIST from the Debian package: {seconds:.2f} s")

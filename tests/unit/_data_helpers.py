@@ -22,8 +22,18 @@ from typing import Any
 
 import numpy as np
 
-CIFAR_LABEL_NAMES = [b"airplane", b"automobile", b"bird", b"cat", b"deer", b"dog", b"frog",
-                     b"horse", b"ship", b"truck"]
+CIFAR_LABEL_NAMES = [
+    b"airplane",
+    b"automobile",
+    b"bird",
+    b"cat",
+    b"deer",
+    b"dog",
+    b"frog",
+    b"horse",
+    b"ship",
+    b"truck",
+]
 
 
 class _Py2Pickler:
@@ -79,7 +89,7 @@ class _Py2Pickler:
             self.put()
             for start in range(0, len(value), 1000):  # cPickle batches appends by 1000
                 write(b"(")
-                for item in value[start:start + 1000]:
+                for item in value[start : start + 1000]:
                     self.save(item)
                 write(b"e")
         elif isinstance(value, dict):
@@ -162,8 +172,9 @@ def tar_bytes(members: dict[str, bytes], extra: list[tarfile.TarInfo] | None = N
     return buffer.getvalue()
 
 
-def cifar_members(per_batch: int = 4, n_test: int = 5, seed: int = 0
-                  ) -> tuple[dict[str, bytes], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def cifar_members(
+    per_batch: int = 4, n_test: int = 5, seed: int = 0
+) -> tuple[dict[str, bytes], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The member files of a synthetic CIFAR-10 tarball and the arrays they hold."""
     rng = np.random.default_rng(seed)
     members: dict[str, bytes] = {}

@@ -30,8 +30,9 @@ def test_download_verify_and_parse_end_to_end(tmp_path: Path) -> None:
     data = synthetic_cifar(per_batch=4, n_test=5)
     behaviour = ServerBehaviour(files={"cifar-10-python.tar.gz": data.tarball})
     with local_server(behaviour) as base:
-        resource = Resource("cifar-10-python.tar.gz", (base + "cifar-10-python.tar.gz",),
-                            data.sha256)
+        resource = Resource(
+            "cifar-10-python.tar.gz", (base + "cifar-10-python.tar.gz",), data.sha256
+        )
         dataset = load_cifar10(cache_dir=tmp_path, resource=resource)
     assert (tmp_path / "cifar10" / "cifar-10-python.tar.gz").read_bytes() == data.tarball
     assert dataset.name == "cifar10" and dataset.num_classes == 10
@@ -155,14 +156,22 @@ def test_python3_plain_containers_and_cycles_are_admitted() -> None:
     [
         (BATCH, py2_pickle([1, 2]), "must hold a dict"),
         (BATCH, py2_pickle({b"labels": [1]}), "lacks the key b'data'"),
-        (BATCH, py2_pickle(cifar_batch(np.zeros((2, 100), np.uint8), [0, 1], b"x")),
-         r"shape \(n, 3072\)"),
-        (BATCH, py2_pickle(cifar_batch(np.zeros((2, 3072), np.uint8), [0], b"x")),
-         "2 images but 1 labels"),
-        (BATCH, py2_pickle(cifar_batch(np.zeros((1, 3072), np.uint8), [10], b"x")),
-         r"labels must be in \[0, 10\)"),
-        ("cifar-10-batches-py/batches.meta", py2_pickle({b"label_names": [b"a"]}),
-         "label_names"),
+        (
+            BATCH,
+            py2_pickle(cifar_batch(np.zeros((2, 100), np.uint8), [0, 1], b"x")),
+            r"shape \(n, 3072\)",
+        ),
+        (
+            BATCH,
+            py2_pickle(cifar_batch(np.zeros((2, 3072), np.uint8), [0], b"x")),
+            "2 images but 1 labels",
+        ),
+        (
+            BATCH,
+            py2_pickle(cifar_batch(np.zeros((1, 3072), np.uint8), [10], b"x")),
+            r"labels must be in \[0, 10\)",
+        ),
+        ("cifar-10-batches-py/batches.meta", py2_pickle({b"label_names": [b"a"]}), "label_names"),
     ],
 )
 def test_malformed_batches_name_the_member_and_the_problem(

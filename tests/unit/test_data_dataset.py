@@ -40,10 +40,22 @@ def _fields(**changes: Any) -> dict[str, Any]:
 
 def test_public_api_is_exactly_this() -> None:
     assert set(data_api.__all__) == {
-        "CACHE_ENV", "CIFAR10_RESOURCE", "DATASET_NAMES", "FASHION_MNIST_RESOURCES", "Dataset",
-        "Resource", "balanced_member_sample", "cache_root", "fetch", "load_cifar10",
-        "load_dataset", "load_digits", "load_fashion_mnist", "load_npz_dataset",
-        "parse_cifar10_tarball", "stratified_split",
+        "CACHE_ENV",
+        "CIFAR10_RESOURCE",
+        "DATASET_NAMES",
+        "FASHION_MNIST_RESOURCES",
+        "Dataset",
+        "Resource",
+        "balanced_member_sample",
+        "cache_root",
+        "fetch",
+        "load_cifar10",
+        "load_dataset",
+        "load_digits",
+        "load_fashion_mnist",
+        "load_npz_dataset",
+        "parse_cifar10_tarball",
+        "stratified_split",
     }
 
 
@@ -69,8 +81,7 @@ def test_valid_dataset_is_normalised_to_float32_and_int64() -> None:
 
 
 def test_tabular_dataset() -> None:
-    dataset = Dataset(**_fields(x_train=np.ones((6, 5)), x_test=np.ones((3, 5)),
-                                input_shape=(5,)))
+    dataset = Dataset(**_fields(x_train=np.ones((6, 5)), x_test=np.ones((3, 5)), input_shape=(5,)))
     assert dataset.input_shape == (5,)
 
 
@@ -182,8 +193,10 @@ def test_npz_with_x_and_y_is_split_with_a_seed(tmp_path: Path) -> None:
     np.savez(tmp_path / "tab.npz", x=x, y=y)
     dataset = load_dataset(str(tmp_path / "tab.npz"))
     assert (dataset.n_train, dataset.n_test, dataset.input_shape) == (40, 10, (3,))
-    np.testing.assert_allclose(np.sort(np.r_[dataset.x_train, dataset.x_test], axis=0),
-                               np.sort(x.astype(np.float32), axis=0))
+    np.testing.assert_allclose(
+        np.sort(np.r_[dataset.x_train, dataset.x_test], axis=0),
+        np.sort(x.astype(np.float32), axis=0),
+    )
 
 
 @pytest.mark.parametrize(
@@ -195,13 +208,18 @@ def test_npz_with_x_and_y_is_split_with_a_seed(tmp_path: Path) -> None:
         ({"x": np.zeros((4, 2)), "y": np.zeros(4)}, "y must hold integer class labels"),
         ({"x": np.zeros((4, 2)), "y": np.zeros((4, 1), int)}, "y must be 1-dimensional"),
         ({"x": np.array(["a"] * 4), "y": np.zeros(4, int)}, "x must hold numbers"),
-        ({"x_train": np.zeros((4, 2)), "y_train": np.arange(4) % 2,
-          "x_test": np.zeros((2, 3)), "y_test": np.arange(2)}, "x_test rows have"),
+        (
+            {
+                "x_train": np.zeros((4, 2)),
+                "y_train": np.arange(4) % 2,
+                "x_test": np.zeros((2, 3)),
+                "y_test": np.arange(2),
+            },
+            "x_test rows have",
+        ),
     ],
 )
-def test_bad_npz_files_name_the_array(
-    tmp_path: Path, arrays: dict[str, Any], message: str
-) -> None:
+def test_bad_npz_files_name_the_array(tmp_path: Path, arrays: dict[str, Any], message: str) -> None:
     np.savez(tmp_path / "bad.npz", **arrays)
     with pytest.raises(InputError, match=message):
         load_npz_dataset(tmp_path / "bad.npz")

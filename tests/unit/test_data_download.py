@@ -18,8 +18,9 @@ SHA256 = hashlib.sha256(PAYLOAD).hexdigest()
 MD5 = hashlib.md5(PAYLOAD).hexdigest()
 
 
-def resource(base: str, *, sha256: str = SHA256, md5: str | None = MD5, path: str = "blob.bin"
-             ) -> Resource:
+def resource(
+    base: str, *, sha256: str = SHA256, md5: str | None = MD5, path: str = "blob.bin"
+) -> Resource:
     return Resource("blob.bin", (base + path,), sha256, md5)
 
 
@@ -187,7 +188,9 @@ def test_cache_root_prefers_argument_then_environment(
 )
 def test_resource_rejects_bad_fields(kwargs: dict[str, object], message: str) -> None:
     fields: dict[str, object] = {
-        "filename": "f.bin", "urls": ("https://example.org/f.bin",), "sha256": SHA256,
+        "filename": "f.bin",
+        "urls": ("https://example.org/f.bin",),
+        "sha256": SHA256,
     }
     fields.update(kwargs)
     with pytest.raises(InputError, match=message):

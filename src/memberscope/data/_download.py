@@ -83,8 +83,9 @@ def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
     return Path(base) / "memberscope"
 
 
-def fetch(resource: Resource, directory: str | os.PathLike[str], *, timeout: float = TIMEOUT_S
-          ) -> Path:
+def fetch(
+    resource: Resource, directory: str | os.PathLike[str], *, timeout: float = TIMEOUT_S
+) -> Path:
     """Return the path of ``resource`` in ``directory``, downloading and verifying it if needed.
 
     A file already there is verified again; if it no longer matches it is deleted and
@@ -161,9 +162,7 @@ def _download_into(resource: Resource, part: Path, timeout: float) -> str:
                     break  # a client error such as 404 will not change on retry
     have = part.stat().st_size if part.exists() else 0
     kept = f"; {have} bytes kept in {part} for resuming" if have else ""
-    raise DownloadError(
-        f"could not download {resource.filename}: {'; '.join(failures[-3:])}{kept}"
-    )
+    raise DownloadError(f"could not download {resource.filename}: {'; '.join(failures[-3:])}{kept}")
 
 
 def _describe(exc: BaseException) -> str:

@@ -93,8 +93,9 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
         raise InputError(f"{path} is not a readable .npz file: {exc}") from exc
 
 
-def _pair(arrays: dict[str, np.ndarray], x_key: str, y_key: str, path: Path
-          ) -> tuple[np.ndarray, np.ndarray]:
+def _pair(
+    arrays: dict[str, np.ndarray], x_key: str, y_key: str, path: Path
+) -> tuple[np.ndarray, np.ndarray]:
     """Return features (float32, NHWC or (n, d)) and labels of one split, checked."""
     x, y = arrays[x_key], arrays[y_key]
     if x.dtype == np.uint8:
