@@ -18,10 +18,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _synthetic import codelab_outputs  # noqa: E402
-
-import memberscope as ms  # noqa: E402
-from memberscope.metrics import roc_metrics  # noqa: E402
+import memberscope as ms
+from _synthetic import codelab_outputs
+from memberscope.metrics import roc_metrics
 
 
 def median_seconds(run: Callable[[], object], repeats: int) -> float:
@@ -59,8 +58,8 @@ def bench_stability(seeds: int) -> None:
           "(target std <= 0.01)")
     null = codelab_outputs(seed=2, leak=0.0, n_members=10_000, n_nonmembers=2_000)
     for attack in ("lr", "mlp", "rf", "knn"):
-        rows = [ms.audit(null, attacks=attack, slices="entire", seed=s).row("entire_dataset", attack)
-                for s in range(3)]
+        rows = [ms.audit(null, attacks=attack, slices="entire", seed=s)
+                .row("entire_dataset", attack) for s in range(3)]
         print(f"no signal, {attack:<4}: AUC {[round(r.auc, 4) for r in rows]} (target 0.5 ± 0.02), "
               f"confident eps {[r.epsilon_lower_bound.confident for r in rows]}")
     positives = 0

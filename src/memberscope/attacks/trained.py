@@ -93,7 +93,8 @@ def _cross_validated_scores(features: np.ndarray, membership: np.ndarray, seed: 
         model = make_model(int(rng.integers(2**31 - 1)))
         model.fit(scaler.transform(features[train]), membership[train])
         member_column = list(model.classes_).index(True)
-        scores[held_out] = model.predict_proba(scaler.transform(features[held_out]))[:, member_column]
+        probabilities = model.predict_proba(scaler.transform(features[held_out]))
+        scores[held_out] = probabilities[:, member_column]
     return scores
 
 
