@@ -39,11 +39,13 @@ OUR_ATTACK = {"threshold": "threshold", "threshold-entropy": "threshold_mentr",
               "threshold-entropy-unlabeled": "threshold_entropy"}
 METRICS = ("auc", "advantage", "ppv")
 
-PPV_ZONE = ("intentional: TF Privacy counts every ROC point with TPR <= 1e-3 and FPR <= 1e-3 (np.isclose, "
+PPV_ZONE = ("intentional: "
+            "TF Privacy counts every ROC point with TPR <= 1e-3 and FPR <= 1e-3 (np.isclose, "
             "atol=1e-3) as TPR = FPR = 0, giving it PPV 1/(1+r), and evaluates PPV on sklearn's "
             "thinned curve (drop_intermediate=True); ppv_from_roc uses exact zeros on the full "
             "curve, so one top-scoring member among >= 1000 gives us PPV 1.0 and TF 1/(1+r)")
-LOSS_CLIP = ("intentional: TF Privacy derives loss as -log(max(softmax(z)_y, 1e-8)), capping it at 18.42 "
+LOSS_CLIP = ("intentional: "
+             "TF Privacy derives loss as -log(max(softmax(z)_y, 1e-8)), capping it at 18.42 "
              "(utils.log_loss); ours is the exact -log_softmax, so losses above 18.42 are "
              "ordered by us and tied by TF Privacy")
 KNOWN = {
