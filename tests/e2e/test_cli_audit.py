@@ -71,7 +71,7 @@ def check_result_contract(document: dict) -> None:
         epsilon = row["epsilon_lower_bound"]
         assert set(epsilon) == {"point", "confident", "alpha", "delta"}
         assert (epsilon["alpha"], epsilon["delta"]) == (0.05, 0.0)
-        assert 0 <= epsilon["confident"] and 0 <= epsilon["point"]
+        assert epsilon["confident"] >= 0 and epsilon["point"] >= 0
         assert isinstance(row["metadata"], dict)
     for entry in document["skipped"]:
         assert {"slice", "attack", "reason"} <= set(entry) and entry["reason"]

@@ -8,8 +8,6 @@ same count, which shows the check can fail.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 from scipy import stats
@@ -97,7 +95,7 @@ def test_clopper_pearson_matches_beta_quantiles_and_binomial_tails(successes, tr
     assert upper == pytest.approx(expected_upper, abs=1e-12)
     # The defining property: at the lower end, seeing >= k successes has probability alpha;
     # at the upper end, seeing <= k has probability alpha.
-    if 0 < successes:
+    if successes > 0:
         assert stats.binom.sf(successes - 1, trials, lower) == pytest.approx(alpha, rel=1e-6)
     if successes < trials:
         assert stats.binom.cdf(successes, trials, upper) == pytest.approx(alpha, rel=1e-6)

@@ -20,7 +20,7 @@ from memberscope.metrics import LowResolutionWarning
 
 pytestmark = pytest.mark.filterwarnings("ignore::memberscope.metrics.LowResolutionWarning")
 
-FAST = settings(max_examples=150, deadline=None,
+FAST = settings(max_examples=100, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow])
 DEFAULT_TARGETS = (0.001, 0.01, 0.1)
 

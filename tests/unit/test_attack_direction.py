@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -55,7 +57,7 @@ def test_loss_only_attacks_score_members_higher(name):
 
 @pytest.mark.parametrize("name", TRAINED)
 def test_trained_attacks_are_deterministic_under_seed(name):
-    outputs = leaky_outputs(n_per_side=150)
+    outputs = leaky_outputs(n_per_side=80)
     attack = get_attack(name)
     features = attack.signal(outputs, None, attack.defaults)
     first = attack.scores_for_slice(features, outputs.membership, 7, {})
@@ -97,3 +99,14 @@ def test_trained_attacks_are_near_chance_on_no_signal_data(name):
     row = audit(outputs, attacks=[name], slices=["entire"]).row("entire_dataset", name)
     assert abs(row.auc - 0.5) < 0.06
     assert row.epsilon_lower_bound.confident == 0.0
+
+
+@pytest.mark.xfail(strict=True, reason="mlp uses batch_size=256, so sklearn warns 'Got batch_size "
+                   "... larger than sample size' on every slice with < 128 examples per side")
+def test_mlp_on_a_small_slice_emits_no_warning():
+    outputs = leaky_outputs(n_per_side=60)
+    attack = get_attack("mlp")
+    features = attack.signal(outputs, None, attack.defaults)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        attack.scores_for_slice(features, outputs.membership, 0, {})

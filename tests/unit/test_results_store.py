@@ -50,7 +50,8 @@ def small_result(seed: int = 0, **metadata: object) -> AuditResult:
 def make_row(slice_: str = "entire_dataset", attack: str = "threshold", auc: float = 0.6,
              **metadata: object) -> AuditRow:
     return AuditRow(slice=slice_, attack=attack, n_members=10, n_nonmembers=10, auc=auc,
-                    advantage=auc - 0.5, ppv=0.55, tpr_at_fpr={0.001: 0.0, 0.01: 0.02, 0.1: auc / 4},
+                    advantage=auc - 0.5, ppv=0.55,
+                    tpr_at_fpr={0.001: 0.0, 0.01: 0.02, 0.1: auc / 4},
                     epsilon_lower_bound=EpsilonBound(0.4, 0.1, 0.05, 0.0), metadata=dict(metadata))
 
 

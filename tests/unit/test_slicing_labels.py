@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -49,7 +51,7 @@ def test_slice_masks_select_what_their_names_say():
     assert (np.sum(buckets, axis=0) == 1).all()  # a partition of the examples
     assert {int(b.sum()) for b in buckets} == {outputs.n // 10}
     loss = outputs.loss_values
-    for lower, upper in zip(buckets, buckets[1:], strict=False):
+    for lower, upper in itertools.pairwise(buckets):
         assert loss[lower].max() <= loss[upper].min()  # buckets ordered by loss
 
 
