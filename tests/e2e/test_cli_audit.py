@@ -215,3 +215,17 @@ def test_console_entry_point_exit_codes(tmp_path):
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == [
         "memberscope audit: error: input file 'bad.npz' is not an .npz archive"]
+
+
+def test_everything_skipped_is_still_a_result(tmp_path, capsys):
+    np.savez(tmp_path / "small.npz", membership=np.arange(10) < 5, labels=np.zeros(10, int),
+             loss=np.arange(10.0))
+    code, stdout, stderr = run_audit(capsys, ["audit", str(tmp_path / "small.npz"), "--out",
+                                              str(tmp_path / "o"), "--no-report"])
+    assert code == 0, stderr
+    document = json.loads((tmp_path / "o" / "result.json").read_text())
+    assert document["rows"] == []
+    assert [(s["slice"], s["attack"]) for s in document["skipped"]] == [
+        ("entire_dataset", "threshold"), ("class=0", "threshold"),
+        ("entire_dataset", "lr"), ("class=0", "lr")]
+    assert stdout.count("skipped ") == 4
