@@ -83,7 +83,7 @@ def test_nan_and_inf_in_sample_weight():
         outputs(sample_weight=with_values(weights, [(2,)], np.nan))
     with pytest.raises(InputError, match=r"sample_weight contains 2 infinite value\(s\)"):
         outputs(sample_weight=with_values(weights, [(2,), (3,)], np.inf))
-    with pytest.raises(InputError, match=r"sample_weight must be >= 0; row 4 is negative"):
+    with pytest.raises(InputError, match=r"sample_weight must be >= 0; row 4 is -1"):
         outputs(sample_weight=with_values(weights, [(4,)], -1.0))
 
 
