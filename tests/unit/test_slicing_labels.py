@@ -10,6 +10,8 @@ import pytest
 from memberscope import ModelOutputs, UnknownNameError, audit, build_slices
 from memberscope.slicing import Slice, UnavailableSlice, parse_slice_kinds
 
+pytestmark = pytest.mark.filterwarnings("ignore::memberscope.metrics.LowResolutionWarning")
+
 
 def _outputs(n_per_side: int = 60, num_classes: int = 3, seed: int = 0,
              loss_only: bool = False) -> ModelOutputs:
