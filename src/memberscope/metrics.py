@@ -52,10 +52,12 @@ class RocCurve:
         """A curve of at most ``max_points`` points for plotting, dense at low FPR (log-spaced)."""
         if len(self.fpr) <= max_points:
             return self
+        # Each grid value keeps up to two points (both sides of a jump), plus the two ends.
+        per_grid = max((max_points - 2) // 4, 1)
         grid = np.unique(
             np.concatenate(
-                [np.geomspace(max(self.fpr[self.fpr > 0].min(), 1e-12), 1.0, max_points // 2),
-                 np.linspace(0.0, 1.0, max_points // 2)]
+                [np.geomspace(max(self.fpr[self.fpr > 0].min(), 1e-12), 1.0, per_grid),
+                 np.linspace(0.0, 1.0, per_grid)]
             )
         )
         last = np.searchsorted(self.fpr, grid, side="right") - 1
@@ -371,26 +373,29 @@ def _both_sides(membership: np.ndarray, mask: np.ndarray) -> bool:
 def bootstrap_intervals(scores: np.ndarray, membership: np.ndarray, *, n_bootstrap: int,
                         fpr_targets: Sequence[float] = DEFAULT_FPR_TARGETS,
                         confidence: float = 0.95, seed: int = 0,
+                        sample_weight: np.ndarray | None = None,
                         ) -> tuple[tuple[float, float], dict[float, tuple[float, float]]]:
     """Percentile bootstrap intervals for AUC and TPR at each FPR target.
 
-    Members and non-members are resampled separately so each replicate keeps the slice's counts.
+    Members and non-members are resampled separately so each replicate keeps the slice's counts;
+    each resampled example keeps its weight.
     """
-    scores, membership, _ = _check_scores(scores, membership, None)
+    scores, membership, sample_weight = _check_scores(scores, membership, sample_weight)
     if n_bootstrap < 2:
         raise InputError(f"n_bootstrap must be >= 2; got {n_bootstrap}")
     rng = np.random.default_rng(seed)
-    member_scores, nonmember_scores = scores[membership], scores[~membership]
-    replicate_membership = np.concatenate([np.ones(len(member_scores), bool),
-                                           np.zeros(len(nonmember_scores), bool)])
+    member_index, nonmember_index = np.flatnonzero(membership), np.flatnonzero(~membership)
+    replicate_membership = np.concatenate([np.ones(len(member_index), bool),
+                                           np.zeros(len(nonmember_index), bool)])
     aucs = np.empty(n_bootstrap)
     tprs = np.empty((n_bootstrap, len(fpr_targets)))
     for b in range(n_bootstrap):
-        replicate = np.concatenate([
-            member_scores[rng.integers(0, len(member_scores), len(member_scores))],
-            nonmember_scores[rng.integers(0, len(nonmember_scores), len(nonmember_scores))],
+        index = np.concatenate([
+            member_index[rng.integers(0, len(member_index), len(member_index))],
+            nonmember_index[rng.integers(0, len(nonmember_index), len(nonmember_index))],
         ])
-        roc = _roc_curve(replicate, replicate_membership, None)
+        weights = None if sample_weight is None else sample_weight[index]
+        roc = _roc_curve(scores[index], replicate_membership, weights)
         aucs[b] = auc_from_roc(roc)
         tprs[b] = list(tpr_at_fpr_from_roc(roc, fpr_targets, warn=False).values())
     tail = (1 - confidence) / 2 * 100
@@ -410,7 +415,8 @@ def attack_metrics(scores: np.ndarray, membership: np.ndarray, *,
     auc_ci = tpr_ci = None
     if n_bootstrap:
         auc_ci, tpr_ci = bootstrap_intervals(scores, membership, n_bootstrap=n_bootstrap,
-                                             fpr_targets=fpr_targets, seed=seed)
+                                             fpr_targets=fpr_targets, seed=seed,
+                                             sample_weight=sample_weight)
     return AttackMetrics(
         auc=auc_from_roc(roc),
         advantage=advantage_from_roc(roc),

@@ -328,8 +328,6 @@ def test_thinned_curve_keeps_endpoints_and_never_raises_tpr_at_fpr(seed, n_membe
             full.tpr, full.fpr, target)
 
 
-@pytest.mark.xfail(strict=True, reason="RocCurve.thinned keeps both neighbours of each of its "
-                   "max_points grid values, so it returns up to ~2·max_points points")
 def test_thinned_curve_has_at_most_max_points():
     rng = np.random.default_rng(0)
     membership = np.r_[np.ones(5000, bool), np.zeros(5000, bool)]

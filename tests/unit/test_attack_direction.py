@@ -101,8 +101,6 @@ def test_trained_attacks_are_near_chance_on_no_signal_data(name):
     assert row.epsilon_lower_bound.confident == 0.0
 
 
-@pytest.mark.xfail(strict=True, reason="mlp uses batch_size=256, so sklearn warns 'Got batch_size "
-                   "... larger than sample size' on every slice with < 128 examples per side")
 def test_mlp_on_a_small_slice_emits_no_warning():
     outputs = leaky_outputs(n_per_side=60)
     attack = get_attack("mlp")

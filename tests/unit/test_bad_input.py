@@ -171,16 +171,12 @@ def test_from_train_test_with_only_one_of_a_pair(kind, side):
         ModelOutputs.from_train_test(**arrays)
 
 
-@pytest.mark.xfail(strict=True, reason="from_train_test concatenates before checking row counts "
-                   "per side: 6+4 logits rows and 5+5 labels silently misalign membership")
 def test_from_train_test_rejects_rows_that_only_add_up():
     with pytest.raises(InputError, match=r"logits_train has 6 rows but labels_train has 5"):
         ModelOutputs.from_train_test(logits_train=LOGITS[:6], logits_test=LOGITS[6:10],
                                      labels_train=LABELS[:5], labels_test=LABELS[5:10])
 
 
-@pytest.mark.xfail(strict=True, reason="from_train_test validates the concatenation, so the "
-                   "message says 'logits' and a row of the joined array, not 'logits_test'")
 def test_from_train_test_names_the_side_and_its_row():
     logits_test = with_values(LOGITS[30:], [(2, 1)], np.nan)
     with pytest.raises(InputError, match=r"^logits_test contains 1 NaN value\(s\) "
@@ -322,8 +318,6 @@ def test_missing_input_file(tmp_path, capsys):
     assert_cli_bad_input(capsys, ["audit", str(path)], r"nope.npz' does not exist")
 
 
-@pytest.mark.xfail(strict=True, reason="a corrupt member of a compressed .npz raises zlib.error, "
-                   "which load_outputs_npz does not catch: the CLI dies with a traceback")
 def test_corrupt_compressed_npz(tmp_path, capsys):
     content = bytes(b ^ 0xFF if 60 <= i < 200 else b
                     for i, b in enumerate(_valid_npz_bytes(True)))
@@ -333,8 +327,6 @@ def test_corrupt_compressed_npz(tmp_path, capsys):
         load_outputs_npz(path)
 
 
-@pytest.mark.xfail(strict=True, reason="any ValueError while reading a member is reported as "
-                   "'holds Python objects', also for a truncated numeric array")
 def test_truncated_array_is_not_reported_as_python_objects(tmp_path):
     buffer = io.BytesIO()
     np.save(buffer, np.zeros(60, bool))
@@ -382,8 +374,6 @@ def test_bad_alpha(good_npz, capsys):
                          r"alpha must be in \(0, 1\); got 0")
 
 
-@pytest.mark.xfail(strict=True, reason="cli.main catches only MemberscopeError/ValueError/"
-                   "FileNotFoundError: an --out that is a file raises FileExistsError (traceback)")
 def test_out_dir_that_is_a_file(good_npz, tmp_path, capsys):
     (tmp_path / "taken").write_text("a file, not a folder")
     assert_cli_bad_input(capsys, ["audit", str(good_npz), "--attacks", "threshold",
@@ -391,8 +381,6 @@ def test_out_dir_that_is_a_file(good_npz, tmp_path, capsys):
                          r"File exists: .*taken")
 
 
-@pytest.mark.xfail(strict=True, reason="cli.main lets OSError escape: a full disk prints a "
-                   "traceback instead of one line and exit 1")
 def test_a_full_disk_is_one_line_and_exit_1(good_npz, tmp_path, capsys, monkeypatch):
     def no_space(*args: object, **kwargs: object) -> None:
         raise OSError(28, "No space left on device")

@@ -36,8 +36,6 @@ def test_too_few_replicates_is_an_input_error():
         attack_metrics(scores, membership, n_bootstrap=1)
 
 
-@pytest.mark.xfail(strict=True, reason="bootstrap_intervals ignores sample_weight, so the AUC "
-                   "interval is that of the unweighted AUC while the point estimate is weighted")
 def test_weighted_auc_lies_in_its_interval():
     rng = np.random.default_rng(0)
     membership = np.arange(400) < 200

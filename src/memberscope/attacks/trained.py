@@ -156,7 +156,7 @@ def _logistic_regression(seed: int, options: Mapping[str, Any]) -> Any:
 def _mlp(seed: int, options: Mapping[str, Any]) -> Any:
     from sklearn.neural_network import MLPClassifier
 
-    return MLPClassifier(hidden_layer_sizes=(64, 32), alpha=1e-3, batch_size=256,
+    return MLPClassifier(hidden_layer_sizes=(64, 32), alpha=1e-3, batch_size="auto",
                          learning_rate_init=1e-3, max_iter=60, early_stopping=True,
                          n_iter_no_change=5, random_state=seed)
 
