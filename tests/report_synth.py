@@ -79,7 +79,7 @@ def write_synthetic_run(run_dir: Path, *, models: Sequence[str] = ("2 layers", "
     return run_dir
 
 
-def write_synthetic_audit(out_dir: Path, *, seed: int = 0, n: int = 600,
+def write_synthetic_audit(out_dir: Path, *, seed: int = 0, n: int = 2400,
                           model: str | None = None) -> AuditResult:
     """A real audit of a leaky synthetic model, saved as ``result.json`` + ``arrays.npz``."""
     from memberscope import ModelOutputs, audit

@@ -129,6 +129,8 @@ def utility_figure(rows: Sequence[AuditRow], accuracy_key: str, limit: float | N
 
 def heatmap_figure(rows: Sequence[AuditRow], metric: str = "auc") -> RenderedFigure | None:
     """Per-slice heatmaps: slice × epoch per variant (slice × attack for a single audit)."""
+    if not rows:
+        return None
     with_epoch = [r for r in rows if r.metadata.get("epoch") is not None]
     if with_epoch:
         models = list(dict.fromkeys(r.metadata.get("model") for r in with_epoch))[:MAX_HEATMAPS]

@@ -151,9 +151,11 @@ def _num_cell(value: Any, digits: int = 3) -> str:
     """A table cell with the exact value in ``data-v`` for sorting and checking."""
     if isinstance(value, bool) or not isinstance(value, int | float | np.number):
         return f"<td>{escape(value if value is not None else '')}</td>"
+    if isinstance(value, int | np.integer):
+        return f'<td class="n" data-v="{int(value)}">{int(value)}</td>'
     number = float(value)
     exact = repr(number) if math.isfinite(number) else ""
-    shown = format_number(int(number) if isinstance(value, int | np.integer) else number, digits)
+    shown = format_number(number, digits)
     return f'<td class="n" data-v="{exact}">{escape(shown)}</td>'
 
 

@@ -303,7 +303,7 @@ def plot_epsilon_by_epoch(results: Rows, *, epsilon_key: str = "epsilon", legend
 def _normalised_tiles(images: np.ndarray) -> np.ndarray:
     """(k, H, W) or (k, H, W, 3|4) in [0, 1]; channels first are moved last, one is squeezed."""
     tiles = np.asarray(images, dtype=float)
-    if tiles.ndim == 4 and tiles.shape[-1] not in (1, 3, 4) and tiles.shape[1] in (1, 3, 4):
+    if tiles.ndim == 4 and tiles.shape[-1] not in (1, 3, 4) and tiles.shape[1] in (1, 3):
         tiles = np.moveaxis(tiles, 1, -1)
     if tiles.ndim == 4 and tiles.shape[-1] == 1:
         tiles = tiles[..., 0]
