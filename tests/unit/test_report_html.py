@@ -16,12 +16,11 @@ import pytest
 pytest.importorskip("matplotlib")
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import report_synth as synth  # noqa: E402
-
-from memberscope.report import html as report_html  # noqa: E402
-from memberscope.report.summary import summarize  # noqa: E402
-from memberscope.results import AuditResult, ResultsCollection  # noqa: E402
-from memberscope.store import load_result, load_results  # noqa: E402
+import report_synth as synth
+from memberscope.report import html as report_html
+from memberscope.report.summary import summarize
+from memberscope.results import AuditResult, ResultsCollection
+from memberscope.store import load_result, load_results
 
 EVIL_CONFIG = 'name = "</pre><script>alert(2)</script>"\nnote = "<!-- & \' \\""\n'
 
@@ -252,7 +251,7 @@ def test_run_report_can_skip_figure_files(tmp_path, monkeypatch):
 
 
 def test_missing_run_directory_is_a_clear_error(tmp_path):
-    with pytest.raises(FileNotFoundError, match="results.jsonl"):
+    with pytest.raises(FileNotFoundError, match=r"results\.jsonl"):
         report_html.write_run_report(tmp_path)
 
 

@@ -11,12 +11,11 @@ import pytest
 pytest.importorskip("matplotlib")
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import report_synth as synth  # noqa: E402
-
-from memberscope.errors import InputError  # noqa: E402
-from memberscope.report import plots  # noqa: E402
-from memberscope.results import ResultsCollection  # noqa: E402
-from memberscope.store import load_results  # noqa: E402
+import report_synth as synth
+from memberscope.errors import InputError
+from memberscope.report import plots
+from memberscope.results import ResultsCollection
+from memberscope.store import load_results
 
 
 @pytest.fixture(scope="module")
@@ -180,7 +179,7 @@ def test_exposed_examples_gallery_shows_top_members_in_order():
     tile_values = [mosaic[pad + 1, pad + i * (4 + pad) + 1] for i in range(5)]
     expected = (np.array([28, 26, 24, 22, 20]) - 20) / 8
     np.testing.assert_allclose(tile_values, expected)  # normalised over the shown tiles
-    assert [t.get_text() for t in ax.texts][0] == "#1 0.97\ny=8"
+    assert ax.texts[0].get_text() == "#1 0.97\ny=8"
     assert len(ax.texts) == 5
 
 

@@ -177,9 +177,12 @@ def gallery_figure(scores: np.ndarray, images: np.ndarray, *,
                    membership: np.ndarray | None = None, labels: np.ndarray | None = None,
                    k: int = 16) -> RenderedFigure:
     """The most exposed training examples as a small gallery."""
-    figure, axes = _grid(1, 1, (8.0, 2.6 if k <= 8 else 3.6), left=0.2, bottom=0.2)
+    shown = min(k, len(scores))
+    columns = min(8, max(shown, 1))
+    height = 8.0 * math.ceil(max(shown, 1) / columns) / columns + 0.7
+    figure, axes = _grid(1, 1, (8.0, height), left=0.1, bottom=0.1)
     plots.plot_exposed_examples(scores, images, membership=membership, labels=labels, k=k,
-                                ax=axes[0])
+                                columns=columns, ax=axes[0])
     return RenderedFigure(
         "exposed_examples", "Most exposed training examples",
         "The training examples with the highest attack score, i.e. those the attack is most "

@@ -468,12 +468,13 @@ details summary{cursor:pointer;font-weight:600}
 _SCRIPT = """
 (function () {
   "use strict";
+  var collator = new Intl.Collator(undefined, {numeric: true, sensitivity: "base"});
   function key(row, index, numeric) {
     var cell = row.cells[index];
     if (!cell) { return numeric ? NaN : ""; }
     var raw = cell.getAttribute("data-v");
     var text = raw === null ? cell.textContent : raw;
-    return numeric ? (text === "" ? NaN : Number(text)) : text.toLowerCase();
+    return numeric ? (text === "" ? NaN : Number(text)) : text;
   }
   function sortTable(table, th) {
     var index = th.cellIndex;
@@ -488,7 +489,7 @@ _SCRIPT = """
       if (numeric && (isNaN(x) || isNaN(y))) {
         return isNaN(x) === isNaN(y) ? a[1] - b[1] : (isNaN(x) ? 1 : -1);
       }
-      var order = x < y ? -1 : (x > y ? 1 : 0);
+      var order = numeric ? (x < y ? -1 : (x > y ? 1 : 0)) : collator.compare(x, y);
       return (ascending ? order : -order) || a[1] - b[1];
     });
     var fragment = document.createDocumentFragment();

@@ -74,6 +74,13 @@ def _color(index: int) -> str:
     return f"C{index % 10}"
 
 
+def _integer_epochs(ax: Axes) -> None:
+    """Epoch ticks on whole numbers only."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def plot_metric_by_epoch(results: Rows, metric: str = "auc", *,
                          slice: str | None = None,
                          mark_worst: bool = True, legend: bool = True,
@@ -114,6 +121,7 @@ def plot_metric_by_epoch(results: Rows, metric: str = "auc", *,
     where = f"slice {slice}" if slice is not None else "worst slice per epoch"
     ax.set_title(text_for_matplotlib(f"{metric_title(metric)} by epoch ({where})"), fontsize=10)
     ax.set_xlabel("epoch")
+    _integer_epochs(ax)
     ax.set_ylabel(metric_title(metric))
     ax.grid(True, alpha=0.3)
     if legend and series:
@@ -256,8 +264,8 @@ def plot_slice_heatmap(results: Rows, metric: str = "auc", *, by: str = "epoch",
         from matplotlib.patches import Rectangle
 
         top, col = np.unravel_index(np.nanargmax(grid), grid.shape)
-        ax.add_patch(Rectangle((float(col) - 0.5, float(top) - 0.5), 1, 1, fill=False, edgecolor="cyan",
-                               linewidth=2))
+        ax.add_patch(Rectangle((float(col) - 0.5, float(top) - 0.5), 1, 1, fill=False,
+                               edgecolor="cyan", linewidth=2))
     which = " · ".join(str(p) for p in (model, attack) if p is not None) or "worst of all"
     ax.set_title(text_for_matplotlib(f"{metric_title(metric)} per slice ({which})"), fontsize=10)
     if colorbar:
@@ -292,6 +300,7 @@ def plot_epsilon_by_epoch(results: Rows, *, epsilon_key: str = "epsilon", legend
                 label=_series_label(model, f"empirical ε lower bound ({confidence:.0%})"))
     ax.set_title("DP: accountant ε vs empirical lower bound", fontsize=10)
     ax.set_xlabel("epoch")
+    _integer_epochs(ax)
     ax.set_ylabel("ε")
     ax.set_ylim(bottom=0)
     ax.grid(True, alpha=0.3)
