@@ -148,14 +148,16 @@ def _data_uri(png: bytes) -> str:
 
 
 def _num_cell(value: Any, digits: int = 3) -> str:
-    """A table cell with the exact value in ``data-v`` for sorting and checking."""
+    """A table cell with the exact value in ``data-v`` for sorting and checking; ``digits``
+    decimals, or -``digits`` significant digits when negative."""
     if isinstance(value, bool) or not isinstance(value, int | float | np.number):
         return f"<td>{escape(value if value is not None else '')}</td>"
     if isinstance(value, int | np.integer):
         return f'<td class="n" data-v="{int(value)}">{int(value)}</td>'
     number = float(value)
     exact = repr(number) if math.isfinite(number) else ""
-    shown = format_number(number, digits)
+    shown = format_number(number, digits) if digits >= 0 or not math.isfinite(number) \
+        else f"{number:.{-digits}g}"
     return f'<td class="n" data-v="{exact}">{escape(shown)}</td>'
 
 
@@ -295,6 +297,7 @@ def exposed_table(exposed: Sequence[ExposedExample]) -> str | None:
     columns: list[list[Any]] = [[e.attack for e in exposed], [e.index for e in exposed],
                                 [e.score for e in exposed], [e.label for e in exposed]]
     return _table("exposed", ["attack", "example index", "score", "label"], columns,
+                  digits=[3, 3, -4, 3],
                   caption="Training examples with the highest attack score (most exposed)")
 
 
