@@ -56,7 +56,8 @@ class ModelOutputs:
     probs: np.ndarray | None = None
     loss: np.ndarray | None = None
     sample_weight: np.ndarray | None = None
-    _cache: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
+    _cache: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False,
+                                          compare=False)
 
     def __post_init__(self) -> None:
         if self.logits is None and self.probs is None and self.loss is None:
@@ -82,7 +83,8 @@ class ModelOutputs:
         if self.sample_weight is not None:
             weights = as_float_array("sample_weight", self.sample_weight, 1)
             if (weights < 0).any():
-                raise InputError(f"sample_weight must be >= 0; row {int(np.argmax(weights < 0))} is negative")
+                row = int(np.argmax(weights < 0))
+                raise InputError(f"sample_weight must be >= 0; row {row} is {weights[row]}")
             set_(self, "sample_weight", weights)
         check_same_length(
             membership=self.membership,
