@@ -266,3 +266,27 @@ def test_summary_trends_and_dp_points(tmp_path):
     assert [p.epoch for p in summary.dp] == [1, 2, 3]
     with pytest.raises(ValueError, match="max_auc"):
         summarize(rows, max_auc=1.5)
+
+
+def test_report_of_a_run_recorded_by_the_privacy_monitor(tmp_path):
+    from functools import partial
+
+    from memberscope.store import append_result
+    from memberscope.train.monitor import PrivacyMonitor
+
+    rng = np.random.default_rng(0)
+    n = 300
+    labels_in, labels_out = rng.integers(0, 3, n), rng.integers(0, 3, n)
+    monitor = PrivacyMonitor(labels_in, labels_out, attacks=["threshold"], every=1,
+                             model_label="cnn <2>", audit_options={"fpr_targets": (0.01, 0.1)},
+                             on_result=partial(append_result, tmp_path / "results.jsonl"))
+    for epoch in (1, 2, 3):
+        confident = 0.5 * epoch  # members grow more confident than non-members each epoch
+        monitor.audit_logits(rng.normal(0, 1, (n, 3)) + (1 + confident) * np.eye(3)[labels_in],
+                             rng.normal(0, 1, (n, 3)) + np.eye(3)[labels_out], epoch=epoch)
+    page = report_html.write_run_report(tmp_path, write_figures=False).read_text("utf-8")
+    checkpoints = page.split('id="checkpoints"')[1].split("</table>")[0]
+    assert checkpoints.count("cnn &lt;2&gt;") == 3
+    assert "audit seconds" in page  # the monitor's timing metadata is listed too
+    numbers = _numbers(page)
+    assert numbers["worst.auc"] == max(r.auc for r in monitor.results)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -164,6 +165,10 @@ def test_epsilon_by_epoch_shows_accountant_and_empirical(run):
 def test_epsilon_by_epoch_without_dp_says_so(run):
     with pytest.raises(InputError, match="epsilon"):
         plots.plot_epsilon_by_epoch(run.filter(model="small"))
+    infinite = [replace(r, metadata={**r.metadata, "epsilon": float("inf")})
+                for r in run.filter(model="small")]
+    with pytest.raises(InputError, match="epsilon"):  # an unbounded ε is not a DP run
+        plots.plot_epsilon_by_epoch(infinite)
 
 
 def test_exposed_examples_gallery_shows_top_members_in_order():

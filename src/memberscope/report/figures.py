@@ -133,12 +133,16 @@ def heatmap_figure(rows: Sequence[AuditRow], metric: str = "auc") -> RenderedFig
         return None
     with_epoch = [r for r in rows if r.metadata.get("epoch") is not None]
     if with_epoch:
-        models = list(dict.fromkeys(r.metadata.get("model") for r in with_epoch))[:MAX_HEATMAPS]
+        every_model = list(dict.fromkeys(r.metadata.get("model") for r in with_epoch))
+        models = every_model[:MAX_HEATMAPS]
         figure, axes = _grid(len(models), 2, (5.8, 3.6), left=1.25, gap=1.7)
         for model, ax in zip(models, axes, strict=True):
             plots.plot_slice_heatmap(with_epoch, metric, by="epoch", model=model, ax=ax)
         caption = ("Worst attack per slice and epoch for each variant; the outlined cell is the "
                    "worst. A slice much brighter than the rest leaks more than the average.")
+        if len(every_model) > len(models):
+            caption += (f" Showing the first {len(models)} of {len(every_model)} variants; the "
+                        "tables below list them all.")
     else:
         figure, axes = _grid(1, 1, (6.4, 4.0), left=1.25)
         plots.plot_slice_heatmap(rows, metric, by="attack", ax=axes[0])
@@ -148,7 +152,9 @@ def heatmap_figure(rows: Sequence[AuditRow], metric: str = "auc") -> RenderedFig
 
 def dp_figure(rows: Sequence[AuditRow], epsilon_key: str = "epsilon") -> RenderedFigure | None:
     """Accountant ε vs the empirical lower bound; None without DP rows."""
-    if not any(isinstance(r.metadata.get(epsilon_key), int | float) for r in rows):
+    from memberscope.report.summary import dp_points
+
+    if not dp_points(rows, epsilon_key):
         return None
     figure, axes = _grid(1, 1, (6.4, 3.8))
     plots.plot_epsilon_by_epoch(rows, epsilon_key=epsilon_key, ax=axes[0])

@@ -147,9 +147,11 @@ def suggest_checkpoint(rows: Sequence[AuditRow], *, limit: float | None, metric:
 
 def dp_points(rows: Sequence[AuditRow], epsilon_key: str = "epsilon") -> tuple[DpPoint, ...]:
     """For each (model, epoch) whose rows carry the accountant's ε: it and the largest
-    confident empirical lower bound over slices and attacks."""
+    confident empirical lower bound over slices and attacks (non-finite ε is left out)."""
     points = []
-    with_epsilon = [r for r in rows if isinstance(r.metadata.get(epsilon_key), int | float)]
+    with_epsilon = [r for r in rows if isinstance(r.metadata.get(epsilon_key), int | float)
+                    and not isinstance(r.metadata.get(epsilon_key), bool)
+                    and math.isfinite(r.metadata[epsilon_key])]
     for (model, epoch), group in group_rows(with_epsilon, ("model", "epoch")).items():
         empirical = max(r.epsilon_lower_bound.confident for r in group)
         points.append(DpPoint(model, epoch, float(group[0].metadata[epsilon_key]),
