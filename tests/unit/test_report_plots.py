@@ -135,6 +135,14 @@ def test_slice_heatmap_is_slices_by_epochs_in_natural_order(run):
     assert outline.get_xy() == (4 - 0.5, 10 - 0.5)  # epoch 5, class=9: the worst cell
 
 
+def test_slice_heatmap_shares_a_colour_scale_when_given(run):
+    ax = plots.plot_slice_heatmap(run, model="DP-Adam", vmin=0.4, vmax=0.9, colorbar=False)
+    assert ax.images[0].get_clim() == (0.4, 0.9)
+    own = plots.plot_slice_heatmap(run, model="DP-Adam", colorbar=False).images[0].get_clim()
+    values = [r.auc for r in run.filter(model="DP-Adam")]
+    assert own == (pytest.approx(min(0.5, min(values))), pytest.approx(max(values)))
+
+
 def test_slice_heatmap_natural_sort_puts_class_10_last(tmp_path):
     run = load_results(synth.write_synthetic_run(tmp_path / "r", models=("m",), epochs=(1, 2),
                                                  n_classes=12, dp_model=None))

@@ -12,7 +12,7 @@ import numpy as np
 
 from memberscope.metrics import RocCurve
 from memberscope.report import plots
-from memberscope.report._data import EPOCH_METRICS, available_metrics
+from memberscope.report._data import EPOCH_METRICS, available_metrics, metric_value
 from memberscope.results import AuditRow
 
 if TYPE_CHECKING:
@@ -136,10 +136,15 @@ def heatmap_figure(rows: Sequence[AuditRow], metric: str = "auc") -> RenderedFig
         every_model = list(dict.fromkeys(r.metadata.get("model") for r in with_epoch))
         models = every_model[:MAX_HEATMAPS]
         figure, axes = _grid(len(models), 2, (5.8, 3.6), left=1.25, gap=1.7)
+        values = [v for v in (metric_value(r, metric) for r in with_epoch) if math.isfinite(v)]
+        low = min([*values, 0.5]) if metric == "auc" else min(values, default=0.0)
+        high = max(values, default=1.0)
         for model, ax in zip(models, axes, strict=True):
-            plots.plot_slice_heatmap(with_epoch, metric, by="epoch", model=model, ax=ax)
-        caption = ("Worst attack per slice and epoch for each variant; the outlined cell is the "
-                   "worst. A slice much brighter than the rest leaks more than the average.")
+            plots.plot_slice_heatmap(with_epoch, metric, by="epoch", model=model, vmin=low,
+                                     vmax=high, ax=ax)
+        caption = ("Worst attack per slice and epoch for each variant, on one colour scale; the "
+                   "outlined cell is each variant's worst. A slice much brighter than the rest "
+                   "leaks more than the average.")
         if len(every_model) > len(models):
             caption += (f" Showing the first {len(models)} of {len(every_model)} variants; the "
                         "tables below list them all.")

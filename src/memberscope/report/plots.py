@@ -225,10 +225,15 @@ def plot_roc_curves(curves: Mapping[str, RocCurve | tuple[np.ndarray, np.ndarray
 
 def plot_slice_heatmap(results: Rows, metric: str = "auc", *, by: str = "epoch",
                        model: Any = None, attack: str | None = None, colorbar: bool = True,
+                       vmin: float | None = None, vmax: float | None = None,
                        ax: Axes | None = None) -> Axes:
     """``metric`` per slice (rows) × value of ``by`` (columns: ``epoch`` or any metadata key,
     or ``attack``); each cell is the worst over whatever else varies (attacks, variants)
-    unless ``model``/``attack`` pick one. The worst cell is outlined."""
+    unless ``model``/``attack`` pick one. The worst cell is outlined.
+
+    ``vmin``/``vmax`` fix the colour scale (give several panels the same one, so a private
+    variant does not look as leaky as the others); by default it spans this panel's values
+    (from at most 0.5 for AUC)."""
     rows = [r for r in as_rows(results)
             if (model is None or r.metadata.get("model") == model)
             and (attack is None or r.attack == attack)
@@ -253,6 +258,8 @@ def plot_slice_heatmap(results: Rows, metric: str = "auc", *, by: str = "epoch",
     high = float(finite.max()) if finite.size else 1.0
     if metric == "auc":
         low = min(low, 0.5)
+    low = low if vmin is None else vmin
+    high = high if vmax is None else vmax
     image = ax.imshow(grid, aspect="auto", cmap="magma", vmin=low,
                       vmax=high if high > low else low + 1e-9, interpolation="nearest")
     ax.set_yticks(range(len(slices)), [text_for_matplotlib(s) for s in slices], fontsize=7)
