@@ -7,6 +7,8 @@ Every error subclasses a builtin, so a plain ``except ValueError`` still works::
     │   ├── UnknownNameError               an attack/slice/executor name that does not exist
     │   └── SchemaError                    a saved file of another schema or a corrupt one
     ├── ConfigError (ValueError)           every problem of a config, reported at once
+    ├── DownloadError (OSError)            a dataset download failed (network, HTTP status)
+    │   └── ChecksumError                  a downloaded or cached file has the wrong digest
     └── MissingExtraError (ImportError)    an optional dependency is not installed
 """
 
@@ -45,6 +47,14 @@ class ConfigError(MemberscopeError, ValueError):
         self.problems = tuple(problems)
         lines = "\n  ".join(self.problems)
         super().__init__(f"{len(self.problems)} problem(s) in config:\n  {lines}")
+
+
+class DownloadError(MemberscopeError, OSError):
+    """A download could not be completed; a partial file is kept only for resuming."""
+
+
+class ChecksumError(DownloadError):
+    """A file's digest differs from the published one; the file has been deleted."""
 
 
 class MissingExtraError(MemberscopeError, ImportError):

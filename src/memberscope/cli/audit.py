@@ -51,12 +51,12 @@ def _fpr_targets(text: str) -> tuple[float, ...]:
 
 def handle(args: argparse.Namespace) -> int:
     """Load, audit, save, summarise."""
+    from memberscope.attacks import get_attack
     from memberscope.audit import audit
     from memberscope.metrics import LowResolutionWarning
     from memberscope.outputs import load_outputs_npz
-    from memberscope.store import save_result
     from memberscope.slicing import parse_slice_kinds
-    from memberscope.attacks import get_attack
+    from memberscope.store import save_result
 
     attacks = [name.strip() for name in args.attacks.split(",")]
     for name in attacks:
@@ -86,11 +86,11 @@ def handle(args: argparse.Namespace) -> int:
 def _write_report(result: Any, out_dir: Path) -> Path | None:
     """The HTML report when the report module and its extra are installed."""
     try:
-        from memberscope.report.html import write_audit_report  # type: ignore[import-not-found]
+        from memberscope.report.html import write_audit_report
     except ImportError as exc:
         logger.info("no report.html: %s", exc)
         return None
-    return write_audit_report(result, out_dir / "report.html")  # type: ignore[no-any-return]
+    return write_audit_report(result, out_dir / "report.html")
 
 
 def summary_table(result: Any) -> str:
