@@ -6,6 +6,10 @@ runs memberscope on the same synthetic input (``_tfp_data.codelab_arrays``).
 
     /tmp/tfp-venv/bin/python benchmarks/tfp_timings.py [--trained-subsample]
 
+BLAS is pinned to one thread (OPENBLAS/OMP/MKL_NUM_THREADS=1 unless already set), as memberscope
+pins it for attacker fits: on this shared 2-core machine TF Privacy's LR grid search with
+default BLAS threads took 147.8 s instead of 11.7 s (thread oversubscription, load ~8).
+
 Prints, single runs (import time excluded):
 - ``run_attacks`` wall time, 50,000 members / 10,000 non-members, 10 classes, logits, attacks
   threshold + LR, slices entire + by class (11 slices); and threshold alone;
@@ -18,17 +22,22 @@ Prints, single runs (import time excluded):
 
 from __future__ import annotations
 
-import argparse
-import logging
-import sys
-import time
-import warnings
-from pathlib import Path
+import os
 
-import numpy as np
+for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")  # before numpy is imported
+
+import argparse  # noqa: E402
+import logging  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _tfp_data import codelab_arrays, no_signal_logits
+from _tfp_data import codelab_arrays, no_signal_logits  # noqa: E402
 
 warnings.filterwarnings("ignore")
 logging.getLogger().setLevel(logging.ERROR)
@@ -110,12 +119,17 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--trained-subsample", action="store_true",
                         help="also time MLP and RF on a 1/10 subsample (minutes)")
+    parser.add_argument("--codelab-only", action="store_true",
+                        help="only the codelab-size run_attacks timings")
     parser.add_argument("--trained-subsample-only", action="store_true",
                         help="only the MLP/RF subsample timings")
     args = parser.parse_args()
     started = time.perf_counter()
     _tfp()
     print(f"(import of TF Privacy: {time.perf_counter() - started:.1f} s, excluded below)")
+    if args.codelab_only:
+        bench_codelab()
+        return
     if args.trained_subsample_only:
         bench_trained_subsample()
         return
