@@ -35,6 +35,8 @@ def conv_output_side(side: int, num_conv: int) -> int:
     """Spatial side after ``num_conv`` rounds of a valid 3×3 conv and a 2×2 max-pool (floor),
     as Keras' ``Conv2D(32, (3, 3))`` + ``MaxPooling2D()`` compute it."""
     for _ in range(num_conv):
+        if side < CONV_KERNEL:
+            return 0
         side = (side - (CONV_KERNEL - 1)) // POOL
     return side
 

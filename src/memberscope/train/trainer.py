@@ -61,9 +61,11 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def as_model_input(x: np.ndarray | torch.Tensor, device: str = "cpu") -> torch.Tensor:
+def as_model_input(x: np.ndarray | torch.Tensor, device: str = "cpu", *,
+                   channels_last: bool = True) -> torch.Tensor:
     """The tensor a model takes: (N, H, W, C) images become an NCHW view in channels_last
-    memory format (no copy on CPU); (N, D) features stay as they are.
+    memory format (no copy on CPU; ``channels_last=False`` copies to contiguous NCHW);
+    (N, D) features stay as they are.
 
     Raises InputError for other ranks or non-float data.
     """
@@ -79,7 +81,8 @@ def as_model_input(x: np.ndarray | torch.Tensor, device: str = "cpu") -> torch.T
                          f"{tuple(tensor.shape)}")
     tensor = tensor.to(device=device, dtype=torch.float32)
     if tensor.ndim == 4:
-        tensor = tensor.contiguous(memory_format=torch.channels_last)
+        layout = torch.channels_last if channels_last else torch.contiguous_format
+        tensor = tensor.contiguous(memory_format=layout)
     return tensor
 
 
@@ -153,7 +156,9 @@ class Trainer:
 
         self.settings = settings
         self.device = device or default_device()
-        self.x = as_model_input(x, self.device)
+        # Opacus' expanded weights reshape conv gradients with .view(), which needs NCHW.
+        self.channels_last = settings.dp is None or settings.dp.grad_sample_mode != "ew"
+        self.x = as_model_input(x, self.device, channels_last=self.channels_last)
         labels = np.asarray(y)
         if labels.ndim != 1 or len(labels) != len(self.x):
             raise InputError(f"y must be (N,) labels for the {len(self.x)} inputs; got shape "
@@ -163,7 +168,7 @@ class Trainer:
         if self.n < 1:
             raise InputError("cannot train on 0 examples")
         self.model = model.to(self.device)
-        if self.x.ndim == 4:
+        if self.x.ndim == 4 and self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.model.train()
         self.progress = progress
@@ -259,12 +264,12 @@ class Trainer:
         """An empty Poisson batch still takes a (noise-only) step, as the accountant assumes."""
         import torch
 
+        self.optimizer.zero_grad(set_to_none=True)
         for param in self.model.parameters():
             if param.requires_grad:
                 param.grad_sample = torch.zeros(  # type: ignore[attr-defined]
                     (1, *param.shape), device=param.device)
         self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
 
     def train_epoch(self) -> EpochStats:
         """Train one epoch; returns its loss, accuracy and timing."""
