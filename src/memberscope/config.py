@@ -83,7 +83,7 @@ class AuditConfig:
     attacks: tuple[str, ...] = ("threshold", "lr")
     slices: tuple[str, ...] = ("entire", "class")
     member_sample: int | str = "all"
-    batch_size: int = 250
+    batch_size: int = 128
     keep_scores: bool = True
 
 
@@ -261,7 +261,7 @@ AUDIT_FIELDS = {
     "attacks": _Field(_list(_attack_name), ("threshold", "lr")),
     "slices": _Field(_list(_str("slice kind", SLICE_KINDS)), ("entire", "class")),
     "member_sample": _Field(_member_sample, "all"),
-    "batch_size": _Field(_int(1), 250),
+    "batch_size": _Field(_int(1), 128),
     "keep_scores": _Field(_bool, True),
 }
 VARIANT_FIELDS = {

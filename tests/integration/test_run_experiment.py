@@ -18,12 +18,12 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("opacus")
 
-from memberscope.cli import main  # noqa: E402
-from memberscope.config import parse_toml  # noqa: E402
-from memberscope.errors import InputError  # noqa: E402
-from memberscope.runner import RunWriteError, run_experiment  # noqa: E402
-from memberscope.store import load_npz, read_jsonl  # noqa: E402
-from memberscope.train.checkpoint import CheckpointMismatchError, load_checkpoint  # noqa: E402
+from memberscope.cli import main
+from memberscope.config import parse_toml
+from memberscope.errors import InputError
+from memberscope.runner import RunWriteError, run_experiment
+from memberscope.store import load_npz, read_jsonl
+from memberscope.train.checkpoint import CheckpointMismatchError, load_checkpoint
 
 pytestmark = pytest.mark.torch
 
