@@ -187,3 +187,23 @@ def test_empty_poisson_batches_take_noise_only_steps() -> None:
     assert sum(n for _, _, n in trainer.accountant.history) == 60
     assert all(not np.array_equal(a, b)
                for a, b in zip(before, _weights(trainer), strict=True))
+
+
+@pytest.mark.parametrize("mode", ["hooks", "ew", "functorch"])
+def test_per_example_gradients_sum_to_the_batch_gradient(mode: str) -> None:
+    # Guards the layout: Opacus' conv grad samplers are wrong on channels_last activations.
+    rng = np.random.default_rng(0)
+    x = rng.random((16, 14, 14, 3), dtype=np.float32)
+    y = rng.integers(0, 5, 16)
+    torch.manual_seed(0)
+    trainer = Trainer(small_cnn((14, 14, 3), 5, 2), x, y, TrainSettings(
+        epochs=1, batch_size=16, dp=DPSettings(noise_multiplier=0.0, grad_sample_mode=mode)),
+        device="cpu")
+    reference = small_cnn((14, 14, 3), 5, 2)
+    reference.load_state_dict(trainer.model.state_dict())
+    torch.nn.functional.cross_entropy(reference(as_model_input(x)), torch.as_tensor(y)).backward()
+    trainer.optimizer.zero_grad()
+    trainer.loss_fn(trainer.module(trainer.x), trainer.y).backward()
+    for param, expected in zip(trainer.model.parameters(), reference.parameters(), strict=True):
+        torch.testing.assert_close(param.grad_sample.sum(0) / 16, expected.grad,
+                                   rtol=1e-4, atol=1e-6)

@@ -156,8 +156,10 @@ class Trainer:
 
         self.settings = settings
         self.device = device or default_device()
-        # Opacus' expanded weights reshape conv gradients with .view(), which needs NCHW.
-        self.channels_last = settings.dp is None or settings.dp.grad_sample_mode != "ew"
+        # Opacus' per-sample conv gradients assume NCHW-contiguous activations: with
+        # channels_last, "hooks" silently returns wrong gradients for convs with more than one
+        # input channel and "ew" fails. So DP training runs in NCHW.
+        self.channels_last = settings.dp is None
         self.x = as_model_input(x, self.device, channels_last=self.channels_last)
         labels = np.asarray(y)
         if labels.ndim != 1 or len(labels) != len(self.x):
