@@ -156,10 +156,10 @@ class Trainer:
 
         self.settings = settings
         self.device = device or default_device()
-        # Opacus' per-sample conv gradients assume NCHW-contiguous activations: with
-        # channels_last, "hooks" silently returns wrong gradients for convs with more than one
-        # input channel and "ew" fails. So DP training runs in NCHW.
-        self.channels_last = settings.dp is None
+        # Opacus' hooks and expanded-weights conv grad samplers assume NCHW-contiguous
+        # activations: on channels_last, "hooks" silently returns wrong per-sample gradients
+        # for convs with more than one input channel (see the tests). functorch is layout-safe.
+        self.channels_last = settings.dp is None or settings.dp.grad_sample_mode == "functorch"
         self.x = as_model_input(x, self.device, channels_last=self.channels_last)
         labels = np.asarray(y)
         if labels.ndim != 1 or len(labels) != len(self.x):
