@@ -300,8 +300,8 @@ class Trainer:
                     advance()
                     continue
                 index = index.to(self.device)
-                inputs = self.x.index_select(0, index)
-                targets = self.y.index_select(0, index)
+                inputs = self.x[index]  # advanced indexing keeps channels_last
+                targets = self.y[index]
                 self.optimizer.zero_grad(set_to_none=True)
                 logits = self.module(inputs)
                 loss = self.loss_fn(logits, targets)
