@@ -300,7 +300,9 @@ class Trainer:
                     advance()
                     continue
                 index = index.to(self.device)
-                inputs = self.x[index]  # advanced indexing keeps channels_last
+                # Advanced indexing keeps channels_last; index_select gives plain NCHW strides
+                # (for one channel, x[index] may pick channels_last ones, which DP cannot use).
+                inputs = self.x[index] if self.channels_last else self.x.index_select(0, index)
                 targets = self.y[index]
                 self.optimizer.zero_grad(set_to_none=True)
                 logits = self.module(inputs)
