@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -124,7 +124,7 @@ def train_models(recipe: TrainingRecipe, x: np.ndarray, y: np.ndarray, splits: n
                  query_x: np.ndarray | None = None, query_y: np.ndarray | None = None,
                  cache_dir: str | Path | None = None, executor: str | Executor = "local",
                  jobs: int = 1, ray_address: str | None = None, trainer: Trainer | None = None,
-                 seed_offset: int = 0,
+                 seed_indices: Sequence[int] | None = None,
                  on_model_done: Callable[[int, bool], None] | None = None
                  ) -> tuple[np.ndarray, np.ndarray]:
     """Train one model per row of ``splits`` and score the queries of every example.
@@ -149,8 +149,9 @@ def train_models(recipe: TrainingRecipe, x: np.ndarray, y: np.ndarray, splits: n
     trainer : callable, optional
         ``trainer(recipe, x, y, member_index, query_x, query_y, seed) -> (q, n, C) logits``;
         default: the built-in PyTorch trainer.
-    seed_offset : int
-        Model j is trained with ``model_seed(recipe.seed, seed_offset + j)``.
+    seed_indices : (k,) int, optional
+        Model j is trained with ``model_seed(recipe.seed, seed_indices[j])`` (default j), so a
+        model keeps its seed (and cache entry) when rows are added around it.
     on_model_done : callable(index, from_cache), optional
         Called as each model finishes (progress reporting).
 
@@ -175,8 +176,13 @@ def train_models(recipe: TrainingRecipe, x: np.ndarray, y: np.ndarray, splits: n
     digest = data_digest(np.asarray(x), y, np.asarray(query_x), query_y)
     tasks, paths = [], []
     cache = None if cache_dir is None else Path(cache_dir)
+    if seed_indices is None:
+        seed_indices = range(len(splits))
+    if len(seed_indices) != len(splits):
+        raise InputError(f"seed_indices must have one entry per split ({len(splits)}); got "
+                         f"{len(seed_indices)}")
     for index, split in enumerate(splits):
-        seed = model_seed(recipe.seed, seed_offset + index)
+        seed = model_seed(recipe.seed, int(seed_indices[index]))
         key = cache_key(trainer, recipe, digest, split, seed)
         path = None if cache is None else cache / f"{key}.npz"
         cached = None if path is None else _load_cached(path, key, (n, n_queries))
