@@ -13,7 +13,6 @@ Usage: python benchmarks/reference_headline.py [--epochs 8] [--jobs 2] [--models
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import time
 from pathlib import Path
@@ -102,8 +101,9 @@ def main() -> None:
     print(f"{'attack':32s} {'AUC':>6s} {'TPR@1%':>7s} {'TPR@0.1%':>8s} {'x loss':>6s}")
     for row in rows:
         ratio = row["tpr_at_1pct_vs_loss"]
+        shown = "-" if ratio is None else f"{ratio:.1f}"
         print(f"{row['attack']:32s} {row['auc']:6.3f} {row['tpr_at_1pct_fpr']:7.4f} "
-              f"{row['tpr_at_0.1pct_fpr']:8.4f} {ratio if ratio is None else round(ratio, 1)!s:>6s}")
+              f"{row['tpr_at_0.1pct_fpr']:8.4f} {shown:>6s}")
     print(f"training took {train_seconds:.0f} s (jobs={args.jobs})")
     _plot(curves, RESULTS / "reference_headline_roc.png")
 

@@ -263,6 +263,10 @@ def test_tune_offline_a_picks_the_best_auc_on_the_pseudo_target() -> None:
 # --- through audit ---------------------------------------------------------------------------
 
 
+def _entire(outputs, attacks, **options):
+    return audit(outputs, attacks=attacks, slices=["entire"], fpr_targets=FPRS, **options)
+
+
 def _leaky_setup(n=2000, m=16, q=1, seed=0):
     rng = np.random.default_rng(seed)
     membership = np.zeros((m, n), dtype=bool)
@@ -305,11 +309,11 @@ def test_audit_uses_stored_target_queries() -> None:
     with_queries = ReferenceOutputs(signal=ref.signal, true_class_prob=ref.true_class_prob,
                                     membership=ref.membership, target_signal=target_signal,
                                     target_true_class_prob=target_prob)
-    result = audit(outputs, attacks=["lira"], slices=["entire"], fpr_targets=FPRS, reference=with_queries)
+    result = _entire(outputs, ["lira"], reference=with_queries)
     np.testing.assert_allclose(result.scores["lira"],
                                lira_scores(target_signal, ref.signal, ref.membership))
     # without the target's queries only query 0 of the references is used
-    result = audit(outputs, attacks=["lira"], slices=["entire"], fpr_targets=FPRS, reference=ref)
+    result = _entire(outputs, ["lira"], reference=ref)
     np.testing.assert_allclose(
         result.scores["lira"],
         lira_scores(target_signal[:, :1], ref.signal[:, :, :1], ref.membership), rtol=1e-9)
@@ -320,8 +324,8 @@ def test_loss_only_outputs_give_the_same_scores() -> None:
     loss_only = ModelOutputs(membership=outputs.membership, labels=outputs.labels,
                              loss=outputs.loss_values)
     for attack in ("lira", "rmia"):
-        a = audit(outputs, attacks=[attack], slices=["entire"], fpr_targets=FPRS, reference=ref).scores[attack]
-        b = audit(loss_only, attacks=[attack], slices=["entire"], fpr_targets=FPRS, reference=ref).scores[attack]
+        a = _entire(outputs, [attack], reference=ref).scores[attack]
+        b = _entire(loss_only, [attack], reference=ref).scores[attack]
         np.testing.assert_allclose(a, b, rtol=1e-7, atol=1e-9)
 
 
@@ -331,10 +335,10 @@ def test_audit_reports_misaligned_or_missing_references() -> None:
         audit(outputs, attacks=["lira"])
     shuffled = ReferenceOutputs(signal=ref.signal, true_class_prob=ref.true_class_prob,
                                 membership=ref.membership, labels=np.arange(400) % 2)
-    result = audit(outputs, attacks=["lira"], slices=["entire"], fpr_targets=FPRS, reference=shuffled)
+    result = _entire(outputs, ["lira"], reference=shuffled)
     assert "labels differ" in result.skipped[0].reason
-    result = audit(outputs, attacks=["rmia"], slices=["entire"], fpr_targets=FPRS, reference=ref.select_models(
-        slice(None)), attack_options={"rmia": {"gamma_typo": 1}})
+    result = _entire(outputs, ["rmia"], reference=ref,
+                     attack_options={"rmia": {"gamma_typo": 1}})
     assert "unknown option(s) ['gamma_typo']" in result.skipped[0].reason
     result = audit(outputs.subset(np.arange(400) < 300), attacks=["lira"], slices=["entire"],
                    reference=ref)
@@ -343,13 +347,13 @@ def test_audit_reports_misaligned_or_missing_references() -> None:
 
 def test_rmia_population_option() -> None:
     outputs, ref, _, _ = _leaky_setup(n=400)
-    by_count = audit(outputs, attacks=["rmia"], slices=["entire"], fpr_targets=FPRS, reference=ref,
+    by_count = _entire(outputs, ["rmia"], reference=ref,
                      attack_options={"rmia": {"z": 50, "z_seed": 3}}).scores["rmia"]
     assert set(np.round(by_count * 50, 9)) <= set(range(51))  # fractions of 50 samples
     index = np.arange(0, 400, 8)
-    by_index = audit(outputs, attacks=["rmia"], slices=["entire"], fpr_targets=FPRS, reference=ref,
+    by_index = _entire(outputs, ["rmia"], reference=ref,
                      attack_options={"rmia": {"z": index}}).scores["rmia"]
     assert set(np.round(by_index * len(index), 9)) <= set(range(len(index) + 1))
-    result = audit(outputs, attacks=["rmia"], slices=["entire"], fpr_targets=FPRS, reference=ref,
+    result = _entire(outputs, ["rmia"], reference=ref,
                    attack_options={"rmia": {"z": 0}})
     assert "must be in [1, 400]" in result.skipped[0].reason

@@ -94,7 +94,7 @@ def test_load_refuses_other_schemas_and_pickles(tmp_path) -> None:
     with pytest.raises(InputError, match="never unpickled"):
         load_reference_npz(tmp_path / "pickled.npz")
     (tmp_path / "text.npz").write_text("not a zip")
-    with pytest.raises(InputError, match="not an .npz"):
+    with pytest.raises(InputError, match=r"not an \.npz"):
         load_reference_npz(tmp_path / "text.npz")
     with pytest.raises(InputError, match="does not exist"):
         load_reference_npz(tmp_path / "absent.npz")

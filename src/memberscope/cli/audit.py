@@ -54,12 +54,12 @@ def _fpr_targets(text: str) -> tuple[float, ...]:
 
 def handle(args: argparse.Namespace) -> int:
     """Load, audit, save, summarise."""
+    from memberscope.attacks import get_attack
     from memberscope.audit import audit
     from memberscope.metrics import LowResolutionWarning
     from memberscope.outputs import load_outputs_npz
-    from memberscope.store import save_result
     from memberscope.slicing import parse_slice_kinds
-    from memberscope.attacks import get_attack
+    from memberscope.store import save_result
 
     attacks = [name.strip() for name in args.attacks.split(",")]
     for name in attacks:

@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-
 TARGET_STREAM = 1_000_000
 
 

@@ -65,7 +65,7 @@ def train_and_score(recipe: TrainingRecipe, x: np.ndarray, y: np.ndarray,
     (q, n, C) float32
         Logits of each of the recipe's queries of each example.
     """
-    torch = require("torch", "torch", "training reference models")
+    torch: Any = require("torch", "torch", "training reference models")
     from torch import nn
 
     torch.manual_seed(seed)

@@ -143,7 +143,8 @@ class ReferenceOutputs:
 
     def select_models(self, index: Any) -> ReferenceOutputs:
         """The reference outputs of the models ``index`` (int array, slice or (m,) bool)."""
-        return ReferenceOutputs(signal=self.signal[index], true_class_prob=self.true_class_prob[index],
+        return ReferenceOutputs(signal=self.signal[index],
+                                true_class_prob=self.true_class_prob[index],
                                 membership=self.membership[index], labels=self.labels,
                                 target_signal=self.target_signal,
                                 target_true_class_prob=self.target_true_class_prob)
