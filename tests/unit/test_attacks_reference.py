@@ -340,8 +340,7 @@ def test_audit_reports_misaligned_or_missing_references() -> None:
     result = _entire(outputs, ["rmia"], reference=ref,
                      attack_options={"rmia": {"gamma_typo": 1}})
     assert "unknown option(s) ['gamma_typo']" in result.skipped[0].reason
-    result = audit(outputs.subset(np.arange(400) < 300), attacks=["lira"], slices=["entire"],
-                   reference=ref)
+    result = _entire(outputs.subset(np.arange(400) < 300), ["lira"], reference=ref)
     assert "reference has 400 examples but outputs has 300" in result.skipped[0].reason
 
 
