@@ -51,7 +51,7 @@ def as_label_array(name: str, value: Any, num_classes: int | None = None) -> np.
         if not np.all(np.equal(np.mod(array, 1), 0)):
             bad = int(np.argmax(np.mod(array, 1) != 0))
             raise InputError(
-                f"{name} must hold integer class labels; row {bad} is {array[bad]!r}"
+                f"{name} must hold integer class labels; row {bad} is {float(array[bad])!r}"
             )
     elif not np.issubdtype(array.dtype, np.integer):
         raise InputError(f"{name} must hold integer class labels; got dtype {array.dtype}")

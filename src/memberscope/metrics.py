@@ -21,13 +21,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import stats
 
 from memberscope._validation import as_bool_array, as_float_array, check_probability
 from memberscope.errors import InputError
 
 DEFAULT_FPR_TARGETS: tuple[float, ...] = (0.001, 0.01, 0.1)
-_EPSILON_CANDIDATES = 256
+_EPSILON_CANDIDATES = 128
+_BLOCK = 1 << 20
 
 
 class LowResolutionWarning(UserWarning):
@@ -52,10 +52,12 @@ class RocCurve:
         """A curve of at most ``max_points`` points for plotting, dense at low FPR (log-spaced)."""
         if len(self.fpr) <= max_points:
             return self
+        # Each grid value keeps up to two points (both sides of a jump), plus the two ends.
+        per_grid = max((max_points - 2) // 4, 1)
         grid = np.unique(
             np.concatenate(
-                [np.geomspace(max(self.fpr[self.fpr > 0].min(), 1e-12), 1.0, max_points // 2),
-                 np.linspace(0.0, 1.0, max_points // 2)]
+                [np.geomspace(max(self.fpr[self.fpr > 0].min(), 1e-12), 1.0, per_grid),
+                 np.linspace(0.0, 1.0, per_grid)]
             )
         )
         last = np.searchsorted(self.fpr, grid, side="right") - 1
@@ -130,42 +132,69 @@ def roc_curve(scores: np.ndarray, membership: np.ndarray,
 
 def _roc_curve(scores: np.ndarray, membership: np.ndarray,
                sample_weight: np.ndarray | None) -> RocCurve:
+    # Memory matters at 10^7 scores: temporaries are freed as soon as they are used, counts are
+    # kept as integers, and at most ~5 arrays of n float64 are alive at once.
     if sample_weight is None:
-        member_scores = scores[membership]
-        member_scores.sort()
-        nonmember_scores = scores[~membership]
-        nonmember_scores.sort()
-        n_members = len(member_scores)
-        combined = np.concatenate([member_scores[::-1], nonmember_scores[::-1]])
-        del member_scores, nonmember_scores
-        # Two descending runs: a stable sort of the negated values merges them in linear time.
-        np.negative(combined, out=combined)
-        order = np.argsort(combined, kind="stable")
-        sorted_scores = combined[order]
-        np.negative(sorted_scores, out=sorted_scores)
-        del combined
-        member_weight = (order < n_members)
-        del order
-        tp_all = np.cumsum(member_weight, dtype=np.float64)
-        fp_all = np.arange(1, len(tp_all) + 1, dtype=np.float64) - tp_all
+        sorted_scores, is_member = _merge_sorted_sides(scores, membership)
+        tp_all = np.cumsum(is_member, dtype=np.int32 if len(scores) < 2**31 else np.int64)
+        del is_member
     else:
         order = np.argsort(-scores, kind="stable")
         sorted_scores = scores[order]
-        weights = sample_weight[order]
-        members = membership[order]
-        tp_all = np.cumsum(np.where(members, weights, 0.0))
-        fp_all = np.cumsum(np.where(members, 0.0, weights))
+        tp_all = np.cumsum(np.where(membership[order], sample_weight[order], 0.0))
+        fp_weights = np.cumsum(np.where(membership[order], 0.0, sample_weight[order]))
+        del order
     # The last position of each run of equal scores is where that threshold's counts end.
-    group_ends = np.flatnonzero(np.diff(sorted_scores) != 0)
-    group_ends = np.append(group_ends, len(sorted_scores) - 1)
-    thresholds = np.concatenate([[np.inf], sorted_scores[group_ends]])
-    tp = np.concatenate([[0.0], tp_all[group_ends]])
-    fp = np.concatenate([[0.0], fp_all[group_ends]])
-    total_members, total_nonmembers = float(tp[-1]), float(fp[-1])
+    is_end = np.empty(len(sorted_scores), dtype=bool)
+    np.not_equal(sorted_scores[1:], sorted_scores[:-1], out=is_end[:-1])
+    is_end[-1] = True
+    group_ends = np.flatnonzero(is_end)
+    del is_end
+    thresholds = np.empty(len(group_ends) + 1)
+    thresholds[0] = np.inf
+    np.take(sorted_scores, group_ends, out=thresholds[1:])
+    del sorted_scores
+    tpr = np.zeros(len(group_ends) + 1)
+    tpr[1:] = tp_all[group_ends]
+    del tp_all
+    fpr = np.zeros(len(group_ends) + 1)
+    if sample_weight is None:
+        np.add(group_ends, 1, out=fpr[1:], casting="unsafe")
+        fpr[1:] -= tpr[1:]
+    else:
+        np.take(fp_weights, group_ends, out=fpr[1:])
+        del fp_weights
+    del group_ends
+    total_members, total_nonmembers = float(tpr[-1]), float(fpr[-1])
     if total_members <= 0 or total_nonmembers <= 0:
         raise InputError("sample_weight leaves members or non-members with zero total weight")
-    return RocCurve(thresholds, tp / total_members, fp / total_nonmembers,
-                    total_members, total_nonmembers)
+    tpr /= total_members
+    fpr /= total_nonmembers
+    return RocCurve(thresholds, tpr, fpr, total_members, total_nonmembers)
+
+
+def _merge_sorted_sides(scores: np.ndarray,
+                        membership: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """All scores sorted descending (n,), and whether each sorted position is a member (n,).
+
+    Members and non-members are sorted separately (fast unstable in-place sorts); a stable sort
+    of the two sorted runs is then a linear-time merge (timsort finds the runs).
+    """
+    n_members = int(np.count_nonzero(membership))
+    combined = np.empty(len(scores))
+    combined[:n_members] = scores[membership]
+    combined[n_members:] = scores[~membership]
+    combined[:n_members].sort()
+    combined[n_members:].sort()
+    # Negated and reversed: each side becomes one ascending run for the stable merge.
+    combined[:n_members] = -combined[:n_members][::-1]
+    combined[n_members:] = -combined[n_members:][::-1]
+    order = np.argsort(combined, kind="stable")
+    sorted_scores = np.take(combined, order)
+    del combined
+    np.negative(sorted_scores, out=sorted_scores)
+    is_member = order < n_members
+    return sorted_scores, is_member
 
 
 # --- metrics from a curve -----------------------------------------------------------------
@@ -173,20 +202,30 @@ def _roc_curve(scores: np.ndarray, membership: np.ndarray,
 
 def auc_from_roc(roc: RocCurve) -> float:
     """Trapezoidal area under the full curve (ties count one half)."""
-    return float(np.sum(np.diff(roc.fpr) * (roc.tpr[1:] + roc.tpr[:-1])) / 2.0)
+    # In blocks, so a 10^7-point curve needs no full-length temporaries.
+    total = 0.0
+    for start in range(0, len(roc.fpr) - 1, _BLOCK):
+        stop = min(start + _BLOCK, len(roc.fpr) - 1)
+        widths = roc.fpr[start + 1 : stop + 1] - roc.fpr[start:stop]
+        heights = roc.tpr[start + 1 : stop + 1] + roc.tpr[start:stop]
+        total += float(np.dot(widths, heights))
+    return total / 2.0
 
 
 def advantage_from_roc(roc: RocCurve) -> float:
     """Attacker advantage: max over thresholds of |TPR − FPR|."""
-    return float(np.max(np.abs(roc.tpr - roc.fpr)))
+    gaps = roc.tpr - roc.fpr
+    return float(np.max(np.abs(gaps, out=gaps)))
 
 
 def ppv_from_roc(roc: RocCurve) -> float:
     """Max over thresholds of TPR / (TPR + r·FPR), r = N/P; 1/(1+r) where TPR = FPR = 0."""
     ratio = roc.n_nonmembers / roc.n_members
-    denominator = roc.tpr + ratio * roc.fpr
-    with np.errstate(divide="ignore", invalid="ignore"):
-        values = np.where(denominator > 0, roc.tpr / denominator, 1.0 / (1.0 + ratio))
+    values = roc.fpr * ratio
+    values += roc.tpr
+    undefined = values == 0
+    np.divide(roc.tpr, values, out=values, where=~undefined)
+    values[undefined] = 1.0 / (1.0 + ratio)
     return float(np.max(values))
 
 
@@ -220,12 +259,19 @@ def roc_metrics(scores: np.ndarray, membership: np.ndarray,
 
 
 def _clopper_pearson_lower(successes: np.ndarray, trials: float, alpha: float) -> np.ndarray:
-    lower = stats.beta.ppf(alpha, successes, trials - successes + 1)
+    # scipy.special, not scipy.stats: stats costs ~1 s of import time for one function.
+    from scipy.special import betaincinv
+
+    with np.errstate(invalid="ignore"):
+        lower = betaincinv(np.maximum(successes, 1e-300), trials - successes + 1, alpha)
     return np.where(successes > 0, lower, 0.0)
 
 
 def _clopper_pearson_upper(successes: np.ndarray, trials: float, alpha: float) -> np.ndarray:
-    upper = stats.beta.ppf(1 - alpha, successes + 1, trials - successes)
+    from scipy.special import betaincinv
+
+    with np.errstate(invalid="ignore"):
+        upper = betaincinv(successes + 1, np.maximum(trials - successes, 1e-300), 1 - alpha)
     return np.where(successes < trials, upper, 1.0)
 
 
@@ -266,23 +312,21 @@ def epsilon_point(roc: RocCurve, delta: float = 0.0) -> float:
 
 
 def epsilon_lower_bound(scores: np.ndarray, membership: np.ndarray, *, alpha: float = 0.05,
-                        delta: float = 0.0, seed: int = 0) -> EpsilonBound:
+                        delta: float = 0.0, seed: int = 0,
+                        roc: RocCurve | None = None) -> EpsilonBound:
     """Empirical ε lower bound of (ε, δ)-DP from an attack's scores (n,) and membership (n,).
 
     The threshold and direction are chosen on a seeded, membership-stratified half of the
     examples (maximising the Clopper-Pearson bound there); the ``confident`` bound is then
     computed on the other half with one-sided intervals at α/2 for each rate, so it holds with
-    probability at least 1−α. ``point`` is the plug-in estimate on all examples.
+    probability at least 1−α. ``point`` is the plug-in estimate on all examples (pass the
+    unweighted full ``roc`` when already computed).
     """
     scores, membership, _ = _check_scores(scores, membership, None)
     alpha = check_probability("alpha", alpha)
     delta = check_probability("delta", delta, open_interval=False)
-    point = epsilon_point(_roc_curve(scores, membership, None), delta)
-    rng = np.random.default_rng(seed)
-    select_half = np.zeros(len(scores), dtype=bool)
-    for side in (membership, ~membership):
-        index = np.flatnonzero(side)
-        select_half[rng.permutation(index)[: len(index) // 2]] = True
+    point = epsilon_point(roc if roc is not None else _roc_curve(scores, membership, None), delta)
+    select_half = _stratified_half(membership, np.random.default_rng(seed))
     bound_half = ~select_half
     if not _both_sides(membership, select_half) or not _both_sides(membership, bound_half):
         return EpsilonBound(point, 0.0, alpha, delta)
@@ -307,6 +351,17 @@ def epsilon_lower_bound(scores: np.ndarray, membership: np.ndarray, *, alpha: fl
                         alpha, delta)
 
 
+def _stratified_half(membership: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A mask selecting half of the members and half of the non-members, at random."""
+    # Ranking uniform keys within each side is a permutation without index arrays.
+    keys = rng.random(len(membership))
+    half = np.zeros(len(membership), dtype=bool)
+    for side in (membership, ~membership):
+        side_keys = keys[side]
+        half[side] = side_keys < np.median(side_keys) if len(side_keys) > 1 else False
+    return half
+
+
 def _both_sides(membership: np.ndarray, mask: np.ndarray) -> bool:
     chosen = membership[mask]
     return bool(chosen.any() and not chosen.all())
@@ -318,26 +373,29 @@ def _both_sides(membership: np.ndarray, mask: np.ndarray) -> bool:
 def bootstrap_intervals(scores: np.ndarray, membership: np.ndarray, *, n_bootstrap: int,
                         fpr_targets: Sequence[float] = DEFAULT_FPR_TARGETS,
                         confidence: float = 0.95, seed: int = 0,
+                        sample_weight: np.ndarray | None = None,
                         ) -> tuple[tuple[float, float], dict[float, tuple[float, float]]]:
     """Percentile bootstrap intervals for AUC and TPR at each FPR target.
 
-    Members and non-members are resampled separately so each replicate keeps the slice's counts.
+    Members and non-members are resampled separately so each replicate keeps the slice's counts;
+    each resampled example keeps its weight.
     """
-    scores, membership, _ = _check_scores(scores, membership, None)
+    scores, membership, sample_weight = _check_scores(scores, membership, sample_weight)
     if n_bootstrap < 2:
         raise InputError(f"n_bootstrap must be >= 2; got {n_bootstrap}")
     rng = np.random.default_rng(seed)
-    member_scores, nonmember_scores = scores[membership], scores[~membership]
-    replicate_membership = np.concatenate([np.ones(len(member_scores), bool),
-                                           np.zeros(len(nonmember_scores), bool)])
+    member_index, nonmember_index = np.flatnonzero(membership), np.flatnonzero(~membership)
+    replicate_membership = np.concatenate([np.ones(len(member_index), bool),
+                                           np.zeros(len(nonmember_index), bool)])
     aucs = np.empty(n_bootstrap)
     tprs = np.empty((n_bootstrap, len(fpr_targets)))
     for b in range(n_bootstrap):
-        replicate = np.concatenate([
-            member_scores[rng.integers(0, len(member_scores), len(member_scores))],
-            nonmember_scores[rng.integers(0, len(nonmember_scores), len(nonmember_scores))],
+        index = np.concatenate([
+            member_index[rng.integers(0, len(member_index), len(member_index))],
+            nonmember_index[rng.integers(0, len(nonmember_index), len(nonmember_index))],
         ])
-        roc = _roc_curve(replicate, replicate_membership, None)
+        weights = None if sample_weight is None else sample_weight[index]
+        roc = _roc_curve(scores[index], replicate_membership, weights)
         aucs[b] = auc_from_roc(roc)
         tprs[b] = list(tpr_at_fpr_from_roc(roc, fpr_targets, warn=False).values())
     tail = (1 - confidence) / 2 * 100
@@ -357,13 +415,15 @@ def attack_metrics(scores: np.ndarray, membership: np.ndarray, *,
     auc_ci = tpr_ci = None
     if n_bootstrap:
         auc_ci, tpr_ci = bootstrap_intervals(scores, membership, n_bootstrap=n_bootstrap,
-                                             fpr_targets=fpr_targets, seed=seed)
+                                             fpr_targets=fpr_targets, seed=seed,
+                                             sample_weight=sample_weight)
     return AttackMetrics(
         auc=auc_from_roc(roc),
         advantage=advantage_from_roc(roc),
         ppv=ppv_from_roc(roc),
         tpr_at_fpr=tpr_at_fpr_from_roc(roc, fpr_targets),
-        epsilon=epsilon_lower_bound(scores, membership, alpha=alpha, delta=delta, seed=seed),
+        epsilon=epsilon_lower_bound(scores, membership, alpha=alpha, delta=delta, seed=seed,
+                                    roc=roc if sample_weight is None else None),
         auc_ci=auc_ci,
         tpr_at_fpr_ci=tpr_ci,
         roc=roc,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -56,7 +57,8 @@ class ModelOutputs:
     probs: np.ndarray | None = None
     loss: np.ndarray | None = None
     sample_weight: np.ndarray | None = None
-    _cache: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
+    _cache: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False,
+                                          compare=False)
 
     def __post_init__(self) -> None:
         if self.logits is None and self.probs is None and self.loss is None:
@@ -82,7 +84,8 @@ class ModelOutputs:
         if self.sample_weight is not None:
             weights = as_float_array("sample_weight", self.sample_weight, 1)
             if (weights < 0).any():
-                raise InputError(f"sample_weight must be >= 0; row {int(np.argmax(weights < 0))} is negative")
+                row = int(np.argmax(weights < 0))
+                raise InputError(f"sample_weight must be >= 0; row {row} is {weights[row]}")
             set_(self, "sample_weight", weights)
         check_same_length(
             membership=self.membership,
@@ -123,6 +126,7 @@ class ModelOutputs:
             "labels": (labels_train, labels_test),
         }
         joined: dict[str, np.ndarray | None] = {}
+        rows = {"train": np.shape(labels_train)[:1], "test": np.shape(labels_test)[:1]}
         for name, (train, test) in pairs.items():
             if (train is None) != (test is None):
                 given, missing = (f"{name}_train", f"{name}_test")[:: 1 if test is None else -1]
@@ -130,7 +134,8 @@ class ModelOutputs:
             if train is None:
                 joined[name] = None
                 continue
-            train_array, test_array = np.asarray(train), np.asarray(test)
+            train_array = _side_array(f"{name}_train", train, rows["train"])
+            test_array = _side_array(f"{name}_test", test, rows["test"])
             if train_array.ndim != test_array.ndim or train_array.shape[1:] != test_array.shape[1:]:
                 raise InputError(
                     f"{name}_train has shape {train_array.shape} but {name}_test has shape "
@@ -224,6 +229,19 @@ class ModelOutputs:
         return signals.is_correct(self.labels, scores)
 
 
+def _side_array(name: str, value: Any, label_rows: tuple[int, ...]) -> np.ndarray:
+    """One ``*_train``/``*_test`` array, checked on its own so errors name it and its rows."""
+    array = np.asarray(value)
+    side = name.rsplit("_", 1)[1]
+    if array.ndim and label_rows and len(array) != label_rows[0]:
+        raise InputError(f"{name} has {len(array)} rows but labels_{side} has {label_rows[0]}")
+    if name.startswith("labels_"):
+        return as_label_array(name, array)
+    if array.ndim in (1, 2):
+        return as_float_array(name, array, array.ndim)
+    return array
+
+
 def _check_probabilities(name: str, probs: np.ndarray) -> None:
     if (probs < 0).any():
         row = int(np.argmax((probs < 0).any(axis=1)))
@@ -264,11 +282,13 @@ def load_outputs_npz(path: str | Path) -> ModelOutputs:
                 try:
                     arrays[key] = archive[key]
                 except ValueError as exc:
+                    if "allow_pickle" not in str(exc):
+                        raise InputError(f"array {key!r} in {path.name} is corrupt: {exc}") from exc
                     raise InputError(
                         f"array {key!r} in {path.name} holds Python objects; memberscope never "
                         "unpickles input files, save plain numeric arrays"
                     ) from exc
-    except (OSError, zipfile.BadZipFile) as exc:
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         raise InputError(f"input file {str(path)!r} is not a readable .npz: {exc}") from exc
     keys = set(arrays)
     if "membership" in keys:

@@ -91,8 +91,8 @@ class AuditRow:
                     float(epsilon["point"]), float(epsilon["confident"]),
                     float(epsilon["alpha"]), float(epsilon["delta"])),
                 metadata=dict(data.get("metadata", {})),
-                auc_ci=tuple(data["auc_ci"]) if data.get("auc_ci") else None,  # type: ignore[arg-type]
-                tpr_at_fpr_ci=({float(k): tuple(v) for k, v in ci.items()}  # type: ignore[misc]
+                auc_ci=tuple(data["auc_ci"]) if data.get("auc_ci") else None,
+                tpr_at_fpr_ci=({float(k): tuple(v) for k, v in ci.items()}
                                if ci else None),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -159,7 +159,7 @@ class AuditResult:
     def __len__(self) -> int:
         return len(self.rows)
 
-    def row(self, slice: str, attack: str) -> AuditRow:  # noqa: A002 - the contract's word
+    def row(self, slice: str, attack: str) -> AuditRow:
         """The row of ``slice`` × ``attack``; raises naming what exists when absent."""
         for row in self.rows:
             if row.slice == slice and row.attack == attack:

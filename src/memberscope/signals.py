@@ -49,8 +49,10 @@ def modified_entropy(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """
     true_prob = _true_class(probs, labels)
     others = probs * np.log(np.maximum(1.0 - probs, _TINY))
-    others_sum = others.sum(axis=1) - _true_class(others, labels)
-    return -(1.0 - true_prob) * np.log(np.maximum(true_prob, _TINY)) - others_sum
+    # Zero the true-class term rather than subtracting it: subtracting ~p_y·log(1−p_y) from
+    # the sum cancels catastrophically when p_y rounds near 1 and scrambles confident rows.
+    others[np.arange(len(labels)), labels] = 0.0
+    return -(1.0 - true_prob) * np.log(np.maximum(true_prob, _TINY)) - others.sum(axis=1)
 
 
 def max_confidence(probs: np.ndarray) -> np.ndarray:

@@ -71,7 +71,8 @@ def atomic_write_npz(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None
         if np.asarray(array).dtype == object:
             raise TypeError(f"array {key!r} has dtype object; only plain arrays are saved")
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, **{k: np.asarray(v) for k, v in arrays.items()})
+    plain: dict[str, Any] = {k: np.asarray(v) for k, v in arrays.items()}
+    np.savez_compressed(buffer, **plain)
     atomic_write_bytes(path, buffer.getvalue())
 
 

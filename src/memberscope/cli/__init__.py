@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from memberscope.errors import MemberscopeError
 
-COMMAND_MODULES = ("audit", "attacks", "reference")
+COMMAND_MODULES = ("audit", "attacks", "report", "reference")
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -44,10 +44,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         return int(args.handler(args))
-    except (MemberscopeError, ValueError, FileNotFoundError) as exc:
+    except (MemberscopeError, ValueError, OSError) as exc:
         message = str(exc).replace("\n", " ")
         print(f"memberscope {args.command}: error: {message}", file=sys.stderr)
-        is_input = isinstance(exc, ValueError | FileNotFoundError)
+        is_input = isinstance(exc, ValueError | FileNotFoundError | FileExistsError
+                              | NotADirectoryError | IsADirectoryError)
         return EXIT_BAD_INPUT if is_input else EXIT_FAILURE
 
 

@@ -94,11 +94,11 @@ def handle(args: argparse.Namespace) -> int:
 def _write_report(result: Any, out_dir: Path) -> Path | None:
     """The HTML report when the report module and its extra are installed."""
     try:
-        from memberscope.report.html import write_audit_report  # type: ignore[import-not-found]
+        from memberscope.report.html import write_audit_report
     except ImportError as exc:
         logger.info("no report.html: %s", exc)
         return None
-    return write_audit_report(result, out_dir / "report.html")  # type: ignore[no-any-return]
+    return write_audit_report(result, out_dir / "report.html")
 
 
 def summary_table(result: Any) -> str:

@@ -66,13 +66,13 @@ def load_cifar10(
 def parse_cifar10_tarball(path: str | Path) -> Dataset:
     """Read a CIFAR-10 python tarball without extracting it to disk."""
     members = read_tar_members(path, (*TRAIN_MEMBERS, TEST_MEMBER, META_MEMBER))
-    train = [_parse_batch(members[name], name) for name in TRAIN_MEMBERS]
-    x_test_u8, y_test = _parse_batch(members[TEST_MEMBER], TEST_MEMBER)
-    class_names = _parse_meta(members[META_MEMBER])
-    x_train_u8 = np.concatenate([x for x, _ in train])
+    # pop: each batch's pickle bytes are freed as soon as it is parsed.
+    train = [_parse_batch(members.pop(name), name) for name in TRAIN_MEMBERS]
+    x_test_u8, y_test = _parse_batch(members.pop(TEST_MEMBER), TEST_MEMBER)
+    class_names = _parse_meta(members.pop(META_MEMBER))
     y_train = np.concatenate([y for _, y in train])
     return Dataset(
-        x_train=_to_nhwc_unit(x_train_u8),
+        x_train=_to_nhwc_unit(*(x for x, _ in train)),
         y_train=y_train,
         x_test=_to_nhwc_unit(x_test_u8),
         y_test=y_test,
@@ -160,9 +160,15 @@ def _as_bytes_keyed_dict(value: object, source: str) -> Mapping[bytes, object]:
     return value
 
 
-def _to_nhwc_unit(images: np.ndarray) -> np.ndarray:
-    """(n, 3072) channel-planar uint8 -> (n, 32, 32, 3) float32 in [0, 1] (pixels / 255)."""
-    nhwc = images.reshape(len(images), 3, 32, 32).transpose(0, 2, 3, 1)
-    out = np.empty(nhwc.shape, dtype=np.float32)
-    np.divide(nhwc, np.float32(255), out=out)
+def _to_nhwc_unit(*batches: np.ndarray) -> np.ndarray:
+    """(n, 3072) channel-planar uint8 batches -> one (N, 32, 32, 3) float32 array, pixels / 255.
+
+    Written batch by batch into the output, so no concatenated uint8 copy is made.
+    """
+    out = np.empty((sum(len(b) for b in batches), *IMAGE_SHAPE), dtype=np.float32)
+    start = 0
+    for images in batches:
+        nhwc = images.reshape(len(images), 3, 32, 32).transpose(0, 2, 3, 1)
+        np.divide(nhwc, np.float32(255), out=out[start : start + len(images)])
+        start += len(images)
     return out

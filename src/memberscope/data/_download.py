@@ -83,8 +83,9 @@ def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
     return Path(base) / "memberscope"
 
 
-def fetch(resource: Resource, directory: str | os.PathLike[str], *, timeout: float = TIMEOUT_S
-          ) -> Path:
+def fetch(
+    resource: Resource, directory: str | os.PathLike[str], *, timeout: float = TIMEOUT_S
+) -> Path:
     """Return the path of ``resource`` in ``directory``, downloading and verifying it if needed.
 
     A file already there is verified again; if it no longer matches it is deleted and
@@ -110,18 +111,18 @@ def fetch(resource: Resource, directory: str | os.PathLike[str], *, timeout: flo
             logger.warning("cached %s is corrupt (%s); downloading it again", target, problem)
             target.unlink()
         resumed = part.exists() and part.stat().st_size > 0
-        _download_into(resource, part, timeout)
+        url = _download_into(resource, part, timeout)
         problem = verify(part, resource)
         if problem is not None and resumed:
             # The kept part may come from another version of the file: start over once.
             logger.warning("resumed %s is corrupt (%s); downloading it whole", part, problem)
             part.unlink()
-            _download_into(resource, part, timeout)
+            url = _download_into(resource, part, timeout)
             problem = verify(part, resource)
         if problem is not None:
             part.unlink(missing_ok=True)
             raise ChecksumError(
-                f"{resource.filename} downloaded from {resource.urls[0]} is corrupt or not the "
+                f"{resource.filename} downloaded from {url} is corrupt or not the "
                 f"published file: {problem}; the download was deleted, try again"
             )
         os.replace(part, target)
@@ -145,25 +146,29 @@ def verify(path: Path, resource: Resource) -> str | None:
     return None
 
 
-def _download_into(resource: Resource, part: Path, timeout: float) -> None:
-    """Complete ``part`` from the resource's addresses, resuming what is already there."""
+def _download_into(resource: Resource, part: Path, timeout: float) -> str:
+    """Complete ``part`` from the resource's addresses, resuming what is there; return the URL."""
     failures: list[str] = []
     for url in resource.urls:
         for _ in range(ATTEMPTS):
             try:
                 _transfer(url, part, timeout)
-                return
+                return url
             except (OSError, http.client.HTTPException, _IncompleteError) as exc:
-                reason = getattr(exc, "reason", None) or exc
+                reason = _describe(exc)
                 failures.append(f"{url}: {reason}")
                 logger.warning("download of %s failed (%s)", url, reason)
                 if isinstance(exc, urllib.error.HTTPError) and exc.code < 500:
                     break  # a client error such as 404 will not change on retry
     have = part.stat().st_size if part.exists() else 0
     kept = f"; {have} bytes kept in {part} for resuming" if have else ""
-    raise DownloadError(
-        f"could not download {resource.filename}: {'; '.join(failures[-3:])}{kept}"
-    )
+    raise DownloadError(f"could not download {resource.filename}: {'; '.join(failures[-3:])}{kept}")
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, urllib.error.HTTPError):
+        return f"HTTP {exc.code} {exc.reason}"
+    return str(getattr(exc, "reason", None) or exc)
 
 
 class _IncompleteError(Exception):
@@ -176,6 +181,7 @@ def _transfer(url: str, part: Path, timeout: float) -> None:
     request = urllib.request.Request(url, headers={"User-Agent": "memberscope"})
     if offset:
         request.add_header("Range", f"bytes={offset}-")
+    logger.info("downloading %s into %s (from byte %d)", url, part, offset)
     try:
         response = urllib.request.urlopen(request, timeout=timeout)
     except urllib.error.HTTPError as exc:

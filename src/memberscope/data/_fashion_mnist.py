@@ -62,8 +62,18 @@ FASHION_MNIST_RESOURCES: dict[str, Resource] = {
         "bb300cfdad3c16e7a12a480ee83cd310",
     ),
 }
-CLASS_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
-               "Sneaker", "Bag", "Ankle boot")
+CLASS_NAMES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
 IMAGE_SIZE = 28
 
 
@@ -86,9 +96,12 @@ def load_fashion_mnist(
         ``test_images``, ``test_labels``); tests point them at a local server.
     """
     resources = FASHION_MNIST_RESOURCES if resources is None else resources
-    paths = {
-        key: _locate(resource, cache_dir, system_dir) for key, resource in resources.items()
-    }
+    if set(resources) != set(FASHION_MNIST_RESOURCES):
+        raise InputError(
+            f"resources must have the keys {', '.join(FASHION_MNIST_RESOURCES)}; "
+            f"got {', '.join(resources) or 'none'}"
+        )
+    paths = {key: _locate(resource, cache_dir, system_dir) for key, resource in resources.items()}
     x_train, y_train = _read_pair(paths["train_images"], paths["train_labels"])
     x_test, y_test = _read_pair(paths["test_images"], paths["test_labels"])
     return Dataset(
@@ -103,8 +116,9 @@ def load_fashion_mnist(
     )
 
 
-def _locate(resource: Resource, cache_dir: str | Path | None, system_dir: str | Path | None
-            ) -> Path:
+def _locate(
+    resource: Resource, cache_dir: str | Path | None, system_dir: str | Path | None
+) -> Path:
     if system_dir is not None:
         installed = Path(system_dir) / resource.filename
         if installed.is_file():

@@ -16,8 +16,14 @@ import numpy as np
 from memberscope.errors import InputError
 
 UNSIGNED_BYTE = 0x08
-_TYPE_NAMES = {0x08: "unsigned byte", 0x09: "signed byte", 0x0B: "int16", 0x0C: "int32",
-               0x0D: "float32", 0x0E: "float64"}
+_TYPE_NAMES = {
+    0x08: "unsigned byte",
+    0x09: "signed byte",
+    0x0B: "int16",
+    0x0C: "int32",
+    0x0D: "float32",
+    0x0E: "float64",
+}
 # Far above the 47 MB of Fashion-MNIST's training images; guards against a decompression bomb.
 MAX_DATA_BYTES = 1 << 30
 

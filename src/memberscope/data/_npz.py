@@ -78,10 +78,12 @@ def load_npz_dataset(
 def _read_arrays(path: Path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise InputError(f"dataset file {path} does not exist")
+    with path.open("rb") as handle:
+        magic = handle.read(4)
+    if magic != b"PK\x03\x04":  # an .npz is a zip archive
+        raise InputError(f"{path} is not a readable .npz file (no zip header)")
     try:
         with np.load(path, allow_pickle=False) as archive:
-            if not isinstance(archive, np.lib.npyio.NpzFile):
-                raise InputError(f"{path} holds a single array; expected an .npz archive")
             return {key: archive[key] for key in archive.files}
     except ValueError as exc:
         if "allow_pickle" in str(exc):
@@ -91,8 +93,9 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
         raise InputError(f"{path} is not a readable .npz file: {exc}") from exc
 
 
-def _pair(arrays: dict[str, np.ndarray], x_key: str, y_key: str, path: Path
-          ) -> tuple[np.ndarray, np.ndarray]:
+def _pair(
+    arrays: dict[str, np.ndarray], x_key: str, y_key: str, path: Path
+) -> tuple[np.ndarray, np.ndarray]:
     """Return features (float32, NHWC or (n, d)) and labels of one split, checked."""
     x, y = arrays[x_key], arrays[y_key]
     if x.dtype == np.uint8:

@@ -42,7 +42,9 @@ def _dtype(code: Any, align: Any = 0, copy: Any = 1) -> np.dtype:
     """``numpy.dtype`` limited to unsigned bytes, the only dtype of the CIFAR-10 arrays."""
     if code not in _ALLOWED_DTYPE_CODES:
         raise InputError(f"dtype {code!r} refused; only 'u1' (uint8) arrays are allowed")
-    return np.dtype("u1", align=bool(align), copy=bool(copy))
+    # Always a fresh copy: BUILD then calls __setstate__ on it, which must never touch numpy's
+    # shared uint8 descriptor, whatever ``copy`` the pickle asks for.
+    return np.dtype("u1", align=bool(align), copy=True)
 
 
 _ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {

@@ -1,0 +1,152 @@
+"""Pure views of result rows for figures and pages: grouping, worst rows, series by epoch.
+
+No plotting and no I/O here, so every number a figure or the page shows is computed (and
+tested) in one place.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from memberscope.errors import InputError
+from memberscope.results import AuditResult, AuditRow, ResultsCollection
+
+Rows = ResultsCollection | AuditResult | Iterable[AuditRow]
+
+#: Metrics the by-epoch figure shows by default (those a row lacks are left out).
+EPOCH_METRICS = ("auc", "advantage", "tpr@0.001", "tpr@0.01", "epsilon_confident")
+
+_TITLES = {
+    "auc": "attack AUC",
+    "advantage": "attacker advantage",
+    "ppv": "positive predictive value",
+    "epsilon_confident": "empirical ε lower bound",
+    "epsilon_point": "empirical ε (point estimate)",
+}
+_ROW_FIELDS = ("slice", "attack")
+
+
+def as_rows(results: Rows) -> list[AuditRow]:
+    """The rows of a collection, an audit result or any iterable of rows."""
+    if isinstance(results, ResultsCollection | AuditResult):
+        return list(results.rows)
+    rows = list(results)
+    for index, row in enumerate(rows):
+        if not isinstance(row, AuditRow):
+            raise InputError(f"results[{index}] must be an AuditRow; got {type(row).__name__}")
+    return rows
+
+
+def metric_title(metric: str) -> str:
+    """A human name for a metric key (``tpr@0.001`` -> ``TPR at 0.1% FPR``)."""
+    if metric.startswith("tpr@"):
+        return f"TPR at {float(metric[4:]) * 100:g}% FPR"
+    return _TITLES.get(metric, metric)
+
+
+def metric_value(row: AuditRow, metric: str) -> float:
+    """``row.metric(metric)``, or NaN when the row does not store it (e.g. another FPR)."""
+    try:
+        return row.metric(metric)
+    except InputError:
+        return math.nan
+
+
+def field_value(row: AuditRow, key: str) -> Any:
+    """A row's ``slice``/``attack`` field or its metadata value (None when absent)."""
+    if key in _ROW_FIELDS:
+        return getattr(row, key)
+    return row.metadata.get(key)
+
+
+def group_rows(rows: Iterable[AuditRow], keys: Sequence[str]) -> dict[tuple[Any, ...],
+                                                                       list[AuditRow]]:
+    """Rows grouped by the values of ``keys`` (fields or metadata), in first-seen order."""
+    groups: dict[tuple[Any, ...], list[AuditRow]] = {}
+    for row in rows:
+        groups.setdefault(tuple(field_value(row, k) for k in keys), []).append(row)
+    return groups
+
+
+def worst_row(rows: Iterable[AuditRow], metric: str = "auc") -> AuditRow:
+    """The row with the highest finite ``metric`` (most leakage); NaN rows never win."""
+    best: AuditRow | None = None
+    best_value = -math.inf
+    for row in rows:
+        value = metric_value(row, metric)
+        if not math.isnan(value) and (best is None or value > best_value):
+            best, best_value = row, value
+    if best is None:
+        raise InputError(f"no row has a value for metric {metric!r}")
+    return best
+
+
+def slice_sort_key(name: str) -> tuple[Any, ...]:
+    """Natural order of slice labels: entire dataset first, then ``class=2`` before ``class=10``."""
+    parts = re.split(r"(-?\d+(?:\.\d+)?)", name)
+    natural = tuple((0, float(p), "") if i % 2 else (1, 0.0, p) for i, p in enumerate(parts))
+    return (name != "entire_dataset", natural)
+
+
+def epoch_sort_key(epoch: Any) -> tuple[int, float, str]:
+    """Numbers in numeric order, anything else after them by its text."""
+    if isinstance(epoch, int | float) and not isinstance(epoch, bool):
+        return (0, float(epoch), "")
+    return (1, 0.0, str(epoch))
+
+
+@dataclass(frozen=True)
+class Series:
+    """One line of a by-epoch figure: ``epochs`` (k,), ``values`` (k,) and the row behind each."""
+
+    epochs: np.ndarray
+    values: np.ndarray
+    rows: tuple[AuditRow, ...]
+
+
+def worst_series(rows: Iterable[AuditRow], metric: str, *, by: Sequence[str] = ("model", "attack"),
+                 slice: str | None = None) -> dict[tuple[Any, ...], Series]:
+    """For each group of ``by`` values, the worst ``metric`` over slices (and over whatever
+    ``by`` leaves out) at each epoch, or the value on one ``slice`` when given.
+
+    Rows without an ``epoch`` in their metadata are left out.
+    """
+    picked = [r for r in rows if r.metadata.get("epoch") is not None
+              and (slice is None or r.slice == slice)]
+    out: dict[tuple[Any, ...], Series] = {}
+    for key, group in group_rows(picked, by).items():
+        by_epoch = group_rows(group, ("epoch",))
+        epochs = sorted(by_epoch, key=lambda e: epoch_sort_key(e[0]))
+        worst: list[AuditRow] = []
+        for epoch in epochs:
+            try:
+                worst.append(worst_row(by_epoch[epoch], metric))
+            except InputError:
+                continue
+        if worst:
+            out[key] = Series(
+                epochs=np.array([r.metadata["epoch"] for r in worst]),
+                values=np.array([metric_value(r, metric) for r in worst], dtype=float),
+                rows=tuple(worst))
+    return out
+
+
+def available_metrics(rows: Sequence[AuditRow], wanted: Sequence[str] = EPOCH_METRICS) -> list[str]:
+    """The metrics of ``wanted`` that at least one row stores."""
+    return [m for m in wanted if any(not math.isnan(metric_value(r, m)) for r in rows)]
+
+
+def metadata_keys(rows: Iterable[AuditRow]) -> list[str]:
+    """Every metadata key with a scalar value, in first-seen order."""
+    seen: dict[str, None] = {}
+    for row in rows:
+        for key, value in row.metadata.items():
+            if value is None or isinstance(value, str | int | float | bool):
+                seen.setdefault(key, None)
+    return list(seen)

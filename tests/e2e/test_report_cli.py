@@ -1,0 +1,68 @@
+"""``memberscope report`` and ``memberscope audit --out`` end to end, in process."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("matplotlib")
+pytest.importorskip("rich")
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import report_synth as synth
+from memberscope.cli import main
+
+MARKUP_LABEL = "[bold red]loud[/bold red]"
+
+
+def test_report_on_a_run_directory_prints_summary_and_writes_html(tmp_path, capsys):
+    run_dir = synth.write_synthetic_run(tmp_path / "run", models=(MARKUP_LABEL,),
+                                        epochs=(1, 2, 3), n_classes=2)
+    out = tmp_path / "out" / "page.html"
+    assert main(["report", str(run_dir), "--out", str(out), "--max-auc", "0.7"]) == 0
+    printed = capsys.readouterr().out
+    assert out.is_file() and not (run_dir / "report.html").exists()
+    assert "memberscope privacy summary" in printed
+    assert MARKUP_LABEL in printed.replace("\n", "")  # shown literally, not as rich markup
+    assert "suggested checkpoint (worst AUC ≤ 0.7)" in printed
+    assert "DP-Adam" in printed and "trend:" in printed
+    assert f"wrote {out}" in printed
+    assert "[bold red]loud[/bold red]" in out.read_text("utf-8")  # in HTML, no markup either
+
+
+def test_report_on_an_audit_directory_and_on_result_json(tmp_path, capsys):
+    synth.write_synthetic_audit(tmp_path)
+    assert main(["report", str(tmp_path / "result.json"), "--out",
+                 str(tmp_path / "a.html")]) == 0
+    printed = capsys.readouterr().out
+    assert "worst: threshold on" in printed and "entire_dataset" in printed
+    assert (tmp_path / "a.html").is_file()
+    assert main(["report", str(tmp_path)]) == 0
+    assert (tmp_path / "report.html").is_file()
+
+
+def test_report_rejects_what_it_cannot_read(tmp_path, capsys):
+    assert main(["report", str(tmp_path)]) == 2
+    assert "not a run directory" in capsys.readouterr().err
+    synth.write_synthetic_run(tmp_path / "run", models=("m",), epochs=(1,), n_classes=1,
+                              dp_model=None)
+    assert main(["report", str(tmp_path / "run"), "--max-auc", "1.5"]) == 2
+    assert "--max-auc must be within [0, 1]" in capsys.readouterr().err
+
+
+def test_audit_out_writes_the_report(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    n = 400
+    logits_train = rng.normal(0, 1, (n, 3)) + 2.0 * np.eye(3)[np.arange(n) % 3]
+    logits_test = rng.normal(0, 1, (n, 3)) + 0.8 * np.eye(3)[np.arange(n) % 3]
+    np.savez(tmp_path / "outputs.npz", logits_train=logits_train, logits_test=logits_test,
+             labels_train=np.arange(n) % 3, labels_test=np.arange(n) % 3)
+    out = tmp_path / "audit"
+    assert main(["audit", str(tmp_path / "outputs.npz"), "--attacks", "threshold",
+                 "--out", str(out)]) == 0
+    assert "report.html" in capsys.readouterr().out
+    page = (out / "report.html").read_text("utf-8")
+    assert 'id="fig-roc"' in page and 'id="worst"' in page

@@ -1,0 +1,394 @@
+"""Bad input gives a clear error naming the array, never a wrong number (issue 2).
+
+The library raises a subclass of ValueError; the CLI exits 2 with one line on stderr.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from memberscope import InputError, ModelOutputs, UnknownNameError, load_outputs_npz, roc_curve
+from memberscope.cli import main
+
+rng = np.random.default_rng(0)
+N_PER_SIDE, C = 30, 4
+MEMBERSHIP = np.arange(2 * N_PER_SIDE) < N_PER_SIDE
+LABELS = np.arange(2 * N_PER_SIDE) % C
+LOGITS = rng.normal(size=(2 * N_PER_SIDE, C))
+PROBS = np.exp(LOGITS) / np.exp(LOGITS).sum(axis=1, keepdims=True)
+LOSS = rng.exponential(size=2 * N_PER_SIDE)
+
+
+def outputs(**changes: object) -> ModelOutputs:
+    arrays: dict[str, object] = {"membership": MEMBERSHIP, "labels": LABELS, "logits": LOGITS}
+    arrays.update(changes)
+    return ModelOutputs(**{k: v for k, v in arrays.items() if v is not None})  # type: ignore[arg-type]
+
+
+def with_values(array: np.ndarray, positions: list[tuple[int, ...]], value: float) -> np.ndarray:
+    changed = array.astype(np.float64).copy()
+    for position in positions:
+        changed[position] = value
+    return changed
+
+
+# --- ModelOutputs ---------------------------------------------------------------------------
+
+
+def test_errors_are_value_errors():
+    assert issubclass(InputError, ValueError)
+    assert issubclass(UnknownNameError, InputError)
+
+
+def test_nan_in_logits_names_the_array_count_and_first_position():
+    bad = with_values(LOGITS, [(17, 2), (20, 0), (41, 3)], np.nan)
+    with pytest.raises(InputError,
+                       match=r"^logits contains 3 NaN value\(s\) \(first at row 17, column 2\)$"):
+        outputs(logits=bad)
+
+
+def test_inf_in_logits():
+    bad = with_values(LOGITS, [(5, 1)], -np.inf)
+    with pytest.raises(InputError, match=r"logits contains 1 infinite value\(s\) "
+                                         r"\(first at row 5, column 1\)"):
+        outputs(logits=bad)
+
+
+def test_nan_in_probs():
+    bad = with_values(PROBS, [(3, 0), (4, 0)], np.nan)
+    with pytest.raises(InputError, match=r"probs contains 2 NaN value\(s\) \(first at row 3"):
+        outputs(logits=None, probs=bad)
+
+
+def test_inf_in_loss():
+    with pytest.raises(InputError, match=r"loss contains 1 infinite value\(s\) \(first at row 9\)"):
+        outputs(logits=None, loss=with_values(LOSS, [(9,)], np.inf))
+
+
+def test_nan_in_labels():
+    with pytest.raises(InputError, match=r"labels contains 1 NaN value\(s\) \(first at row 12\)"):
+        outputs(labels=with_values(LABELS, [(12,)], np.nan))
+
+
+def test_nan_and_inf_in_sample_weight():
+    weights = np.ones(2 * N_PER_SIDE)
+    with pytest.raises(InputError, match=r"sample_weight contains 1 NaN value\(s\) "
+                                         r"\(first at row 2\)"):
+        outputs(sample_weight=with_values(weights, [(2,)], np.nan))
+    with pytest.raises(InputError, match=r"sample_weight contains 2 infinite value\(s\)"):
+        outputs(sample_weight=with_values(weights, [(2,), (3,)], np.inf))
+    with pytest.raises(InputError, match=r"sample_weight must be >= 0; row 4 is -1"):
+        outputs(sample_weight=with_values(weights, [(4,)], -1.0))
+
+
+def test_nan_in_membership():
+    membership = with_values(MEMBERSHIP, [(7,)], np.nan)
+    with pytest.raises(InputError, match=r"membership contains 1 NaN value\(s\) "
+                                         r"\(first at row 7\)"):
+        outputs(membership=membership)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"labels": LABELS[:-1]}, r"same number of rows: membership has 60, labels has 59, "
+                              r"logits has 60"),
+    ({"logits": LOGITS[:-2]}, r"same number of rows: .*logits has 58"),
+    ({"membership": MEMBERSHIP[1:]}, r"same number of rows: membership has 59"),
+    ({"logits": LOGITS, "probs": PROBS[:, :3]}, r"logits and probs must have the same shape; "
+                                                r"got \(60, 4\) and \(60, 3\)"),
+    ({"logits": LOGITS[:, :1], "labels": np.zeros(60, int)},
+     r"logits/probs need at least 2 classes; got 1 column"),
+    ({"logits": LOGITS[:, :, None]}, r"logits must have 2 dimension\(s\); got shape \(60, 4, 1\)"),
+    ({"logits": None, "loss": LOSS[:, None]}, r"loss must have 1 dimension\(s\); "
+                                              r"got shape \(60, 1\)"),
+    ({"labels": LABELS[:, None]}, r"labels must be 1-dimensional; got shape \(60, 1\)"),
+    ({"membership": np.where(MEMBERSHIP, 2, 0)}, r"membership must be boolean \(or 0/1\)"),
+])
+def test_shape_mismatches_name_the_arrays(change, message):
+    with pytest.raises(InputError, match=message):
+        outputs(**change)
+
+
+@pytest.mark.parametrize(("labels", "message"), [
+    (with_values(LABELS, [(11,)], 4), r"labels must be < 4 \(the number of classes\); "
+                                      r"row 11 is 4"),
+    (with_values(LABELS, [(6,)], -1), r"labels must be >= 0; row 6 is -1"),
+    (with_values(LABELS, [(8,)], 1.5), r"labels must hold integer class labels; row 8 is"),
+    (LABELS.astype(str), r"labels must hold integer class labels; got dtype <U"),
+    (LABELS.astype(bool), r"labels must hold integer class labels; got dtype bool"),
+])
+def test_labels_out_of_range_or_not_integers(labels, message):
+    with pytest.raises(InputError, match=message):
+        outputs(labels=labels)
+
+
+def test_integer_valued_float_labels_are_accepted():
+    assert outputs(labels=LABELS.astype(np.float32)).labels.dtype == np.int64
+
+
+def test_probabilities_negative_or_not_summing_to_one():
+    negative = PROBS.copy()
+    negative[13] = [1.2, -0.2, 0.0, 0.0]
+    with pytest.raises(InputError, match=r"probs must be >= 0; row 13 has a negative value"):
+        outputs(logits=None, probs=negative)
+    off = PROBS.copy()
+    off[[21, 30]] *= 1.1
+    with pytest.raises(InputError, match=r"probs rows must sum to 1 .*2 row\(s\) do not, "
+                                         r"first row 21 sums to 1.1"):
+        outputs(logits=None, probs=off)
+
+
+def test_empty_member_or_non_member_set():
+    with pytest.raises(InputError, match=r"membership has no members \(no True value\)"):
+        outputs(membership=np.zeros(60, bool))
+    with pytest.raises(InputError, match=r"membership has no non-members \(no False value\)"):
+        outputs(membership=np.ones(60, bool))
+
+
+def test_no_outputs_at_all():
+    with pytest.raises(InputError, match="needs at least one of logits, probs or loss"):
+        outputs(logits=None)
+
+
+@pytest.mark.parametrize("kind", ["logits", "probs", "loss", "sample_weight", "labels"])
+@pytest.mark.parametrize("side", ["train", "test"])
+def test_from_train_test_with_only_one_of_a_pair(kind, side):
+    full = {"labels": LABELS, "logits": LOGITS, "probs": PROBS, "loss": LOSS,
+            "sample_weight": np.ones(60)}
+    arrays = {"labels_train": LABELS[:30], "labels_test": LABELS[30:],
+              "logits_train": LOGITS[:30], "logits_test": LOGITS[30:]}
+    arrays[f"{kind}_train"] = full[kind][:30]
+    arrays[f"{kind}_test"] = full[kind][30:]
+    other = "test" if side == "train" else "train"
+    arrays[f"{kind}_{other}"] = None
+    with pytest.raises(InputError, match=f"^{kind}_{side} was given without {kind}_{other}; "
+                                         "give both or neither$"):
+        ModelOutputs.from_train_test(**arrays)
+
+
+def test_from_train_test_rejects_rows_that_only_add_up():
+    with pytest.raises(InputError, match=r"logits_train has 6 rows but labels_train has 5"):
+        ModelOutputs.from_train_test(logits_train=LOGITS[:6], logits_test=LOGITS[6:10],
+                                     labels_train=LABELS[:5], labels_test=LABELS[5:10])
+
+
+def test_from_train_test_names_the_side_and_its_row():
+    logits_test = with_values(LOGITS[30:], [(2, 1)], np.nan)
+    with pytest.raises(InputError, match=r"^logits_test contains 1 NaN value\(s\) "
+                                         r"\(first at row 2, column 1\)$"):
+        ModelOutputs.from_train_test(logits_train=LOGITS[:30], logits_test=logits_test,
+                                     labels_train=LABELS[:30], labels_test=LABELS[30:])
+
+
+def test_metric_functions_validate_their_inputs():
+    with pytest.raises(InputError, match=r"scores contains 1 NaN value\(s\) \(first at row 1\)"):
+        roc_curve(np.array([0.1, np.nan, 0.3]), np.array([True, False, True]))
+    with pytest.raises(InputError, match=r"scores has 3 rows but membership has 2"):
+        roc_curve(np.array([0.1, 0.2, 0.3]), np.array([True, False]))
+    with pytest.raises(InputError, match=r"membership has no non-members"):
+        roc_curve(np.array([0.1, 0.2]), np.array([True, True]))
+
+
+# --- .npz files -----------------------------------------------------------------------------
+
+
+def save(path: Path, **arrays: np.ndarray) -> Path:
+    np.savez(path, **arrays)
+    return path
+
+
+OURS = {"membership": MEMBERSHIP, "labels": LABELS, "logits": LOGITS}
+TFP = {"labels_train": LABELS[:30], "labels_test": LABELS[30:], "loss_train": LOSS[:30],
+       "loss_test": LOSS[30:]}
+
+
+def _without(arrays: dict[str, np.ndarray], key: str) -> dict[str, np.ndarray]:
+    return {k: v for k, v in arrays.items() if k != key}
+
+
+BAD_NPZ = {
+    "ours_missing_labels": (_without(OURS, "labels"), r"is missing the array 'labels'"),
+    "ours_no_outputs": (_without(OURS, "logits"),
+                        r"needs at least one of logits, probs or loss"),
+    "ours_unknown_key": ({**OURS, "logit": LOGITS},
+                         r"has unknown array\(s\) \['logit'\]; expected among"),
+    "ours_mixed_with_tfp": ({**OURS, "loss_train": LOSS[:30]},
+                            r"has unknown array\(s\) \['loss_train'\]"),
+    "tfp_missing_labels_test": (_without(TFP, "labels_test"),
+                                r"is missing the array 'labels_test'"),
+    "tfp_missing_outputs": ({"labels_train": LABELS[:30], "labels_test": LABELS[30:]},
+                            r"has none of logits_train/probs_train/loss_train"),
+    "tfp_half_pair": (_without(TFP, "loss_test"),
+                      r"loss_train was given without loss_test"),
+    "tfp_unknown_key": ({**TFP, "extra": LOSS}, r"has unknown array\(s\) \['extra'\]"),
+    "nan_logits": ({**OURS, "logits": with_values(LOGITS, [(17, 0)], np.nan)},
+                   r"logits contains 1 NaN value\(s\) \(first at row 17, column 0\)"),
+    "negative_probs": ({"membership": MEMBERSHIP, "labels": LABELS,
+                        "probs": with_values(PROBS, [(3, 1)], -0.5)},
+                       r"probs must be >= 0; row 3"),
+    "labels_out_of_range": ({**OURS, "labels": with_values(LABELS, [(5,)], 9).astype(int)},
+                            r"labels must be < 4"),
+    "no_members": ({**OURS, "membership": np.zeros(60, bool)}, r"membership has no members"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_NPZ))
+def test_bad_npz_contents(case, tmp_path, capsys):
+    arrays, message = BAD_NPZ[case]
+    path = save(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(ValueError, match=message):
+        load_outputs_npz(path)
+    assert_cli_bad_input(capsys, ["audit", str(path), "--out", str(tmp_path / "o")], message)
+    assert not (tmp_path / "o").exists()
+
+
+def assert_cli_bad_input(capsys, argv: list[str], message: str) -> str:
+    capsys.readouterr()
+    code = main(argv)
+    captured = capsys.readouterr()
+    assert code == 2
+    lines = captured.err.splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith(f"memberscope {argv[0]}: error: ")
+    assert re.search(message, lines[0]), (message, lines[0])
+    return lines[0]
+
+
+class _WritesMarker:
+    """Unpickling this object creates a file: proof that something was unpickled."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def test_object_arrays_are_refused_and_never_unpickled(tmp_path, capsys):
+    marker = tmp_path / "unpickled.marker"
+    payload = np.array([_WritesMarker(marker), 1], dtype=object)
+    path = save(tmp_path / "evil.npz", membership=MEMBERSHIP, labels=LABELS, logits=payload)
+    message = r"array 'logits' in evil.npz holds Python objects; memberscope never unpickles"
+    with pytest.raises(InputError, match=message):
+        load_outputs_npz(path)
+    assert_cli_bad_input(capsys, ["audit", str(path), "--out", str(tmp_path / "o")], message)
+    assert not marker.exists()
+    # The marker works: loading with pickling allowed does create it.
+    with np.load(path, allow_pickle=True) as archive:
+        archive["logits"][0].close()
+    assert marker.exists()
+
+
+def _valid_npz_bytes(compressed: bool) -> bytes:
+    buffer = io.BytesIO()
+    (np.savez_compressed if compressed else np.savez)(buffer, **OURS)
+    return buffer.getvalue()
+
+
+NOT_NPZ = {
+    "text": (b"membership,labels\n1,0\n", r"is not an \.npz archive"),
+    "empty": (b"", r"is not an \.npz archive"),
+    "truncated_zip": (_valid_npz_bytes(False)[:700], r"is not an \.npz archive"),
+    "truncated_compressed_zip": (_valid_npz_bytes(True)[:500], r"is not an \.npz archive"),
+    "bad_crc": (bytes(b ^ 0xFF if 100 <= i < 140 else b
+                      for i, b in enumerate(_valid_npz_bytes(False))),
+                r"is not a readable \.npz: Bad CRC-32"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(NOT_NPZ))
+def test_not_an_npz_at_all(case, tmp_path, capsys):
+    content, message = NOT_NPZ[case]
+    path = tmp_path / "input.npz"
+    path.write_bytes(content)
+    with pytest.raises(InputError, match=message):
+        load_outputs_npz(path)
+    assert_cli_bad_input(capsys, ["audit", str(path)], message)
+
+
+def test_missing_input_file(tmp_path, capsys):
+    path = tmp_path / "nope.npz"
+    with pytest.raises(InputError, match=r"input file '.*nope.npz' does not exist"):
+        load_outputs_npz(path)
+    assert_cli_bad_input(capsys, ["audit", str(path)], r"nope.npz' does not exist")
+
+
+def test_corrupt_compressed_npz(tmp_path, capsys):
+    content = bytes(b ^ 0xFF if 60 <= i < 200 else b
+                    for i, b in enumerate(_valid_npz_bytes(True)))
+    path = tmp_path / "input.npz"
+    path.write_bytes(content)
+    with pytest.raises(InputError, match=r"is not a readable \.npz"):
+        load_outputs_npz(path)
+
+
+def test_truncated_array_is_not_reported_as_python_objects(tmp_path):
+    buffer = io.BytesIO()
+    np.save(buffer, np.zeros(60, bool))
+    path = tmp_path / "input.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("membership.npy", buffer.getvalue()[:-20])
+        for key in ("labels", "logits"):
+            member = io.BytesIO()
+            np.save(member, OURS[key])
+            archive.writestr(f"{key}.npy", member.getvalue())
+    with pytest.raises(InputError, match=r"array 'membership' in input.npz is corrupt"):
+        load_outputs_npz(path)
+
+
+# --- names ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def good_npz(tmp_path: Path) -> Path:
+    return save(tmp_path / "good.npz", **OURS)
+
+
+def test_unknown_attack_lists_the_valid_ones_and_suggests_the_closest(good_npz, capsys):
+    line = assert_cli_bad_input(capsys, ["audit", str(good_npz), "--attacks", "threshold,lrr"],
+                                r"unknown attack 'lrr' \(did you mean 'lr'\?\); valid: ")
+    for name in ("threshold", "threshold_entropy", "lr", "mlp", "rf", "knn"):
+        assert name in line.split("valid: ")[1].split(", ")
+
+
+def test_unknown_slice_lists_the_valid_ones_and_suggests_the_closest(good_npz, capsys):
+    assert_cli_bad_input(capsys, ["audit", str(good_npz), "--slices", "entire,clas"],
+                         r"unknown slice 'clas' \(did you mean 'class'\?\); valid: entire, "
+                         r"class, loss_percentile, correctness, custom$")
+
+
+def test_bad_fpr_targets(good_npz, capsys):
+    assert_cli_bad_input(capsys, ["audit", str(good_npz), "--fpr", "0.01,abc"],
+                         r"--fpr must be comma-separated numbers; got '0.01,abc'")
+    assert_cli_bad_input(capsys, ["audit", str(good_npz), "--fpr", "1.5"],
+                         r"fpr_targets must be in \[0, 1\]; got 1.5")
+
+
+def test_bad_alpha(good_npz, capsys):
+    assert_cli_bad_input(capsys, ["audit", str(good_npz), "--alpha", "0"],
+                         r"alpha must be in \(0, 1\); got 0")
+
+
+def test_out_dir_that_is_a_file(good_npz, tmp_path, capsys):
+    (tmp_path / "taken").write_text("a file, not a folder")
+    assert_cli_bad_input(capsys, ["audit", str(good_npz), "--attacks", "threshold",
+                                  "--no-report", "--out", str(tmp_path / "taken")],
+                         r"File exists: .*taken")
+
+
+def test_a_full_disk_is_one_line_and_exit_1(good_npz, tmp_path, capsys, monkeypatch):
+    def no_space(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("os.replace", no_space)
+    capsys.readouterr()
+    code = main(["audit", str(good_npz), "--attacks", "threshold", "--no-report", "--out",
+                 str(tmp_path / "o")])
+    err = capsys.readouterr().err.splitlines()
+    assert code == 1
+    assert err == ["memberscope audit: error: [Errno 28] No space left on device"]

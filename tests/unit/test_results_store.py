@@ -1,0 +1,275 @@
+"""Saving and loading results (result.json, arrays.npz, results.jsonl) and collection queries."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from memberscope import (
+    AuditResult,
+    AuditRow,
+    EpsilonBound,
+    InputError,
+    ModelOutputs,
+    ResultsCollection,
+    SchemaError,
+    SkippedEntry,
+    audit,
+    load_result,
+    load_results,
+    save_result,
+)
+from memberscope.store import (
+    append_jsonl,
+    append_result,
+    atomic_write_json,
+    atomic_write_npz,
+    read_jsonl,
+)
+
+pytestmark = pytest.mark.filterwarnings("ignore::memberscope.metrics.LowResolutionWarning")
+
+
+def small_result(seed: int = 0, **metadata: object) -> AuditResult:
+    rng = np.random.default_rng(seed)
+    membership = np.arange(120) < 60
+    labels = np.arange(120) % 3
+    labels[-3:] = 2
+    labels[membership & (labels == 2)] = 0  # class 2: non-members only, so it is skipped
+    loss = rng.exponential(np.where(membership, 0.5, 1.0))
+    outputs = ModelOutputs(membership=membership, labels=labels, loss=loss)
+    return audit(outputs, attacks=["threshold"], slices=["entire", "class"], seed=seed,
+                 n_bootstrap=5, metadata=metadata or None)
+
+
+def make_row(slice_: str = "entire_dataset", attack: str = "threshold", auc: float = 0.6,
+             **metadata: object) -> AuditRow:
+    return AuditRow(slice=slice_, attack=attack, n_members=10, n_nonmembers=10, auc=auc,
+                    advantage=auc - 0.5, ppv=0.55,
+                    tpr_at_fpr={0.001: 0.0, 0.01: 0.02, 0.1: auc / 4},
+                    epsilon_lower_bound=EpsilonBound(0.4, 0.1, 0.05, 0.0), metadata=dict(metadata))
+
+
+# --- result.json + arrays.npz ---------------------------------------------------------------
+
+
+def test_result_round_trip(tmp_path):
+    result = small_result(model="2 layers", epoch=3, test_accuracy=0.7)
+    assert result.skipped and result.rows[0].auc_ci is not None
+    path = save_result(result, tmp_path / "out")
+    assert path == tmp_path / "out" / "result.json"
+    loaded = load_result(tmp_path / "out")
+    assert loaded.rows == result.rows
+    assert loaded.skipped == result.skipped
+    assert load_result(path).rows == result.rows
+    np.testing.assert_array_equal(loaded.scores["threshold"], result.scores["threshold"])
+    np.testing.assert_array_equal(loaded.membership, result.membership)
+    np.testing.assert_array_equal(loaded.labels, result.labels)
+    for saved, original in zip(loaded.rocs, result.rocs, strict=True):
+        np.testing.assert_array_equal(saved.fpr, original.fpr)
+        np.testing.assert_array_equal(saved.tpr, original.tpr)
+    with np.load(tmp_path / "out" / "arrays.npz", allow_pickle=False) as archive:
+        assert all(archive[key].dtype != object for key in archive.files)
+
+
+def test_result_json_without_arrays_still_loads(tmp_path):
+    result = small_result()
+    save_result(result, tmp_path)
+    (tmp_path / "arrays.npz").unlink()
+    assert load_result(tmp_path).rows == result.rows
+
+
+def test_non_finite_values_become_null_not_invalid_json(tmp_path):
+    atomic_write_json(tmp_path / "x.json", {"a": float("nan"), "b": [np.float64(np.inf)],
+                                             "c": np.int64(3), "d": Path("p")})
+    assert json.loads((tmp_path / "x.json").read_text()) == {"a": None, "b": [None], "c": 3,
+                                                             "d": "p"}
+
+
+@pytest.mark.parametrize("version", [2, 0, None, "1"])
+def test_schema_version_mismatch_raises_schema_error(tmp_path, version):
+    save_result(small_result(), tmp_path)
+    document = json.loads((tmp_path / "result.json").read_text())
+    if version is None:
+        del document["schema_version"]
+    else:
+        document["schema_version"] = version
+    (tmp_path / "result.json").write_text(json.dumps(document))
+    with pytest.raises(SchemaError, match=r"result.json has schema_version .*; this memberscope "
+                                          r"reads 1"):
+        load_result(tmp_path)
+
+
+def test_corrupt_result_json_raises_schema_error(tmp_path):
+    (tmp_path / "result.json").write_text('{"schema_version": 1, "rows": [')
+    with pytest.raises(SchemaError, match="is not valid JSON"):
+        load_result(tmp_path)
+    (tmp_path / "result.json").write_text(json.dumps(
+        {"schema_version": 1, "rows": [{"slice": "entire_dataset", "attack": "threshold"}]}))
+    with pytest.raises(SchemaError, match="result row is malformed"):
+        load_result(tmp_path)
+
+
+def test_missing_result_is_file_not_found(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        load_result(tmp_path / "nowhere")
+
+
+@pytest.mark.parametrize("failing", ["replace", "fsync"])
+def test_a_failed_atomic_write_leaves_the_old_file_intact(tmp_path, monkeypatch, failing):
+    save_result(small_result(seed=0), tmp_path)
+    before = {name: (tmp_path / name).read_bytes() for name in ("result.json", "arrays.npz")}
+
+    def no_space(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, failing, no_space)
+    with pytest.raises(OSError, match="No space left"):
+        save_result(small_result(seed=1, model="other"), tmp_path)
+    monkeypatch.undo()
+    after = {name: (tmp_path / name).read_bytes() for name in ("result.json", "arrays.npz")}
+    assert after == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["arrays.npz", "result.json"]
+    assert load_result(tmp_path).rows == small_result(seed=0).rows
+
+
+def test_object_arrays_are_never_written(tmp_path):
+    with pytest.raises(TypeError, match="array 'bad' has dtype object"):
+        atomic_write_npz(tmp_path / "a.npz", {"bad": np.array([{}, 1], dtype=object)})
+    assert not (tmp_path / "a.npz").exists()
+
+
+# --- results.jsonl --------------------------------------------------------------------------
+
+
+def test_results_jsonl_append_and_load(tmp_path):
+    path = tmp_path / "run" / "results.jsonl"
+    first = small_result(seed=0, model="a", epoch=1)
+    second = small_result(seed=1, model="a", epoch=2)
+    append_result(path, first)
+    append_result(path, second)
+    collection = load_results(tmp_path / "run")  # a run directory works too
+    assert collection.rows == [*first.rows, *second.rows]
+    assert collection.skipped == [*first.skipped, *second.skipped]
+    lines = path.read_text().splitlines()
+    assert len(lines) == len(collection.rows) + len(collection.skipped)
+    assert all(json.loads(line)["schema_version"] == 1 for line in lines)
+
+
+def test_partial_last_line_is_dropped_and_the_next_append_repairs_it(tmp_path):
+    path = tmp_path / "results.jsonl"
+    first = small_result(seed=0, epoch=1)
+    append_result(path, first)
+    intact = path.read_bytes()
+    with path.open("ab") as handle:  # a crash in the middle of a write
+        handle.write(b'{"schema_version": 1, "kind": "row", "slice": "entire_da')
+    assert load_results(path).rows == list(first.rows)
+    second = small_result(seed=1, epoch=2)
+    append_result(path, second)
+    content = path.read_bytes()
+    assert content.startswith(intact) and content.endswith(b"\n")
+    assert b"entire_da\"" not in content and b'"entire_da{' not in content
+    records = [json.loads(line) for line in content.splitlines()]  # every line parses
+    assert len(records) == len(first.rows) + len(first.skipped) + len(second.rows) + len(
+        second.skipped)
+    assert load_results(path).rows == [*first.rows, *second.rows]
+
+
+def test_a_bad_line_before_the_end_is_an_error_naming_the_line(tmp_path):
+    path = tmp_path / "results.jsonl"
+    append_jsonl(path, [{"schema_version": 1, "kind": "row", **make_row().to_dict()}])
+    with path.open("ab") as handle:
+        handle.write(b"garbage\n")
+    append_jsonl(path, [{"schema_version": 1, "kind": "row", **make_row().to_dict()}])
+    with pytest.raises(SchemaError, match=r"results.jsonl:2 is not valid JSON"):
+        read_jsonl(path)
+
+
+def test_results_jsonl_schema_mismatch(tmp_path):
+    path = tmp_path / "results.jsonl"
+    append_jsonl(path, [{"schema_version": 1, "kind": "row", **make_row().to_dict()},
+                        {"schema_version": 2, "kind": "row", **make_row().to_dict()}])
+    with pytest.raises(SchemaError, match=r"results.jsonl:2 has schema_version 2"):
+        load_results(path)
+
+
+# --- queries --------------------------------------------------------------------------------
+
+
+def collection() -> ResultsCollection:
+    rows = []
+    # model a: accuracy rises and so does leakage; model b: less leaky, less accurate.
+    for epoch, (auc, accuracy) in enumerate([(0.55, 0.60), (0.62, 0.70), (0.75, 0.80)], 1):
+        for slice_, bump in (("entire_dataset", 0.0), ("class=0", 0.05)):
+            rows.append(make_row(slice_, "threshold", auc + bump, model="a", epoch=epoch,
+                                 test_accuracy=accuracy))
+    for epoch, (auc, accuracy) in enumerate([(0.52, 0.55), (0.54, 0.65)], 1):
+        rows.append(make_row("entire_dataset", "lr", auc, model="b", epoch=epoch,
+                             test_accuracy=accuracy))
+    return ResultsCollection(rows)
+
+
+def test_filter_and_values():
+    results = collection()
+    assert len(results) == 8
+    assert len(results.filter(model="a")) == 6
+    assert len(results.filter(model="a", slice="class=0")) == 3
+    assert [r.metadata["epoch"] for r in results.filter(attack="lr")] == [1, 2]
+    assert len(results.filter(model="zzz")) == 0
+    assert results.values("model") == ["a", "b"]
+    assert results.values("epoch") == [1, 2, 3]
+
+
+def test_worst_slice():
+    results = collection()
+    worst = results.worst_slice()
+    assert (worst.slice, worst.metadata["epoch"], worst.auc) == ("class=0", 3, pytest.approx(0.8))
+    assert results.worst_slice(model="b").auc == pytest.approx(0.54)
+    assert results.worst_slice("tpr@0.1", model="a", epoch=1).slice == "class=0"
+    with pytest.raises(InputError, match="no result rows match"):
+        results.worst_slice(model="zzz")
+
+
+def test_best_epoch_with_max_value():
+    results = collection()
+    assert results.best_epoch() == {"model": "a", "epoch": 3, "accuracy": 0.80,
+                                    "worst": pytest.approx(0.80)}
+    # Worst AUC over slices must stay <= 0.7: model a epoch 2 (worst 0.67, accuracy 0.70).
+    assert results.best_epoch(max_value=0.7) == {"model": "a", "epoch": 2, "accuracy": 0.70,
+                                                 "worst": pytest.approx(0.67)}
+    assert results.best_epoch(max_value=0.58) == {"model": "b", "epoch": 2, "accuracy": 0.65,
+                                                  "worst": pytest.approx(0.54)}
+    assert results.best_epoch(model="b", max_value=0.53)["epoch"] == 1
+    assert results.best_epoch(max_value=0.5) is None
+    assert results.best_epoch(metric="epsilon_confident", max_value=0.2)["epoch"] == 3
+
+
+def test_to_pandas_has_one_row_per_result_row_with_flat_columns():
+    frame = collection().to_pandas()
+    assert len(frame) == 8
+    assert {"slice", "attack", "n_members", "n_nonmembers", "auc", "advantage", "ppv",
+            "epsilon_point", "epsilon_confident", "tpr@0.001", "tpr@0.01", "tpr@0.1",
+            "model", "epoch", "test_accuracy"} <= set(frame.columns)
+    assert frame.loc[frame["model"] == "b", "auc"].tolist() == [0.52, 0.54]
+    assert small_result().to_pandas()["slice"].tolist() == ["entire_dataset", "class=0",
+                                                            "class=1"]
+
+
+def test_metric_names_and_row_lookup():
+    row = make_row()
+    assert row.metric("tpr@0.01") == 0.02
+    assert row.metric("epsilon_point") == 0.4
+    with pytest.raises(InputError, match=r"unknown metric 'aucc'; valid: auc, advantage, ppv"):
+        row.metric("aucc")
+    with pytest.raises(InputError, match=r"no TPR stored at FPR 0.05"):
+        row.metric("tpr@0.05")
+    result = AuditResult(rows=(row,), skipped=(SkippedEntry("class=1", "lr", "too small"),))
+    assert result.row("entire_dataset", "threshold") is row
+    with pytest.raises(KeyError, match="no row for slice='class=1'"):
+        result.row("class=1", "lr")
+    assert result.worst("ppv") is row
