@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from memberscope.errors import MemberscopeError
 
-COMMAND_MODULES = ("audit", "attacks", "report", "reference")
+COMMAND_MODULES = ("audit", "attacks", "report", "run", "reference")
 
 EXIT_OK = 0
 EXIT_FAILURE = 1

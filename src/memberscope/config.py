@@ -1,0 +1,513 @@
+"""Experiment configs: TOML -> frozen dataclasses, with every problem reported at once.
+
+A config names a dataset, training defaults, the audit, and model variants; each variant may
+override the training defaults and add DP. Example (``memberscope run`` takes this)::
+
+    name = "quickstart"
+    seed = 0
+    [dataset]
+    name = "fashion_mnist"          # cifar10 | fashion_mnist | digits | path/to/data.npz
+    [training]
+    epochs = 10
+    epochs_per_report = 2
+    batch_size = 50
+    learning_rate = 0.001
+    optimizer = "adam"
+    [audit]
+    attacks = ["threshold", "lr"]
+    slices = ["entire", "class"]
+    member_sample = "balanced"      # or a number, or "all"
+    [[variants]]
+    label = "2 layers"
+    model = "small_cnn"
+    num_conv = 2
+    [[variants]]
+    label = "3 layers, DP-Adam"
+    model = "small_cnn"
+    num_conv = 3
+    [variants.dp]
+    noise_multiplier = 1.1          # or target_epsilon = 3.0
+    max_grad_norm = 1.0
+
+Errors name the dotted path of each problem, e.g.
+``variants[1].optimizer: unknown optimizer 'adamw2' (did you mean 'adamw'?); valid: …``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from memberscope.errors import ConfigError, InputError, unknown_name_message
+from memberscope.train.models import ACTIVATIONS
+from memberscope.train.settings import (
+    ACCOUNTANTS,
+    DEFAULT_GRAD_SAMPLE_MODE,
+    GRAD_SAMPLE_MODES,
+    OPTIMIZERS,
+    DPSettings,
+    TrainSettings,
+)
+
+CONFIG_SCHEMA_VERSION = 1
+MODELS = ("small_cnn", "mlp")
+SLICE_KINDS = ("entire", "class", "loss_percentile", "correctness")
+MEMBER_SAMPLE_WORDS = ("all", "balanced")
+
+
+# --- the dataclasses ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    """Which data: ``name`` (a dataset name or an ``.npz`` path); optional seeded subsets of
+    at most ``max_train`` members and ``max_test`` non-members (for quick runs)."""
+
+    name: str
+    max_train: int | None = None
+    max_test: int | None = None
+    cache_dir: str | None = None
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    """What the monitor runs: ``member_sample`` is "all", "balanced" (as many members as
+    non-members, a fixed seeded sample) or a number of members."""
+
+    attacks: tuple[str, ...] = ("threshold", "lr")
+    slices: tuple[str, ...] = ("entire", "class")
+    member_sample: int | str = "all"
+    batch_size: int = 250
+    keep_scores: bool = True
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture: ``small_cnn`` (``num_conv``) or ``mlp`` (``hidden`` sizes)."""
+
+    kind: str = "small_cnn"
+    num_conv: int = 3
+    activation: str = "relu"
+    hidden: tuple[int, ...] = (128,)
+
+
+@dataclass(frozen=True)
+class VariantConfig:
+    """One model variant: its ``label`` (unique), architecture and training settings."""
+
+    label: str
+    model: ModelConfig
+    training: TrainSettings
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """A whole experiment; build it with :func:`load_config` or :func:`parse_config`."""
+
+    name: str
+    seed: int
+    dataset: DatasetConfig
+    epochs_per_report: int
+    audit: AuditConfig
+    variants: tuple[VariantConfig, ...]
+    threads: int | None = None
+    source: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved config as plain TOML-able data (every default filled in)."""
+        return resolved_document(self)
+
+    def fingerprint(self) -> str:
+        """SHA-256 of everything that decides the results (not the thread count)."""
+        document = self.to_dict()
+        document["training"].pop("threads", None)
+        text = json.dumps(document, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+# --- field checks ---------------------------------------------------------------------------
+
+Check = Callable[[Any], "tuple[Any, str | None]"]
+_MISSING = object()
+
+
+@dataclass(frozen=True)
+class _Field:
+    check: Check
+    default: Any = _MISSING
+
+
+def _type_name(value: Any) -> str:
+    return {bool: "boolean", int: "integer", float: "number", str: "string", list: "array",
+            dict: "table"}.get(type(value), type(value).__name__)
+
+
+def _got(value: Any) -> str:
+    return f"got {_type_name(value)} {value!r}"
+
+
+def _int(minimum: int | None = None) -> Check:
+    def check(value: Any) -> tuple[Any, str | None]:
+        if isinstance(value, bool) or not isinstance(value, int):
+            return value, f"expected an integer; {_got(value)}"
+        if minimum is not None and value < minimum:
+            return value, f"must be >= {minimum}; got {value}"
+        return value, None
+    return check
+
+
+def _float(*, above: float | None = None, at_least: float | None = None,
+           below: float | None = None) -> Check:
+    def check(value: Any) -> tuple[Any, str | None]:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return value, f"expected a number; {_got(value)}"
+        number = float(value)
+        if not math.isfinite(number):
+            return value, f"must be finite; got {value}"
+        if above is not None and not number > above:
+            return value, f"must be > {above:g}; got {value}"
+        if at_least is not None and number < at_least:
+            return value, f"must be >= {at_least:g}; got {value}"
+        if below is not None and not number < below:
+            return value, f"must be < {below:g}; got {value}"
+        return number, None
+    return check
+
+
+def _str(kind: str | None = None, choices: tuple[str, ...] = ()) -> Check:
+    def check(value: Any) -> tuple[Any, str | None]:
+        if not isinstance(value, str):
+            return value, f"expected a string; {_got(value)}"
+        if choices and value not in choices:
+            return value, unknown_name_message(kind or "value", value, choices)
+        if not value.strip():
+            return value, "must not be empty"
+        return value, None
+    return check
+
+
+def _bool(value: Any) -> tuple[Any, str | None]:
+    if not isinstance(value, bool):
+        return value, f"expected true or false; {_got(value)}"
+    return value, None
+
+
+def _list(item: Check, *, allow_empty: bool = False) -> Check:
+    def check(value: Any) -> tuple[Any, str | None]:
+        if not isinstance(value, list):
+            return value, f"expected an array; {_got(value)}"
+        if not value and not allow_empty:
+            return value, "must not be empty"
+        items = []
+        for index, element in enumerate(value):
+            converted, problem = item(element)
+            if problem:
+                return value, f"[{index}]: {problem}"
+            items.append(converted)
+        if len(set(items)) != len(items):
+            return value, f"has duplicates: {value}"
+        return tuple(items), None
+    return check
+
+
+def _attack_name(value: Any) -> tuple[Any, str | None]:
+    from memberscope.attacks import list_attacks
+
+    names = tuple(a.name for a in list_attacks())
+    return _str("attack", names)(value)
+
+
+def _member_sample(value: Any) -> tuple[Any, str | None]:
+    if isinstance(value, str):
+        return _str("member_sample", MEMBER_SAMPLE_WORDS)(value)
+    converted, problem = _int(1)(value)
+    if problem:
+        return value, f"expected \"all\", \"balanced\" or a positive integer; {_got(value)}"
+    return converted, None
+
+
+def _threads(value: Any) -> tuple[Any, str | None]:
+    if value == "auto":
+        return None, None
+    converted, problem = _int(1)(value)
+    if problem:
+        return value, f"expected \"auto\" or a positive integer; {_got(value)}"
+    return converted, None
+
+
+DATASET_FIELDS = {
+    "name": _Field(_str()),
+    "max_train": _Field(_int(1), None),
+    "max_test": _Field(_int(1), None),
+    "cache_dir": _Field(_str(), None),
+}
+TRAINING_FIELDS = {
+    "epochs": _Field(_int(1)),
+    "epochs_per_report": _Field(_int(1), 2),
+    "batch_size": _Field(_int(1), 50),
+    "learning_rate": _Field(_float(above=0), 1e-3),
+    "optimizer": _Field(_str("optimizer", OPTIMIZERS), "adam"),
+    "momentum": _Field(_float(at_least=0, below=1), 0.0),
+    "weight_decay": _Field(_float(at_least=0), 0.0),
+    "threads": _Field(_threads, None),
+}
+AUDIT_FIELDS = {
+    "attacks": _Field(_list(_attack_name), ("threshold", "lr")),
+    "slices": _Field(_list(_str("slice kind", SLICE_KINDS)), ("entire", "class")),
+    "member_sample": _Field(_member_sample, "all"),
+    "batch_size": _Field(_int(1), 250),
+    "keep_scores": _Field(_bool, True),
+}
+VARIANT_FIELDS = {
+    "label": _Field(_str()),
+    "model": _Field(_str("model", MODELS), "small_cnn"),
+    "num_conv": _Field(_int(1), 3),
+    "activation": _Field(_str("activation", ACTIVATIONS), "relu"),
+    "hidden": _Field(_list(_int(1), allow_empty=True), (128,)),
+    # training overrides; None = the [training] value
+    "optimizer": _Field(_str("optimizer", OPTIMIZERS), None),
+    "learning_rate": _Field(_float(above=0), None),
+    "batch_size": _Field(_int(1), None),
+    "momentum": _Field(_float(at_least=0, below=1), None),
+    "weight_decay": _Field(_float(at_least=0), None),
+    "dp": _Field(lambda v: (v, None), None),  # a table, checked on its own
+}
+DP_FIELDS = {
+    "noise_multiplier": _Field(_float(at_least=0), None),
+    "target_epsilon": _Field(_float(above=0), None),
+    "max_grad_norm": _Field(_float(above=0), 1.0),
+    "delta": _Field(_float(above=0, below=1), 1e-5),
+    "accountant": _Field(_str("accountant", ACCOUNTANTS), "prv"),
+    "poisson_sampling": _Field(_bool, True),
+    "grad_sample_mode": _Field(_str("grad_sample_mode", GRAD_SAMPLE_MODES),
+                               DEFAULT_GRAD_SAMPLE_MODE),
+}
+TOP_FIELDS = {
+    "schema_version": _Field(_int(1), CONFIG_SCHEMA_VERSION),
+    "name": _Field(_str(), "experiment"),
+    "seed": _Field(_int(0), 0),
+    "dataset": _Field(lambda v: (v, None)),
+    "training": _Field(lambda v: (v, None)),
+    "audit": _Field(lambda v: (v, None), None),
+    "variants": _Field(lambda v: (v, None)),
+}
+
+
+def _check_table(data: Any, path: str, fields: Mapping[str, _Field],
+                 problems: list[str]) -> dict[str, Any]:
+    """Check one table against ``fields``: unknown keys, missing keys, types and values."""
+    if not isinstance(data, Mapping):
+        problems.append(f"{path}: expected a table; {_got(data)}")
+        return {}
+    prefix = f"{path}." if path else ""
+    out: dict[str, Any] = {}
+    for key in data:
+        if key not in fields:
+            problems.append(f"{prefix}{key}: " + unknown_name_message("key", key, list(fields)))
+    for key, spec in fields.items():
+        if key not in data:
+            if spec.default is _MISSING:
+                problems.append(f"{prefix}{key}: missing (required)")
+            else:
+                out[key] = spec.default
+            continue
+        value, problem = spec.check(data[key])
+        if problem:
+            separator = "" if problem.startswith("[") else ": "
+            problems.append(f"{prefix}{key}{separator}{problem}")
+        else:
+            out[key] = value
+    return out
+
+
+# --- parsing --------------------------------------------------------------------------------
+
+
+def _load_toml(text: str, where: str) -> dict[str, Any]:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        from memberscope.errors import require
+
+        tomllib = require("tomli", "dev", "reading TOML on Python 3.10")
+    try:
+        return dict(tomllib.loads(text))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{where}: not valid TOML: {exc}"]) from None
+
+
+def load_config(path: str | Path) -> ExperimentConfig:
+    """Read and check a TOML config file; raises :class:`ConfigError` listing every problem."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"config file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"config file {path} could not be read: {exc}") from exc
+    return parse_config(_load_toml(text, str(path)))
+
+
+def parse_toml(text: str) -> ExperimentConfig:
+    """Check a config given as TOML text."""
+    return parse_config(_load_toml(text, "config"))
+
+
+def parse_config(document: Mapping[str, Any]) -> ExperimentConfig:
+    """Check a config given as a parsed TOML document; every problem at once."""
+    problems: list[str] = []
+    top = _check_table(document, "", TOP_FIELDS, problems)
+    if top.get("schema_version", CONFIG_SCHEMA_VERSION) != CONFIG_SCHEMA_VERSION:
+        problems.append(f"schema_version: this version reads {CONFIG_SCHEMA_VERSION}; "
+                        f"got {top['schema_version']}")
+    dataset = _check_table(top.get("dataset", {}), "dataset", DATASET_FIELDS, problems) \
+        if "dataset" in top else {}
+    training = _check_table(top.get("training", {}), "training", TRAINING_FIELDS, problems) \
+        if "training" in top else {}
+    audit = _check_table(top.get("audit") or {}, "audit", AUDIT_FIELDS, problems)
+    variants = _check_variants(top.get("variants"), training, problems) \
+        if "variants" in top else ()
+    if problems:
+        raise ConfigError(problems)
+    seed = top["seed"]
+    return ExperimentConfig(
+        name=top["name"], seed=seed,
+        dataset=DatasetConfig(**dataset),
+        epochs_per_report=training["epochs_per_report"],
+        audit=AuditConfig(**audit),
+        variants=tuple(_build_variant(v, training, seed) for v in variants),
+        threads=training["threads"],
+        source=dict(document),
+    )
+
+
+def _check_variants(data: Any, training: Mapping[str, Any],
+                    problems: list[str]) -> tuple[dict[str, Any], ...]:
+    if not isinstance(data, list) or not data:
+        problems.append("variants: expected at least one [[variants]] table; "
+                        f"{_got(data) if not isinstance(data, list) else 'got none'}")
+        return ()
+    checked = []
+    seen: dict[str, int] = {}
+    for index, item in enumerate(data):
+        path = f"variants[{index}]"
+        variant = _check_table(item, path, VARIANT_FIELDS, problems)
+        label = variant.get("label")
+        if isinstance(label, str):
+            if label in seen:
+                problems.append(f"{path}.label: '{label}' is already the label of "
+                                f"variants[{seen[label]}]; labels must be unique")
+            seen.setdefault(label, index)
+        if variant.get("dp") is not None:
+            dp = _check_table(variant["dp"], f"{path}.dp", DP_FIELDS, problems)
+            if dp and (dp.get("noise_multiplier") is None) == (dp.get("target_epsilon") is None):
+                problems.append(f"{path}.dp: give exactly one of noise_multiplier or "
+                                "target_epsilon")
+            variant["dp"] = dp
+        if variant.get("model") == "mlp" and "num_conv" in (item or {}):
+            problems.append(f"{path}.num_conv: only small_cnn has conv layers; model is mlp")
+        if variant.get("model") == "small_cnn" and isinstance(item, Mapping) and "hidden" in item:
+            problems.append(f"{path}.hidden: only mlp has hidden sizes; model is small_cnn")
+        checked.append(variant)
+    return tuple(checked)
+
+
+def _build_variant(variant: Mapping[str, Any], training: Mapping[str, Any],
+                   seed: int) -> VariantConfig:
+    def pick(key: str) -> Any:
+        return training[key] if variant.get(key) is None else variant[key]
+
+    dp = DPSettings(**variant["dp"]) if variant.get("dp") else None
+    settings = TrainSettings(
+        epochs=training["epochs"], batch_size=pick("batch_size"),
+        learning_rate=pick("learning_rate"), optimizer=pick("optimizer"),
+        momentum=pick("momentum"), weight_decay=pick("weight_decay"), seed=seed, dp=dp)
+    model = ModelConfig(kind=variant["model"], num_conv=variant["num_conv"],
+                        activation=variant["activation"], hidden=tuple(variant["hidden"]))
+    return VariantConfig(label=variant["label"], model=model, training=settings)
+
+
+# --- the resolved document ------------------------------------------------------------------
+
+
+def resolved_document(config: ExperimentConfig) -> dict[str, Any]:
+    """Every setting with defaults filled in, in the TOML layout :func:`parse_config` reads."""
+    first = config.variants[0].training
+    training: dict[str, Any] = {
+        "epochs": first.epochs, "epochs_per_report": config.epochs_per_report,
+        "batch_size": first.batch_size, "learning_rate": first.learning_rate,
+        "optimizer": first.optimizer, "momentum": first.momentum,
+        "weight_decay": first.weight_decay,
+        "threads": "auto" if config.threads is None else config.threads,
+    }
+    variants = []
+    for variant in config.variants:
+        item: dict[str, Any] = {"label": variant.label, "model": variant.model.kind,
+                                "activation": variant.model.activation}
+        if variant.model.kind == "small_cnn":
+            item["num_conv"] = variant.model.num_conv
+        else:
+            item["hidden"] = list(variant.model.hidden)
+        settings = variant.training
+        for key in ("optimizer", "learning_rate", "batch_size", "momentum", "weight_decay"):
+            item[key] = getattr(settings, key)
+        if settings.dp is not None:
+            item["dp"] = {k: v for k, v in asdict(settings.dp).items() if v is not None}
+        variants.append(item)
+    dataset = {k: v for k, v in asdict(config.dataset).items() if v is not None}
+    audit = asdict(config.audit)
+    audit["attacks"], audit["slices"] = list(audit["attacks"]), list(audit["slices"])
+    return {"schema_version": CONFIG_SCHEMA_VERSION, "name": config.name, "seed": config.seed,
+            "dataset": dataset, "training": training, "audit": audit, "variants": variants}
+
+
+def to_toml(document: Mapping[str, Any]) -> str:
+    """Write a config document (scalars, arrays of scalars, tables, arrays of tables) as TOML."""
+    lines: list[str] = []
+    _emit_table(document, [], lines)
+    return "\n".join(lines).strip() + "\n"
+
+
+def _emit_table(table: Mapping[str, Any], path: list[str], lines: list[str]) -> None:
+    scalars = {k: v for k, v in table.items() if not _is_table(v) and not _is_table_array(v)}
+    for key, value in scalars.items():
+        lines.append(f"{_key(key)} = {_value(value)}")
+    for key, value in table.items():
+        if _is_table(value):
+            lines += ["", f"[{'.'.join(_key(p) for p in [*path, key])}]"]
+            _emit_table(value, [*path, key], lines)
+        elif _is_table_array(value):
+            for item in value:
+                lines += ["", f"[[{'.'.join(_key(p) for p in [*path, key])}]]"]
+                _emit_table(item, [*path, key], lines)
+
+
+def _is_table(value: Any) -> bool:
+    return isinstance(value, Mapping)
+
+
+def _is_table_array(value: Any) -> bool:
+    return isinstance(value, list | tuple) and bool(value) and all(
+        isinstance(v, Mapping) for v in value)
+
+
+def _key(key: str) -> str:
+    return key if key.replace("_", "").replace("-", "").isalnum() else json.dumps(key)
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {type(value).__name__} to TOML")

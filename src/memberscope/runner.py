@@ -1,0 +1,405 @@
+"""``run_experiment``: train every model variant of a config, audit it as it trains, and keep
+everything in a run directory (DESIGN.md)::
+
+    RUN_DIR/config.toml        the resolved config (every default filled in)
+    RUN_DIR/results.jsonl      one line per (model, epoch, slice, attack), appended as it goes
+    RUN_DIR/scores/LABEL/epoch_K.npz   per-example attack scores of each audit
+    RUN_DIR/checkpoints/LABEL.pt       model, optimizer, RNG and accountant state
+    RUN_DIR/report.html        when the report module is installed
+
+After each epoch the runner audits (at report epochs), appends the rows, then writes the
+checkpoint. Killing it at any moment loses at most the epoch in progress: with ``resume=True``
+each variant continues from its checkpoint, and rows a killed run wrote after its last
+checkpoint are dropped (they are recomputed identically, training being deterministic).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from memberscope.audit import derived_seed
+from memberscope.config import ExperimentConfig, VariantConfig, load_config, to_toml
+from memberscope.errors import InputError, MemberscopeError, require
+from memberscope.metrics import DEFAULT_FPR_TARGETS, LowResolutionWarning
+from memberscope.results import AuditResult
+from memberscope.store import (
+    append_result,
+    atomic_write_npz,
+    atomic_write_text,
+    read_jsonl,
+)
+from memberscope.train.checkpoint import (
+    CheckpointMismatchError,
+    load_checkpoint,
+    save_checkpoint,
+)
+
+if TYPE_CHECKING:
+    from memberscope.data import Dataset
+
+logger = logging.getLogger(__name__)
+
+CONFIG_FILE = "config.toml"
+RESULTS_FILE = "results.jsonl"
+CHECKPOINT_DIR = "checkpoints"
+SCORES_DIR = "scores"
+REPORT_FILE = "report.html"
+
+Notify = Callable[[str], None]
+
+
+class RunWriteError(MemberscopeError, OSError):
+    """Writing into the run directory failed (e.g. the disk is full); what was written
+    before is intact and the run can continue with ``--resume`` once the cause is fixed."""
+
+
+@dataclass(frozen=True)
+class VariantSummary:
+    """The last audit of one variant: epoch, accuracies, DP ε and the highest AUC."""
+
+    label: str
+    epoch: int
+    train_accuracy: float
+    test_accuracy: float
+    epsilon: float | None
+    max_auc: float
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """Where a run's files are and how each variant ended."""
+
+    run_dir: Path
+    results_path: Path
+    report_path: Path | None
+    variants: tuple[VariantSummary, ...]
+
+
+def slug(label: str) -> str:
+    """A file-name-safe form of a variant label ("3 layers, DP-Adam" -> "3_layers_DP-Adam")."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("_") or "model"
+
+
+# --- the run directory ----------------------------------------------------------------------
+
+
+def _differences(old: Any, new: Any, path: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for key in sorted(set(old) | set(new), key=str):
+            sub = f"{path}.{key}" if path else str(key)
+            out += _differences(old.get(key), new.get(key), sub)
+        return out
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        return [d for i, (a, b) in enumerate(zip(old, new, strict=True))
+                for d in _differences(a, b, f"{path}[{i}]")]
+    return [] if old == new else [f"{path}: {old!r} -> {new!r}"]
+
+
+def prepare_run_dir(config: ExperimentConfig, run_dir: Path, *, resume: bool) -> None:
+    """Create the run directory and its ``config.toml``, or check that a resumed run has
+    the same config; refuses to mix runs."""
+    config_path = run_dir / CONFIG_FILE
+    if config_path.exists():
+        if not resume:
+            raise InputError(f"{run_dir} already holds a run; pass --resume to continue it or "
+                             "choose another output directory")
+        stored = load_config(config_path)
+        if stored.fingerprint() != config.fingerprint():
+            changed = _differences(stored.to_dict(), config.to_dict())
+            changed = [c for c in changed if not c.startswith("training.threads")]
+            raise CheckpointMismatchError(
+                f"{run_dir} was started with another config; changed: {'; '.join(changed[:5])}"
+                f"{' …' if len(changed) > 5 else ''}. Resume with the original config "
+                f"({config_path}) or start a new run directory")
+        return
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise InputError(f"{run_dir} exists and is not a memberscope run directory (no "
+                         f"{CONFIG_FILE}); choose an empty or new output directory")
+    _write(lambda: atomic_write_text(config_path, to_toml(config.to_dict())), config_path,
+           run_dir)
+
+
+def _write(action: Callable[[], object], path: Path, run_dir: Path) -> None:
+    try:
+        action()
+    except OSError as exc:
+        if isinstance(exc, MemberscopeError):
+            raise
+        reason = exc.strerror or str(exc)
+        raise RunWriteError(
+            f"could not write {path}: {reason}. Everything written before is intact in "
+            f"{run_dir}; fix the cause (free disk space?) and continue with --resume") from exc
+
+
+def drop_rows_after(results_path: Path, label: str, epoch: int) -> int:
+    """Remove rows of ``label`` with an epoch after ``epoch`` (written after the checkpoint a
+    run is resumed from); returns how many were removed. Rewrites the file atomically."""
+    if not results_path.exists():
+        return 0
+    records = read_jsonl(results_path)
+
+    def stale(record: dict[str, Any]) -> bool:
+        metadata = record.get("metadata", {})
+        return metadata.get("model") == label and int(metadata.get("epoch", 0)) > epoch
+
+    kept = [r for r in records if not stale(r)]
+    removed = len(records) - len(kept)
+    if removed:
+        import json
+
+        text = "".join(json.dumps(r, allow_nan=False) + "\n" for r in kept)
+        atomic_write_text(results_path, text)
+    return removed
+
+
+# --- data and models ------------------------------------------------------------------------
+
+
+def load_run_dataset(config: ExperimentConfig) -> Dataset:
+    """The config's dataset, with the optional seeded ``max_train``/``max_test`` subsets."""
+    from memberscope.data import Dataset, load_dataset
+
+    spec = config.dataset
+    try:
+        data = load_dataset(spec.name, cache_dir=spec.cache_dir)
+    except FileNotFoundError as exc:
+        raise InputError(f"dataset.name: {exc}") from exc
+    except InputError as exc:
+        raise type(exc)(f"dataset.name {spec.name!r}: {exc}") from exc
+    if spec.max_train is None and spec.max_test is None:
+        return data
+    rng = np.random.default_rng(derived_seed(config.seed, "dataset-subset"))
+
+    def subset(n: int, limit: int | None) -> np.ndarray:
+        if limit is None or limit >= n:
+            return np.arange(n)
+        return np.sort(rng.choice(n, limit, replace=False))
+
+    train = subset(data.n_train, spec.max_train)
+    test = subset(data.n_test, spec.max_test)
+    return Dataset(x_train=data.x_train[train], y_train=data.y_train[train],
+                   x_test=data.x_test[test], y_test=data.y_test[test], name=data.name,
+                   num_classes=data.num_classes, input_shape=data.input_shape,
+                   class_names=data.class_names)
+
+
+def build_model(variant: VariantConfig, input_shape: tuple[int, ...], num_classes: int,
+                seed: int) -> Any:
+    """The variant's model with weights seeded by ``seed``."""
+    import torch
+
+    from memberscope.train.models import mlp, small_cnn
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        if variant.model.kind == "small_cnn":
+            if len(input_shape) != 3:
+                raise InputError(f"model small_cnn needs images (height, width, channels); the "
+                                 f"dataset's examples have shape {input_shape}: use model = "
+                                 "\"mlp\"")
+            return small_cnn(input_shape, num_classes, variant.model.num_conv,
+                             variant.model.activation)
+        return mlp(int(np.prod(input_shape)), num_classes, variant.model.hidden,
+                   variant.model.activation)
+
+
+def _check_models(config: ExperimentConfig, data: Dataset) -> None:
+    problems = []
+    for index, variant in enumerate(config.variants):
+        try:
+            build_model(variant, data.input_shape, data.num_classes, 0)
+        except InputError as exc:
+            problems.append(f"variants[{index}].model: {exc}")
+    if problems:
+        raise InputError("; ".join(problems))
+
+
+def _member_sample(config: ExperimentConfig, data: Dataset) -> int | None:
+    sample = config.audit.member_sample
+    if sample == "all":
+        return None
+    if sample == "balanced":
+        return min(data.n_train, data.n_test)
+    return int(sample)
+
+
+# --- training one variant -------------------------------------------------------------------
+
+
+def _save_scores(path: Path, result: AuditResult, member_index: np.ndarray) -> None:
+    arrays = {f"score_{attack}": np.asarray(s, dtype=np.float32)
+              for attack, s in result.scores.items()}
+    if result.membership is not None:
+        arrays["membership"] = result.membership
+    if result.labels is not None:
+        arrays["labels"] = result.labels
+    arrays["member_index"] = member_index
+    arrays["schema_version"] = np.asarray(1)
+    atomic_write_npz(path, arrays)
+
+
+def train_variant(config: ExperimentConfig, variant: VariantConfig, data: Dataset,
+                  run_dir: Path, *, progress: bool = False, notify: Notify | None = None,
+                  device: str | None = None) -> None:
+    """Train (or resume) one variant, auditing every ``epochs_per_report`` epochs."""
+    from memberscope.train.hook import TorchMonitorHook
+    from memberscope.train.trainer import Trainer
+
+    say = notify or (lambda _message: None)
+    results_path = run_dir / RESULTS_FILE
+    checkpoint_path = run_dir / CHECKPOINT_DIR / f"{slug(variant.label)}.pt"
+    fingerprint = config.fingerprint()
+    model = build_model(variant, data.input_shape, data.num_classes,
+                        derived_seed(config.seed, "model", variant.label))
+    trainer = Trainer(model, data.x_train, data.y_train, variant.training, device=device,
+                      progress=progress, description=variant.label)
+    if checkpoint_path.exists():
+        document = load_checkpoint(checkpoint_path, fingerprint=fingerprint,
+                                   label=variant.label)
+        trainer.load_state_dict(document["trainer"])
+        if document["finished"]:
+            say(f"[{variant.label}] already finished ({trainer.epoch} epochs)")
+            return
+        say(f"[{variant.label}] resuming after epoch {trainer.epoch}")
+    removed = drop_rows_after(results_path, variant.label, trainer.epoch)
+    if removed:
+        logger.info("dropped %d rows of %s written after its checkpoint", removed, variant.label)
+    if trainer.noise_multiplier is not None:
+        say(f"[{variant.label}] DP: noise multiplier {trainer.noise_multiplier:.3f}, "
+            f"clipping {variant.training.dp.max_grad_norm}, "  # type: ignore[union-attr]
+            f"sample rate {trainer.sample_rate:.5f}")
+
+    def record(result: AuditResult) -> None:
+        _write(lambda: append_result(results_path, result), results_path, run_dir)
+        if config.audit.keep_scores:
+            epoch = result.rows[0].metadata["epoch"] if result.rows else trainer.epoch
+            path = run_dir / SCORES_DIR / slug(variant.label) / f"epoch_{epoch:04d}.npz"
+            _write(lambda: _save_scores(path, result, hook.member_index), path, run_dir)
+
+    hook = TorchMonitorHook(
+        trainer.model, members=(data.x_train, data.y_train), nonmembers=(data.x_test, data.y_test),
+        every=config.epochs_per_report, attacks=config.audit.attacks,
+        slices=config.audit.slices, model_label=variant.label,
+        member_sample=_member_sample(config, data), seed=config.seed,
+        epsilon=trainer.epsilon if trainer.accountant is not None else None,
+        on_result=record, batch_size=config.audit.batch_size,
+        device=trainer.device)
+    epochs = variant.training.epochs
+    while trainer.epoch < epochs:
+        stats = trainer.train_epoch()
+        result = hook.on_epoch_end(stats.epoch, train_loss=stats.loss,
+                                   epoch_seconds=stats.seconds,
+                                   images_per_second=stats.images_per_second)
+        say(_epoch_line(variant.label, stats, epochs, result))
+        _write(lambda: save_checkpoint(checkpoint_path, trainer.state_dict(),
+                                       fingerprint=fingerprint, label=variant.label,
+                                       finished=trainer.epoch >= epochs),
+               checkpoint_path, run_dir)
+
+
+def _epoch_line(label: str, stats: Any, epochs: int, result: AuditResult | None) -> str:
+    line = (f"[{label}] epoch {stats.epoch}/{epochs}: loss {stats.loss:.4f}, "
+            f"train acc {stats.accuracy:.4f}, {stats.seconds:.1f} s "
+            f"({stats.images_per_second:,.0f} img/s)")
+    if result is not None and result.rows:
+        meta = result.rows[0].metadata
+        worst = result.worst("auc")
+        line += (f"; audit: test acc {meta['test_accuracy']:.4f}, max AUC {worst.auc:.3f} "
+                 f"({worst.attack} on {worst.slice})")
+        if meta.get("epsilon") is not None:
+            line += f", eps {meta['epsilon']:.2f}"
+        line += f", {meta['inference_seconds'] + meta['audit_seconds']:.1f} s"
+    return line
+
+
+# --- the whole run --------------------------------------------------------------------------
+
+
+def summarize(run_dir: Path, config: ExperimentConfig) -> tuple[VariantSummary, ...]:
+    """Each variant's last audited epoch, read back from ``results.jsonl``."""
+    path = run_dir / RESULTS_FILE
+    records = [r for r in read_jsonl(path) if r.get("kind") == "row"] if path.exists() else []
+    summaries = []
+    for variant in config.variants:
+        rows = [r for r in records if r.get("metadata", {}).get("model") == variant.label]
+        if not rows:
+            continue
+        last = max(int(r["metadata"]["epoch"]) for r in rows)
+        final = [r for r in rows if int(r["metadata"]["epoch"]) == last]
+        meta = final[0]["metadata"]
+        summaries.append(VariantSummary(
+            label=variant.label, epoch=last, train_accuracy=float(meta["train_accuracy"]),
+            test_accuracy=float(meta["test_accuracy"]), epsilon=meta.get("epsilon"),
+            max_auc=max(float(r["auc"]) for r in final)))
+    return tuple(summaries)
+
+
+def write_report(run_dir: Path) -> Path | None:
+    """``report.html`` through ``memberscope.report.html.write_run_report`` when installed."""
+    try:
+        from memberscope.report.html import write_run_report
+    except ImportError as exc:
+        logger.info("no report.html: %s", exc)
+        return None
+    return Path(write_run_report(run_dir))
+
+
+def run_experiment(config: ExperimentConfig | str | Path, run_dir: str | Path, *,
+                   resume: bool = False, progress: bool = False, notify: Notify | None = None,
+                   device: str | None = None) -> RunSummary:
+    """Train and audit every variant of ``config``, writing ``run_dir`` as it goes.
+
+    Parameters
+    ----------
+    config : ExperimentConfig or path of a TOML config
+    run_dir : path
+        New or empty directory; with ``resume=True`` a directory a run with the same config
+        left (anything else is refused with a message naming the changed settings).
+    progress : bool
+        Rich progress bars per epoch on the terminal.
+    notify : callable, optional
+        Receives one human-readable line per epoch (the CLI prints them).
+
+    Returns
+    -------
+    RunSummary
+        Paths of the results and report, and each variant's last audit.
+    """
+    require("torch", "torch", "memberscope run")
+    from memberscope.train.threads import apply_threads, choose_threads
+
+    if not isinstance(config, ExperimentConfig):
+        config = load_config(config)
+    run_dir = Path(run_dir)
+    data = load_run_dataset(config)
+    _check_models(config, data)
+    prepare_run_dir(config, run_dir, resume=resume)
+    threads = choose_threads(config.threads)
+    previous = apply_threads(threads)
+    say = notify or (lambda _message: None)
+    say(f"{config.name}: {data.name}, {data.n_train} members, {data.n_test} non-members; "
+        f"{len(config.variants)} variant(s); {threads} torch thread(s)")
+    too_fine = [f for f in DEFAULT_FPR_TARGETS if f < 1.0 / data.n_test]
+    if too_fine:
+        say(f"note: with {data.n_test} non-members, TPR at FPR "
+            f"{', '.join(f'{f:g}' for f in too_fine)} can only be 0")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", LowResolutionWarning)  # said once just above
+            for variant in config.variants:
+                train_variant(config, variant, data, run_dir, progress=progress,
+                              notify=notify, device=device)
+    finally:
+        apply_threads(previous)
+    report = write_report(run_dir)
+    return RunSummary(run_dir=run_dir, results_path=run_dir / RESULTS_FILE,
+                      report_path=report, variants=summarize(run_dir, config))

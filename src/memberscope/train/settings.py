@@ -1,0 +1,102 @@
+"""Training settings as frozen, validated dataclasses (no torch needed to build them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from memberscope.errors import InputError, UnknownNameError
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+ACCOUNTANTS = ("prv", "rdp")
+GRAD_SAMPLE_MODES = ("hooks", "ew", "functorch")
+DEFAULT_GRAD_SAMPLE_MODE = "hooks"  # fastest here on the codelab CNNs: benchmarks/bench_dp.py
+
+
+@dataclass(frozen=True)
+class DPSettings:
+    """Differentially private training through Opacus (DP-SGD / DP-Adam).
+
+    Give exactly one of ``noise_multiplier`` (σ) or ``target_epsilon`` (σ is then found so
+    that ε after all epochs is ``target_epsilon`` at ``delta``).
+
+    Parameters
+    ----------
+    max_grad_norm : float
+        Per-example gradient clipping norm C.
+    delta : float
+        δ of (ε, δ)-DP, used to report ε; usually below 1 / n_train.
+    accountant : "prv" | "rdp"
+    poisson_sampling : bool
+        Each example joins each batch independently with probability batch_size / n (what the
+        accountant assumes); False takes shuffled fixed-size batches (ε then is optimistic).
+    grad_sample_mode : "hooks" | "ew" | "functorch"
+        How Opacus computes per-example gradients.
+    """
+
+    noise_multiplier: float | None = None
+    target_epsilon: float | None = None
+    max_grad_norm: float = 1.0
+    delta: float = 1e-5
+    accountant: str = "prv"
+    poisson_sampling: bool = True
+    grad_sample_mode: str = DEFAULT_GRAD_SAMPLE_MODE
+
+    def __post_init__(self) -> None:
+        if (self.noise_multiplier is None) == (self.target_epsilon is None):
+            raise InputError("DP needs exactly one of noise_multiplier or target_epsilon; got "
+                             f"noise_multiplier={self.noise_multiplier}, "
+                             f"target_epsilon={self.target_epsilon}")
+        if self.noise_multiplier is not None and self.noise_multiplier < 0:
+            raise InputError(f"noise_multiplier must be >= 0; got {self.noise_multiplier}")
+        if self.target_epsilon is not None and self.target_epsilon <= 0:
+            raise InputError(f"target_epsilon must be > 0; got {self.target_epsilon}")
+        if self.max_grad_norm <= 0:
+            raise InputError(f"max_grad_norm must be > 0; got {self.max_grad_norm}")
+        if not 0 < self.delta < 1:
+            raise InputError(f"delta must be in (0, 1); got {self.delta}")
+        if self.accountant not in ACCOUNTANTS:
+            raise UnknownNameError("accountant", self.accountant, ACCOUNTANTS)
+        if self.grad_sample_mode not in GRAD_SAMPLE_MODES:
+            raise UnknownNameError("grad_sample_mode", self.grad_sample_mode, GRAD_SAMPLE_MODES)
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """How one model is trained.
+
+    Parameters
+    ----------
+    epochs : int
+        Total epochs (>= 1).
+    batch_size : int
+        Examples per step (the expected size under Poisson sampling).
+    learning_rate : float
+    optimizer : "adam" | "adamw" | "sgd"
+        With ``dp`` set, these become DP-Adam, DP-AdamW, DP-SGD.
+    seed : int
+        Seeds batch order, Poisson sampling and DP noise (the model's initial weights are
+        seeded by whoever builds the model).
+    """
+
+    epochs: int
+    batch_size: int = 50
+    learning_rate: float = 1e-3
+    optimizer: str = "adam"
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    seed: int = 0
+    dp: DPSettings | None = None
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise InputError(f"epochs must be >= 1; got {self.epochs}")
+        if self.batch_size < 1:
+            raise InputError(f"batch_size must be >= 1; got {self.batch_size}")
+        if not self.learning_rate > 0:
+            raise InputError(f"learning_rate must be > 0; got {self.learning_rate}")
+        if self.optimizer not in OPTIMIZERS:
+            raise UnknownNameError("optimizer", self.optimizer, OPTIMIZERS)
+        if not 0 <= self.momentum < 1:
+            raise InputError(f"momentum must be in [0, 1); got {self.momentum}")
+        if self.weight_decay < 0:
+            raise InputError(f"weight_decay must be >= 0; got {self.weight_decay}")

@@ -1,0 +1,162 @@
+"""Experiment configs: every problem at once with its dotted path; resolved round trip."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+from memberscope.config import load_config, parse_toml, to_toml
+from memberscope.errors import ConfigError
+from memberscope.train.threads import choose_threads
+
+ROOT = Path(__file__).resolve().parents[2]
+
+GOOD = """
+name = "tiny"
+seed = 3
+[dataset]
+name = "digits"
+[training]
+epochs = 3
+threads = 1
+[audit]
+attacks = ["threshold"]
+member_sample = "balanced"
+[[variants]]
+label = "mlp"
+model = "mlp"
+hidden = [32, 16]
+[[variants]]
+label = "cnn, DP-SGD"
+num_conv = 1
+optimizer = "sgd"
+learning_rate = 0.1
+[variants.dp]
+target_epsilon = 2.0
+accountant = "rdp"
+"""
+
+BAD = """
+nmae = "x"
+[dataset]
+name = 3
+[training]
+epochs = "ten"
+batch_size = 0
+learning_rate = -1.0
+[audit]
+attacks = ["threshold", "lira2"]
+member_sample = "some"
+[[variants]]
+label = "a"
+optimizer = "adam"
+[[variants]]
+label = "a"
+optimizer = "adamw2"
+colour = "red"
+[variants.dp]
+noise_multiplier = 1.0
+target_epsilon = 2.0
+delta = 2
+accountant = "rdpp"
+"""
+
+
+def test_every_problem_is_reported_at_once_with_its_dotted_path() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_toml(BAD)
+    problems = caught.value.problems
+    expected = [
+        "nmae: unknown key 'nmae' (did you mean 'name'?)",
+        "dataset.name: expected a string; got integer 3",
+        "training.epochs: expected an integer; got string 'ten'",
+        "training.batch_size: must be >= 1; got 0",
+        "training.learning_rate: must be > 0; got -1.0",
+        "audit.attacks[1]: unknown attack 'lira2'",
+        "audit.member_sample: unknown member_sample 'some'",
+        "variants[1].label: 'a' is already the label of variants[0]",
+        "variants[1].optimizer: unknown optimizer 'adamw2' (did you mean 'adamw'?)",
+        "variants[1].colour: unknown key 'colour'",
+        "variants[1].dp.delta: must be < 1; got 2",
+        "variants[1].dp.accountant: unknown accountant 'rdpp' (did you mean 'rdp'?)",
+        "variants[1].dp: give exactly one of noise_multiplier or target_epsilon",
+    ]
+    for text in expected:
+        assert any(p.startswith(text) for p in problems), (text, problems)
+    assert len(problems) == len(expected)
+    assert f"{len(expected)} problem(s) in config" in str(caught.value)
+
+
+def test_missing_required_tables_and_keys_are_named() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_toml("[training]\nepochs = 2\n")
+    assert set(caught.value.problems) == {"dataset: missing (required)",
+                                          "variants: missing (required)"}
+    with pytest.raises(ConfigError, match=r"variants\[0\]\.label: missing"):
+        parse_toml('[dataset]\nname="digits"\n[training]\nepochs=1\n[[variants]]\nmodel="mlp"')
+
+
+def test_invalid_toml_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        parse_toml("name = ")
+
+
+def test_resolved_config_round_trips_and_fingerprint_ignores_threads() -> None:
+    config = parse_toml(GOOD)
+    again = parse_toml(to_toml(config.to_dict()))
+    assert again == config
+    assert again.fingerprint() == config.fingerprint()
+    other_threads = parse_toml(GOOD.replace("threads = 1", "threads = 2"))
+    assert other_threads.fingerprint() == config.fingerprint()
+    other_seed = parse_toml(GOOD.replace("seed = 3", "seed = 4"))
+    assert other_seed.fingerprint() != config.fingerprint()
+    dp = config.variants[1].training
+    assert (dp.optimizer, dp.learning_rate, dp.dp.target_epsilon, dp.dp.accountant) == (  # type: ignore[union-attr]
+        "sgd", 0.1, 2.0, "rdp")
+    assert config.variants[0].training.learning_rate == 0.001
+    assert config.variants[0].model.hidden == (32, 16)
+
+
+@pytest.mark.parametrize("name", ["quickstart.toml", "codelab_cifar10.toml"])
+def test_shipped_examples_parse_and_the_packaged_copies_match(name: str) -> None:
+    config = load_config(ROOT / "examples" / name)
+    assert [v.label for v in config.variants] == ["2 layers", "3 layers", "3 layers, DP-Adam"]
+    assert config.variants[2].training.dp is not None
+    packaged = resources.files("memberscope").joinpath("examples", name).read_text("utf-8")
+    assert packaged == (ROOT / "examples" / name).read_text("utf-8")
+
+
+def test_codelab_example_has_the_codelab_settings() -> None:
+    config = load_config(ROOT / "examples" / "codelab_cifar10.toml")
+    settings = config.variants[0].training
+    assert (config.dataset.name, settings.epochs, config.epochs_per_report,
+            settings.batch_size, settings.learning_rate) == ("cifar10", 50, 2, 50, 0.001)
+    assert config.audit.attacks == ("threshold", "lr")
+    assert config.audit.slices == ("entire", "class")
+    assert [v.model.num_conv for v in config.variants] == [2, 3, 3]
+
+
+def test_threads_follow_load_and_explicit_requests(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MEMBERSCOPE_THREADS", raising=False)
+    monkeypatch.setattr("memberscope.train.threads.available_cores", lambda: 4)
+    assert choose_threads(load=0.0) == 4
+    assert choose_threads(load=2.2) == 2
+    assert choose_threads(load=9.0) == 1
+    assert choose_threads(3, load=9.0) == 3
+    monkeypatch.setenv("MEMBERSCOPE_THREADS", "2")
+    assert choose_threads(load=0.0) == 2
+
+
+def test_importing_config_runner_and_train_does_not_import_torch() -> None:
+    code = ("import sys, memberscope, memberscope.train, memberscope.config, "
+            "memberscope.runner, memberscope.train.trainer, memberscope.train.hook, "
+            "memberscope.cli.run; "
+            "print(sorted(m for m in ('torch', 'opacus', 'matplotlib', 'pandas') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"
