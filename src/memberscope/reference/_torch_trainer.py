@@ -1,6 +1,7 @@
-"""A minimal PyTorch trainer for recipes: the default ``train_and_score`` of reference models.
+"""The default ``train_and_score`` of reference models: the project's PyTorch trainer
+(:mod:`memberscope.train`) on the recipe's model, then logits of every query view.
 
-Imports torch lazily (this module is only loaded by workers that train).
+torch is imported lazily (this module is only loaded by workers that train).
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from memberscope.errors import InputError, require
 from memberscope.reference.queries import query_view
 from memberscope.reference.recipe import TrainingRecipe
 
-INFERENCE_BATCH = 1024
+CACHE_TAG = "memberscope.train-1"
+"""Part of every cache key of this trainer; bump it when what it computes changes."""
 
 
 def _nhwc(x: np.ndarray) -> np.ndarray:
@@ -26,22 +28,15 @@ def _nhwc(x: np.ndarray) -> np.ndarray:
 
 
 def build_model(recipe: TrainingRecipe, input_shape: tuple[int, ...], num_classes: int) -> Any:
-    """The recipe's model; ``small_cnn`` follows the TF Privacy codelab: ``num_conv`` blocks of
-    Conv(32, 3×3) + activation + MaxPool(2), then Dense(64) + activation, Dense(classes)."""
-    from torch import nn
+    """The recipe's model: ``small_cnn`` (the TF Privacy codelab's CNN) with the recipe's
+    ``architecture_args`` (``num_conv``, default 3, and ``activation``, default relu)."""
+    from memberscope.train.models import small_cnn
 
     if recipe.architecture != "small_cnn":
         raise InputError(f"unknown architecture {recipe.architecture!r}; valid: small_cnn")
     args = {"num_conv": 3, "activation": "relu", **recipe.architecture_args}
-    activation = {"relu": nn.ReLU, "tanh": nn.Tanh}[str(args["activation"])]
-    height, width, channels = input_shape
-    layers: list[Any] = []
-    for _ in range(int(args["num_conv"])):
-        layers += [nn.Conv2d(channels, 32, 3), activation(), nn.MaxPool2d(2)]
-        channels, height, width = 32, (height - 2) // 2, (width - 2) // 2
-    layers += [nn.Flatten(), nn.Linear(channels * height * width, 64), activation(),
-               nn.Linear(64, num_classes)]
-    return nn.Sequential(*layers)
+    return small_cnn(input_shape, num_classes, num_conv=int(args["num_conv"]),
+                     activation=str(args["activation"]))
 
 
 def train_and_score(recipe: TrainingRecipe, x: np.ndarray, y: np.ndarray,
@@ -59,6 +54,7 @@ def train_and_score(recipe: TrainingRecipe, x: np.ndarray, y: np.ndarray,
     query_x, query_y : (n, H, W[, C]), (n,)
         Examples to score.
     seed : int
+        Seeds the initial weights and the batch order.
 
     Returns
     -------
@@ -66,34 +62,23 @@ def train_and_score(recipe: TrainingRecipe, x: np.ndarray, y: np.ndarray,
         Logits of each of the recipe's queries of each example.
     """
     torch: Any = require("torch", "torch", "training reference models")
-    from torch import nn
+    from memberscope.train.settings import TrainSettings
+    from memberscope.train.trainer import Trainer, as_model_input, predict_logits
 
-    torch.manual_seed(seed)
     images = _nhwc(x)
     num_classes = int(max(np.max(y), np.max(query_y))) + 1
+    torch.manual_seed(seed)
     model = build_model(recipe, images.shape[1:], num_classes)
-    optimizer_class = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}[recipe.optimizer]
-    optimizer = optimizer_class(model.parameters(), lr=recipe.learning_rate)
-    train_x = torch.from_numpy(np.ascontiguousarray(images[member_index].transpose(0, 3, 1, 2)))
-    train_y = torch.from_numpy(np.asarray(y)[member_index].astype(np.int64))
-    generator = torch.Generator().manual_seed(seed)
-    loss_function = nn.CrossEntropyLoss()
-    model.train()
-    for _ in range(recipe.epochs):
-        order = torch.randperm(len(train_y), generator=generator)
-        for start in range(0, len(order), recipe.batch_size):
-            batch = order[start:start + recipe.batch_size]
-            optimizer.zero_grad(set_to_none=True)
-            loss_function(model(train_x[batch]), train_y[batch]).backward()
-            optimizer.step()
-    model.eval()
+    settings = TrainSettings(epochs=recipe.epochs, batch_size=recipe.batch_size,
+                             learning_rate=recipe.learning_rate, optimizer=recipe.optimizer,
+                             seed=seed % 2**31)
+    trainer = Trainer(model, images[member_index], np.asarray(y)[member_index], settings)
+    trainer.fit()
     queries = _nhwc(query_x)
-    logits = np.empty((len(recipe.queries), len(queries), num_classes), dtype=np.float32)
-    with torch.inference_mode():
-        for q, name in enumerate(recipe.queries):
-            view = query_view(queries, name)
-            for start in range(0, len(view), INFERENCE_BATCH):
-                chunk = np.ascontiguousarray(
-                    view[start:start + INFERENCE_BATCH].transpose(0, 3, 1, 2))
-                logits[q, start:start + INFERENCE_BATCH] = model(torch.from_numpy(chunk)).numpy()
-    return logits
+    views = [predict_logits(trainer.model, as_model_input(
+        np.ascontiguousarray(query_view(queries, name)), trainer.device))
+        for name in recipe.queries]
+    return np.stack(views)
+
+
+train_and_score.cache_tag = CACHE_TAG  # type: ignore[attr-defined]

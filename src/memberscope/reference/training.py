@@ -28,7 +28,8 @@ logger = logging.getLogger(__name__)
 
 CACHE_SCHEMA_VERSION = 1
 Trainer = Callable[..., np.ndarray]
-"""``trainer(recipe, x, y, member_index, query_x, query_y, seed) -> (q, n, C) logits``."""
+"""``trainer(recipe, x, y, member_index, query_x, query_y, seed) -> (q, n, C) logits``; its
+module, name and ``cache_tag`` attribute (a version string, optional) enter the cache key."""
 
 
 def balanced_splits(n_models: int, n: int, seed: int = 0) -> np.ndarray:
@@ -65,7 +66,9 @@ def data_digest(*arrays: np.ndarray) -> str:
 
 
 def _trainer_name(trainer: Trainer) -> str:
-    return f"{getattr(trainer, '__module__', '?')}.{getattr(trainer, '__qualname__', '?')}"
+    """Module, name and optional ``cache_tag`` attribute of the trainer (its code version)."""
+    name = f"{getattr(trainer, '__module__', '?')}.{getattr(trainer, '__qualname__', '?')}"
+    return f"{name}#{getattr(trainer, 'cache_tag', '')}"
 
 
 def cache_key(trainer: Trainer, recipe: TrainingRecipe, data: str, split: np.ndarray,
