@@ -7,7 +7,7 @@ Prints and writes ``benchmarks/results/reference_headline.json`` with AUC, TPR@1
 per attack, and a log-log ROC plot ``reference_headline_roc.png``. Finished models are cached in
 ``benchmarks/results/cache/``, so an interrupted run resumes.
 
-Usage: python benchmarks/reference_headline.py [--epochs 8] [--jobs 2] [--models 16]
+Usage: python benchmarks/reference_headline.py [--epochs 10] [--num-conv 1] [--jobs 2] [--models 16]
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--population", type=int, default=20_000)
     parser.add_argument("--models", type=int, default=16)
-    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--num-conv", type=int, default=1)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--queries", default="identity,hflip")
     parser.add_argument("--seed", type=int, default=0)
@@ -53,7 +54,7 @@ def main() -> None:
     pick = np.random.default_rng(args.seed).choice(data.n_train, args.population, replace=False)
     x, y = data.x_train[pick], data.y_train[pick]
     recipe = TrainingRecipe(architecture="small_cnn",
-                            architecture_args={"num_conv": 2, "activation": "relu"},
+                            architecture_args={"num_conv": args.num_conv, "activation": "relu"},
                             optimizer="adam", learning_rate=1e-3, epochs=args.epochs,
                             batch_size=128, seed=args.seed,
                             queries=tuple(args.queries.split(",")))

@@ -237,6 +237,10 @@ def test_rmia_parameter_errors() -> None:
         rmia_scores(target, prob, membership, a=1.5)
     with pytest.raises(InputError, match="max_pairwise_bytes must be >= 1024"):
         rmia_scores(target, prob, membership, max_pairwise_bytes=10)
+    with pytest.raises(InputError, match=r"method must be one of \['sorted', 'pairwise'\]"):
+        rmia_scores(target, prob, membership, method="chunked")
+    with pytest.raises(InputError, match="lira: variance must be one of"):
+        lira_scores(target, prob, membership, variance="fixed")
     with pytest.raises(InputError, match="z_index is empty"):
         rmia_scores(target, prob, membership, z_index=np.array([], int))
 

@@ -121,6 +121,11 @@ def _check_counts(count: np.ndarray, side: str, option_hint: str) -> None:
             f"{int(np.argmax(missing))}); {option_hint}")
 
 
+def _check_choice(attack: str, name: str, value: Any, valid: tuple[str, ...]) -> None:
+    if value not in valid:
+        raise InputError(f"{attack}: {name} must be one of {list(valid)}; got {value!r}")
+
+
 # --- LiRA -----------------------------------------------------------------------------------
 
 
@@ -151,6 +156,8 @@ def lira_scores(target_signal: np.ndarray, reference_signal: np.ndarray,
     """
     from scipy.special import log_ndtr
 
+    _check_choice("lira", "variance", variance, ("per_example", "global"))
+    _check_choice("lira", "center", center, ("mean", "median"))
     out_loc, out_scale, out_count = gaussian_fit(reference_signal, ~membership, center=center,
                                                  variance=variance, min_std=min_std)
     _check_counts(out_count, "out", "train more reference models")
@@ -248,6 +255,7 @@ def rmia_scores(target_prob: np.ndarray, reference_prob: np.ndarray, membership:
     (n,) float in [0, 1]
         The fraction of z that x dominates, averaged over queries.
     """
+    _check_choice("rmia", "method", method, ("sorted", "pairwise"))
     if not gamma > 0:
         raise InputError(f"rmia gamma must be > 0; got {gamma!r}")
     if not 0.0 <= a <= 1.0:
