@@ -7,7 +7,8 @@ Prints and writes ``benchmarks/results/reference_headline.json`` with AUC, TPR@1
 per attack, and a log-log ROC plot ``reference_headline_roc.png``. Finished models are cached in
 ``benchmarks/results/cache/``, so an interrupted run resumes.
 
-Usage: python benchmarks/reference_headline.py [--epochs 10] [--num-conv 1] [--jobs 2] [--models 16]
+Usage: python benchmarks/reference_headline.py [--epochs 15] [--batch-size 64] [--num-conv 1] [--jobs 2]
+       [--models 16] [--tag SUFFIX]
 """
 
 from __future__ import annotations
@@ -42,8 +43,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--population", type=int, default=20_000)
     parser.add_argument("--models", type=int, default=16)
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--num-conv", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--tag", default="", help="suffix of the result file names")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--queries", default="identity,hflip")
     parser.add_argument("--seed", type=int, default=0)
@@ -56,7 +59,7 @@ def main() -> None:
     recipe = TrainingRecipe(architecture="small_cnn",
                             architecture_args={"num_conv": args.num_conv, "activation": "relu"},
                             optimizer="adam", learning_rate=1e-3, epochs=args.epochs,
-                            batch_size=128, seed=args.seed,
+                            batch_size=args.batch_size, seed=args.seed,
                             queries=tuple(args.queries.split(",")))
     target_split = balanced_splits(1, args.population, seed=args.seed + 10_000)
     splits = np.vstack([target_split, balanced_splits(args.models, args.population, args.seed)])
@@ -98,7 +101,7 @@ def main() -> None:
                   "target_p_true_gt_half_nonmembers": test_accuracy},
         "rows": rows,
     }
-    atomic_write_json(RESULTS / "reference_headline.json", document)
+    atomic_write_json(RESULTS / f"reference_headline{args.tag}.json", document)
     print(f"{'attack':32s} {'AUC':>6s} {'TPR@1%':>7s} {'TPR@0.1%':>8s} {'x loss':>6s}")
     for row in rows:
         ratio = row["tpr_at_1pct_vs_loss"]
@@ -106,7 +109,7 @@ def main() -> None:
         print(f"{row['attack']:32s} {row['auc']:6.3f} {row['tpr_at_1pct_fpr']:7.4f} "
               f"{row['tpr_at_0.1pct_fpr']:8.4f} {shown:>6s}")
     print(f"training took {train_seconds:.0f} s (jobs={args.jobs})")
-    _plot(curves, RESULTS / "reference_headline_roc.png")
+    _plot(curves, RESULTS / f"reference_headline{args.tag}_roc.png")
 
 
 def _plot(curves: dict, path: Path) -> None:
