@@ -37,7 +37,8 @@ def main() -> None:
     target = difficulty + (rng.random(n) < 0.5)[:, None] + rng.normal(0, 0.5, (n, q))
     prob, target_prob = 1 / (1 + np.exp(-signal)), 1 / (1 + np.exp(-target))
     variants = {
-        "lira online, per-example variance": lambda: lira_scores(target, signal, membership),
+        "lira online, per-example variance": lambda: lira_scores(target, signal, membership,
+                                                                 variance="per_example"),
         "lira online, global variance": lambda: lira_scores(target, signal, membership,
                                                             variance="global"),
         "lira online, median": lambda: lira_scores(target, signal, membership, center="median"),

@@ -52,7 +52,7 @@ def _gaussian_problem(n=5, seed=0):
 def test_lira_online_is_the_analytic_likelihood_ratio() -> None:
     mu_in, sd_in, mu_out, sd_out, target = _gaussian_problem()
     signal, membership = _exact_gaussian_references(mu_in, sd_in, mu_out, sd_out)
-    scores = lira_scores(target, signal, membership, online=True)
+    scores = lira_scores(target, signal, membership, online=True, variance="per_example")
     expected = (stats.norm.logpdf(target[:, 0], mu_in, sd_in)
                 - stats.norm.logpdf(target[:, 0], mu_out, sd_out))
     np.testing.assert_allclose(scores, expected, rtol=1e-10)
@@ -66,17 +66,19 @@ def test_lira_online_converges_to_the_true_ratio_with_many_models() -> None:
                       rng.normal(mu_out, sd_out, (4000, 4)))[:, :, None]
     expected = (stats.norm.logpdf(target[:, 0], mu_in, sd_in)
                 - stats.norm.logpdf(target[:, 0], mu_out, sd_out))
-    np.testing.assert_allclose(lira_scores(target, signal, membership), expected, atol=0.15)
+    np.testing.assert_allclose(lira_scores(target, signal, membership, variance="per_example"),
+                               expected, atol=0.15)
 
 
 def test_lira_offline_is_the_one_sided_tail() -> None:
     mu_in, sd_in, mu_out, sd_out, target = _gaussian_problem()
     signal, membership = _exact_gaussian_references(mu_in, sd_in, mu_out, sd_out)
-    scores = lira_scores(target, signal, membership, online=False)
+    scores = lira_scores(target, signal, membership, online=False, variance="per_example")
     np.testing.assert_allclose(scores, -stats.norm.logsf(target[:, 0], mu_out, sd_out))
     # offline ignores the in models entirely
     shifted = np.where(membership[:, :, None], signal + 100, signal)
-    np.testing.assert_allclose(lira_scores(target, shifted, membership, online=False), scores)
+    np.testing.assert_allclose(
+        lira_scores(target, shifted, membership, online=False, variance="per_example"), scores)
 
 
 def test_lira_global_variance_pools_within_example_deviations() -> None:
@@ -293,7 +295,7 @@ def _leaky_setup(n=2000, m=16, q=1, seed=0):
 
 
 @pytest.mark.parametrize(("attack", "options"), [
-    ("lira", {}), ("lira", {"online": False}), ("lira", {"variance": "global"}),
+    ("lira", {}), ("lira", {"online": False}), ("lira", {"variance": "per_example"}),
     ("lira", {"center": "median"}), ("rmia", {}), ("rmia", {"online": False, "a": "tune"}),
     ("rmia", {"z": 500, "gamma": 2.0}),
 ])

@@ -130,7 +130,7 @@ def _check_choice(attack: str, name: str, value: Any, valid: tuple[str, ...]) ->
 
 
 def lira_scores(target_signal: np.ndarray, reference_signal: np.ndarray,
-                membership: np.ndarray, *, online: bool = True, variance: str = "per_example",
+                membership: np.ndarray, *, online: bool = True, variance: str = "global",
                 center: str = "mean", min_std: float = 1e-3) -> np.ndarray:
     """LiRA membership scores (n,), higher = member.
 
@@ -145,7 +145,10 @@ def lira_scores(target_signal: np.ndarray, reference_signal: np.ndarray,
     online : bool
         True: log N(s; μ_in, σ_in) - log N(s; μ_out, σ_out). False (offline, "out" models
         only): -log Pr[Z ≥ s] for Z ~ N(μ_out, σ_out), a one-sided test.
-    variance : {"per_example", "global"}
+    variance : {"global", "per_example"}
+        ``global`` (one pooled std, the default) is the better choice with few reference
+        models (Carlini et al. find per-example variances pay off from about 64 models on);
+        see :func:`gaussian_fit`.
     center : {"mean", "median"}
     min_std : float
 
@@ -384,7 +387,7 @@ def _aligned(outputs: ModelOutputs, reference: Any) -> _Aligned:
                     reference.true_class_prob[:, :, :1], reference.membership)
 
 
-LIRA_DEFAULTS = {"online": True, "variance": "per_example", "center": "mean", "min_std": 1e-3}
+LIRA_DEFAULTS = {"online": True, "variance": "global", "center": "mean", "min_std": 1e-3}
 RMIA_DEFAULTS = {"online": True, "gamma": 1.0, "a": 0.3, "z": "all", "z_seed": 0,
                  "method": "sorted", "max_pairwise_bytes": DEFAULT_MAX_PAIRWISE_BYTES}
 
