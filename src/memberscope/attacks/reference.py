@@ -445,9 +445,9 @@ def rmia_signal(outputs: ModelOutputs, reference: Any, options: Mapping[str, Any
 
 REFERENCE_ATTACKS = (
     Attack("lira", "likelihood-ratio attack with reference models (Carlini et al. 2022)",
-           "reference models; target logits/probs or loss", lira_signal, needs_reference=True,
+           "logits/probs or loss", lira_signal, needs_reference=True,
            defaults=LIRA_DEFAULTS),
     Attack("rmia", "relative membership inference with reference models (Zarifzadeh et al. "
-           "2024)", "reference models; target logits/probs or loss", rmia_signal,
+           "2024)", "logits/probs or loss", rmia_signal,
            needs_reference=True, defaults=RMIA_DEFAULTS),
 )
