@@ -7,11 +7,13 @@ their own with :func:`register_attack`.
 from __future__ import annotations
 
 from memberscope.attacks._base import Attack
+from memberscope.attacks.reference import REFERENCE_ATTACKS
 from memberscope.attacks.threshold import THRESHOLD_ATTACKS
 from memberscope.attacks.trained import TRAINED_ATTACKS, attack_features
 from memberscope.errors import InputError, UnknownNameError
 
-_REGISTRY: dict[str, Attack] = {a.name: a for a in (*THRESHOLD_ATTACKS, *TRAINED_ATTACKS)}
+_REGISTRY: dict[str, Attack] = {a.name: a for a in (*THRESHOLD_ATTACKS, *TRAINED_ATTACKS,
+                                                *REFERENCE_ATTACKS)}
 
 
 def register_attack(attack: Attack, *, replace: bool = False) -> None:

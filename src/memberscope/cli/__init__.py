@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from memberscope.errors import MemberscopeError
 
-COMMAND_MODULES = ("audit", "attacks", "run", "report")
+COMMAND_MODULES = ("audit", "attacks", "run", "report", "reference")
 
 EXIT_OK = 0
 EXIT_FAILURE = 1

@@ -36,6 +36,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--delta", type=float, default=0.0, help="delta of (epsilon, delta)-DP")
     parser.add_argument("--bootstrap", type=int, default=0,
                         help="bootstrap replicates for AUC/TPR intervals (default: none)")
+    parser.add_argument("--reference", type=Path, default=None,
+                        help="reference-model outputs (.npz from `memberscope reference train`) "
+                             "for the lira and rmia attacks")
     parser.add_argument("--no-report", action="store_true", help="skip report.html")
     parser.set_defaults(handler=handle)
 
@@ -63,12 +66,17 @@ def handle(args: argparse.Namespace) -> int:
         get_attack(name)
     slices = parse_slice_kinds(args.slices)
     outputs = load_outputs_npz(args.input)
+    reference = None
+    if args.reference is not None:
+        from memberscope.reference import load_reference_npz
+
+        reference = load_reference_npz(args.reference)
     out_dir = args.out or Path(f"audit-{args.input.stem}")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", LowResolutionWarning)
         result = audit(outputs, attacks=attacks, slices=slices, seed=args.seed,
                        fpr_targets=_fpr_targets(args.fpr), alpha=args.alpha, delta=args.delta,
-                       n_bootstrap=args.bootstrap,
+                       n_bootstrap=args.bootstrap, reference=reference,
                        metadata={"source": args.input.name})
     save_result(result, out_dir)
     written = [out_dir / "result.json", out_dir / "arrays.npz"]

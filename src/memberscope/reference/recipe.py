@@ -1,0 +1,89 @@
+"""``TrainingRecipe``: a plain, picklable description of how one model is trained.
+
+It holds only JSON-able values, so it can travel to worker processes and Ray tasks, be written
+into configs, and be hashed into cache keys.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from memberscope.errors import InputError
+
+OPTIMIZERS = ("adam", "sgd")
+
+
+@dataclass(frozen=True)
+class TrainingRecipe:
+    """How to train one (reference or target) model.
+
+    Parameters
+    ----------
+    architecture : str
+        Model family, e.g. ``"small_cnn"`` (the TF Privacy codelab's CNN).
+    architecture_args : mapping
+        Keyword arguments of the architecture (e.g. ``{"num_conv": 3, "activation": "relu"}``).
+    optimizer : {"adam", "sgd"}
+    learning_rate : float
+    epochs : int
+    batch_size : int
+    seed : int
+        Base seed; model j is trained with a seed derived from (seed, j).
+    queries : tuple of str
+        Views scored per example: ``"identity"``, ``"hflip"``, ``"shift:DX:DY"`` (pixels).
+        The first is ``"identity"``.
+    """
+
+    architecture: str = "small_cnn"
+    architecture_args: Mapping[str, Any] = field(default_factory=dict)
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    epochs: int = 10
+    batch_size: int = 128
+    seed: int = 0
+    queries: tuple[str, ...] = ("identity",)
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.optimizer not in OPTIMIZERS:
+            problems.append(f"optimizer must be one of {list(OPTIMIZERS)}; got {self.optimizer!r}")
+        if not self.learning_rate > 0:
+            problems.append(f"learning_rate must be > 0; got {self.learning_rate!r}")
+        if int(self.epochs) < 1:
+            problems.append(f"epochs must be >= 1; got {self.epochs!r}")
+        if int(self.batch_size) < 1:
+            problems.append(f"batch_size must be >= 1; got {self.batch_size!r}")
+        queries = tuple(self.queries)
+        if not queries or queries[0] != "identity":
+            problems.append(f"queries must start with 'identity'; got {list(queries)}")
+        if problems:
+            raise InputError("TrainingRecipe: " + "; ".join(problems))
+        object.__setattr__(self, "queries", queries)
+        object.__setattr__(self, "architecture_args", dict(self.architecture_args))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict."""
+        document = asdict(self)
+        document["queries"] = list(self.queries)
+        return document
+
+    @classmethod
+    def from_dict(cls, document: Mapping[str, Any]) -> TrainingRecipe:
+        """Inverse of :meth:`to_dict`; unknown keys are refused."""
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(document) - known)
+        if unknown:
+            raise InputError(f"TrainingRecipe: unknown key(s) {unknown}; valid: {sorted(known)}")
+        values = dict(document)
+        if "queries" in values:
+            values["queries"] = tuple(values["queries"])
+        return cls(**values)
+
+    def digest(self) -> str:
+        """SHA-256 of the canonical JSON form: equal recipes, equal digests."""
+        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()

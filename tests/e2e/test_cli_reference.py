@@ -1,0 +1,73 @@
+"""The CLI end to end: `memberscope reference train`, then `memberscope audit --reference`."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from memberscope.cli import main
+from memberscope.reference import ReferenceOutputs, load_reference_npz
+
+
+def _synthetic_files(tmp_path, n: int = 600, m: int = 8):
+    rng = np.random.default_rng(0)
+    membership = np.zeros((m, n), dtype=bool)
+    for j in range(0, m, 2):
+        membership[j, rng.permutation(n)[: n // 2]] = True
+        membership[j + 1] = ~membership[j]
+    difficulty = rng.normal(0, 2, n)
+    signal = difficulty + membership + rng.normal(0, 0.5, (m, n))
+    target_in = rng.random(n) < 0.5
+    target_signal = difficulty + target_in + rng.normal(0, 0.5, n)
+    ReferenceOutputs(signal=signal, true_class_prob=1 / (1 + np.exp(-signal)),
+                     membership=membership).save_npz(tmp_path / "ref.npz")
+    loss = np.log1p(np.exp(-target_signal))  # -log sigmoid(signal)
+    np.savez(tmp_path / "target.npz", membership=target_in, labels=np.zeros(n, int), loss=loss)
+    return tmp_path / "target.npz", tmp_path / "ref.npz"
+
+
+def test_audit_with_reference_runs_lira_and_rmia(tmp_path, capsys) -> None:
+    target, ref = _synthetic_files(tmp_path)
+    code = main(["audit", str(target), "--attacks", "threshold,lira,rmia", "--slices", "entire",
+                 "--reference", str(ref), "--out", str(tmp_path / "out"), "--no-report",
+                 "--fpr", "0.01,0.1"])
+    assert code == 0
+    rows = {r["attack"]: r for r in json.loads((tmp_path / "out" / "result.json").read_text())[
+        "rows"]}
+    assert rows["lira"]["auc"] > rows["threshold"]["auc"] + 0.1
+    assert rows["rmia"]["auc"] > rows["threshold"]["auc"] + 0.1
+    assert "lira" in capsys.readouterr().out
+
+
+def test_audit_reference_errors_are_one_line_exit_2(tmp_path, capsys) -> None:
+    target, _ = _synthetic_files(tmp_path)
+    code = main(["audit", str(target), "--attacks", "lira", "--reference",
+                 str(tmp_path / "absent.npz"), "--out", str(tmp_path / "out")])
+    assert code == 2
+    assert "absent.npz' does not exist" in capsys.readouterr().err
+    code = main(["audit", str(target), "--attacks", "lira", "--out", str(tmp_path / "out")])
+    assert code == 2
+    assert "needs reference models" in capsys.readouterr().err
+
+
+@pytest.mark.torch
+def test_reference_train_then_audit(tmp_path, capsys) -> None:
+    pytest.importorskip("torch")
+    common = ["reference", "train", "--data", "digits", "--population", "240", "--epochs", "2",
+              "--num-conv", "1", "--batch-size", "32", "--learning-rate", "0.01",
+              "--queries", "identity,shift:1:0", "--cache", str(tmp_path / "cache"),
+              "--out", str(tmp_path / "ref.npz"), "--target-out", str(tmp_path / "target.npz")]
+    assert main([*common, "--models", "2"]) == 0
+    assert main([*common, "--models", "4"]) == 0  # reuses the first two and the target
+    err = capsys.readouterr().err
+    assert err.count("from cache") == 3
+    ref = load_reference_npz(tmp_path / "ref.npz")
+    assert ref.signal.shape == (4, 240, 2) and ref.has_target_queries
+    np.testing.assert_array_equal(ref.membership.sum(axis=0), 2)
+    assert main(["audit", str(tmp_path / "target.npz"), "--attacks", "threshold,lira,rmia",
+                 "--slices", "entire", "--reference", str(tmp_path / "ref.npz"), "--no-report",
+                 "--out", str(tmp_path / "audit"), "--fpr", "0.1"]) == 0
+    rows = json.loads((tmp_path / "audit" / "result.json").read_text())["rows"]
+    assert {r["attack"] for r in rows} == {"threshold", "lira", "rmia"}
