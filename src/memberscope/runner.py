@@ -350,6 +350,9 @@ def write_report(run_dir: Path) -> Path | None:
     except ImportError as exc:
         logger.info("no report.html: %s", exc)
         return None
+    if not (run_dir / "results.jsonl").exists():
+        logger.info("no report.html: no audit ran (fewer epochs than epochs_per_report)")
+        return None
     return Path(write_run_report(run_dir))
 
 
