@@ -25,7 +25,7 @@ ray = pytest.importorskip("ray")
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(300)]
 
 import _ray_helpers  # noqa: E402
-import cloudpickle  # noqa: E402
+from ray import cloudpickle  # noqa: E402  (Ray serialises tasks with its own vendored copy)
 
 import memberscope  # noqa: E402
 from memberscope.reference.executors import RayExecutor  # noqa: E402

@@ -120,7 +120,13 @@ class RayExecutor:
         ray: Any = require("ray", "ray", "the Ray executor")
         started_here = not ray.is_initialized()
         if started_here:
-            ray.init(address=self.address, log_to_driver=False, include_dashboard=False)
+            options: dict[str, Any] = {}
+            if self.address and self.address.split(":")[0] in ("127.0.0.1", "localhost"):
+                # Keep a loopback cluster on loopback: without this the driver registers under
+                # the host's outward-facing address.
+                options["_node_ip_address"] = "127.0.0.1"
+            ray.init(address=self.address, log_to_driver=False, include_dashboard=False,
+                     **options)
         try:
             shared_refs = [ray.put(value) for value in shared]
             remote = ray.remote(num_cpus=self.cpus_per_task,
