@@ -7,8 +7,8 @@ Prints and writes ``benchmarks/results/reference_headline.json`` with AUC, TPR@1
 per attack, and a log-log ROC plot ``reference_headline_roc.png``. Finished models are cached in
 ``benchmarks/results/cache/``, so an interrupted run resumes.
 
-Usage: python benchmarks/reference_headline.py [--epochs 15] [--batch-size 64] [--num-conv 1] [--jobs 2]
-       [--models 16] [--tag SUFFIX]
+Usage: python benchmarks/reference_headline.py [--epochs 15] [--batch-size 64] [--num-conv 1]
+       [--jobs 2] [--models 16] [--tag SUFFIX]
 """
 
 from __future__ import annotations
