@@ -35,7 +35,7 @@ def leaky_logits(rng: np.random.Generator, n_members: int, n_nonmembers: int,
 
 def codelab_arrays(seed: int = 0, n_members: int = 50_000, n_nonmembers: int = 10_000,
                    num_classes: int = 10, leak: float = 1.0) -> Arrays:
-    """The codelab-size input: the same numbers as ``benchmarks/_synthetic.codelab_outputs``."""
+    """The codelab-size input (``benchmarks/_synthetic.codelab_outputs`` wraps it)."""
     return leaky_logits(np.random.default_rng(seed), n_members, n_nonmembers, num_classes, leak)
 
 
