@@ -52,11 +52,6 @@ def parse_slice_kinds(kinds: str | Iterable[str]) -> tuple[str, ...]:
     return tuple(parsed)
 
 
-def loss_percentile_edges(loss: np.ndarray, buckets: int = LOSS_BUCKETS) -> np.ndarray:
-    """Loss values at the bucket boundaries (buckets + 1,), over all examples."""
-    return np.quantile(loss, np.linspace(0.0, 1.0, buckets + 1))
-
-
 def build_slices(outputs: ModelOutputs, kinds: Sequence[str] = ("entire", "class"), *,
                  custom: Mapping[str, np.ndarray] | None = None,
                  loss_buckets: int = LOSS_BUCKETS) -> list[Slice | UnavailableSlice]:
@@ -92,12 +87,10 @@ def build_slices(outputs: ModelOutputs, kinds: Sequence[str] = ("entire", "class
 
 
 def _loss_slices(loss: np.ndarray, buckets: int) -> list[Slice]:
-    edges = loss_percentile_edges(loss, buckets)
     step = 100 // buckets
     # Rank-based buckets so heavy ties cannot leave a bucket empty by construction.
     ranks = np.argsort(np.argsort(loss, kind="stable"), kind="stable")
     bucket = (ranks * buckets) // len(loss)
-    del edges
     return [Slice(f"loss_percentile={b * step}-{(b + 1) * step}", bucket == b)
             for b in range(buckets)]
 
