@@ -145,6 +145,23 @@ def test_local_pool_matches_in_process_and_uses_separate_single_threaded_workers
     assert {threads for _, threads in results.values()} == {"1"}
 
 
+def test_in_process_job_runs_single_threaded_and_restores_threads() -> None:
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    saved_env = os.environ.get("OMP_NUM_THREADS")
+    results = dict(LocalExecutor(1).map_unordered(pid_and_threads, [0.0, 0.0], ()))
+    assert {pid for pid, _ in results.values()} == {os.getpid()}
+    assert {threads for _, threads in results.values()} == {"1"}
+    inside = dict(LocalExecutor(1).map_unordered(lambda _: torch.get_num_threads(), [0], ()))
+    assert inside == {0: 1}
+    assert torch.get_num_threads() == before
+    assert os.environ.get("OMP_NUM_THREADS") == saved_env
+    two = dict(LocalExecutor(1, threads_per_job=2).map_unordered(pid_and_threads, [0.0], ()))
+    assert two[0][1] == "2"
+    with pytest.raises(InputError, match="threads_per_job must be >= 1"):
+        LocalExecutor(2, threads_per_job=0)
+
+
 def test_executor_names() -> None:
     assert isinstance(get_executor("local", jobs=3), LocalExecutor)
     assert isinstance(get_executor("local", ray_address="127.0.0.1:1"), RayExecutor)

@@ -36,7 +36,8 @@ def register(subparsers: Any) -> None:
     train.add_argument("--queries", default="identity",
                        help="comma-separated query views: identity, hflip, shift:DX:DY")
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--jobs", type=int, default=1, help="local worker processes")
+    train.add_argument("--jobs", type=int, default=None,
+                       help="local single-threaded worker processes (default: one per core)")
     train.add_argument("--executor", default="local", choices=("local", "ray"))
     train.add_argument("--ray-address", default=None, help="Ray cluster address (implies ray)")
     train.add_argument("--cache", type=Path, default=Path(".memberscope-cache/reference"),
@@ -66,6 +67,7 @@ def handle_train(args: argparse.Namespace) -> int:
     from memberscope.data import load_dataset
     from memberscope.errors import InputError
     from memberscope.reference import ReferenceOutputs
+    from memberscope.reference.executors import default_jobs
     from memberscope.reference.recipe import TrainingRecipe
     from memberscope.reference.training import balanced_splits, train_models
     from memberscope.store import atomic_write_npz
@@ -88,7 +90,8 @@ def handle_train(args: argparse.Namespace) -> int:
         seed_indices.append(TARGET_STREAM)
     signal, prob = train_models(recipe, x, y, splits, cache_dir=args.cache,
                                 seed_indices=seed_indices,
-                                executor=args.executor, jobs=args.jobs,
+                                executor=args.executor,
+                                jobs=default_jobs() if args.jobs is None else args.jobs,
                                 ray_address=args.ray_address, on_model_done=_progress(len(splits)))
     m = args.models
     target = {} if args.target_out is None else {

@@ -8,6 +8,7 @@ must be importable by name (a module-level function), so no code is pickled by v
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -52,30 +53,63 @@ def _init_worker(shared: tuple[Any, ...], threads: int) -> None:
     limit_threads(threads)
 
 
+@contextlib.contextmanager
+def _threads_capped(threads: int) -> Iterator[None]:
+    """Run the block with this process's BLAS/OpenMP/torch threads at ``threads``, then
+    restore them (torch's own count too, if torch was loaded by then)."""
+    saved_environment = {name: os.environ.get(name) for name in _THREAD_VARIABLES}
+    torch = sys.modules.get("torch")
+    saved_torch = torch.get_num_threads() if torch is not None else None
+    limit_threads(threads)
+    try:
+        yield
+    finally:
+        for name, value in saved_environment.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        torch = sys.modules.get("torch")
+        if torch is not None:
+            restore = saved_torch if saved_torch is not None else os.cpu_count() or 1
+            if torch.get_num_threads() != restore:
+                torch.set_num_threads(restore)
+
+
 def _run_in_worker(function: Callable[..., Any], task: Any) -> Any:
     limit_threads(_WORKER_THREADS)  # torch may have been imported since the initializer ran
     return function(task, *_WORKER_SHARED)
 
 
 class LocalExecutor:
-    """A pool of ``jobs`` processes (one thread each); ``jobs=1`` runs in this process.
+    """``jobs`` single-threaded workers: a process pool, or this process when ``jobs=1``.
+
+    One thread per job, because on a small CPU two training processes of one thread each
+    outrun one process of two threads (torch's intra-op parallelism scales poorly on these
+    small models, and collapses under load); so ``jobs`` is the number of cores used, and
+    ``jobs=1`` runs in this process with its thread count capped at one for the duration.
+    ``threads_per_job`` overrides that (e.g. ``jobs=1, threads_per_job=2``).
 
     Workers are forked (no data copied, no ``__main__`` guard needed) while this process has
     not imported torch; once it has, they are spawned instead, since a forked child can inherit
     a torch/OpenMP thread pool in a broken state.
     """
 
-    def __init__(self, jobs: int = 1) -> None:
+    def __init__(self, jobs: int = 1, threads_per_job: int = 1) -> None:
         if int(jobs) < 1:
             raise InputError(f"jobs must be >= 1; got {jobs!r}")
+        if int(threads_per_job) < 1:
+            raise InputError(f"threads_per_job must be >= 1; got {threads_per_job!r}")
         self.jobs = int(jobs)
+        self.threads_per_job = int(threads_per_job)
 
     def map_unordered(self, function: Callable[..., Any], tasks: Sequence[Any],
                       shared: tuple[Any, ...]) -> Iterator[tuple[int, Any]]:
         """See :class:`Executor`."""
         if self.jobs == 1 or len(tasks) <= 1:
-            for index, task in enumerate(tasks):
-                yield index, function(task, *shared)
+            with _threads_capped(self.threads_per_job):
+                for index, task in enumerate(tasks):
+                    yield index, function(task, *shared)
             return
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -84,7 +118,8 @@ class LocalExecutor:
         context = multiprocessing.get_context(method)
         workers = min(self.jobs, len(tasks))
         with ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                                 initializer=_init_worker, initargs=(shared, 1)) as pool:
+                                 initializer=_init_worker,
+                                 initargs=(shared, self.threads_per_job)) as pool:
             futures = {pool.submit(_run_in_worker, function, task): index
                        for index, task in enumerate(tasks)}
             try:
@@ -140,6 +175,14 @@ class RayExecutor:
         finally:
             if started_here:
                 ray.shutdown()
+
+
+def default_jobs() -> int:
+    """Cores this process may use (its CPU affinity where the OS reports it)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def get_executor(name: str = "local", *, jobs: int = 1, ray_address: str | None = None,

@@ -146,7 +146,8 @@ def train_models(recipe: TrainingRecipe, x: np.ndarray, y: np.ndarray, splits: n
         Cache of finished models; without it nothing is cached.
     executor : "local", "ray" or an Executor
     jobs : int
-        Worker processes of the local executor.
+        Single-threaded workers of the local executor (cores used); 1 trains in this
+        process with one thread.
     ray_address : str, optional
         Address of a Ray cluster (implies the Ray executor).
     trainer : callable, optional
