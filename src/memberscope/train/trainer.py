@@ -16,6 +16,7 @@ Choices, each measured on the 2-core build machine (see ``benchmarks/``):
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import warnings
@@ -156,10 +157,10 @@ class Trainer:
 
         self.settings = settings
         self.device = device or default_device()
-        # Opacus' hooks and expanded-weights conv grad samplers assume NCHW-contiguous
-        # activations: on channels_last, "hooks" silently returns wrong per-sample gradients
-        # for convs with more than one input channel (see the tests). functorch is layout-safe.
-        self.channels_last = settings.dp is None or settings.dp.grad_sample_mode == "functorch"
+        # Opacus' own conv grad samplers ("hooks", "ew") assume NCHW-contiguous activations:
+        # on channels_last they silently return wrong per-sample gradients. "hooks" runs with
+        # our layout-safe sampler (grad_samplers.py) and functorch is layout-safe; "ew" is not.
+        self.channels_last = settings.dp is None or settings.dp.grad_sample_mode != "ew"
         self.x = as_model_input(x, self.device, channels_last=self.channels_last)
         labels = np.asarray(y)
         if labels.ndim != 1 or len(labels) != len(self.x):
@@ -232,6 +233,10 @@ class Trainer:
                     accountant=dp.accountant))
         module = wrap_model(self.model, dp.grad_sample_mode, batch_first=True,
                             loss_reduction="mean")
+        if dp.grad_sample_mode == "hooks":
+            from memberscope.train.grad_samplers import use_layout_safe_samplers
+
+            use_layout_safe_samplers(module)
         dp_optimizer = DPOptimizer(optimizer, noise_multiplier=self.noise_multiplier,
                                    max_grad_norm=dp.max_grad_norm,
                                    expected_batch_size=self.settings.batch_size,
@@ -305,7 +310,8 @@ class Trainer:
                 inputs = self.x[index] if self.channels_last else self.x.index_select(0, index)
                 targets = self.y[index]
                 self.optimizer.zero_grad(set_to_none=True)
-                logits = self.module(inputs)
+                with self._forward_context():
+                    logits = self.module(inputs)
                 loss = self.loss_fn(logits, targets)
                 loss.backward()
                 self.optimizer.step()
@@ -315,6 +321,15 @@ class Trainer:
                 seen += len(index)
                 advance()
         return loss_sum, correct, seen
+
+    def _forward_context(self) -> contextlib.AbstractContextManager[None]:
+        """Under DP with our hooks sampler, skip the batch weight gradients of convolutions
+        that DP discards; otherwise nothing."""
+        if self.settings.dp is None or self.settings.dp.grad_sample_mode != "hooks":
+            return contextlib.nullcontext()
+        from memberscope.train.grad_samplers import conv_weights_detached
+
+        return conv_weights_detached(self.model)
 
     def fit(self) -> list[EpochStats]:
         """Train until ``settings.epochs`` epochs are done; returns the stats of each new epoch."""
