@@ -52,6 +52,38 @@ def test_small_cnn_shapes_match_the_keras_codelab(shape: tuple[int, int, int], n
     assert model(as_model_input(x)).shape == (5, 10)
 
 
+def _in_codelab_order(model: torch.nn.Sequential) -> torch.nn.Sequential:
+    """The same layers (shared parameters), each block as Conv, activation, MaxPool."""
+    layers, ordered, i = list(model), [], 0
+    while i < len(layers):
+        if isinstance(layers[i], torch.nn.Conv2d):
+            first, second = layers[i + 1], layers[i + 2]
+            pool, activation = ((first, second) if isinstance(first, torch.nn.MaxPool2d)
+                                else (second, first))
+            ordered += [layers[i], activation, pool]
+            i += 3
+        else:
+            ordered.append(layers[i])
+            i += 1
+    return torch.nn.Sequential(*ordered)
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "elu", "sigmoid", "gelu"])
+def test_pooling_before_the_activation_is_the_codelab_function(activation: str) -> None:
+    torch.manual_seed(0)
+    model = small_cnn((15, 13, 2), 4, 2, activation)
+    reference = _in_codelab_order(model)
+    x = torch.randn(6, 2, 15, 13, requires_grad=True)
+    ours = model(x)
+    (our_grad,) = torch.autograd.grad(ours.square().sum(), x)
+    theirs = reference(x)
+    (their_grad,) = torch.autograd.grad(theirs.square().sum(), x)
+    torch.testing.assert_close(ours, theirs)
+    torch.testing.assert_close(our_grad, their_grad)
+    pools_first = isinstance(model[1], torch.nn.MaxPool2d)
+    assert pools_first == (activation != "gelu")  # GELU is not monotone: codelab order
+
+
 def test_codelab_cnn_parameter_count() -> None:
     # Keras' summary of the codelab's 3-layer CIFAR-10 model: 896 + 9248 + 9248 + 8256 + 650.
     assert sum(p.numel() for p in small_cnn((32, 32, 3), 10, 3).parameters()) == 28298

@@ -123,4 +123,8 @@ def conv_weights_detached(model: torch.nn.Module) -> Iterator[None]:
 
 
 def _forward_with_detached_weight(layer: torch.nn.Conv2d, inputs: torch.Tensor) -> torch.Tensor:
-    return layer._conv_forward(inputs, layer.weight.detach(), layer.bias)
+    # The bias is added outside the convolution: oneDNN computes a convolution's bias
+    # gradient in the same primitive as its weight gradient, which would cost it all again.
+    assert layer.bias is not None
+    return (layer._conv_forward(inputs, layer.weight.detach(), None)
+            + layer.bias.view(1, -1, 1, 1))

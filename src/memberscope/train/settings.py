@@ -9,7 +9,8 @@ from memberscope.errors import InputError, UnknownNameError
 OPTIMIZERS = ("adam", "adamw", "sgd")
 ACCOUNTANTS = ("prv", "rdp")
 GRAD_SAMPLE_MODES = ("hooks", "ew", "functorch")
-DEFAULT_GRAD_SAMPLE_MODE = "ew"  # fastest here on the codelab CNNs: benchmarks/train_throughput.py
+# With our layout-safe conv sampler, the fastest here (benchmarks/train_throughput.py).
+DEFAULT_GRAD_SAMPLE_MODE = "hooks"
 
 
 @dataclass(frozen=True)
