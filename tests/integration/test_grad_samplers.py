@@ -71,21 +71,23 @@ def test_detached_weights_skip_the_weight_gradient_only_inside_the_block() -> No
     assert all(conv.weight.grad is not None for conv in convs)
 
 
-def test_hooks_mode_on_channels_last_takes_the_same_dp_step_as_functorch() -> None:
+@pytest.mark.parametrize("channels", [1, 3])
+def test_hooks_mode_on_channels_last_takes_the_same_dp_step_as_functorch(channels: int) -> None:
     # With no noise a DP step is deterministic: both routes must clip and sum the same
     # per-example gradients, so the weights after a few steps agree.
     rng = np.random.default_rng(0)
-    x = rng.random((64, 14, 14, 3), dtype=np.float32)
+    x = rng.random((64, 14, 14, channels), dtype=np.float32)
     y = rng.integers(0, 5, 64)
     weights = {}
-    for mode in ("hooks", "functorch"):
+    for mode in ("hooks", "functorch", "ew"):
         torch.manual_seed(0)
-        trainer = Trainer(small_cnn((14, 14, 3), 5, 2), x, y, TrainSettings(
+        trainer = Trainer(small_cnn((14, 14, channels), 5, 2), x, y, TrainSettings(
             epochs=1, batch_size=16, seed=3,
             dp=DPSettings(noise_multiplier=0.0, max_grad_norm=0.5, grad_sample_mode=mode,
                           poisson_sampling=False)), device="cpu")
-        assert trainer.x.is_contiguous(memory_format=torch.channels_last)
+        assert trainer.channels_last == (mode != "ew")
         trainer.train_epoch()
         weights[mode] = [p.detach().clone() for p in trainer.model.parameters()]
-    for hooks, functorch in zip(weights["hooks"], weights["functorch"], strict=True):
-        torch.testing.assert_close(hooks, functorch, rtol=1e-4, atol=1e-5)
+    for other in ("functorch", "ew"):
+        for hooks, theirs in zip(weights["hooks"], weights[other], strict=True):
+            torch.testing.assert_close(hooks, theirs, rtol=1e-4, atol=1e-5)
