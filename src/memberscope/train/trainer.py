@@ -90,26 +90,46 @@ def as_model_input(x: np.ndarray | torch.Tensor, device: str = "cpu", *,
 def predict_logits(model: torch.nn.Module, x: torch.Tensor, index: np.ndarray | None = None,
                    *, batch_size: int = INFERENCE_BATCH_SIZE) -> np.ndarray:
     """Logits (len(index) or N, C) float32 of ``model`` on ``x[index]``, in eval mode under
-    ``torch.inference_mode()`` and in large batches; ``x`` as made by :func:`as_model_input`."""
+    ``torch.inference_mode()`` and in large batches; ``x`` as made by :func:`as_model_input`.
+
+    On CPU with T > 1 torch threads, T batches run at once, each on one thread: these small
+    models' operators scale poorly across threads (2 threads on one batch gave 1.4-1.7× one
+    thread here), while whole batches in parallel scale almost fully (8-21% faster than one
+    batch on 2 threads, bitwise the same logits).
+    """
     import torch
 
     was_training = model.training
     model.eval()
     n = len(x) if index is None else len(index)
-    parts = []
-    try:
+    if n == 0:
+        raise InputError("cannot predict on 0 examples")
+
+    def batch_logits(start: int) -> torch.Tensor:
+        if index is None:
+            batch = x[start:start + batch_size]
+        else:
+            rows = torch.as_tensor(index[start:start + batch_size], device=x.device)
+            batch = x.index_select(0, rows)
         with torch.inference_mode():
-            for start in range(0, n, batch_size):
-                if index is None:
-                    batch = x[start:start + batch_size]
-                else:
-                    rows = torch.as_tensor(index[start:start + batch_size], device=x.device)
-                    batch = x.index_select(0, rows)
-                parts.append(model(batch).float().cpu())
+            return model(batch).float().cpu()
+
+    starts = range(0, n, batch_size)
+    threads = torch.get_num_threads()
+    try:
+        if x.device.type != "cpu" or threads == 1 or len(starts) == 1:
+            parts = [batch_logits(start) for start in starts]
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            torch.set_num_threads(1)
+            try:
+                with ThreadPoolExecutor(max_workers=threads) as pool:
+                    parts = list(pool.map(batch_logits, starts))
+            finally:
+                torch.set_num_threads(threads)
     finally:
         model.train(was_training)
-    if not parts:
-        raise InputError("cannot predict on 0 examples")
     return torch.cat(parts).numpy()
 
 
