@@ -67,12 +67,14 @@ MEMBER_SAMPLE_WORDS = ("all", "balanced")
 @dataclass(frozen=True)
 class DatasetConfig:
     """Which data: ``name`` (a dataset name or an ``.npz`` path); optional seeded subsets of
-    at most ``max_train`` members and ``max_test`` non-members (for quick runs)."""
+    at most ``max_train`` members and ``max_test`` non-members (for quick runs); ``pad``
+    zero pixels added on every side of each image (2 makes 28×28 images 32×32)."""
 
     name: str
     max_train: int | None = None
     max_test: int | None = None
     cache_dir: str | None = None
+    pad: int = 0
 
 
 @dataclass(frozen=True)
@@ -246,6 +248,7 @@ DATASET_FIELDS = {
     "max_train": _Field(_int(1), None),
     "max_test": _Field(_int(1), None),
     "cache_dir": _Field(_str(), None),
+    "pad": _Field(_int(0), 0),
 }
 TRAINING_FIELDS = {
     "epochs": _Field(_int(1)),

@@ -165,7 +165,8 @@ def drop_rows_after(results_path: Path, label: str, epoch: int) -> int:
 
 
 def load_run_dataset(config: ExperimentConfig) -> Dataset:
-    """The config's dataset, with the optional seeded ``max_train``/``max_test`` subsets."""
+    """The config's dataset, with the optional seeded ``max_train``/``max_test`` subsets and
+    ``pad`` zero pixels around each image."""
     from memberscope.data import Dataset, load_dataset
 
     spec = config.dataset
@@ -175,6 +176,8 @@ def load_run_dataset(config: ExperimentConfig) -> Dataset:
         raise InputError(f"dataset.name: {exc}") from exc
     except InputError as exc:
         raise type(exc)(f"dataset.name {spec.name!r}: {exc}") from exc
+    if spec.pad:
+        data = _padded(data, spec.pad)
     if spec.max_train is None and spec.max_test is None:
         return data
     rng = np.random.default_rng(derived_seed(config.seed, "dataset-subset"))
@@ -189,6 +192,22 @@ def load_run_dataset(config: ExperimentConfig) -> Dataset:
     return Dataset(x_train=data.x_train[train], y_train=data.y_train[train],
                    x_test=data.x_test[test], y_test=data.y_test[test], name=data.name,
                    num_classes=data.num_classes, input_shape=data.input_shape,
+                   class_names=data.class_names)
+
+
+def _padded(data: Dataset, pad: int) -> Dataset:
+    """``data`` with ``pad`` zero pixels on every side of each (H, W, C) image."""
+    from memberscope.data import Dataset
+
+    if len(data.input_shape) != 3:
+        raise InputError(f"dataset.pad: only images can be padded; {data.name!r} has "
+                         f"examples of shape {tuple(data.input_shape)}")
+    widths = ((0, 0), (pad, pad), (pad, pad), (0, 0))
+    height, width, channels = data.input_shape
+    return Dataset(x_train=np.pad(data.x_train, widths), y_train=data.y_train,
+                   x_test=np.pad(data.x_test, widths), y_test=data.y_test, name=data.name,
+                   num_classes=data.num_classes,
+                   input_shape=(height + 2 * pad, width + 2 * pad, channels),
                    class_names=data.class_names)
 
 

@@ -160,3 +160,31 @@ def test_importing_config_runner_and_train_does_not_import_torch() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_dataset_pad_adds_zero_borders_and_refuses_non_images(tmp_path) -> None:
+    import numpy as np
+
+    from memberscope.errors import InputError
+    from memberscope.runner import load_run_dataset
+
+    rng = np.random.default_rng(0)
+    images = tmp_path / "images.npz"
+    np.savez(images, x_train=rng.random((6, 4, 5, 1), dtype=np.float32), y_train=np.arange(6) % 2,
+             x_test=rng.random((4, 4, 5, 1), dtype=np.float32), y_test=np.arange(4) % 2)
+    base = ('schema_version = 1\nname = "p"\n[dataset]\nname = "{path}"\n{extra}'
+            '[training]\nepochs = 1\n[[variants]]\nlabel = "a"\n')
+    config = parse_toml(base.format(path=images, extra="pad = 2\n"))
+    assert config.dataset.pad == 2
+    plain = load_run_dataset(parse_toml(base.format(path=images, extra="")))
+    padded = load_run_dataset(config)
+    assert padded.input_shape == (8, 9, 1) and padded.x_train.shape == (6, 8, 9, 1)
+    np.testing.assert_array_equal(padded.x_train[:, 2:-2, 2:-2], plain.x_train)
+    assert padded.x_test[:, :2].sum() == 0 and padded.x_test[:, :, -2:].sum() == 0
+    with pytest.raises(ConfigError, match=r"dataset\.pad"):
+        parse_toml(base.format(path=images, extra="pad = -1\n"))
+    tabular = tmp_path / "tabular.npz"
+    np.savez(tabular, x_train=rng.random((6, 3)), y_train=np.arange(6) % 2,
+             x_test=rng.random((4, 3)), y_test=np.arange(4) % 2)
+    with pytest.raises(InputError, match=r"dataset\.pad: only images"):
+        load_run_dataset(parse_toml(base.format(path=tabular, extra="pad = 1\n")))
