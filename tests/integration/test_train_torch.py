@@ -239,3 +239,19 @@ def test_per_example_gradients_sum_to_the_batch_gradient(mode: str) -> None:
     for param, expected in zip(trainer.model.parameters(), reference.parameters(), strict=True):
         torch.testing.assert_close(param.grad_sample.sum(0) / 16, expected.grad,
                                    rtol=1e-4, atol=1e-6)
+
+
+def test_predict_on_no_examples_is_refused_and_keeps_the_training_mode() -> None:
+    from memberscope.train.trainer import predict_logits
+
+    model = small_cnn((12, 12, 1), 4, 1)
+    model.train()
+    x = as_model_input(np.zeros((3, 12, 12, 1), dtype=np.float32))
+    with pytest.raises(InputError, match="cannot predict on 0 examples"):
+        predict_logits(model, x, np.array([], dtype=np.int64))
+    assert model.training
+    torch.set_num_threads(2)  # the parallel-batch path gives the same logits as one thread
+    parallel = predict_logits(model, x, batch_size=1)
+    torch.set_num_threads(1)
+    np.testing.assert_array_equal(parallel, predict_logits(model, x, batch_size=1))
+    assert model.training

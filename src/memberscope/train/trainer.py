@@ -95,15 +95,15 @@ def predict_logits(model: torch.nn.Module, x: torch.Tensor, index: np.ndarray | 
     On CPU with T > 1 torch threads, T batches run at once, each on one thread: these small
     models' operators scale poorly across threads (2 threads on one batch gave 1.4-1.7× one
     thread here), while whole batches in parallel scale almost fully (8-21% faster than one
-    batch on 2 threads, bitwise the same logits).
+    batch on 2 threads; the logits were bitwise equal in that check).
     """
     import torch
 
-    was_training = model.training
-    model.eval()
     n = len(x) if index is None else len(index)
     if n == 0:
         raise InputError("cannot predict on 0 examples")
+    was_training = model.training
+    model.eval()
 
     def batch_logits(start: int) -> torch.Tensor:
         if index is None:
