@@ -1,4 +1,5 @@
-"""The layout-safe Conv2d per-example gradients and the detached-weight DP forward pass."""
+"""The layout-safe Conv2d per-example gradients, the detached-weight DP forward pass, and DP
+steps of every grad-sample mode against Opacus' functorch route."""
 
 from __future__ import annotations
 
@@ -42,10 +43,12 @@ def _per_example_oracle(conv: torch.nn.Conv2d, x: torch.Tensor, output_grad: tor
     {"kernel_size": (2, 3), "padding": (1, 2), "stride": (2, 1)},
     {"kernel_size": 3, "groups": 3},
 ], ids=["plain", "padded", "strided", "dilated-same", "rectangular", "grouped"])
-def test_conv_per_example_gradients_equal_one_backward_per_example(layout, options) -> None:
+@pytest.mark.parametrize("channels", [3, 18], ids=["im2col", "grouped-convolution"])
+def test_conv_per_example_gradients_equal_one_backward_per_example(layout, options,
+                                                                   channels) -> None:
     torch.manual_seed(0)
-    conv = torch.nn.Conv2d(3, 6, **options)
-    x = torch.randn(5, 3, 11, 9).contiguous(memory_format=layout)
+    conv = torch.nn.Conv2d(channels, 6, **options)
+    x = torch.randn(5, channels, 11, 9).contiguous(memory_format=layout)
     output = conv(x)
     output_grad = torch.randn_like(output).contiguous(memory_format=layout)
     result = conv2d_grad_sample(conv, [x], output_grad)
@@ -72,14 +75,14 @@ def test_detached_weights_skip_the_weight_gradient_only_inside_the_block() -> No
 
 
 @pytest.mark.parametrize("channels", [1, 3])
-def test_hooks_mode_on_channels_last_takes_the_same_dp_step_as_functorch(channels: int) -> None:
+def test_direct_and_hooks_modes_take_the_same_dp_step_as_functorch(channels: int) -> None:
     # With no noise a DP step is deterministic: both routes must clip and sum the same
     # per-example gradients, so the weights after a few steps agree.
     rng = np.random.default_rng(0)
     x = rng.random((64, 14, 14, channels), dtype=np.float32)
     y = rng.integers(0, 5, 64)
     weights = {}
-    for mode in ("hooks", "functorch", "ew"):
+    for mode in ("direct", "hooks", "functorch", "ew"):
         torch.manual_seed(0)
         trainer = Trainer(small_cnn((14, 14, channels), 5, 2), x, y, TrainSettings(
             epochs=1, batch_size=16, seed=3,
@@ -88,6 +91,6 @@ def test_hooks_mode_on_channels_last_takes_the_same_dp_step_as_functorch(channel
         assert trainer.channels_last == (mode != "ew")
         trainer.train_epoch()
         weights[mode] = [p.detach().clone() for p in trainer.model.parameters()]
-    for other in ("functorch", "ew"):
-        for hooks, theirs in zip(weights["hooks"], weights[other], strict=True):
-            torch.testing.assert_close(hooks, theirs, rtol=1e-4, atol=1e-5)
+    for ours in ("direct", "hooks", "ew"):
+        for mine, theirs in zip(weights[ours], weights["functorch"], strict=True):
+            torch.testing.assert_close(mine, theirs, rtol=1e-4, atol=1e-5)

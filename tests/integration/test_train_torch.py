@@ -124,7 +124,7 @@ def test_training_learns_and_is_deterministic_under_a_seed() -> None:
     assert accuracy > 0.9
 
 
-@pytest.mark.parametrize("mode", ["hooks", "ew"])
+@pytest.mark.parametrize("mode", ["direct", "hooks", "ew"])
 def test_dp_training_reports_growing_epsilon(mode: str) -> None:
     dp = DPSettings(noise_multiplier=1.0, max_grad_norm=1.0, grad_sample_mode=mode)
     trainer = Trainer(small_cnn((12, 12, 1), 4, 1), *_images(), TrainSettings(

@@ -8,9 +8,10 @@ from memberscope.errors import InputError, UnknownNameError
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 ACCOUNTANTS = ("prv", "rdp")
-GRAD_SAMPLE_MODES = ("hooks", "ew", "functorch")
-# With our layout-safe conv sampler, the fastest here (benchmarks/train_throughput.py).
-DEFAULT_GRAD_SAMPLE_MODE = "hooks"
+GRAD_SAMPLE_MODES = ("auto", "direct", "hooks", "ew", "functorch")
+# "direct" where the model allows it, else "hooks" with our layout-safe conv sampler: the
+# fastest routes here (benchmarks/train_throughput.py).
+DEFAULT_GRAD_SAMPLE_MODE = "auto"
 
 
 @dataclass(frozen=True)
@@ -30,8 +31,11 @@ class DPSettings:
     poisson_sampling : bool
         Each example joins each batch independently with probability batch_size / n (what the
         accountant assumes); False takes shuffled fixed-size batches (ε then is optimistic).
-    grad_sample_mode : "hooks" | "ew" | "functorch"
-        How Opacus computes per-example gradients.
+    grad_sample_mode : "auto" | "direct" | "hooks" | "ew" | "functorch"
+        How per-example gradients are computed: "direct" records them from each Conv2d and
+        Linear layer's output gradient (memberscope's own, for models made only of those);
+        the others are Opacus' modes; "auto" picks "direct" where it applies, else "hooks".
+        Clipping, noise and accounting are Opacus' in every mode.
     """
 
     noise_multiplier: float | None = None

@@ -1,0 +1,217 @@
+"""Per-example gradient clipping straight from the backward pass ("direct" grad-sample mode).
+
+For models whose trainable parameters all sit in ``Conv2d`` (ungrouped, zero padding) and
+``Linear`` layers, such as the codelab's CNNs and the MLP. Within
+:meth:`ClippedGradients.recording`, each such layer runs its forward pass against
+*detached* parameters, so autograd computes no batch gradient that DP would throw away, and
+a hook on the layer's output tensor keeps what that layer's per-example gradients need. After
+the backward pass, :meth:`ClippedGradients.clip_and_sum` sets each parameter's ``grad`` to
+the sum over examples of its per-example gradient clipped to a total L2 norm (over all
+parameters) of at most C, with Opacus' clipping factor ``min(1, C / (norm + 1e-6))``.
+Opacus' ``DPOptimizerFastGradientClipping`` then adds the noise, averages and steps, and
+Opacus' accountant counts the step, as with any of its modes.
+
+Compared with Opacus' ``GradSampleModule`` and ``DPOptimizer`` (hooks mode), this drops per
+layer and step the full-backward-hook autograd nodes and their Python, the rescaling of every
+output gradient by the batch size (the loss here is a sum, so output gradients already are
+per-example gradients), the separate bias additions and reductions; and a ``Linear`` layer on
+(N, in) inputs never materialises its (N, out, in) per-example gradients: their norms are
+``|output grad| * |input|`` and their clipped sum is one matrix product.
+
+The loss back-propagated inside the block must be the *sum* of the examples' losses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+import torch.nn.functional as F  # noqa: N812 - the usual alias
+
+from memberscope.train.grad_samplers import conv2d_grad_sample
+
+# Opacus' clipping factor min(1, C / (norm + STABILITY)).
+STABILITY = 1e-6
+
+
+def _supported(module: torch.nn.Module) -> bool:
+    if type(module) is torch.nn.Linear:
+        return True
+    return (type(module) is torch.nn.Conv2d and module.groups == 1
+            and module.padding_mode == "zeros")
+
+
+def unsupported_parameters(model: torch.nn.Module) -> list[str]:
+    """Names of ``model``'s trainable parameters that direct mode cannot handle (those outside
+    ungrouped, zero-padded ``Conv2d`` and ``Linear`` layers); empty when it applies."""
+    names = []
+    for module_name, module in model.named_modules():
+        for name, param in module.named_parameters(recurse=False):
+            if param.requires_grad and not _supported(module):
+                names.append(f"{module_name}.{name}" if module_name else name)
+    return names
+
+
+class _Materialized:
+    """Per-example gradients held explicitly: {param: (N, *param.shape)}."""
+
+    def __init__(self, per_example: dict[Any, torch.Tensor]) -> None:
+        self.per_example = {param: grads.reshape(len(grads), -1)
+                            for param, grads in per_example.items()}
+
+    def squared_norms(self) -> torch.Tensor:
+        return sum(torch.linalg.vector_norm(grads, dim=1).square()
+                   for grads in self.per_example.values())
+
+    def clipped_sums(self, factors: torch.Tensor) -> dict[Any, torch.Tensor]:
+        return {param: (factors @ grads).view_as(param)
+                for param, grads in self.per_example.items()}
+
+
+class _LinearOuterProducts:
+    """A ``Linear`` layer on (N, in) inputs: example i's weight gradient is the outer product
+    of its (out,) output gradient g_i and (in,) input a_i, whose norm is |g_i| |a_i|."""
+
+    def __init__(self, layer: torch.nn.Linear, inputs: torch.Tensor,
+                 output_grads: torch.Tensor) -> None:
+        self.layer, self.inputs, self.output_grads = layer, inputs, output_grads
+
+    def squared_norms(self) -> torch.Tensor:
+        grad_norms = torch.linalg.vector_norm(self.output_grads, dim=1).square()
+        total = torch.zeros_like(grad_norms)
+        if self.layer.weight.requires_grad:
+            total += grad_norms * torch.linalg.vector_norm(self.inputs, dim=1).square()
+        if self.layer.bias is not None and self.layer.bias.requires_grad:
+            total += grad_norms
+        return total
+
+    def clipped_sums(self, factors: torch.Tensor) -> dict[Any, torch.Tensor]:
+        sums: dict[Any, torch.Tensor] = {}
+        if self.layer.weight.requires_grad:
+            sums[self.layer.weight] = (self.output_grads * factors[:, None]).T @ self.inputs
+        if self.layer.bias is not None and self.layer.bias.requires_grad:
+            sums[self.layer.bias] = factors @ self.output_grads
+        return sums
+
+
+def _linear_per_example(layer: torch.nn.Linear, inputs: torch.Tensor,
+                        output_grads: torch.Tensor) -> _Materialized:
+    """Per-example gradients of a ``Linear`` on (N, ..., in) inputs, summed over the middle
+    dimensions."""
+    n = output_grads.shape[0]
+    grads = output_grads.reshape(n, -1, layer.out_features)
+    per_example = {}
+    if layer.weight.requires_grad:
+        per_example[layer.weight] = torch.bmm(grads.transpose(1, 2),
+                                              inputs.reshape(n, -1, layer.in_features))
+    if layer.bias is not None and layer.bias.requires_grad:
+        per_example[layer.bias] = grads.sum(dim=1)
+    return _Materialized(per_example)
+
+
+class ClippedGradients:
+    """Per-example clipping of one model's gradients, one batch at a time.
+
+    >>> clipper = ClippedGradients(model)                      # doctest: +SKIP
+    >>> with clipper.recording():                              # doctest: +SKIP
+    ...     loss = F.cross_entropy(model(x), y, reduction="sum")
+    >>> loss.backward()                                        # doctest: +SKIP
+    >>> clipper.clip_and_sum(max_grad_norm=1.0)                # doctest: +SKIP
+    """
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        unsupported = unsupported_parameters(model)
+        if unsupported:
+            raise ValueError(f"direct clipping cannot handle parameters {unsupported[:3]}")
+        self.model = model
+        self.parameters = [p for p in model.parameters() if p.requires_grad]
+        self._pieces: list[Any] = []
+
+    @contextlib.contextmanager
+    def recording(self) -> Iterator[None]:
+        """Within the block, forward passes through the model's ``Conv2d`` and ``Linear``
+        layers record, at backward time, what :meth:`clip_and_sum` needs; their parameters
+        get no ``grad`` from that backward pass. Leaving the block restores the layers."""
+        patched = []
+        for module in self.model.modules():
+            trainable = any(p.requires_grad for p in module.parameters(recurse=False))
+            if trainable and "forward" not in vars(module):
+                module.forward = functools.partial(
+                    self._recorded_forward, module)
+                patched.append(module)
+        try:
+            yield
+        finally:
+            for module in patched:
+                del module.forward
+
+    def clip_and_sum(self, max_grad_norm: float) -> torch.Tensor:
+        """Set every trainable parameter's ``grad`` to the sum over the recorded examples of
+        its per-example gradient scaled by that example's clipping factor; returns the (N,)
+        per-example gradient norms before clipping. Forgets the recorded batch."""
+        pieces, self._pieces = self._pieces, []
+        if not pieces:
+            raise RuntimeError("no backward pass was recorded since the last clip_and_sum")
+        norms = torch.sqrt(sum(piece.squared_norms() for piece in pieces))
+        factors = (max_grad_norm / (norms + STABILITY)).clamp(max=1.0)
+        for param in self.parameters:
+            param.grad = None
+        for piece in pieces:
+            for param, clipped in piece.clipped_sums(factors).items():
+                param.grad = clipped if param.grad is None else param.grad + clipped
+        for param in self.parameters:
+            if param.grad is None:  # a layer that took no part in this forward pass
+                param.grad = torch.zeros_like(param)
+        return norms
+
+    def _recorded_forward(self, layer: Any, inputs: torch.Tensor) -> torch.Tensor:
+        weight, bias = layer.weight.detach(), _detached(layer.bias)
+        if type(layer) is torch.nn.Conv2d:
+            output = layer._conv_forward(inputs, weight, bias)
+        else:
+            output = F.linear(inputs, weight, bias)
+        if not torch.is_grad_enabled():
+            return output
+        if not output.requires_grad:
+            # The first layer's input needs no gradient: tie the output to the parameters so
+            # that the backward pass still reaches it.
+            params = [p for p in layer.parameters(recurse=False) if p.requires_grad]
+            output = _TiedToParameters.apply(output, *params)
+        saved_inputs = inputs.detach()
+
+        def record(output_grads: torch.Tensor) -> None:
+            self._pieces.append(_piece(layer, saved_inputs, output_grads))
+
+        output.register_hook(record)
+        return output
+
+
+def _piece(layer: torch.nn.Module, inputs: torch.Tensor, output_grads: torch.Tensor) -> Any:
+    """What one layer's backward pass contributes to the clipping of one batch."""
+    if type(layer) is torch.nn.Conv2d:
+        return _Materialized(conv2d_grad_sample(layer, [inputs], output_grads))
+    assert isinstance(layer, torch.nn.Linear)
+    if inputs.ndim == 2:
+        return _LinearOuterProducts(layer, inputs.to(output_grads.dtype), output_grads)
+    return _linear_per_example(layer, inputs.to(output_grads.dtype), output_grads)
+
+
+def _detached(param: torch.Tensor | None) -> torch.Tensor | None:
+    return None if param is None else param.detach()
+
+
+class _TiedToParameters(torch.autograd.Function):
+    """Identity on its first argument whose result requires grad when the parameters do; the
+    parameters get no ``grad`` from it."""
+
+    @staticmethod
+    def forward(ctx: Any, output: torch.Tensor, *params: torch.Tensor) -> torch.Tensor:
+        ctx.num_params = len(params)
+        return output.view_as(output)
+
+    @staticmethod
+    def backward(ctx: Any, output_grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        return (output_grad, *([None] * ctx.num_params))
