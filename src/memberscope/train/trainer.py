@@ -198,6 +198,10 @@ class Trainer:
         require("torch", "torch", "training")
         import torch
 
+        from memberscope.train.allocator import keep_freed_memory
+
+        keep_freed_memory()
+
         self.settings = settings
         self.device = device or default_device()
         # Opacus' own conv grad samplers ("hooks", "ew") assume NCHW-contiguous activations:
