@@ -33,8 +33,7 @@ class _Tokens(torch.nn.Module):
 
 
 def _convnet() -> torch.nn.Module:
-    # 3 input channels take the im2col route, 18 the grouped-convolution route; the first
-    # layer has no bias and a padded, strided kernel.
+    # The first layer has no bias and a padded, strided kernel.
     return torch.nn.Sequential(
         torch.nn.Conv2d(3, 18, 3, padding=1, stride=2, bias=False), torch.nn.ReLU(),
         torch.nn.Conv2d(18, 4, 3), torch.nn.Tanh(), torch.nn.Flatten(),

@@ -43,7 +43,7 @@ def _per_example_oracle(conv: torch.nn.Conv2d, x: torch.Tensor, output_grad: tor
     {"kernel_size": (2, 3), "padding": (1, 2), "stride": (2, 1)},
     {"kernel_size": 3, "groups": 3},
 ], ids=["plain", "padded", "strided", "dilated-same", "rectangular", "grouped"])
-@pytest.mark.parametrize("channels", [3, 18], ids=["im2col", "grouped-convolution"])
+@pytest.mark.parametrize("channels", [3, 18], ids=["3-channels", "18-channels"])
 def test_conv_per_example_gradients_equal_one_backward_per_example(layout, options,
                                                                    channels) -> None:
     torch.manual_seed(0)

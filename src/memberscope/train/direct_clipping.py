@@ -30,6 +30,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F  # noqa: N812 - the usual alias
+from opacus.optimizers import DPOptimizerFastGradientClipping
 
 from memberscope.train.grad_samplers import conv2d_grad_sample
 
@@ -215,3 +216,17 @@ class _TiedToParameters(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, output_grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         return (output_grad, *([None] * ctx.num_params))
+
+
+class NoisingOptimizer(DPOptimizerFastGradientClipping):
+    """Opacus' optimizer for already clipped gradients (noise, averaging, accounting hook,
+    step), taking the clipped sums that :meth:`ClippedGradients.clip_and_sum` leaves in
+    ``p.grad`` as they are: Opacus deep-copies every parameter's gradient each step (0.7 ms
+    of a 20 ms step here), which these fresh tensors do not need."""
+
+    def accumulate(self) -> None:
+        for param in self.params:
+            if param.summed_grad is None:
+                param.summed_grad = param.grad
+            else:
+                param.summed_grad = param.summed_grad + param.grad

@@ -20,11 +20,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F  # noqa: N812 - the usual alias
 
-# From this many input channels, one grouped convolution computes per-example weight
-# gradients faster than im2col + bmm (measured here: 32 channels 2.6-4.1 ms against 4.3-5.0 ms
-# for a batch of 50 15x15 maps; 3 channels 5.3-7.6 ms against 4.1-4.9 ms for 32x32 images).
-GROUPED_MIN_CHANNELS = 16
-
 GradSampler = Callable[[torch.nn.Module, list[torch.Tensor], torch.Tensor],
                        dict[torch.nn.Parameter, torch.Tensor]]
 
@@ -60,6 +55,16 @@ def patches_nhwc(activations: torch.Tensor, layer: torch.nn.Conv2d) -> torch.Ten
     out_h = (height - dh * (kh - 1) - 1) // sh + 1
     out_w = (width - dw * (kw - 1) - 1) // sw + 1
     stride_n, stride_c, stride_h, stride_w = activations.stride()
+    if stride_c == 1 and stride_w == channels and dw == 1:
+        # channels_last: the kw pixels x C channels of one kernel row are one contiguous run,
+        # so kh copies of runs that long replace one 6-D copy of runs of C (2x faster here
+        # for 3-channel 32x32 images).
+        patches = activations.new_empty((n, out_h, out_w, kh, kw * channels))
+        for row in range(kh):
+            patches[:, :, :, row] = activations.as_strided(
+                (n, out_h, out_w, kw * channels), (stride_n, stride_h * sh, stride_w * sw, 1),
+                activations.storage_offset() + row * dh * stride_h)
+        return patches.view(n, out_h * out_w, kh * kw * channels)
     windows = activations.as_strided(
         (n, out_h, out_w, kh, kw, channels),
         (stride_n, stride_h * sh, stride_w * sw, stride_h * dh, stride_w * dw, stride_c),
@@ -84,36 +89,14 @@ def conv2d_grad_sample(layer: torch.nn.Conv2d, activations: list[torch.Tensor],
     result: dict[Any, torch.Tensor] = {}
     output_grads = backprops.permute(0, 2, 3, 1).reshape(n, -1, out_channels)  # (N, L, O)
     if layer.weight.requires_grad:
-        if layer.in_channels >= GROUPED_MIN_CHANNELS:
-            result[layer.weight] = _grouped_weight_grads(layer, inputs, backprops)
-        else:
-            kh, kw = layer.kernel_size
-            per_example = torch.bmm(output_grads.transpose(1, 2), patches_nhwc(inputs, layer))
-            result[layer.weight] = (per_example.view(n, out_channels, kh, kw, -1)
-                                    .permute(0, 1, 4, 2, 3).contiguous())
+        kh, kw = layer.kernel_size
+        # (N, K, L) @ (N, L, O) ran 1.4-4x faster here than (N, O, L) @ (N, L, K).
+        per_example = torch.bmm(patches_nhwc(inputs, layer).transpose(1, 2), output_grads)
+        result[layer.weight] = (per_example.view(n, kh, kw, -1, out_channels)
+                                .permute(0, 4, 3, 1, 2).contiguous())
     if layer.bias is not None and layer.bias.requires_grad:
         result[layer.bias] = output_grads.sum(dim=1)
     return result
-
-
-def _grouped_weight_grads(layer: torch.nn.Conv2d, inputs: torch.Tensor,
-                          backprops: torch.Tensor) -> torch.Tensor:
-    """Per-example weight gradients (N, O, C, kh, kw) as the weight gradient of one grouped
-    convolution with the N examples stacked along the channels, one group each."""
-    top, bottom, left, right = _padding(layer)
-    if top or bottom or left or right:
-        inputs = F.pad(inputs, (left, right, top, bottom))
-    n, channels, height, width = inputs.shape
-    out_channels = backprops.shape[1]
-    stacked_inputs = inputs.contiguous().view(1, n * channels, height, width)
-    stacked_grads = backprops.contiguous().view(1, n * out_channels, *backprops.shape[2:])
-    # Only the weight's shape matters when just its gradient is asked for.
-    weight_shape = torch.empty((n * out_channels, channels, *layer.kernel_size),
-                               dtype=backprops.dtype, device=backprops.device)
-    _, weight_grads, _ = torch.ops.aten.convolution_backward(
-        stacked_grads, stacked_inputs, weight_shape, None, list(layer.stride), [0, 0],
-        list(layer.dilation), False, [0, 0], n, [False, True, False])
-    return weight_grads.view(n, out_channels, channels, *layer.kernel_size)
 
 
 def use_layout_safe_samplers(module: Any) -> None:

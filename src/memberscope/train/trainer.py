@@ -285,13 +285,11 @@ class Trainer:
         module: Any = self.model
         optimizer_class: Any = DPOptimizer
         if self.grad_sample_mode == "direct":
-            from opacus.optimizers import DPOptimizerFastGradientClipping
+            from memberscope.train.direct_clipping import ClippedGradients, NoisingOptimizer
 
-            from memberscope.train.direct_clipping import ClippedGradients
-
-            # We clip and sum into p.grad; this Opacus optimizer only adds noise and steps.
+            # We clip and sum into p.grad; Opacus only adds the noise, averages and steps.
             self.clipper = ClippedGradients(self.model)
-            optimizer_class = DPOptimizerFastGradientClipping
+            optimizer_class = NoisingOptimizer
         else:
             module = wrap_model(self.model, self.grad_sample_mode, batch_first=True,
                                 loss_reduction="mean")
