@@ -78,7 +78,8 @@ def test_clipped_sums_equal_one_backward_per_example(make, shape, max_grad_norm)
 def test_frozen_layers_take_no_part_and_the_block_restores_the_model() -> None:
     torch.manual_seed(0)
     model = _convnet()
-    model[0].weight.requires_grad_(False)
+    model[0].weight.requires_grad_(False)  # a frozen layer
+    model[2].weight.requires_grad_(False)  # a layer whose bias alone trains
     x, y = torch.randn(4, 3, 11, 11), torch.randint(0, 3, (4,))
     expected, _ = _clipped_sum_oracle(model, x, y, 0.1)
     clipper = ClippedGradients(model)
@@ -87,7 +88,7 @@ def test_frozen_layers_take_no_part_and_the_block_restores_the_model() -> None:
     assert all("forward" not in vars(layer) for layer in model)
     loss.backward()
     clipper.clip_and_sum(0.1)
-    assert model[0].weight.grad is None
+    assert model[0].weight.grad is None and model[2].weight.grad is None
     trainable = [p for p in model.parameters() if p.requires_grad]
     for param, want in zip(trainable, expected, strict=True):
         torch.testing.assert_close(param.grad, want, rtol=1e-4, atol=1e-6)

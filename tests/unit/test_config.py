@@ -188,3 +188,18 @@ def test_dataset_pad_adds_zero_borders_and_refuses_non_images(tmp_path) -> None:
              x_test=rng.random((4, 3)), y_test=np.arange(4) % 2)
     with pytest.raises(InputError, match=r"dataset\.pad: only images"):
         load_run_dataset(parse_toml(base.format(path=tabular, extra="pad = 1\n")))
+
+
+def test_busy_cpus_sees_a_busy_process() -> None:
+    from memberscope.train.threads import busy_cpus
+
+    if busy_cpus(0.1) is None:
+        pytest.skip("no /proc/stat")
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        busy_cpus(0.2)  # let it start
+        busy = busy_cpus(0.5)
+    finally:
+        spinner.kill()
+        spinner.wait()
+    assert busy is not None and busy >= 0.7  # one spinning process keeps one CPU busy

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812 - the usual alias
 from opacus.optimizers import DPOptimizerFastGradientClipping
 
-from memberscope.train.grad_samplers import conv2d_grad_sample
+from memberscope.train.grad_samplers import conv2d_grad_sample, conv2d_products, weight_layout
 
 # Opacus' clipping factor min(1, C / (norm + STABILITY)).
 STABILITY = 1e-6
@@ -70,6 +70,27 @@ class _Materialized:
     def clipped_sums(self, factors: torch.Tensor) -> dict[Any, torch.Tensor]:
         return {param: (factors @ grads).view_as(param)
                 for param, grads in self.per_example.items()}
+
+
+class _ConvProducts:
+    """A ``Conv2d``'s per-example gradients as :func:`conv2d_products` leaves them: one
+    (N, K [+ 1], O) tensor for weight and bias, brought to the weight's layout only once
+    summed."""
+
+    def __init__(self, layer: torch.nn.Conv2d, products: torch.Tensor) -> None:
+        self.layer, self.products = layer, products
+
+    def squared_norms(self) -> torch.Tensor:
+        return torch.linalg.vector_norm(self.products.flatten(1), dim=1).square()
+
+    def clipped_sums(self, factors: torch.Tensor) -> dict[Any, torch.Tensor]:
+        summed = (factors @ self.products.flatten(1)).view(self.products.shape[1:])
+        window_size = self.layer.weight[0].numel()
+        sums: dict[Any, torch.Tensor] = {
+            self.layer.weight: weight_layout(self.layer, summed[:window_size]).contiguous()}
+        if len(summed) > window_size:
+            sums[self.layer.bias] = summed[window_size]
+        return sums
 
 
 class _LinearOuterProducts:
@@ -193,6 +214,8 @@ class ClippedGradients:
 def _piece(layer: torch.nn.Module, inputs: torch.Tensor, output_grads: torch.Tensor) -> Any:
     """What one layer's backward pass contributes to the clipping of one batch."""
     if type(layer) is torch.nn.Conv2d:
+        if layer.weight.requires_grad:
+            return _ConvProducts(layer, conv2d_products(layer, inputs, output_grads))
         return _Materialized(conv2d_grad_sample(layer, [inputs], output_grads))
     assert isinstance(layer, torch.nn.Linear)
     if inputs.ndim == 2:

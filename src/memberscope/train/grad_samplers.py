@@ -38,14 +38,16 @@ def _padding(layer: torch.nn.Conv2d) -> tuple[int, int, int, int]:
     return pad_h, pad_h, pad_w, pad_w
 
 
-def patches_nhwc(activations: torch.Tensor, layer: torch.nn.Conv2d) -> torch.Tensor:
+def patches_nhwc(activations: torch.Tensor, layer: torch.nn.Conv2d, *,
+                 ones_column: bool = False) -> torch.Tensor:
     """im2col of (N, C, H, W) activations of any layout, in NHWC order.
 
     Returns
     -------
-    (N, H_out * W_out, kh * kw * C) tensor
+    (N, H_out * W_out, kh * kw * C [+ 1]) tensor
         Row (n, position) holds the input window that produced that output position, ordered
-        (kernel row, kernel column, channel).
+        (kernel row, kernel column, channel); with ``ones_column``, then a 1, so that a product
+        with the output gradients also gives the bias gradients.
     """
     top, bottom, left, right = _padding(layer)
     if top or bottom or left or right:
@@ -54,22 +56,58 @@ def patches_nhwc(activations: torch.Tensor, layer: torch.nn.Conv2d) -> torch.Ten
     (kh, kw), (sh, sw), (dh, dw) = layer.kernel_size, layer.stride, layer.dilation
     out_h = (height - dh * (kh - 1) - 1) // sh + 1
     out_w = (width - dw * (kw - 1) - 1) // sw + 1
+    window_size = kh * kw * channels
     stride_n, stride_c, stride_h, stride_w = activations.stride()
+    patches = activations.new_empty((n, out_h, out_w, window_size + int(ones_column)))
     if stride_c == 1 and stride_w == channels and dw == 1:
         # channels_last: the kw pixels x C channels of one kernel row are one contiguous run,
         # so kh copies of runs that long replace one 6-D copy of runs of C (2x faster here
         # for 3-channel 32x32 images).
-        patches = activations.new_empty((n, out_h, out_w, kh, kw * channels))
+        run = kw * channels
         for row in range(kh):
-            patches[:, :, :, row] = activations.as_strided(
-                (n, out_h, out_w, kw * channels), (stride_n, stride_h * sh, stride_w * sw, 1),
+            patches[..., row * run:(row + 1) * run] = activations.as_strided(
+                (n, out_h, out_w, run), (stride_n, stride_h * sh, stride_w * sw, 1),
                 activations.storage_offset() + row * dh * stride_h)
-        return patches.view(n, out_h * out_w, kh * kw * channels)
-    windows = activations.as_strided(
-        (n, out_h, out_w, kh, kw, channels),
-        (stride_n, stride_h * sh, stride_w * sw, stride_h * dh, stride_w * dw, stride_c),
-        activations.storage_offset())
-    return windows.reshape(n, out_h * out_w, kh * kw * channels)
+    else:
+        windows = activations.as_strided(
+            (n, out_h, out_w, kh, kw, channels),
+            (stride_n, stride_h * sh, stride_w * sw, stride_h * dh, stride_w * dw, stride_c),
+            activations.storage_offset())
+        patches[..., :window_size] = windows.reshape(n, out_h, out_w, window_size)
+    if ones_column:
+        patches[..., window_size] = 1
+    return patches.view(n, out_h * out_w, -1)
+
+
+def conv2d_products(layer: torch.nn.Conv2d, inputs: torch.Tensor,
+                    backprops: torch.Tensor) -> torch.Tensor:
+    """Per-example gradients of an ungrouped ``Conv2d`` as one batched product.
+
+    ``inputs`` is the layer's (N, C, H, W) input and ``backprops`` the gradient of the loss
+    with respect to its (N, O, H_out, W_out) output, both in any memory layout.
+
+    Returns
+    -------
+    (N, kh * kw * C [+ 1], O) tensor
+        Weight gradients with rows in (kernel row, kernel column, channel) order (see
+        :func:`weight_layout`), then, when the bias is trainable, a row of bias gradients.
+    """
+    n, out_channels = backprops.shape[:2]
+    output_grads = backprops.permute(0, 2, 3, 1).reshape(n, -1, out_channels)  # (N, L, O)
+    with_bias = layer.bias is not None and layer.bias.requires_grad
+    patches = patches_nhwc(inputs.to(backprops.dtype), layer, ones_column=with_bias)
+    # (N, K, L) @ (N, L, O) ran 1.4-4x faster here than (N, O, L) @ (N, L, K).
+    return torch.bmm(patches.transpose(1, 2), output_grads)
+
+
+def weight_layout(layer: torch.nn.Conv2d, rows: torch.Tensor) -> torch.Tensor:
+    """(..., kh * kw * C, O) weight rows of :func:`conv2d_products` as a view in the weight's
+    own (..., O, C, kh, kw) shape."""
+    lead = rows.shape[:-2]
+    kh, kw = layer.kernel_size
+    grid = rows.reshape(*lead, kh, kw, layer.in_channels, layer.out_channels)
+    d = len(lead)
+    return grid.permute(*range(d), d + 3, d + 2, d, d + 1)
 
 
 def conv2d_grad_sample(layer: torch.nn.Conv2d, activations: list[torch.Tensor],
@@ -85,17 +123,16 @@ def conv2d_grad_sample(layer: torch.nn.Conv2d, activations: list[torch.Tensor],
         from opacus.grad_sample.conv import compute_conv_grad_sample
 
         return compute_conv_grad_sample(layer, [inputs.contiguous()], backprops.contiguous())
-    n, out_channels = backprops.shape[:2]
     result: dict[Any, torch.Tensor] = {}
-    output_grads = backprops.permute(0, 2, 3, 1).reshape(n, -1, out_channels)  # (N, L, O)
+    trainable_bias = layer.bias is not None and layer.bias.requires_grad
     if layer.weight.requires_grad:
-        kh, kw = layer.kernel_size
-        # (N, K, L) @ (N, L, O) ran 1.4-4x faster here than (N, O, L) @ (N, L, K).
-        per_example = torch.bmm(patches_nhwc(inputs, layer).transpose(1, 2), output_grads)
-        result[layer.weight] = (per_example.view(n, kh, kw, -1, out_channels)
-                                .permute(0, 4, 3, 1, 2).contiguous())
-    if layer.bias is not None and layer.bias.requires_grad:
-        result[layer.bias] = output_grads.sum(dim=1)
+        products = conv2d_products(layer, inputs, backprops)
+        window_size = products.shape[1] - int(trainable_bias)
+        result[layer.weight] = weight_layout(layer, products[:, :window_size]).contiguous()
+        if trainable_bias:
+            result[layer.bias] = products[:, window_size]
+    elif trainable_bias:
+        result[layer.bias] = backprops.sum(dim=(2, 3))
     return result
 
 
