@@ -8,8 +8,8 @@ a hook on the layer's output tensor keeps what that layer's per-example gradient
 the backward pass, :meth:`ClippedGradients.clip_and_sum` sets each parameter's ``grad`` to
 the sum over examples of its per-example gradient clipped to a total L2 norm (over all
 parameters) of at most C, with Opacus' clipping factor ``min(1, C / (norm + 1e-6))``.
-Opacus' ``DPOptimizerFastGradientClipping`` then adds the noise, averages and steps, and
-Opacus' accountant counts the step, as with any of its modes.
+:class:`NoisingOptimizer` (Opacus' ``DPOptimizerFastGradientClipping``) then adds the noise,
+averages and steps, and Opacus' accountant counts the step, as with any of its modes.
 
 Compared with Opacus' ``GradSampleModule`` and ``DPOptimizer`` (hooks mode), this drops per
 layer and step the full-backward-hook autograd nodes and their Python, the rescaling of every

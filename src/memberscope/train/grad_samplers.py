@@ -73,7 +73,8 @@ def patches_nhwc(activations: torch.Tensor, layer: torch.nn.Conv2d, *,
             (n, out_h, out_w, kh, kw, channels),
             (stride_n, stride_h * sh, stride_w * sw, stride_h * dh, stride_w * dw, stride_c),
             activations.storage_offset())
-        patches[..., :window_size] = windows.reshape(n, out_h, out_w, window_size)
+        # Straight into the buffer: reshaping the overlapping windows would copy them first.
+        patches[..., :window_size].view(n, out_h, out_w, kh, kw, channels).copy_(windows)
     if ones_column:
         patches[..., window_size] = 1
     return patches.view(n, out_h * out_w, -1)

@@ -7,7 +7,7 @@ machine while other jobs ran). So by default we only use the cores that look idl
 this process may run on, minus the CPUs busy over the last half second (from /proc/stat;
 the 1-minute load average where that is unavailable), at least one. The load average alone
 lags: right after a finished job it still read ~1 on this idle 2-core machine and cost the
-demo its second thread (703 s instead of 498 s).
+demo its second thread (11 min 25 s instead of 8 min 19 s).
 ``MEMBERSCOPE_THREADS`` or an explicit count overrides this (bitwise reproducible results
 across processes need the same thread count).
 """

@@ -10,8 +10,8 @@ Choices, each measured on the 2-core build machine (see ``benchmarks/``):
 * DP uses Opacus' optimizers and accountants directly, with our own Poisson sampling, so the
   same index-based loop serves both; the accountant is stepped per step. For models made of
   Conv2d and Linear layers (the default "auto" grad-sample mode picks it), per-example
-  gradients are clipped and summed by ``direct_clipping`` and Opacus adds the noise: 1.2-1.4×
-  the non-DP epoch here, against 1.8-1.9× with Opacus' ``GradSampleModule`` (hooks mode).
+  gradients are clipped and summed by ``direct_clipping`` and Opacus adds the noise: 1.24-1.45×
+  the non-DP epoch here, against 1.68-2.30× with Opacus' ``GradSampleModule`` (hooks mode).
 * Everything random (initial batch order, Poisson sampling, DP noise) comes from generators
   owned by the trainer, whose states are part of :meth:`Trainer.state_dict`, so a resumed run
   continues exactly where a checkpoint left it.
