@@ -35,7 +35,7 @@ system-deps:
 	else echo "note: apt-get unavailable; Fashion-MNIST and chromium must be installed by hand"; fi
 
 demo: venv system-deps
-	$(PY) -m memberscope.demo
+	$(PY) -m memberscope.experiment.demo
 
 test: venv system-deps
 	$(PY) -m pytest -q

@@ -21,7 +21,7 @@ import warnings
 import torch
 
 from memberscope.data import load_dataset
-from memberscope.train.hook import TorchMonitorHook
+from memberscope.monitor.torch import TorchMonitorHook
 from memberscope.train.models import small_cnn
 from memberscope.train.settings import TrainSettings
 from memberscope.train.threads import apply_threads, choose_threads

@@ -17,8 +17,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from memberscope.config import parse_toml
-from memberscope.demo import quickstart_text
+from memberscope.experiment.config import parse_toml
+from memberscope.experiment.demo import quickstart_text
 from memberscope.store import read_jsonl
 
 
@@ -49,7 +49,7 @@ def main() -> None:
     if args.summarize:
         summarize(args.summarize)
         return
-    from memberscope.runner import run_experiment
+    from memberscope.experiment.runner import run_experiment
 
     out = args.out or Path(tempfile.mkdtemp(prefix="quickstart-")) / "run"
     started = time.perf_counter()

@@ -26,7 +26,7 @@ import numpy as np
 from memberscope import ModelOutputs, audit
 from memberscope.data import load_dataset
 from memberscope.metrics import roc_curve
-from memberscope.reference import ReferenceOutputs
+from memberscope.outputs import ReferenceOutputs
 from memberscope.reference.recipe import TrainingRecipe
 from memberscope.reference.training import balanced_splits, train_models
 from memberscope.store import atomic_write_json

@@ -27,8 +27,8 @@ os.environ.setdefault("KERAS_BACKEND", "torch")  # before keras is imported
 import keras
 import numpy as np
 
-from memberscope.integrations.keras import PrivacyMetrics
 from memberscope.metrics import LowResolutionWarning
+from memberscope.monitor.keras import PrivacyMetrics
 from memberscope.results import ResultsCollection
 
 # Per-class slices hold a few hundred non-members: TPR at FPR 0.001 is unresolvable there and

@@ -10,6 +10,7 @@
 True
 """
 
+from memberscope._version import __version__
 from memberscope.attacks import Attack, get_attack, list_attacks, register_attack
 from memberscope.audit import audit
 from memberscope.errors import (
@@ -34,8 +35,6 @@ from memberscope.outputs import ModelOutputs, load_outputs_npz
 from memberscope.results import AuditResult, AuditRow, ResultsCollection, SkippedEntry
 from memberscope.slicing import Slice, build_slices
 from memberscope.store import load_result, load_results, save_result
-
-__version__ = "0.1.0"
 
 __all__ = [
     "Attack",

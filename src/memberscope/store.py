@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from memberscope._version import __version__
 from memberscope.errors import SchemaError
 from memberscope.metrics import RocCurve
 from memberscope.results import (
@@ -28,12 +29,6 @@ from memberscope.results import (
 
 RESULT_FILE = "result.json"
 ARRAYS_FILE = "arrays.npz"
-
-
-def _version() -> str:
-    from memberscope import __version__
-
-    return __version__
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -115,7 +110,7 @@ def save_result(result: AuditResult, out_dir: str | Path) -> Path:
     if result.labels is not None:
         arrays["labels"] = result.labels
     atomic_write_npz(out_dir / ARRAYS_FILE, arrays)
-    atomic_write_json(out_dir / RESULT_FILE, result.to_dict(_version()))
+    atomic_write_json(out_dir / RESULT_FILE, result.to_dict(__version__))
     return out_dir / RESULT_FILE
 
 

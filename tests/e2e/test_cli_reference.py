@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from memberscope.cli import main
-from memberscope.reference import ReferenceOutputs, load_reference_npz
+from memberscope.outputs import ReferenceOutputs, load_reference_npz
 
 
 def _synthetic_files(tmp_path, n: int = 600, m: int = 8):

@@ -9,7 +9,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("opacus")
 
 from memberscope.errors import InputError  # noqa: E402
-from memberscope.train.direct_clipping import (  # noqa: E402
+from memberscope.train.dp.direct_clipping import (  # noqa: E402
     ClippedGradients,
     unsupported_parameters,
 )

@@ -9,7 +9,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("opacus")
 
-from memberscope.train.grad_samplers import (  # noqa: E402
+from memberscope.train.dp.grad_samplers import (  # noqa: E402
     conv2d_grad_sample,
     conv_weights_detached,
 )

@@ -19,7 +19,7 @@ from memberscope.store import load_results
 if "keras" not in sys.modules:
     os.environ["KERAS_BACKEND"] = "torch"
 keras = pytest.importorskip("keras")
-PrivacyMetrics = pytest.importorskip("memberscope.integrations.keras").PrivacyMetrics
+PrivacyMetrics = pytest.importorskip("memberscope.monitor.keras").PrivacyMetrics
 
 pytestmark = [
     pytest.mark.keras,
@@ -161,6 +161,6 @@ def test_mismatched_inputs_are_refused_naming_the_argument():
 
 def test_missing_keras_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "keras", None)
-    monkeypatch.delitem(sys.modules, "memberscope.integrations.keras")
+    monkeypatch.delitem(sys.modules, "memberscope.monitor.keras")
     with pytest.raises(MissingExtraError, match=r"pip install 'memberscope\[keras\]'"):
-        importlib.import_module("memberscope.integrations.keras")
+        importlib.import_module("memberscope.monitor.keras")

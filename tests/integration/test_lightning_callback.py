@@ -19,7 +19,7 @@ from memberscope.store import load_results
 torch = pytest.importorskip("torch")
 pl = pytest.importorskip("lightning.pytorch")
 PrivacyMonitorCallback = pytest.importorskip(
-    "memberscope.integrations.lightning").PrivacyMonitorCallback
+    "memberscope.monitor.lightning").PrivacyMonitorCallback
 
 pytestmark = [
     pytest.mark.lightning,
@@ -212,6 +212,6 @@ def test_bad_arguments_are_refused_naming_them():
 
 def test_missing_lightning_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "lightning.pytorch", None)
-    monkeypatch.delitem(sys.modules, "memberscope.integrations.lightning")
+    monkeypatch.delitem(sys.modules, "memberscope.monitor.lightning")
     with pytest.raises(MissingExtraError, match=r"pip install 'memberscope\[lightning\]'"):
-        importlib.import_module("memberscope.integrations.lightning")
+        importlib.import_module("memberscope.monitor.lightning")

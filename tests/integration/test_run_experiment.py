@@ -19,9 +19,9 @@ pytest.importorskip("torch")
 pytest.importorskip("opacus")
 
 from memberscope.cli import main
-from memberscope.config import parse_toml
 from memberscope.errors import InputError
-from memberscope.runner import RunWriteError, run_experiment
+from memberscope.experiment.config import parse_toml
+from memberscope.experiment.runner import RunWriteError, run_experiment
 from memberscope.store import load_npz, read_jsonl
 from memberscope.train.checkpoint import CheckpointMismatchError, load_checkpoint
 

@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("opacus")
 
 from memberscope.errors import InputError  # noqa: E402
-from memberscope.train.hook import TorchMonitorHook  # noqa: E402
+from memberscope.monitor.torch import TorchMonitorHook  # noqa: E402
 from memberscope.train.models import mlp, small_cnn  # noqa: E402
 from memberscope.train.settings import DPSettings, TrainSettings  # noqa: E402
 from memberscope.train.trainer import Trainer, as_model_input  # noqa: E402

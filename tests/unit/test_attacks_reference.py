@@ -18,7 +18,7 @@ from memberscope.attacks.reference import (
 )
 from memberscope.errors import InputError
 from memberscope.metrics import auc_from_roc, roc_curve
-from memberscope.reference import ReferenceOutputs
+from memberscope.outputs import ReferenceOutputs
 
 # Standardised patterns: mean 0 and unbiased std 1, so values mu + sigma * pattern have
 # sample mean mu and sample std sigma exactly.

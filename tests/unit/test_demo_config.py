@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from memberscope.config import parse_toml
-from memberscope.demo import digits_config, quickstart_text
+from memberscope.experiment.config import parse_toml
+from memberscope.experiment.demo import digits_config, quickstart_text
 
 
 def test_digits_fallback_config_is_valid_and_keeps_the_experiment() -> None:

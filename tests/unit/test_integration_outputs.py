@@ -10,7 +10,7 @@ import pytest
 from scipy.special import softmax
 
 from memberscope.errors import InputError
-from memberscope.integrations._outputs import batch_slices, label_indices, to_class_logits
+from memberscope.monitor._outputs import batch_slices, label_indices, to_class_logits
 from memberscope.signals import cross_entropy_loss
 
 
@@ -77,8 +77,8 @@ def test_batch_slices_cover_every_row_once():
 
 
 def test_importing_integrations_imports_no_framework():
-    code = ("import sys, memberscope.integrations, memberscope.integrations._outputs, "
-            "memberscope.integrations._common\n"
+    code = ("import sys, memberscope.monitor, memberscope.monitor._outputs, "
+            "memberscope.monitor._common\n"
             "heavy = [m for m in ('keras', 'lightning', 'torch', 'tensorflow', 'jax') "
             "if m in sys.modules]\n"
             "assert not heavy, heavy\n")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from memberscope.errors import InputError, SchemaError
-from memberscope.reference import ReferenceOutputs, load_reference_npz, true_class_signals
+from memberscope.outputs import ReferenceOutputs, load_reference_npz, true_class_signals
 from memberscope.signals import logit_scaled_confidence
 
 

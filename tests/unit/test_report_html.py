@@ -271,8 +271,8 @@ def test_summary_trends_and_dp_points(tmp_path):
 def test_report_of_a_run_recorded_by_the_privacy_monitor(tmp_path):
     from functools import partial
 
+    from memberscope.monitor.core import PrivacyMonitor
     from memberscope.store import append_result
-    from memberscope.train.monitor import PrivacyMonitor
 
     rng = np.random.default_rng(0)
     n = 300

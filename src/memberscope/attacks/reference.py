@@ -1,6 +1,6 @@
 """Attacks that compare the target with reference models: LiRA and RMIA.
 
-Both score every example once, from a :class:`~memberscope.reference.ReferenceOutputs`;
+Both score every example once, from a :class:`~memberscope.outputs.ReferenceOutputs`;
 slices take their rows of the scores. Higher score = more likely member.
 
 - LiRA (Carlini et al. 2022, "Membership Inference Attacks From First Principles"): fit
@@ -360,7 +360,7 @@ def _aligned(outputs: ModelOutputs, reference: Any) -> _Aligned:
     """The target's signals (n, q) and the references restricted to the same queries."""
     for attribute in ("signal", "true_class_prob", "membership", "labels", "target_signal"):
         if not hasattr(reference, attribute):
-            raise InputError("reference must be a memberscope.reference.ReferenceOutputs; got "
+            raise InputError("reference must be a memberscope.outputs.ReferenceOutputs; got "
                              f"{type(reference).__name__}")
     n_ref = reference.signal.shape[1]
     if n_ref != outputs.n:

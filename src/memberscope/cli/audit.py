@@ -68,7 +68,7 @@ def handle(args: argparse.Namespace) -> int:
     outputs = load_outputs_npz(args.input)
     reference = None
     if args.reference is not None:
-        from memberscope.reference import load_reference_npz
+        from memberscope.outputs import load_reference_npz
 
         reference = load_reference_npz(args.reference)
     out_dir = args.out or Path(f"audit-{args.input.stem}")

@@ -66,7 +66,7 @@ def handle_train(args: argparse.Namespace) -> int:
 
     from memberscope.data import load_dataset
     from memberscope.errors import InputError
-    from memberscope.reference import ReferenceOutputs
+    from memberscope.outputs import ReferenceOutputs
     from memberscope.reference.executors import default_jobs
     from memberscope.reference.recipe import TrainingRecipe
     from memberscope.reference.training import balanced_splits, train_models

@@ -27,8 +27,8 @@ def register(subparsers: Any) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     """Check the config, run it, print where the results and report are."""
-    from memberscope.config import load_config
-    from memberscope.runner import run_experiment
+    from memberscope.experiment.config import load_config
+    from memberscope.experiment.runner import run_experiment
 
     config = load_config(args.config)
     run_dir = args.out or Path("runs") / config.name

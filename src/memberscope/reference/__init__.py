@@ -1,16 +1,6 @@
-"""Reference (shadow) models: their per-example outputs, and training them at scale.
+"""Reference (shadow) models: training them at scale, locally or on Ray.
 
-``ReferenceOutputs`` (numpy only) is imported here; training (torch) and executors (process
-pool, Ray) live in :mod:`memberscope.reference.training` and
-:mod:`memberscope.reference.executors` and import their frameworks lazily.
+Their outputs, ``ReferenceOutputs``, are core data and live in :mod:`memberscope.outputs`.
+Training (torch) and executors (process pool, Ray) live in :mod:`memberscope.reference.training`
+and :mod:`memberscope.reference.executors` and import their frameworks lazily.
 """
-
-from memberscope.reference.outputs import (
-    REFERENCE_SCHEMA_VERSION,
-    ReferenceOutputs,
-    load_reference_npz,
-    true_class_signals,
-)
-
-__all__ = ["REFERENCE_SCHEMA_VERSION", "ReferenceOutputs", "load_reference_npz",
-           "true_class_signals"]

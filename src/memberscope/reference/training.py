@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from memberscope.errors import InputError
+from memberscope.outputs import ReferenceOutputs, true_class_signals
 from memberscope.reference.executors import Executor, get_executor
-from memberscope.reference.outputs import ReferenceOutputs, true_class_signals
 from memberscope.reference.recipe import TrainingRecipe
 
 logger = logging.getLogger(__name__)

@@ -144,7 +144,7 @@ def _grad_sample_mode(settings: TrainSettings, model: torch.nn.Module) -> str | 
     mode = settings.dp.grad_sample_mode
     if mode not in ("auto", "direct"):
         return mode
-    from memberscope.train.direct_clipping import unsupported_parameters
+    from memberscope.train.dp.direct_clipping import unsupported_parameters
 
     unsupported = unsupported_parameters(model)
     if not unsupported:
@@ -285,7 +285,7 @@ class Trainer:
         module: Any = self.model
         optimizer_class: Any = DPOptimizer
         if self.grad_sample_mode == "direct":
-            from memberscope.train.direct_clipping import ClippedGradients, NoisingOptimizer
+            from memberscope.train.dp.direct_clipping import ClippedGradients, NoisingOptimizer
 
             # We clip and sum into p.grad; Opacus only adds the noise, averages and steps.
             self.clipper = ClippedGradients(self.model)
@@ -294,7 +294,7 @@ class Trainer:
             module = wrap_model(self.model, self.grad_sample_mode, batch_first=True,
                                 loss_reduction="mean")
         if self.grad_sample_mode == "hooks":
-            from memberscope.train.grad_samplers import use_layout_safe_samplers
+            from memberscope.train.dp.grad_samplers import use_layout_safe_samplers
 
             use_layout_safe_samplers(module)
         dp_optimizer = optimizer_class(optimizer, noise_multiplier=self.noise_multiplier,
@@ -398,7 +398,7 @@ class Trainer:
         if self.clipper is not None:
             return self.clipper.recording()
         if self.grad_sample_mode == "hooks":
-            from memberscope.train.grad_samplers import conv_weights_detached
+            from memberscope.train.dp.grad_samplers import conv_weights_detached
 
             return conv_weights_detached(self.model)
         return contextlib.nullcontext()

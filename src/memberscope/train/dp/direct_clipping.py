@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812 - the usual alias
 from opacus.optimizers import DPOptimizerFastGradientClipping
 
-from memberscope.train.grad_samplers import conv2d_grad_sample, conv2d_products, weight_layout
+from memberscope.train.dp.grad_samplers import conv2d_grad_sample, conv2d_products, weight_layout
 
 # Opacus' clipping factor min(1, C / (norm + STABILITY)).
 STABILITY = 1e-6

@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from memberscope.audit import derived_seed
-from memberscope.config import ExperimentConfig, VariantConfig, load_config, to_toml
 from memberscope.errors import InputError, MemberscopeError, require
+from memberscope.experiment.config import ExperimentConfig, VariantConfig, load_config, to_toml
 from memberscope.metrics import DEFAULT_FPR_TARGETS, LowResolutionWarning
 from memberscope.results import AuditResult
 from memberscope.store import (
@@ -270,7 +270,7 @@ def train_variant(config: ExperimentConfig, variant: VariantConfig, data: Datase
                   run_dir: Path, *, progress: bool = False, notify: Notify | None = None,
                   device: str | None = None) -> None:
     """Train (or resume) one variant, auditing every ``epochs_per_report`` epochs."""
-    from memberscope.train.hook import TorchMonitorHook
+    from memberscope.monitor.torch import TorchMonitorHook
     from memberscope.train.trainer import Trainer
 
     say = notify or (lambda _message: None)

@@ -18,8 +18,8 @@ import numpy as np
 
 from memberscope.audit import DEFAULT_ATTACKS, DEFAULT_SLICES
 from memberscope.errors import InputError, require
+from memberscope.monitor.core import PrivacyMonitor
 from memberscope.results import AuditResult, ResultsCollection
-from memberscope.train.monitor import PrivacyMonitor
 from memberscope.train.trainer import INFERENCE_BATCH_SIZE, as_model_input, predict_logits
 
 if TYPE_CHECKING:

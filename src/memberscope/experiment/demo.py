@@ -1,4 +1,4 @@
-"""``python -m memberscope.demo``: the built-in default job behind ``make demo``.
+"""``python -m memberscope.experiment.demo``: the built-in default job behind ``make demo``.
 
 Runs the embedded quickstart experiment (``examples/quickstart.toml``: the TF Privacy codelab's
 2- vs 3-conv-layer CNNs and a DP-Adam variant on Fashion-MNIST, audited every 2 epochs) with
@@ -26,7 +26,8 @@ DIGITS_NOTICE = (
 
 def quickstart_text() -> str:
     """The embedded quickstart config."""
-    return resources.files("memberscope").joinpath("examples", QUICKSTART).read_text("utf-8")
+    packaged = resources.files("memberscope").joinpath("experiment", "examples", QUICKSTART)
+    return packaged.read_text("utf-8")
 
 
 def fashion_mnist_available() -> bool:

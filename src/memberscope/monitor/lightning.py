@@ -2,7 +2,7 @@
 
 The LightningModule's ``forward`` computes logits of members and non-members in
 ``torch.inference_mode()`` with large batches (the module is put in eval mode for it and
-restored after); :class:`~memberscope.train.monitor.PrivacyMonitor` audits them. The AUC and
+restored after); :class:`~memberscope.monitor.core.PrivacyMonitor` audits them. The AUC and
 advantage of each attack on the entire dataset go to the Lightning logger as
 ``<log_prefix>/<attack>_auc`` and ``<log_prefix>/<attack>_advantage``; every row is kept in
 ``.results`` and, when ``results_path`` is given, appended to a ``results.jsonl``.
@@ -20,12 +20,12 @@ import numpy as np
 
 from memberscope.audit import DEFAULT_ATTACKS, DEFAULT_SLICES
 from memberscope.errors import InputError, require
-from memberscope.integrations._common import entire_dataset_rows, jsonl_sink, summary
-from memberscope.integrations._outputs import batch_slices, label_indices, to_class_logits
+from memberscope.monitor._common import entire_dataset_rows, jsonl_sink, summary
+from memberscope.monitor._outputs import batch_slices, label_indices, to_class_logits
+from memberscope.monitor.core import PrivacyMonitor
 from memberscope.results import AuditResult, ResultsCollection
-from memberscope.train.monitor import PrivacyMonitor
 
-_FEATURE = "memberscope.integrations.lightning (the Lightning callback)"
+_FEATURE = "memberscope.monitor.lightning (the Lightning callback)"
 _pl: Any = require("lightning.pytorch", "lightning", _FEATURE)
 torch: Any = require("torch", "lightning", _FEATURE)
 

@@ -3,7 +3,7 @@
 It mirrors the ``PrivacyMetrics`` callback of TF Privacy's privacy-report codelab — run attacks
 every ``epochs_per_report`` (1-based) epochs on the training set (members) and the test set
 (non-members), label each result with the model variant and epoch — over memberscope's
-framework-agnostic :class:`~memberscope.train.monitor.PrivacyMonitor`. It works with every Keras
+framework-agnostic :class:`~memberscope.monitor.core.PrivacyMonitor`. It works with every Keras
 backend (torch, jax, tensorflow): predictions go through ``model.predict_on_batch``, which each
 backend runs without gradient tracking.
 
@@ -22,12 +22,12 @@ import numpy as np
 
 from memberscope.audit import DEFAULT_ATTACKS, DEFAULT_SLICES
 from memberscope.errors import InputError, require
-from memberscope.integrations._common import entire_dataset_rows, jsonl_sink, summary
-from memberscope.integrations._outputs import batch_slices, label_indices, to_class_logits
+from memberscope.monitor._common import entire_dataset_rows, jsonl_sink, summary
+from memberscope.monitor._outputs import batch_slices, label_indices, to_class_logits
+from memberscope.monitor.core import PrivacyMonitor
 from memberscope.results import AuditResult, ResultsCollection
-from memberscope.train.monitor import PrivacyMonitor
 
-_keras: Any = require("keras", "keras", "memberscope.integrations.keras (the Keras callback)")
+_keras: Any = require("keras", "keras", "memberscope.monitor.keras (the Keras callback)")
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,19 @@
+"""Per-example outputs: the audited model's (``ModelOutputs``) and its reference models'
+(``ReferenceOutputs``). Both are validated once at construction; numpy only."""
+
+from memberscope.outputs._model import ModelOutputs, load_outputs_npz
+from memberscope.outputs._reference import (
+    REFERENCE_SCHEMA_VERSION,
+    ReferenceOutputs,
+    load_reference_npz,
+    true_class_signals,
+)
+
+__all__ = [
+    "REFERENCE_SCHEMA_VERSION",
+    "ModelOutputs",
+    "ReferenceOutputs",
+    "load_outputs_npz",
+    "load_reference_npz",
+    "true_class_signals",
+]
