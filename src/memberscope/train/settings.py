@@ -15,6 +15,36 @@ DEFAULT_GRAD_SAMPLE_MODE = "auto"
 
 
 @dataclass(frozen=True)
+class CanarySettings:
+    """Canaries for a one-run audit of DP training (issue 13; ``train/dp/canaries.py``).
+
+    Parameters
+    ----------
+    m : int
+        Number of canaries (>= 10); each is included with probability ½, drawn from ``seed``.
+    seed : int
+        Seeds which canaries are included and where they sit.
+    white_box : bool
+        Gradient canaries: each a coordinate of the parameters, entering the clipping like an
+        example whenever it is Poisson-sampled.
+    gradient_scale : float
+        A gradient canary's norm before clipping, in units of ``max_grad_norm`` (> 1 so that a
+        run whose clipping is broken leaks it).
+    """
+
+    m: int = 1000
+    seed: int = 0
+    white_box: bool = True
+    gradient_scale: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.m < 10:
+            raise InputError(f"canaries m must be >= 10; got {self.m}")
+        if not self.gradient_scale > 0:
+            raise InputError(f"gradient_scale must be > 0; got {self.gradient_scale}")
+
+
+@dataclass(frozen=True)
 class DPSettings:
     """Differentially private training through Opacus (DP-SGD / DP-Adam).
 
@@ -36,6 +66,8 @@ class DPSettings:
         Linear layer's output gradient (memberscope's own, for models made only of those);
         the others are Opacus' modes; "auto" picks "direct" where it applies, else "hooks".
         Clipping, noise and accounting are Opacus' in every mode.
+    canaries : CanarySettings, optional
+        Audit the run with canaries.
     """
 
     noise_multiplier: float | None = None
@@ -45,6 +77,7 @@ class DPSettings:
     accountant: str = "prv"
     poisson_sampling: bool = True
     grad_sample_mode: str = DEFAULT_GRAD_SAMPLE_MODE
+    canaries: CanarySettings | None = None
 
     def __post_init__(self) -> None:
         if (self.noise_multiplier is None) == (self.target_epsilon is None):

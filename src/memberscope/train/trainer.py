@@ -233,6 +233,7 @@ class Trainer:
         optimizer = _make_optimizer(settings, self.model.parameters())
         self.accountant: Any = None
         self.clipper: Any = None  # a ClippedGradients in direct mode
+        self.canaries: Any = None  # GradientCanaries when the DP settings ask for them
         self.noise_multiplier: float | None = None
         if settings.dp is None:
             self.module: torch.nn.Module = self.model
@@ -304,7 +305,26 @@ class Trainer:
         self.accountant = create_accountant(dp.accountant)
         dp_optimizer.attach_step_hook(
             self.accountant.get_optimizer_hook_fn(sample_rate=self.sample_rate))
+        if dp.canaries is not None and dp.canaries.white_box:
+            self.canaries = self._make_canaries()
         return module, dp_optimizer
+
+    def _make_canaries(self) -> Any:
+        from memberscope.train.dp.canaries import GradientCanaries, plan_gradient_canaries
+
+        dp = self.settings.dp
+        assert dp is not None and dp.canaries is not None and self.noise_multiplier is not None
+        parameters = [p for p in self.model.parameters() if p.requires_grad]
+        plan = plan_gradient_canaries(
+            sum(p.numel() for p in parameters), dp.canaries.m, seed=dp.canaries.seed,
+            gradient_norm=dp.canaries.gradient_scale * dp.max_grad_norm)
+        # Sampling seeded apart from the real examples' (seed) and the noise's (seed + 1), so
+        # the real batches and the noise are those of the same run without canaries.
+        return GradientCanaries(parameters, plan, sample_rate=self.sample_rate,
+                                noise_multiplier=self.noise_multiplier,
+                                max_grad_norm=dp.max_grad_norm,
+                                expected_batch_size=self.settings.batch_size,
+                                seed=self.settings.seed + 2)
 
     def epsilon(self) -> float | None:
         """ε spent so far at the DP settings' δ (None without DP, 0 before the first step)."""
@@ -327,8 +347,9 @@ class Trainer:
             order = torch.randperm(self.n, generator=self.sampling_generator)
             yield from order.split(self.settings.batch_size)
 
-    def _noise_only_step(self) -> None:
-        """An empty Poisson batch still takes a (noise-only) step, as the accountant assumes."""
+    def _noise_only_step(self, canaries: Any) -> None:
+        """An empty Poisson batch still takes a (noise-only) step, as the accountant assumes
+        (with the canaries sampled for it, if any)."""
         import torch
 
         self.optimizer.zero_grad(set_to_none=True)
@@ -340,7 +361,20 @@ class Trainer:
             else:
                 param.grad_sample = torch.zeros(  # type: ignore[attr-defined]
                     (1, *param.shape), device=param.device)
+        self._clip_and_step(canaries, recorded=False)
+
+    def _clip_and_step(self, canaries: Any, *, recorded: bool = True) -> None:
+        """Clip the batch's per-example gradients (direct mode; Opacus clips in its step) with
+        this step's canaries as extra examples of the batch, step, and let the canaries see
+        what the step released."""
+        if self.clipper is not None and (recorded or canaries is not None):
+            assert self.settings.dp is not None
+            self.clipper.clip_and_sum(self.settings.dp.max_grad_norm, extra=canaries)
+        elif canaries is not None:
+            canaries.append_grad_samples()
         self.optimizer.step()
+        if self.canaries is not None:
+            self.canaries.observe()
 
     def train_epoch(self) -> EpochStats:
         """Train one epoch; returns its loss, accuracy and timing."""
@@ -364,8 +398,9 @@ class Trainer:
         with _progress_bar(self.progress, self.description, self.epoch + 1,
                            self.settings.epochs, self.steps_per_epoch) as advance:
             for index in self._batches():
+                canaries = self.canaries.draw() if self.canaries is not None else None
                 if len(index) == 0:
-                    self._noise_only_step()
+                    self._noise_only_step(canaries)
                     advance()
                     continue
                 index = index.to(self.device)
@@ -378,10 +413,7 @@ class Trainer:
                     logits = self.module(inputs)
                 loss = self.loss_fn(logits, targets)
                 loss.backward()
-                if self.clipper is not None:
-                    assert self.settings.dp is not None
-                    self.clipper.clip_and_sum(self.settings.dp.max_grad_norm)
-                self.optimizer.step()
+                self._clip_and_step(canaries)
                 with torch.no_grad():
                     batch_loss = loss.detach().double()
                     loss_sum += batch_loss if self.loss_reduction == "sum" else \
@@ -436,6 +468,8 @@ class Trainer:
                 "history": [[float(s), float(q), int(n)] for s, q, n in self.accountant.history],
                 "noise_multiplier": self.noise_multiplier,
             }
+        if self.canaries is not None:
+            state["canaries"] = self.canaries.state_dict()
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -461,6 +495,10 @@ class Trainer:
                 raise InputError(f"checkpoint was trained with noise multiplier "
                                  f"{saved['noise_multiplier']}; settings give "
                                  f"{self.noise_multiplier}")
+        if self.canaries is not None:
+            if "canaries" not in state:
+                raise InputError("trainer state has no canaries; the settings ask for them")
+            self.canaries.load_state_dict(state["canaries"])
         self.epoch = int(state["epoch"])
 
 

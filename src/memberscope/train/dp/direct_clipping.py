@@ -170,24 +170,36 @@ class ClippedGradients:
             for module in patched:
                 del module.forward
 
-    def clip_and_sum(self, max_grad_norm: float) -> torch.Tensor:
+    def clip_and_sum(self, max_grad_norm: float, extra: Any = None) -> torch.Tensor:
         """Set every trainable parameter's ``grad`` to the sum over the recorded examples of
         its per-example gradient scaled by that example's clipping factor; returns the (N,)
-        per-example gradient norms before clipping. Forgets the recorded batch."""
+        per-example gradient norms before clipping. Forgets the recorded batch.
+
+        ``extra`` (optional, e.g. a ``canaries.CanaryBatch``) holds more examples of the same
+        batch, given by their own ``squared_norms()`` and ``clipped_sums(factors)``: they are
+        clipped by the same rule and summed into the same ``grad`` (then no backward pass
+        needs to have been recorded: a step of canaries only)."""
         pieces, self._pieces = self._pieces, []
-        if not pieces:
+        if not pieces and extra is None:
             raise RuntimeError("no backward pass was recorded since the last clip_and_sum")
-        norms = torch.sqrt(sum(piece.squared_norms() for piece in pieces))
-        factors = (max_grad_norm / (norms + STABILITY)).clamp(max=1.0)
+        norms = torch.sqrt(sum(piece.squared_norms() for piece in pieces)) if pieces else \
+            torch.zeros(0, device=self.parameters[0].device)
+        n_recorded = len(norms)
+        if extra is not None:
+            norms = torch.cat([norms, torch.sqrt(extra.squared_norms())])
+        factors = clipping_factors(norms, max_grad_norm)
         for param in self.parameters:
             param.grad = None
-        for piece in pieces:
-            for param, clipped in piece.clipped_sums(factors).items():
+        sums = [piece.clipped_sums(factors[:n_recorded]) for piece in pieces]
+        if extra is not None:
+            sums.append(extra.clipped_sums(factors[n_recorded:]))
+        for clipped_sums in sums:
+            for param, clipped in clipped_sums.items():
                 param.grad = clipped if param.grad is None else param.grad + clipped
         for param in self.parameters:
             if param.grad is None:  # a layer that took no part in this forward pass
                 param.grad = torch.zeros_like(param)
-        return norms
+        return norms[:n_recorded]
 
     def _recorded_forward(self, layer: Any, inputs: torch.Tensor) -> torch.Tensor:
         weight, bias = layer.weight.detach(), _detached(layer.bias)
@@ -209,6 +221,11 @@ class ClippedGradients:
 
         output.register_hook(record)
         return output
+
+
+def clipping_factors(norms: torch.Tensor, max_grad_norm: float) -> torch.Tensor:
+    """Opacus' per-example clipping factors min(1, C / (norm + 1e-6)) of (N,) norms."""
+    return (max_grad_norm / (norms + STABILITY)).clamp(max=1.0)
 
 
 def _piece(layer: torch.nn.Module, inputs: torch.Tensor, output_grads: torch.Tensor) -> Any:

@@ -1,0 +1,201 @@
+"""White-box gradient canaries on real DP training (issue 13): ε̂ beside the accountant's ε.
+
+Run: ``PYTHONPATH=src .venv/bin/python benchmarks/one_run_canaries.py [--quick]``. Not part of
+the test suite. Trains the codelab's small CNN (one conv layer) on scikit-learn's digits
+(899 training images, batch 30: q = 0.033, 30 steps per epoch) with DP-SGD and m = 1,000
+gradient canaries, and prints:
+
+1. validity and power: for each target ε, seeded trainings with ε̂ (Steinke and f-DP, per
+   score) — each must stay ≤ ε — beside the median ε̂ of idealised canaries (coordinates no
+   real gradient touches: 1[sampled] + σ·z) with the same q, σ, steps and m;
+2. bug detection: clipping disabled, and noise secretly divided by 10 while the accountant is
+   told the original: ε̂ must exceed the claimed ε;
+3. DP-Adam: the same audit scoring the released gradients vs the parameter updates;
+4. cost: epoch time with canaries / without (same batches and noise), medians of interleaved
+   epochs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from memberscope import epsilon_one_run
+from memberscope.data import load_digits
+from memberscope.train.dp import direct_clipping
+from memberscope.train.dp.canaries import SCORES, canary_scores, ideal_observations
+from memberscope.train.models import small_cnn
+from memberscope.train.settings import CanarySettings, DPSettings, TrainSettings
+from memberscope.train.trainer import Trainer
+
+DELTA = 1e-5
+M = 1000
+BATCH = 30
+METHODS = ("steinke", "fdp")
+
+
+def make_trainer(epsilon: float, seed: int, *, epochs: int, optimizer: str = "sgd",
+                 canaries: bool = True, mode: str = "auto") -> Trainer:
+    data = load_digits()
+    torch.manual_seed(seed)
+    settings = TrainSettings(
+        epochs=epochs, batch_size=BATCH, learning_rate=0.5 if optimizer == "sgd" else 2e-3,
+        optimizer=optimizer, seed=seed,
+        dp=DPSettings(target_epsilon=epsilon, delta=DELTA, accountant="rdp",
+                      grad_sample_mode=mode,
+                      canaries=CanarySettings(m=M, seed=seed) if canaries else None))
+    return Trainer(small_cnn((8, 8, 1), 10, num_conv=1), data.x_train, data.y_train, settings,
+                   device="cpu")
+
+
+def bounds(scores: np.ndarray, included: np.ndarray) -> tuple[float, ...]:
+    return tuple(epsilon_one_run(scores, included, delta=DELTA, method=method).epsilon
+                 for method in METHODS)
+
+
+def audit_observations(observations: np.ndarray, included: np.ndarray, q: float,
+                       sigma: float) -> dict[str, tuple[float, ...]]:
+    return {score: bounds(canary_scores(observations, score, sample_rate=q,
+                                        noise_multiplier=sigma), included)
+            for score in SCORES}
+
+
+def ideal_median(included: np.ndarray, q: float, sigma: float, steps: int,
+                 seeds: int) -> dict[str, tuple[float, ...]]:
+    runs = [audit_observations(ideal_observations(M, included, sample_rate=q,
+                                                  noise_multiplier=sigma, steps=steps,
+                                                  seed=1000 + seed), included, q, sigma)
+            for seed in range(seeds)]
+    return {score: tuple(statistics.median(run[score][i] for run in runs)
+                         for i in range(len(METHODS))) for score in SCORES}
+
+
+def bench_validity_and_power(epsilons: list[float], trainings: int, epochs: int,
+                             ideal_seeds: int) -> None:
+    print(f"1. DP-SGD, small CNN on digits, m = {M}, {epochs} epochs; ε̂ (steinke / fdp) per "
+          "score; ideal = median over "
+          f"{ideal_seeds} simulated runs with the same q, σ, steps")
+    for epsilon in epsilons:
+        rows: dict[str, list[tuple[float, ...]]] = {score: [] for score in SCORES}
+        ideal_rows: dict[str, list[tuple[float, ...]]] = {score: [] for score in SCORES}
+        violations = 0
+        for seed in range(trainings):
+            trainer = make_trainer(epsilon, seed, epochs=epochs)
+            trainer.fit()
+            canaries = trainer.canaries
+            gradients, _ = canaries.history()
+            real = audit_observations(gradients, canaries.plan.included, canaries.sample_rate,
+                                      canaries.noise_multiplier)
+            ideal = ideal_median(canaries.plan.included, canaries.sample_rate,
+                                 canaries.noise_multiplier, canaries.steps, ideal_seeds)
+            for score in SCORES:
+                rows[score].append(real[score])
+                ideal_rows[score].append(ideal[score])
+                violations += sum(value > trainer.epsilon() for value in real[score])
+        print(f"  ε = {trainer.epsilon():.2f} (σ = {trainer.noise_multiplier:.3f}, "
+              f"q = {trainer.sample_rate:.4f}, steps = {trainer.canaries.steps}); "
+              f"ε̂ > ε in {violations} of {trainings * len(SCORES) * len(METHODS)} bounds")
+        for score in SCORES:
+            for i, method in enumerate(METHODS):
+                real_values = [row[i] for row in rows[score]]
+                ideal_values = [row[i] for row in ideal_rows[score]]
+                real_median = statistics.median(real_values)
+                ideal_med = statistics.median(ideal_values)
+                ratio = real_median / ideal_med if ideal_med > 0 else float("nan")
+                print(f"    {score:<25} {method:<7} real {_fmt(real_values)}  median "
+                      f"{real_median:.3f} ({real_median / epsilon:.2f}×ε)  ideal median "
+                      f"{ideal_med:.3f}  real/ideal {ratio:.2f}")
+
+
+def _fmt(values: list[float]) -> str:
+    return "[" + " ".join(f"{v:.2f}" for v in values) + "]"
+
+
+def _with_less_noise(trainer: Trainer) -> None:
+    optimizer = trainer.optimizer
+    honest = optimizer.add_noise
+
+    def add_less_noise() -> None:
+        claimed = optimizer.noise_multiplier
+        optimizer.noise_multiplier = claimed / 10
+        try:
+            honest()
+        finally:
+            optimizer.noise_multiplier = claimed
+
+    optimizer.add_noise = add_less_noise
+
+
+def bench_bugs(epsilon: float, epochs: int) -> None:
+    print(f"2. bug detection at claimed ε = {epsilon} (ε̂ must exceed it)")
+    honest_factors = direct_clipping.clipping_factors
+    cases: list[tuple[str, Callable[[Trainer], None]]] = [
+        ("clipping disabled", lambda trainer: None),
+        ("noise / 10, accountant told σ", _with_less_noise)]
+    for name, sabotage in cases:
+        if name == "clipping disabled":
+            direct_clipping.clipping_factors = lambda norms, c: torch.ones_like(norms)
+        try:
+            trainer = make_trainer(epsilon, 0, epochs=epochs)
+            sabotage(trainer)
+            trainer.fit()
+        finally:
+            direct_clipping.clipping_factors = honest_factors
+        canaries = trainer.canaries
+        gradients, _ = canaries.history()
+        real = audit_observations(gradients, canaries.plan.included, canaries.sample_rate,
+                                  canaries.noise_multiplier)
+        print(f"  {name:<30} accountant ε {trainer.epsilon():.2f}; " + "; ".join(
+            f"{score} {r[0]:.2f}/{r[1]:.2f}" for score, r in real.items()))
+
+
+def bench_adam(epsilon: float, epochs: int, trainings: int) -> None:
+    print(f"3. DP-Adam at ε = {epsilon}: scoring released gradients vs parameter updates "
+          "(steinke / fdp)")
+    for seed in range(trainings):
+        trainer = make_trainer(epsilon, seed, epochs=epochs, optimizer="adam")
+        trainer.fit()
+        canaries = trainer.canaries
+        _, updates = canaries.history()
+        included = canaries.plan.included
+        from_gradients = bounds(canaries.scores(), included)
+        from_updates = bounds(-updates.sum(axis=0), included)
+        print(f"  seed {seed}: gradients (centred LR) {from_gradients[0]:.2f}/"
+              f"{from_gradients[1]:.2f}   updates (sum) {from_updates[0]:.2f}/"
+              f"{from_updates[1]:.2f}")
+
+
+def bench_cost(epochs: int, mode: str) -> None:
+    plain = make_trainer(4.0, 0, epochs=epochs, canaries=False, mode=mode)
+    audited = make_trainer(4.0, 0, epochs=epochs, canaries=True, mode=mode)
+    times: dict[str, list[float]] = {"plain": [], "canaries": []}
+    for _ in range(epochs):
+        for name, trainer in (("plain", plain), ("canaries", audited)):
+            started = time.perf_counter()
+            trainer.train_epoch()
+            times[name].append(time.perf_counter() - started)
+    plain_s, canary_s = (statistics.median(times[k]) for k in ("plain", "canaries"))
+    print(f"4. cost ({mode} mode, {epochs} interleaved epochs): {plain_s:.3f} s vs "
+          f"{canary_s:.3f} s per epoch: {canary_s / plain_s:.3f}× (target ≤ 1.15×)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    trainings, epochs = (2, 5) if args.quick else (5, 10)
+    bench_validity_and_power([1.0, 4.0, 8.0], trainings, epochs, ideal_seeds=5)
+    bench_bugs(2.0, epochs)
+    bench_adam(4.0, epochs, min(trainings, 3))
+    for mode in ("direct", "hooks"):
+        bench_cost(epochs, mode)
+
+
+if __name__ == "__main__":
+    main()

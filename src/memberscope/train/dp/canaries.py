@@ -1,0 +1,300 @@
+"""White-box gradient canaries: audit a DP training run from that one run (issue 13).
+
+Canary i is a fixed direction in parameter space: one coordinate j_i of the flattened trainable
+parameters, drawn at random without replacement. Each canary is included with probability ½
+(seeded); an included canary joins every step's batch independently with the training's
+sampling rate q, like a real example under Poisson sampling, and then contributes the
+per-example gradient G·e_{j_i}, G = ``gradient_norm``, which goes through *the same clipping*
+as the real examples' gradients (clipped to C, then summed, then noised). Added after clipping
+it could not reveal a clipping bug; with G > C a run whose clipping is broken leaks each
+canary's presence at G/C times the claimed signal.
+
+The DP mechanism releases, each step, the noisy averaged gradient ĝ_t; at canary i's coordinate
+y_t = ĝ_t[j_i]·B/C ≈ 1[i sampled] + σ·z_t + (real examples' gradients there)/C. Scores (higher =
+more likely included), from the per-step history of y:
+
+- ``"sum"``: Σ_t y_t — the plain sum of updates (for DP-SGD without momentum or weight decay
+  the update is −lr·ĝ_t, so summing gradients or updates gives the same order);
+- ``"likelihood_ratio"``: Σ_t log((1 − q) + q·exp((y_t − ½)/σ²)), the log likelihood ratio of
+  "sampled with probability q at each step" against "never", for the idealised y_t;
+- ``"centred_likelihood_ratio"`` (default): the same after removing the real gradients' drift
+  at each coordinate, estimated by its median over steps shrunk towards 0 (empirical Bayes:
+  by the share of the medians' spread across coordinates that their own noise does not
+  explain). Where real gradients barely touch the canaries the shrinkage is ~0 and the score
+  is the plain likelihood ratio (full centring would add the medians' noise and lose power);
+  where they drift, e.g. a run whose noise is far below the claim, it centres fully.
+
+Scores use only the released values, never the inclusion; any of them keeps the one-run bound
+valid. ``updates`` records the parameter change at each canary coordinate too, whose sum is the
+update-based score (for DP-Adam it is not linear in the gradient).
+
+The hook into training (see :class:`memberscope.train.trainer.Trainer`): each step calls
+:meth:`GradientCanaries.draw`; in direct-clipping mode the returned :class:`CanaryBatch` is
+passed as ``extra`` to ``ClippedGradients.clip_and_sum``, which clips it with the real
+examples; in Opacus' modes :meth:`CanaryBatch.append_grad_samples` appends its rows to every
+parameter's ``grad_sample`` before ``optimizer.step()``, and Opacus clips them. After the step
+:meth:`GradientCanaries.observe` reads ĝ_t and the update at the canary coordinates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from memberscope.errors import InputError, UnknownNameError
+from memberscope.one_run import METHODS, OneRunEpsilon, epsilon_one_run
+
+SCORES = ("sum", "likelihood_ratio", "centred_likelihood_ratio")
+DEFAULT_SCORE = "centred_likelihood_ratio"
+CANARY_SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class CanaryPlan:
+    """Who the m canaries are: ``coordinates`` (m,) int64 positions in the flattened trainable
+    parameters (in ``model.parameters()`` order), ``included`` (m,) bool, drawn from ``seed``;
+    ``gradient_norm`` is G, each canary's gradient norm before clipping."""
+
+    coordinates: np.ndarray
+    included: np.ndarray
+    gradient_norm: float
+    seed: int
+
+    def __post_init__(self) -> None:
+        if self.coordinates.shape != self.included.shape or self.coordinates.ndim != 1:
+            raise InputError(f"coordinates {self.coordinates.shape} and included "
+                             f"{self.included.shape} must be (m,) each")
+        if len(np.unique(self.coordinates)) != len(self.coordinates):
+            raise InputError("canary coordinates must be distinct")
+        if not self.gradient_norm > 0:
+            raise InputError(f"gradient_norm must be > 0; got {self.gradient_norm}")
+
+    @property
+    def m(self) -> int:
+        """Number of canaries."""
+        return len(self.included)
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Plain arrays for an ``.npz`` (``allow_pickle=False``)."""
+        return {"schema_version": np.array(CANARY_SCHEMA_VERSION),
+                "coordinates": self.coordinates, "included": self.included,
+                "gradient_norm": np.array(self.gradient_norm), "seed": np.array(self.seed)}
+
+
+def plan_gradient_canaries(n_parameters: int, m: int, *, seed: int,
+                           gradient_norm: float) -> CanaryPlan:
+    """Draw m distinct coordinates of ``n_parameters`` and a fair coin per canary (seeded)."""
+    if not 1 <= m <= n_parameters:
+        raise InputError(f"canaries m must be in [1, {n_parameters}] (the trainable "
+                         f"parameters); got {m}")
+    rng = np.random.default_rng(seed)
+    included = rng.random(m) < 0.5
+    coordinates = rng.choice(n_parameters, size=m, replace=False).astype(np.int64)
+    return CanaryPlan(coordinates, included, float(gradient_norm), seed)
+
+
+class CanaryBatch:
+    """The canaries sampled for one step, as extra examples of that step's batch.
+
+    Each is one example whose only gradient is G at its coordinate; :meth:`squared_norms` and
+    :meth:`clipped_sums` follow the piece protocol of ``direct_clipping`` (an example's clipping
+    factor times its gradient, summed).
+    """
+
+    def __init__(self, canaries: GradientCanaries, sampled: torch.Tensor) -> None:
+        self.canaries = canaries
+        self.sampled = sampled  # (n,) canary indices
+
+    def __len__(self) -> int:
+        return len(self.sampled)
+
+    def squared_norms(self) -> torch.Tensor:
+        norm = self.canaries.plan.gradient_norm
+        return torch.full((len(self.sampled),), norm * norm, device=self.canaries.device)
+
+    def clipped_sums(self, factors: torch.Tensor) -> dict[Any, torch.Tensor]:
+        values = factors * self.canaries.plan.gradient_norm
+        sums = {}
+        for param, rows, offsets in self.canaries.locate(self.sampled):
+            summed = torch.zeros(param.numel(), dtype=param.dtype, device=param.device)
+            summed.index_add_(0, offsets, values[rows].to(param.dtype))
+            sums[param] = summed.view_as(param)
+        return sums
+
+    def append_grad_samples(self) -> None:
+        """Append one row per sampled canary to every parameter's ``grad_sample`` (Opacus)."""
+        n = len(self.sampled)
+        if n == 0:
+            return
+        located = {id(param): (rows, offsets)
+                   for param, rows, offsets in self.canaries.locate(self.sampled)}
+        for param in self.canaries.parameters:
+            existing = param.grad_sample  # type: ignore[attr-defined]
+            if isinstance(existing, list):
+                existing = torch.cat(existing)
+            extra = torch.zeros((n, param.numel()), dtype=existing.dtype, device=param.device)
+            if id(param) in located:
+                rows, offsets = located[id(param)]
+                extra[rows, offsets] = self.canaries.plan.gradient_norm
+            param.grad_sample = torch.cat(  # type: ignore[attr-defined]
+                [existing, extra.view(n, *param.shape)])
+
+
+class GradientCanaries:
+    """The canaries of one DP training run: sampling, their gradients, what the run releases.
+
+    Parameters
+    ----------
+    parameters : list of torch.nn.Parameter
+        The trainable parameters, in the order the plan's coordinates flatten them.
+    plan : CanaryPlan
+    sample_rate : float
+        q, each included canary's probability of joining a step.
+    noise_multiplier, max_grad_norm : float
+        σ and C of the run (scores use σ; C turns ĝ into units of one clipped canary).
+    expected_batch_size : int
+        B, the divisor of the summed noisy gradient.
+    seed : int
+        Seeds the canaries' own Poisson sampling, apart from the real examples' generator.
+    """
+
+    def __init__(self, parameters: list[torch.nn.Parameter], plan: CanaryPlan, *,
+                 sample_rate: float, noise_multiplier: float, max_grad_norm: float,
+                 expected_batch_size: int, seed: int) -> None:
+        sizes = [p.numel() for p in parameters]
+        total = int(sum(sizes))
+        if plan.coordinates.max(initial=-1) >= total:
+            raise InputError(f"canary coordinates go up to {int(plan.coordinates.max())} but "
+                             f"the model has {total} trainable parameters")
+        self.parameters = parameters
+        self.plan = plan
+        self.sample_rate = sample_rate
+        self.noise_multiplier = noise_multiplier
+        self.max_grad_norm = max_grad_norm
+        self.expected_batch_size = expected_batch_size
+        self.device = parameters[0].device
+        self.generator = torch.Generator().manual_seed(seed)
+        starts = np.cumsum([0, *sizes])
+        owner = np.searchsorted(starts, plan.coordinates, side="right") - 1
+        self._owner = torch.as_tensor(owner, device=self.device)
+        self._offset = torch.as_tensor(plan.coordinates - starts[owner], device=self.device)
+        self._by_param = [(index, torch.as_tensor(np.flatnonzero(owner == index),
+                                                  device=self.device))
+                          for index in np.unique(owner)]
+        self._included = torch.as_tensor(plan.included)
+        self._before: torch.Tensor | None = None
+        self.gradients: list[torch.Tensor] = []  # per step: (m,) y_t, in units of C/B
+        self.updates: list[torch.Tensor] = []  # per step: (m,) parameter change
+
+    def draw(self) -> CanaryBatch:
+        """Poisson-sample this step's canaries among the included ones; remember the canary
+        coordinates' values before the step."""
+        coin = torch.rand(self.plan.m, generator=self.generator) < self.sample_rate
+        sampled = (coin & self._included).nonzero().squeeze(1).to(self.device)
+        self._before = self._gather([p.detach() for p in self.parameters])
+        return CanaryBatch(self, sampled)
+
+    def locate(self, canaries: torch.Tensor) -> list[tuple[Any, torch.Tensor, torch.Tensor]]:
+        """For each parameter holding some of ``canaries``: (param, rows into ``canaries``,
+        flat offsets in that parameter)."""
+        owners = self._owner[canaries]
+        located = []
+        for index in torch.unique(owners).tolist():
+            rows = (owners == index).nonzero().squeeze(1)
+            located.append((self.parameters[index], rows, self._offset[canaries[rows]]))
+        return located
+
+    def observe(self) -> None:
+        """After ``optimizer.step()``: record ĝ_t·B/C and the update at every canary."""
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.parameters]
+        scale = self.expected_batch_size / self.max_grad_norm
+        self.gradients.append((self._gather(grads) * scale).float().cpu())
+        after = self._gather([p.detach() for p in self.parameters])
+        assert self._before is not None, "observe() without draw()"
+        self.updates.append((after - self._before).float().cpu())
+        self._before = None
+
+    def _gather(self, tensors: list[torch.Tensor]) -> torch.Tensor:
+        values = torch.empty(self.plan.m, device=self.device)
+        for index, canaries in self._by_param:
+            flat = tensors[index].reshape(-1)
+            values[canaries] = flat[self._offset[canaries]].float()
+        return values
+
+    @property
+    def steps(self) -> int:
+        """Steps observed so far."""
+        return len(self.gradients)
+
+    def history(self) -> tuple[np.ndarray, np.ndarray]:
+        """(T, m) float32 ĝ_t·B/C and (T, m) updates of the T steps observed so far."""
+        if not self.gradients:
+            empty = np.zeros((0, self.plan.m), np.float32)
+            return empty, empty
+        return torch.stack(self.gradients).numpy(), torch.stack(self.updates).numpy()
+
+    def state_dict(self) -> dict[str, Any]:
+        """The sampling generator and what was observed, for resuming (tensors only)."""
+        gradients, updates = self.history()
+        return {"generator": self.generator.get_state(),
+                "gradients": torch.from_numpy(gradients), "updates": torch.from_numpy(updates)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+        self.generator.set_state(state["generator"])
+        self.gradients = list(state["gradients"])
+        self.updates = list(state["updates"])
+
+    def scores(self, score: str = DEFAULT_SCORE) -> np.ndarray:
+        """(m,) canary scores from the steps so far (module docstring)."""
+        gradients, _ = self.history()
+        return canary_scores(gradients, score, sample_rate=self.sample_rate,
+                             noise_multiplier=self.noise_multiplier)
+
+
+def audit_white_box(canaries: GradientCanaries, *, delta: float, alpha: float = 0.05,
+                    score: str = DEFAULT_SCORE) -> dict[str, OneRunEpsilon]:
+    """One-run ε lower bounds by method ("steinke", "fdp") from the steps observed so far."""
+    scores = canaries.scores(score)
+    return {method: epsilon_one_run(scores, canaries.plan.included, delta=delta, alpha=alpha,
+                                    method=method) for method in METHODS}
+
+
+def canary_scores(observations: np.ndarray, score: str, *, sample_rate: float,
+                  noise_multiplier: float) -> np.ndarray:
+    """(m,) scores from (T, m) per-step observations y_t in units of one clipped canary."""
+    if score not in SCORES:
+        raise UnknownNameError("score", score, SCORES)
+    y = np.asarray(observations, dtype=np.float64)
+    if score == "sum":
+        return y.sum(axis=0)
+    if score == "centred_likelihood_ratio" and len(y) > 1:
+        y = y - shrunk_drift(y)
+    variance = max(noise_multiplier, 1e-12) ** 2
+    q = sample_rate
+    # log((1 − q) + q·exp(s)) computed stably as logaddexp(log(1 − q), log q + s)
+    return np.logaddexp(np.log1p(-q), np.log(q) + (y - 0.5) / variance).sum(axis=0)
+
+
+def shrunk_drift(observations: np.ndarray) -> np.ndarray:
+    """(m,) drift estimate of each coordinate of (T, m) observations: its median over steps
+    times λ = τ² / (τ² + v), v the median's sampling variance (π/2 · MAD-scale² / T, averaged
+    over coordinates) and τ² the variance of the medians across coordinates beyond v."""
+    steps = len(observations)
+    medians = np.median(observations, axis=0)
+    scale = 1.4826 * np.median(np.abs(observations - medians), axis=0)
+    noise = float(np.mean(np.pi / 2 * scale**2 / steps))
+    spread = max(0.0, float(np.var(medians)) - noise)
+    return medians * (spread / (spread + noise) if spread + noise > 0 else 0.0)
+
+
+def ideal_observations(m: int, included: np.ndarray, *, sample_rate: float,
+                       noise_multiplier: float, steps: int, seed: int) -> np.ndarray:
+    """(steps, m) y_t of idealised canaries — coordinates no real gradient touches — with the
+    same q, σ and steps: 1[sampled] + σ·z."""
+    rng = np.random.default_rng(seed)
+    sampled = (rng.random((steps, m)) < sample_rate) & np.asarray(included, bool)
+    return sampled + noise_multiplier * rng.standard_normal((steps, m))

@@ -1,0 +1,168 @@
+"""White-box gradient canaries in DP training (issue 13): they go through the real clipping
+path, a correct run audits to ε̂ ≤ ε, and a run with broken clipping or secretly reduced noise
+audits to ε̂ > the claimed ε."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("opacus")
+
+from memberscope.train.dp import direct_clipping  # noqa: E402
+from memberscope.train.dp.canaries import (  # noqa: E402
+    CanaryBatch,
+    GradientCanaries,
+    audit_white_box,
+    canary_scores,
+    ideal_observations,
+    plan_gradient_canaries,
+)
+from memberscope.train.models import mlp  # noqa: E402
+from memberscope.train.settings import CanarySettings, DPSettings, TrainSettings  # noqa: E402
+from memberscope.train.trainer import Trainer  # noqa: E402
+
+pytestmark = pytest.mark.torch
+
+N, D, CLASSES = 1000, 10, 3
+DELTA = 1e-5
+CLAIMED_EPSILON = 2.0
+
+
+def _data() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(N, D)).astype(np.float32)
+    return x, (x @ rng.normal(size=(D, CLASSES))).argmax(1)
+
+
+def _trainer(mode: str = "auto", *, epochs: int = 4, m: int = 1000,
+             optimizer: str = "sgd") -> Trainer:
+    torch.manual_seed(0)
+    x, y = _data()
+    settings = TrainSettings(
+        epochs=epochs, batch_size=50, learning_rate=0.2 if optimizer == "sgd" else 1e-3,
+        optimizer=optimizer, seed=3,
+        dp=DPSettings(target_epsilon=CLAIMED_EPSILON, delta=DELTA, grad_sample_mode=mode,
+                      accountant="rdp", canaries=CanarySettings(m=m, seed=4)))
+    return Trainer(mlp(D, CLASSES, hidden=(128,)), x, y, settings, device="cpu")
+
+
+def _audit(trainer: Trainer) -> tuple[float, float]:
+    bounds = audit_white_box(trainer.canaries, delta=DELTA)
+    return bounds["steinke"].epsilon, bounds["fdp"].epsilon
+
+
+# --- the clipping path --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("gradient_norm", [10.0, 0.25])
+def test_canaries_are_clipped_with_the_batch_in_direct_mode(gradient_norm):
+    torch.manual_seed(0)
+    model = mlp(D, CLASSES, hidden=(8,))
+    params = [p for p in model.parameters() if p.requires_grad]
+    total = sum(p.numel() for p in params)
+    plan = plan_gradient_canaries(total, 20, seed=1, gradient_norm=gradient_norm)
+    canaries = GradientCanaries(params, plan, sample_rate=1.0, noise_multiplier=1.0,
+                                max_grad_norm=1.0, expected_batch_size=10, seed=0)
+    x, y = _data()
+    clipper = direct_clipping.ClippedGradients(model)
+
+    def clipped_grads(extra: CanaryBatch | None) -> torch.Tensor:
+        with clipper.recording():
+            loss = torch.nn.functional.cross_entropy(model(torch.as_tensor(x[:10])),
+                                                     torch.as_tensor(y[:10]), reduction="sum")
+        loss.backward()
+        norms = clipper.clip_and_sum(1.0, extra=extra)
+        assert norms.shape == (10,)
+        return torch.cat([p.grad.reshape(-1) for p in params])
+
+    without = clipped_grads(None)
+    batch = canaries.draw()
+    with_canaries = clipped_grads(batch)
+    expected = torch.zeros(total)
+    sampled = plan.coordinates[batch.sampled.numpy()]
+    assert len(sampled) == plan.included.sum() > 0  # rate 1: every included canary
+    expected[sampled] = min(gradient_norm, 1.0 / (1 + 1e-6 / gradient_norm))
+    torch.testing.assert_close(with_canaries - without, expected, atol=1e-5, rtol=0)
+
+
+def test_canaries_are_clipped_by_opacus_in_hooks_mode():
+    # The same run in direct and hooks mode releases the same gradients at the canaries:
+    # in hooks mode the canaries' rows join grad_sample and Opacus clips them.
+    direct, hooks = _trainer("direct", epochs=1, m=50), _trainer("hooks", epochs=1, m=50)
+    direct.fit()
+    hooks.fit()
+    direct_y, _ = direct.canaries.history()
+    hooks_y, _ = hooks.canaries.history()
+    np.testing.assert_allclose(direct_y, hooks_y, atol=2e-3)
+    assert direct_y.max() > 0.9  # sampled canaries show up as about +1 (one clipped canary)
+
+
+def test_history_and_generator_survive_a_checkpoint():
+    first = _trainer(epochs=2, m=100)
+    first.train_epoch()
+    state = copy.deepcopy(first.state_dict())  # on CPU the state shares the live weights
+    first.train_epoch()
+    resumed = _trainer(epochs=2, m=100)
+    resumed.load_state_dict(state)
+    resumed.train_epoch()
+    np.testing.assert_array_equal(first.canaries.history()[0], resumed.canaries.history()[0])
+
+
+# --- validity and bug detection -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["direct", "hooks"])
+def test_correct_dp_run_audits_below_the_claimed_epsilon(mode):
+    trainer = _trainer(mode)
+    trainer.fit()
+    steinke, fdp = _audit(trainer)
+    assert trainer.epsilon() == pytest.approx(CLAIMED_EPSILON, rel=0.02)
+    assert 0 <= steinke <= CLAIMED_EPSILON and 0 <= fdp <= CLAIMED_EPSILON
+
+
+def test_disabled_clipping_is_caught(monkeypatch):
+    monkeypatch.setattr(direct_clipping, "clipping_factors",
+                        lambda norms, max_grad_norm: torch.ones_like(norms))
+    trainer = _trainer("direct")
+    trainer.fit()
+    steinke, fdp = _audit(trainer)
+    assert fdp > CLAIMED_EPSILON and steinke > CLAIMED_EPSILON
+
+
+def test_noise_secretly_divided_by_ten_is_caught():
+    trainer = _trainer("direct")
+    optimizer = trainer.optimizer
+    honest_add_noise = optimizer.add_noise
+
+    def add_less_noise() -> None:
+        claimed = optimizer.noise_multiplier
+        optimizer.noise_multiplier = claimed / 10
+        try:
+            honest_add_noise()
+        finally:
+            optimizer.noise_multiplier = claimed  # what the accountant reads
+
+    optimizer.add_noise = add_less_noise
+    trainer.fit()
+    steinke, fdp = _audit(trainer)
+    assert trainer.epsilon() == pytest.approx(CLAIMED_EPSILON, rel=0.02)
+    assert fdp > CLAIMED_EPSILON and steinke > CLAIMED_EPSILON
+
+
+# --- scores -------------------------------------------------------------------------------
+
+
+def test_likelihood_ratio_beats_the_sum_on_ideal_canaries():
+    included = np.random.default_rng(0).random(1000) < 0.5
+    observations = ideal_observations(1000, included, sample_rate=0.02, noise_multiplier=0.8,
+                                      steps=500, seed=1)
+    auc = {}
+    for score in ("sum", "likelihood_ratio"):
+        values = canary_scores(observations, score, sample_rate=0.02, noise_multiplier=0.8)
+        ranks = values.argsort().argsort()
+        auc[score] = (ranks[included].mean() - (included.sum() - 1) / 2) / (~included).sum()
+    assert auc["likelihood_ratio"] > auc["sum"] + 0.03 > 0.55
