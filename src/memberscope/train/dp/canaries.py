@@ -104,9 +104,9 @@ class CanaryBatch:
     factor times its gradient, summed).
     """
 
-    def __init__(self, canaries: GradientCanaries, sampled: torch.Tensor) -> None:
+    def __init__(self, canaries: GradientCanaries, sampled: np.ndarray) -> None:
         self.canaries = canaries
-        self.sampled = sampled  # (n,) canary indices
+        self.sampled = sampled  # (n,) canary indices, ascending
 
     def __len__(self) -> int:
         return len(self.sampled)
@@ -120,7 +120,7 @@ class CanaryBatch:
         sums = {}
         for param, rows, offsets in self.canaries.locate(self.sampled):
             summed = torch.zeros(param.numel(), dtype=param.dtype, device=param.device)
-            summed.index_add_(0, offsets, values[rows].to(param.dtype))
+            summed[offsets] = values[rows].to(param.dtype)
             sums[param] = summed.view_as(param)
         return sums
 
@@ -178,51 +178,53 @@ class GradientCanaries:
         self.device = parameters[0].device
         self.generator = torch.Generator().manual_seed(seed)
         starts = np.cumsum([0, *sizes])
-        owner = np.searchsorted(starts, plan.coordinates, side="right") - 1
-        self._owner = torch.as_tensor(owner, device=self.device)
-        self._offset = torch.as_tensor(plan.coordinates - starts[owner], device=self.device)
-        self._by_param = [(index, torch.as_tensor(np.flatnonzero(owner == index),
-                                                  device=self.device))
-                          for index in np.unique(owner)]
+        self._owner = np.searchsorted(starts, plan.coordinates, side="right") - 1
+        self._offset = plan.coordinates - starts[self._owner]
+        # Gathering the canary coordinates: one index_select per parameter, then one
+        # permutation back to canary order (3x fewer small ops than scattering per parameter).
+        by_owner = np.argsort(self._owner, kind="stable")
+        self._gather_plan = [
+            (int(index), torch.as_tensor(self._offset[by_owner][self._owner[by_owner] == index],
+                                         device=self.device))
+            for index in np.unique(self._owner)]
+        self._to_canary_order = torch.as_tensor(np.argsort(by_owner), device=self.device)
         self._included = torch.as_tensor(plan.included)
-        self._before: torch.Tensor | None = None
+        self._last: torch.Tensor | None = None  # canary coordinates' values after last step
         self.gradients: list[torch.Tensor] = []  # per step: (m,) y_t, in units of C/B
         self.updates: list[torch.Tensor] = []  # per step: (m,) parameter change
 
     def draw(self) -> CanaryBatch:
-        """Poisson-sample this step's canaries among the included ones; remember the canary
-        coordinates' values before the step."""
+        """Poisson-sample this step's canaries among the included ones."""
         coin = torch.rand(self.plan.m, generator=self.generator) < self.sample_rate
-        sampled = (coin & self._included).nonzero().squeeze(1).to(self.device)
-        self._before = self._gather([p.detach() for p in self.parameters])
-        return CanaryBatch(self, sampled)
+        if self._last is None:
+            self._last = self._gather([p.detach() for p in self.parameters])
+        return CanaryBatch(self, (coin & self._included).nonzero().squeeze(1).numpy())
 
-    def locate(self, canaries: torch.Tensor) -> list[tuple[Any, torch.Tensor, torch.Tensor]]:
+    def locate(self, canaries: np.ndarray) -> list[tuple[Any, torch.Tensor, torch.Tensor]]:
         """For each parameter holding some of ``canaries``: (param, rows into ``canaries``,
         flat offsets in that parameter)."""
         owners = self._owner[canaries]
         located = []
-        for index in torch.unique(owners).tolist():
-            rows = (owners == index).nonzero().squeeze(1)
-            located.append((self.parameters[index], rows, self._offset[canaries[rows]]))
+        for index in np.unique(owners):
+            rows = np.flatnonzero(owners == index)
+            located.append((self.parameters[index], torch.as_tensor(rows, device=self.device),
+                            torch.as_tensor(self._offset[canaries[rows]], device=self.device)))
         return located
 
     def observe(self) -> None:
         """After ``optimizer.step()``: record ĝ_t·B/C and the update at every canary."""
         grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.parameters]
         scale = self.expected_batch_size / self.max_grad_norm
-        self.gradients.append((self._gather(grads) * scale).float().cpu())
+        self.gradients.append((self._gather(grads) * scale).cpu())
         after = self._gather([p.detach() for p in self.parameters])
-        assert self._before is not None, "observe() without draw()"
-        self.updates.append((after - self._before).float().cpu())
-        self._before = None
+        assert self._last is not None, "observe() without draw()"
+        self.updates.append((after - self._last).cpu())
+        self._last = after
 
     def _gather(self, tensors: list[torch.Tensor]) -> torch.Tensor:
-        values = torch.empty(self.plan.m, device=self.device)
-        for index, canaries in self._by_param:
-            flat = tensors[index].reshape(-1)
-            values[canaries] = flat[self._offset[canaries]].float()
-        return values
+        parts = [tensors[index].reshape(-1).index_select(0, offsets)
+                 for index, offsets in self._gather_plan]
+        return torch.cat(parts).float()[self._to_canary_order]
 
     @property
     def steps(self) -> int:
@@ -247,6 +249,7 @@ class GradientCanaries:
         self.generator.set_state(state["generator"])
         self.gradients = list(state["gradients"])
         self.updates = list(state["updates"])
+        self._last = None
 
     def scores(self, score: str = DEFAULT_SCORE) -> np.ndarray:
         """(m,) canary scores from the steps so far (module docstring)."""
