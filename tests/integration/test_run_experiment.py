@@ -144,6 +144,26 @@ def test_run_writes_the_run_directory_and_records_epsilon(tmp_path: Path, data: 
     assert scores["member_index"].shape == (300,)
 
 
+def test_dp_variant_with_canaries_records_epsilon_audit(tmp_path: Path, data: Path) -> None:
+    from memberscope.experiment.runner import run_experiment
+
+    config = parse_toml(_config_text(data) + "[variants.dp.canaries]\nm = 200\n")
+    out = tmp_path / "run"
+    run_experiment(config, out)
+    rows = [r for r in read_jsonl(out / "results.jsonl") if r["kind"] == "row"]
+    dp_rows = [r for r in rows if r["metadata"]["model"] == "cnn, DP-Adam"]
+    assert all("epsilon_audit" not in r["metadata"] for r in rows if r not in dp_rows)
+    for row in dp_rows:
+        audit = row["metadata"]["epsilon_audit"]
+        assert audit["method"] == "fdp" and audit["m"] == 200 and audit["delta"] == 1e-5
+        assert audit["alpha"] == 0.05 and audit["black_box"] is None
+        assert 0 <= audit["white_box"] <= row["metadata"]["epsilon"]
+        assert set(audit["by_method"]) == {"steinke", "fdp"}
+    canaries = load_npz(out / "canaries" / "cnn_DP-Adam.npz")
+    assert canaries["coordinates"].shape == canaries["included"].shape == (200,)
+    assert canaries["white_box_scores"].shape == (200,) and int(canaries["epoch"]) == 4
+
+
 @pytest.mark.slow
 def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None:
     # Small batches make epochs slow enough for the kill to land inside the DP variant's

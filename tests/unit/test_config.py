@@ -205,3 +205,24 @@ def test_busy_cpus_sees_a_busy_process() -> None:
         spinner.kill()
         spinner.wait()
     assert busy is not None and busy >= 0.7  # one spinning process keeps one CPU busy
+
+
+def test_dp_canaries_table_round_trips_with_defaults() -> None:
+    from memberscope.train.settings import CanarySettings
+
+    config = parse_toml(GOOD + "[variants.dp.canaries]\nm = 500\n")
+    dp = config.variants[1].training.dp
+    assert dp is not None and dp.canaries == CanarySettings(m=500)
+    assert parse_toml(to_toml(config.to_dict())) == config
+    assert parse_toml(GOOD).variants[1].training.dp.canaries is None  # type: ignore[union-attr]
+    assert config.fingerprint() != parse_toml(GOOD).fingerprint()
+
+
+def test_bad_canaries_table_names_each_problem() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_toml(GOOD + "[variants.dp.canaries]\nm = 5\nwhite_box = 1\nsede = 2\n")
+    problems = caught.value.problems
+    for text in ("variants[1].dp.canaries.m: must be >= 10; got 5",
+                 "variants[1].dp.canaries.white_box: expected",
+                 "variants[1].dp.canaries.sede: unknown key 'sede' (did you mean 'seed'?)"):
+        assert any(p.startswith(text) for p in problems), (text, problems)

@@ -28,6 +28,8 @@ override the training defaults and add DP. Example (``memberscope run`` takes th
     [variants.dp]
     noise_multiplier = 1.1          # or target_epsilon = 3.0
     max_grad_norm = 1.0
+    [variants.dp.canaries]          # optional: a one-run audit with m gradient canaries
+    m = 1000
 
 Errors name the dotted path of each problem, e.g.
 ``variants[1].optimizer: unknown optimizer 'adamw2' (did you mean 'adamw'?); valid: …``.
@@ -51,6 +53,7 @@ from memberscope.train.settings import (
     DEFAULT_GRAD_SAMPLE_MODE,
     GRAD_SAMPLE_MODES,
     OPTIMIZERS,
+    CanarySettings,
     DPSettings,
     TrainSettings,
 )
@@ -290,6 +293,13 @@ DP_FIELDS = {
     "poisson_sampling": _Field(_bool, True),
     "grad_sample_mode": _Field(_str("grad_sample_mode", GRAD_SAMPLE_MODES),
                                DEFAULT_GRAD_SAMPLE_MODE),
+    "canaries": _Field(lambda v: (v, None), None),  # a table, checked on its own
+}
+CANARY_FIELDS = {
+    "m": _Field(_int(10), 1000),
+    "seed": _Field(_int(0), 0),
+    "white_box": _Field(_bool, True),
+    "gradient_scale": _Field(_float(above=0), 10.0),
 }
 TOP_FIELDS = {
     "schema_version": _Field(_int(1), CONFIG_SCHEMA_VERSION),
@@ -412,6 +422,9 @@ def _check_variants(data: Any, training: Mapping[str, Any],
             if dp and (dp.get("noise_multiplier") is None) == (dp.get("target_epsilon") is None):
                 problems.append(f"{path}.dp: give exactly one of noise_multiplier or "
                                 "target_epsilon")
+            if dp.get("canaries") is not None:
+                dp["canaries"] = _check_table(dp["canaries"], f"{path}.dp.canaries",
+                                              CANARY_FIELDS, problems)
             variant["dp"] = dp
         if variant.get("model") == "mlp" and "num_conv" in (item or {}):
             problems.append(f"{path}.num_conv: only small_cnn has conv layers; model is mlp")
@@ -426,7 +439,11 @@ def _build_variant(variant: Mapping[str, Any], training: Mapping[str, Any],
     def pick(key: str) -> Any:
         return training[key] if variant.get(key) is None else variant[key]
 
-    dp = DPSettings(**variant["dp"]) if variant.get("dp") else None
+    dp = None
+    if variant.get("dp"):
+        canaries = variant["dp"].get("canaries")
+        dp = DPSettings(**{**variant["dp"],
+                           "canaries": CanarySettings(**canaries) if canaries else None})
     settings = TrainSettings(
         epochs=training["epochs"], batch_size=pick("batch_size"),
         learning_rate=pick("learning_rate"), optimizer=pick("optimizer"),

@@ -5,6 +5,8 @@ everything in a run directory (DESIGN.md)::
     RUN_DIR/results.jsonl      one line per (model, epoch, slice, attack), appended as it goes
     RUN_DIR/scores/LABEL/epoch_K.npz   per-example attack scores of each audit
     RUN_DIR/checkpoints/LABEL.pt       model, optimizer, RNG and accountant state
+    RUN_DIR/canaries/LABEL.npz         DP variants with canaries: who they are, whether each
+                                       was included, and their white-box scores at the last audit
     RUN_DIR/report.html        when the report module is installed
 
 After each epoch the runner audits (at report epochs), appends the rows, then writes the
@@ -51,6 +53,7 @@ CONFIG_FILE = "config.toml"
 RESULTS_FILE = "results.jsonl"
 CHECKPOINT_DIR = "checkpoints"
 SCORES_DIR = "scores"
+CANARIES_DIR = "canaries"
 REPORT_FILE = "report.html"
 
 Notify = Callable[[str], None]
@@ -313,16 +316,33 @@ def train_variant(config: ExperimentConfig, variant: VariantConfig, data: Datase
         on_result=record, batch_size=config.audit.batch_size,
         device=trainer.device)
     epochs = variant.training.epochs
+    canary_path = run_dir / CANARIES_DIR / f"{slug(variant.label)}.npz"
     while trainer.epoch < epochs:
         stats = trainer.train_epoch()
+        extra = {}
+        if trainer.canaries is not None and hook.monitor.should_audit(stats.epoch):
+            extra["epsilon_audit"] = _audit_canaries(trainer, canary_path, run_dir)
         result = hook.on_epoch_end(stats.epoch, train_loss=stats.loss,
                                    epoch_seconds=stats.seconds,
-                                   images_per_second=stats.images_per_second)
+                                   images_per_second=stats.images_per_second, **extra)
         say(_epoch_line(variant.label, stats, epochs, result))
         _write(lambda: save_checkpoint(checkpoint_path, trainer.state_dict(),
                                        fingerprint=fingerprint, label=variant.label,
                                        finished=trainer.epoch >= epochs),
                checkpoint_path, run_dir)
+
+
+def _audit_canaries(trainer: Any, path: Path, run_dir: Path) -> dict[str, Any]:
+    """The white-box one-run ε̂ of the steps so far; keeps the canaries' identities, inclusion
+    and scores in ``path``."""
+    from memberscope.train.dp.canaries import epsilon_audit
+
+    canaries = trainer.canaries
+    record = epsilon_audit(canaries, delta=trainer.settings.dp.delta)
+    arrays = {**canaries.plan.to_arrays(), "white_box_scores": canaries.scores(),
+              "epoch": np.asarray(trainer.epoch)}
+    _write(lambda: atomic_write_npz(path, arrays), path, run_dir)
+    return record
 
 
 def _epoch_line(label: str, stats: Any, epochs: int, result: AuditResult | None) -> str:
@@ -336,6 +356,8 @@ def _epoch_line(label: str, stats: Any, epochs: int, result: AuditResult | None)
                  f"({worst.attack} on {worst.slice})")
         if meta.get("epsilon") is not None:
             line += f", eps {meta['epsilon']:.2f}"
+        if meta.get("epsilon_audit") is not None:
+            line += f" (one-run audit: eps >= {meta['epsilon_audit']['white_box']:.2f})"
         line += f", {meta['inference_seconds'] + meta['audit_seconds']:.1f} s"
     return line
 

@@ -266,6 +266,20 @@ def audit_white_box(canaries: GradientCanaries, *, delta: float, alpha: float = 
                                     method=method) for method in METHODS}
 
 
+def epsilon_audit(canaries: GradientCanaries, *, delta: float, alpha: float = 0.05,
+                  method: str = "fdp") -> dict[str, Any]:
+    """The ``epsilon_audit`` record of a DP result row: the white-box one-run bound of
+    ``method`` beside what identifies it, and both methods' bounds under ``by_method``.
+    ``black_box`` is None (input-space canaries are not built yet)."""
+    bounds = audit_white_box(canaries, delta=delta, alpha=alpha)
+    return {"white_box": bounds[method].epsilon, "black_box": None, "method": method,
+            "m": canaries.plan.m, "alpha": alpha, "delta": delta, "score": DEFAULT_SCORE,
+            "steps": canaries.steps,
+            "by_method": {name: {"white_box": bound.epsilon, "n_guesses": bound.n_guesses,
+                                 "n_correct": bound.n_correct}
+                          for name, bound in bounds.items()}}
+
+
 def canary_scores(observations: np.ndarray, score: str, *, sample_rate: float,
                   noise_multiplier: float) -> np.ndarray:
     """(m,) scores from (T, m) per-step observations y_t in units of one clipped canary."""
