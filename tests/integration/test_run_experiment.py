@@ -147,7 +147,8 @@ def test_run_writes_the_run_directory_and_records_epsilon(tmp_path: Path, data: 
 def test_dp_variant_with_canaries_records_epsilon_audit(tmp_path: Path, data: Path) -> None:
     from memberscope.experiment.runner import run_experiment
 
-    config = parse_toml(_config_text(data) + "[variants.dp.canaries]\nm = 200\n")
+    config = parse_toml(_config_text(data) + "[variants.dp.canaries]\nm = 200\n"
+                        "black_box = true\n")
     out = tmp_path / "run"
     run_experiment(config, out)
     rows = [r for r in read_jsonl(out / "results.jsonl") if r["kind"] == "row"]
@@ -156,12 +157,15 @@ def test_dp_variant_with_canaries_records_epsilon_audit(tmp_path: Path, data: Pa
     for row in dp_rows:
         audit = row["metadata"]["epsilon_audit"]
         assert audit["method"] == "fdp" and audit["m"] == 200 and audit["delta"] == 1e-5
-        assert audit["alpha"] == 0.05 and audit["black_box"] is None
-        assert 0 <= audit["white_box"] <= row["metadata"]["epsilon"]
-        assert set(audit["by_method"]) == {"steinke", "fdp"}
+        assert audit["alpha"] == 0.05
+        for kind in ("white_box", "black_box"):
+            assert 0 <= audit[kind] <= row["metadata"]["epsilon"]
+            assert set(audit["by_method"]) == {"steinke", "fdp"}
+            assert audit["by_method"]["fdp"][kind] == audit[kind]
     canaries = load_npz(out / "canaries" / "cnn_DP-Adam.npz")
     assert canaries["coordinates"].shape == canaries["included"].shape == (200,)
-    assert canaries["white_box_scores"].shape == (200,) and int(canaries["epoch"]) == 4
+    assert canaries["white_box_scores"].shape == canaries["black_box_scores"].shape == (200,)
+    assert canaries["input_index"].shape == (200,) and int(canaries["epoch"]) == 4
 
 
 @pytest.mark.slow

@@ -30,6 +30,7 @@ override the training defaults and add DP. Example (``memberscope run`` takes th
     max_grad_norm = 1.0
     [variants.dp.canaries]          # optional: a one-run audit with m gradient canaries
     m = 1000
+    black_box = true                # and m mislabelled-example canaries
 
 Errors name the dotted path of each problem, e.g.
 ``variants[1].optimizer: unknown optimizer 'adamw2' (did you mean 'adamw'?); valid: …``.
@@ -300,6 +301,7 @@ CANARY_FIELDS = {
     "seed": _Field(_int(0), 0),
     "white_box": _Field(_bool, True),
     "gradient_scale": _Field(_float(above=0), 10.0),
+    "black_box": _Field(_bool, False),
 }
 TOP_FIELDS = {
     "schema_version": _Field(_int(1), CONFIG_SCHEMA_VERSION),

@@ -6,7 +6,7 @@ everything in a run directory (DESIGN.md)::
     RUN_DIR/scores/LABEL/epoch_K.npz   per-example attack scores of each audit
     RUN_DIR/checkpoints/LABEL.pt       model, optimizer, RNG and accountant state
     RUN_DIR/canaries/LABEL.npz         DP variants with canaries: who they are, whether each
-                                       was included, and their white-box scores at the last audit
+                                       was included, and their scores at the last audit
     RUN_DIR/report.html        when the report module is installed
 
 After each epoch the runner audits (at report epochs), appends the rows, then writes the
@@ -282,7 +282,10 @@ def train_variant(config: ExperimentConfig, variant: VariantConfig, data: Datase
     fingerprint = config.fingerprint()
     model = build_model(variant, data.input_shape, data.num_classes,
                         derived_seed(config.seed, "model", variant.label))
-    trainer = Trainer(model, data.x_train, data.y_train, variant.training, device=device,
+    input_canaries = _input_canaries(variant, data)
+    x_train, y_train = (data.x_train, data.y_train) if input_canaries is None else \
+        input_canaries.training_data(data.x_train, data.y_train)
+    trainer = Trainer(model, x_train, y_train, variant.training, device=device,
                       progress=progress, description=variant.label)
     if checkpoint_path.exists():
         document = load_checkpoint(checkpoint_path, fingerprint=fingerprint,
@@ -320,8 +323,10 @@ def train_variant(config: ExperimentConfig, variant: VariantConfig, data: Datase
     while trainer.epoch < epochs:
         stats = trainer.train_epoch()
         extra = {}
-        if trainer.canaries is not None and hook.monitor.should_audit(stats.epoch):
-            extra["epsilon_audit"] = _audit_canaries(trainer, canary_path, run_dir)
+        audited = trainer.canaries is not None or input_canaries is not None
+        if audited and hook.monitor.should_audit(stats.epoch):
+            extra["epsilon_audit"] = _audit_canaries(trainer, input_canaries, canary_path,
+                                                     run_dir)
         result = hook.on_epoch_end(stats.epoch, train_loss=stats.loss,
                                    epoch_seconds=stats.seconds,
                                    images_per_second=stats.images_per_second, **extra)
@@ -332,15 +337,37 @@ def train_variant(config: ExperimentConfig, variant: VariantConfig, data: Datase
                checkpoint_path, run_dir)
 
 
-def _audit_canaries(trainer: Any, path: Path, run_dir: Path) -> dict[str, Any]:
-    """The white-box one-run ε̂ of the steps so far; keeps the canaries' identities, inclusion
-    and scores in ``path``."""
+def _input_canaries(variant: VariantConfig, data: Dataset) -> Any:
+    """The variant's black-box canaries (mislabelled training examples), or None."""
+    dp = variant.training.dp
+    if dp is None or dp.canaries is None or not dp.canaries.black_box:
+        return None
+    from memberscope.train.dp.input_canaries import plan_input_canaries
+
+    return plan_input_canaries(data.y_train, data.num_classes, dp.canaries.m,
+                               seed=dp.canaries.seed)
+
+
+def _audit_canaries(trainer: Any, input_canaries: Any, path: Path,
+                    run_dir: Path) -> dict[str, Any]:
+    """The one-run ε̂ of the canaries so far; keeps their identities, inclusion and scores in
+    ``path``."""
     from memberscope.train.dp.canaries import epsilon_audit
 
+    arrays: dict[str, np.ndarray] = {"epoch": np.asarray(trainer.epoch)}
+    black_box = None
+    if input_canaries is not None:
+        # The canaries' own rows come first in trainer.x: the training set, then the copies.
+        logits = trainer.predict(trainer.x, input_canaries.index)
+        black_box = input_canaries.scores(logits)
+        arrays.update(input_canaries.to_arrays(), black_box_scores=black_box)
     canaries = trainer.canaries
-    record = epsilon_audit(canaries, delta=trainer.settings.dp.delta)
-    arrays = {**canaries.plan.to_arrays(), "white_box_scores": canaries.scores(),
-              "epoch": np.asarray(trainer.epoch)}
+    if canaries is not None:
+        arrays.update(canaries.plan.to_arrays(), white_box_scores=canaries.scores())
+    record = epsilon_audit(canaries, delta=trainer.settings.dp.delta,
+                           black_box_scores=black_box,
+                           black_box_included=None if input_canaries is None else
+                           input_canaries.included)
     _write(lambda: atomic_write_npz(path, arrays), path, run_dir)
     return record
 
@@ -356,8 +383,12 @@ def _epoch_line(label: str, stats: Any, epochs: int, result: AuditResult | None)
                  f"({worst.attack} on {worst.slice})")
         if meta.get("epsilon") is not None:
             line += f", eps {meta['epsilon']:.2f}"
-        if meta.get("epsilon_audit") is not None:
-            line += f" (one-run audit: eps >= {meta['epsilon_audit']['white_box']:.2f})"
+        one_run = meta.get("epsilon_audit")
+        if one_run is not None:
+            found = ", ".join(f"{kind.replace('_', '-')} {one_run[kind]:.2f}"
+                              for kind in ("white_box", "black_box")
+                              if one_run[kind] is not None)
+            line += f" (one-run audit eps >= {found})"
         line += f", {meta['inference_seconds'] + meta['audit_seconds']:.1f} s"
     return line
 

@@ -30,12 +30,18 @@ class CanarySettings:
     gradient_scale : float
         A gradient canary's norm before clipping, in units of ``max_grad_norm`` (> 1 so that a
         run whose clipping is broken leaks it).
+    black_box : bool
+        Also m input-space canaries (``train/dp/input_canaries.py``): mislabelled training
+        examples, the included ones appended to the training set (so the training set, and
+        with ``target_epsilon`` the noise, changes slightly), scored by the model's outputs.
+        Used by ``run_experiment``; the trainer itself takes the data it is given.
     """
 
     m: int = 1000
     seed: int = 0
     white_box: bool = True
     gradient_scale: float = 10.0
+    black_box: bool = False
 
     def __post_init__(self) -> None:
         if self.m < 10:

@@ -266,18 +266,28 @@ def audit_white_box(canaries: GradientCanaries, *, delta: float, alpha: float = 
                                     method=method) for method in METHODS}
 
 
-def epsilon_audit(canaries: GradientCanaries, *, delta: float, alpha: float = 0.05,
-                  method: str = "fdp") -> dict[str, Any]:
-    """The ``epsilon_audit`` record of a DP result row: the white-box one-run bound of
-    ``method`` beside what identifies it, and both methods' bounds under ``by_method``.
-    ``black_box`` is None (input-space canaries are not built yet)."""
-    bounds = audit_white_box(canaries, delta=delta, alpha=alpha)
-    return {"white_box": bounds[method].epsilon, "black_box": None, "method": method,
-            "m": canaries.plan.m, "alpha": alpha, "delta": delta, "score": DEFAULT_SCORE,
-            "steps": canaries.steps,
-            "by_method": {name: {"white_box": bound.epsilon, "n_guesses": bound.n_guesses,
-                                 "n_correct": bound.n_correct}
-                          for name, bound in bounds.items()}}
+def epsilon_audit(canaries: GradientCanaries | None, *, delta: float, alpha: float = 0.05,
+                  method: str = "fdp", black_box_scores: np.ndarray | None = None,
+                  black_box_included: np.ndarray | None = None) -> dict[str, Any]:
+    """The ``epsilon_audit`` record of a DP result row: the one-run bounds of ``method`` from
+    the white-box (gradient) canaries and, when given, the black-box (input) canaries' scores,
+    beside what identifies them; both methods' bounds under ``by_method``."""
+    sources: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    if canaries is not None:
+        sources["white_box"] = (canaries.scores(), canaries.plan.included)
+    if black_box_scores is not None and black_box_included is not None:
+        sources["black_box"] = (black_box_scores, black_box_included)
+    by_method: dict[str, dict[str, Any]] = {name: {} for name in METHODS}
+    for kind, (scores, included) in sources.items():
+        for name in METHODS:
+            bound = epsilon_one_run(scores, included, delta=delta, alpha=alpha, method=name)
+            by_method[name][kind] = bound.epsilon
+            by_method[name][f"{kind}_guesses"] = [bound.n_guesses, bound.n_correct]
+    return {"white_box": by_method[method].get("white_box"),
+            "black_box": by_method[method].get("black_box"), "method": method,
+            "m": len(next(iter(sources.values()))[1]) if sources else 0, "alpha": alpha,
+            "delta": delta, "white_box_score": DEFAULT_SCORE,
+            "steps": canaries.steps if canaries is not None else None, "by_method": by_method}
 
 
 def canary_scores(observations: np.ndarray, score: str, *, sample_rate: float,
