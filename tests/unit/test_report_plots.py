@@ -170,6 +170,16 @@ def test_epsilon_by_epoch_shows_accountant_and_empirical(run):
     assert len(lines) == 2  # non-DP variants have no ε
 
 
+def test_epsilon_by_epoch_shows_the_one_run_canary_audit(run):
+    audited = [replace(r, metadata={**r.metadata, "epsilon_audit": {
+                   "white_box": 0.1 * r.metadata["epoch"], "black_box": None}})
+               if r.metadata.get("model") == "DP-Adam" else r for r in run.rows]
+    lines = _labelled_lines(plots.plot_epsilon_by_epoch(audited))
+    white = lines["DP-Adam · one-run canary audit ε̂, white-box"]
+    np.testing.assert_allclose(white.get_ydata(), [0.1, 0.2, 0.3, 0.4, 0.5])
+    assert len(lines) == 3  # no black-box values, no black-box line
+
+
 def test_epsilon_by_epoch_without_dp_says_so(run):
     with pytest.raises(InputError, match="epsilon"):
         plots.plot_epsilon_by_epoch(run.filter(model="small"))

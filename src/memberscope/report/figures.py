@@ -167,7 +167,11 @@ def dp_figure(rows: Sequence[AuditRow], epsilon_key: str = "epsilon") -> Rendere
         "dp_epsilon", "Differential privacy: promised vs measured ε",
         "The accountant's ε is the guarantee of DP training (an upper bound on leakage); the "
         "empirical ε lower bound is what the attacks actually demonstrate. A lower bound above "
-        "the accountant's ε would indicate a bug in training or accounting.", to_png(figure))
+        "the accountant's ε would indicate a bug in training or accounting. Where the run "
+        "planted canaries (test records, each secretly trained on or not by a coin flip), the "
+        "canary audit's ε̂ is how much privacy loss this one run provably shows: it must stay "
+        "below the promised ε, and the closer it gets, the more the promise is confirmed.",
+        to_png(figure))
 
 
 def roc_figure(curves: Mapping[str, RocCurve | tuple[np.ndarray, np.ndarray]]

@@ -282,8 +282,9 @@ def plot_slice_heatmap(results: Rows, metric: str = "auc", *, by: str = "epoch",
 
 def plot_epsilon_by_epoch(results: Rows, *, epsilon_key: str = "epsilon", legend: bool = True,
                           ax: Axes | None = None) -> Axes:
-    """Under DP: the accountant's ε (solid) and the empirical ε lower bound (dashed: the
-    largest confident bound over slices and attacks) by epoch, per model variant.
+    """Under DP: the accountant's ε (solid), the empirical ε lower bound (dashed: the
+    largest confident bound over slices and attacks) and, for runs with canaries, the one-run
+    audit's white-box (▲) and black-box (▼) ε̂ (dotted) by epoch, per model variant.
 
     The accountant's ε is an upper bound on what any attack can show; an empirical bound
     above it would mean the DP implementation or the accounting is wrong."""
@@ -305,6 +306,13 @@ def plot_epsilon_by_epoch(results: Rows, *, epsilon_key: str = "epsilon", legend
         ax.plot(epochs, [p.empirical for p in mine], color=color, linestyle="--", marker="s",
                 markersize=4,
                 label=_series_label(model, f"empirical ε lower bound ({confidence:.0%})"))
+        for kind, marker, name in (("white_box", "^", "white-box"),
+                                   ("black_box", "v", "black-box")):
+            audited = [(p.epoch, getattr(p, kind)) for p in mine if getattr(p, kind) is not None]
+            if audited:
+                ax.plot([e for e, _ in audited], [v for _, v in audited], color=color,
+                        linestyle=":", marker=marker, markersize=5,
+                        label=_series_label(model, f"one-run canary audit ε̂, {name}"))
     ax.set_title("DP: accountant ε vs empirical lower bound", fontsize=10)
     ax.set_xlabel("epoch")
     _integer_epochs(ax)

@@ -61,12 +61,15 @@ class Suggestion:
 
 @dataclass(frozen=True)
 class DpPoint:
-    """Under DP: the accountant's ε of a variant next to the empirical lower bound."""
+    """Under DP: the accountant's ε of a variant next to the empirical lower bound, and the
+    one-run canary audit's white-box and black-box ε̂ where the run had canaries."""
 
     model: Any
     epoch: Any
     accountant: float
     empirical: float
+    white_box: float | None = None
+    black_box: float | None = None
 
 
 @dataclass(frozen=True)
@@ -154,10 +157,19 @@ def dp_points(rows: Sequence[AuditRow], epsilon_key: str = "epsilon") -> tuple[D
                     and math.isfinite(r.metadata[epsilon_key])]
     for (model, epoch), group in group_rows(with_epsilon, ("model", "epoch")).items():
         empirical = max(r.epsilon_lower_bound.confident for r in group)
+        one_run = group[0].metadata.get("epsilon_audit")
+        one_run = one_run if isinstance(one_run, dict) else {}
         points.append(DpPoint(model, epoch, float(group[0].metadata[epsilon_key]),
-                              float(empirical)))
+                              float(empirical), _number_or_none(one_run.get("white_box")),
+                              _number_or_none(one_run.get("black_box"))))
     points.sort(key=lambda p: (str(p.model), epoch_sort_key(p.epoch)))
     return tuple(points)
+
+
+def _number_or_none(value: Any) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
 
 
 def summarize(results: Rows, *, max_auc: float | None = None, metric: str = "auc",
