@@ -12,7 +12,8 @@ gradient canaries, and prints:
    told the original: ε̂ must exceed the claimed ε;
 3. DP-Adam: the same audit scoring the released gradients vs the parameter updates;
 4. cost: epoch time with canaries / without (same batches and noise), medians of interleaved
-   epochs, on that model and on the codelab's 3-conv CNN at Fashion-MNIST's shape.
+   epochs, on that model and on the codelab's 3-conv CNN at Fashion-MNIST's shape;
+5. black-box canaries (mislabelled examples) under DP-SGD and without DP.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from memberscope import epsilon_one_run
 from memberscope.data import load_digits
 from memberscope.train.dp import direct_clipping
 from memberscope.train.dp.canaries import SCORES, canary_scores, ideal_observations
+from memberscope.train.dp.input_canaries import plan_input_canaries
 from memberscope.train.models import small_cnn
 from memberscope.train.settings import CanarySettings, DPSettings, TrainSettings
 from memberscope.train.trainer import Trainer
@@ -170,6 +172,30 @@ def bench_adam(epsilon: float, epochs: int, trainings: int) -> None:
               f"{from_updates[1]:.2f}")
 
 
+def bench_black_box(epochs: int, m: int) -> None:
+    print(f"5. black-box canaries: {m} mislabelled digits, scored by the log-probability of the "
+          f"wrong label after {epochs} epochs (steinke / fdp)")
+    data = load_digits()
+    for epsilon in (4.0, 8.0, None):
+        plan = plan_input_canaries(data.y_train, data.num_classes, m, seed=0)
+        x, y = plan.training_data(data.x_train, data.y_train)
+        torch.manual_seed(0)
+        dp = None if epsilon is None else DPSettings(target_epsilon=epsilon, delta=DELTA,
+                                                     accountant="rdp")
+        # Without DP: Adam for 3x the epochs, long enough to memorise mislabelled examples.
+        settings = TrainSettings(epochs=epochs if dp else 3 * epochs, batch_size=BATCH,
+                                 learning_rate=0.5 if dp else 2e-3,
+                                 optimizer="sgd" if dp else "adam", dp=dp)
+        trainer = Trainer(small_cnn((8, 8, 1), 10, num_conv=1), x, y, settings, device="cpu")
+        trainer.fit()
+        scores = plan.scores(trainer.predict(trainer.x, plan.index))
+        steinke, fdp = bounds(scores, plan.included)
+        label = f"no DP, Adam {3 * epochs} ep." if epsilon is None else \
+            f"ε = {trainer.epsilon():.2f}"
+        print(f"  {label:<18} black-box ε̂ {steinke:.2f} / {fdp:.2f}   (train accuracy "
+              f"{trainer.predict(trainer.x).argmax(1).__eq__(y).mean():.3f})")
+
+
 def codelab_trainer(epochs: int, canaries: bool, mode: str) -> Trainer:
     """The codelab's 3-conv CNN at Fashion-MNIST's shape, batch 250, on 5,000 random images."""
     rng = np.random.default_rng(0)
@@ -204,7 +230,7 @@ def bench_cost(epochs: int, mode: str, model: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--parts", default="power,bugs,adam,cost")
+    parser.add_argument("--parts", default="power,bugs,adam,black,cost")
     args = parser.parse_args()
     torch.set_num_threads(1)
     trainings, epochs = (2, 5) if args.quick else (5, 10)
@@ -215,6 +241,8 @@ def main() -> None:
         bench_bugs(2.0, epochs)
     if "adam" in parts:
         bench_adam(4.0, epochs, min(trainings, 3))
+    if "black" in parts:
+        bench_black_box(epochs, 800)
     if "cost" in parts:
         for mode in ("direct", "hooks"):
             bench_cost(epochs, mode, "digits")

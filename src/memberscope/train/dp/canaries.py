@@ -222,6 +222,11 @@ class GradientCanaries:
         self._last = after
 
     def _gather(self, tensors: list[torch.Tensor]) -> torch.Tensor:
+        if self.device.type == "cpu":  # numpy indexing: ~5x fewer microseconds than torch's
+            order = self._to_canary_order.numpy()
+            arrays = [tensors[index].detach().numpy().reshape(-1)[offsets.numpy()]
+                      for index, offsets in self._gather_plan]
+            return torch.from_numpy(np.concatenate(arrays).astype(np.float32)[order])
         parts = [tensors[index].reshape(-1).index_select(0, offsets)
                  for index, offsets in self._gather_plan]
         return torch.cat(parts).float()[self._to_canary_order]
