@@ -192,8 +192,9 @@ def bench_black_box(epochs: int, m: int) -> None:
         steinke, fdp = bounds(scores, plan.included)
         label = f"no DP, Adam {3 * epochs} ep." if epsilon is None else \
             f"ε = {trainer.epsilon():.2f}"
+        accuracy = float(np.mean(trainer.predict(trainer.x).argmax(1) == y))
         print(f"  {label:<18} black-box ε̂ {steinke:.2f} / {fdp:.2f}   (train accuracy "
-              f"{trainer.predict(trainer.x).argmax(1).__eq__(y).mean():.3f})")
+              f"{accuracy:.3f}, canaries included)")
 
 
 def codelab_trainer(epochs: int, canaries: bool, mode: str) -> Trainer:
