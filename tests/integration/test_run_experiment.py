@@ -140,7 +140,7 @@ def test_run_writes_the_run_directory_and_records_epsilon(tmp_path: Path, data: 
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["cnn.pt",
                                                                         "cnn_DP-Adam.pt"]
     scores = load_npz(out / "scores" / "cnn" / "epoch_0004.npz")
-    assert scores["score_threshold"].shape == (600,)
+    assert scores["scores_threshold"].shape == (600,)
     assert scores["member_index"].shape == (300,)
 
 

@@ -57,14 +57,16 @@ def _parse(page: str) -> _Collector:
 
 
 def _write_scores(run_dir: Path) -> None:
-    """Per-example scores as ``scores/*.npz`` (the arrays.npz layout), with images."""
-    from memberscope.store import atomic_write_npz
+    """Per-example scores as the runner writes them (memberscope.rundir), for two epochs of
+    one variant (the report shows the last) and the last epoch of the other."""
+    from memberscope import rundir
 
     rng = np.random.default_rng(1)
     membership = np.arange(400) < 200
-    atomic_write_npz(run_dir / "scores" / "m_epoch6.npz", {
-        "membership": membership, "scores_threshold": rng.random(400) + membership,
-        "labels": rng.integers(0, 2, 400), "images": rng.random((400, 5, 5))})
+    for model, epoch in ((synth.XSS_LABEL, 4), (synth.XSS_LABEL, 6), ("3 layers", 6)):
+        result = AuditResult(rows=(), scores={"threshold": rng.random(400) + membership},
+                             membership=membership, labels=rng.integers(0, 2, 400))
+        rundir.write_scores(run_dir, model, epoch, result, member_index=np.arange(1000, 1200))
 
 
 @pytest.fixture(scope="module")
@@ -81,10 +83,22 @@ def test_run_report_is_written_with_figures(run_report):
     run_dir, page = run_report
     assert (run_dir / "report.html").is_file()
     names = sorted(p.name for p in (run_dir / "figures").iterdir())
-    assert names == ["by_epoch.png", "dp_epsilon.png", "exposed_examples.png", "per_slice.png",
+    assert names == ["by_epoch.png", "dp_epsilon.png", "per_slice.png",
                      "privacy_vs_accuracy.png", "roc.png"]
-    assert page.count("data:image/png;base64,") == 6
+    assert page.count("data:image/png;base64,") == 5
     assert not list(run_dir.glob(".report.html.*"))  # atomic write leaves no temp file
+
+
+def test_run_report_shows_each_variants_last_scores(run_report):
+    _, page = run_report
+    exposed = page.split('id="exposed"')[1].split("</table>")[0]
+    assert exposed.count("<tr>") == 1 + 2 * report_html.EXPOSED_ROWS  # header + 10 per variant
+    assert "<td>3 layers</td>" in exposed and f"<td>{report_html.escape(synth.XSS_LABEL)}</td>" \
+        in exposed
+    assert 'data-v="4"' not in exposed  # the epoch-4 file is not the variant's last audit
+    indices = [int(i) for i in re.findall(r'<td class="n" data-v="(\d+)">\d+</td><td class="n"',
+                                          exposed)]
+    assert indices and all(1000 <= i < 1200 for i in indices)  # training-set indices
 
 
 def test_every_user_string_is_escaped(run_report):

@@ -59,7 +59,7 @@ def handle(args: argparse.Namespace) -> int:
     from memberscope.metrics import LowResolutionWarning
     from memberscope.outputs import load_outputs_npz
     from memberscope.slicing import parse_slice_kinds
-    from memberscope.store import save_result
+    from memberscope.store import ARRAYS_FILE, save_result
 
     attacks = [name.strip() for name in args.attacks.split(",")]
     for name in attacks:
@@ -78,8 +78,7 @@ def handle(args: argparse.Namespace) -> int:
                        fpr_targets=_fpr_targets(args.fpr), alpha=args.alpha, delta=args.delta,
                        n_bootstrap=args.bootstrap, reference=reference,
                        metadata={"source": args.input.name})
-    save_result(result, out_dir)
-    written = [out_dir / "result.json", out_dir / "arrays.npz"]
+    written = [save_result(result, out_dir), out_dir / ARRAYS_FILE]
     if not args.no_report:
         report = _write_report(result, out_dir)
         if report is not None:
@@ -98,7 +97,9 @@ def _write_report(result: Any, out_dir: Path) -> Path | None:
     except ImportError as exc:
         logger.info("no report.html: %s", exc)
         return None
-    return write_audit_report(result, out_dir / "report.html")
+    from memberscope.store import REPORT_FILE
+
+    return write_audit_report(result, out_dir / REPORT_FILE)
 
 
 def summary_table(result: Any) -> str:

@@ -64,13 +64,13 @@ def handle_train(args: argparse.Namespace) -> int:
     """Load the data, train (or reuse) the models, write the file(s)."""
     import numpy as np
 
+    from memberscope._io import atomic_write_npz
     from memberscope.data import load_dataset
     from memberscope.errors import InputError
     from memberscope.outputs import ReferenceOutputs
     from memberscope.reference.executors import default_jobs
     from memberscope.reference.recipe import TrainingRecipe
     from memberscope.reference.training import balanced_splits, train_models
-    from memberscope.store import atomic_write_npz
 
     data = load_dataset(args.data)
     size = data.n_train if args.population is None else args.population

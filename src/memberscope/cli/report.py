@@ -26,13 +26,16 @@ def register(subparsers: Any) -> None:
 
 def _kind(path: Path) -> str:
     """``run`` (results.jsonl), ``audit`` (result.json) or raise naming what was expected."""
+    from memberscope.rundir import is_run_dir
+    from memberscope.store import RESULT_FILE
+
     if path.is_file() and path.suffix == ".json":
         return "audit"
     if path.is_file() and path.name.endswith(".jsonl"):
         return "run"
-    if path.is_dir() and (path / "results.jsonl").is_file():
+    if is_run_dir(path):
         return "run"
-    if path.is_dir() and (path / "result.json").is_file():
+    if path.is_dir() and (path / RESULT_FILE).is_file():
         return "audit"
     raise FileNotFoundError(f"path {str(path)!r} is not a run directory (with results.jsonl), "
                             "an audit directory (with result.json) or a result.json file")
@@ -43,7 +46,7 @@ def handle(args: argparse.Namespace) -> int:
     from memberscope.errors import InputError
     from memberscope.report.html import write_audit_report, write_run_report
     from memberscope.report.summary import summarize
-    from memberscope.store import load_result, load_results
+    from memberscope.store import REPORT_FILE, load_result, load_results
 
     if args.max_auc is not None and not 0.0 <= args.max_auc <= 1.0:
         raise InputError(f"--max-auc must be within [0, 1]; got {args.max_auc}")
@@ -57,7 +60,7 @@ def handle(args: argparse.Namespace) -> int:
         result = load_result(path)
         rows = list(result.rows)
         base = path.parent if path.is_file() else path
-        written = write_audit_report(result, args.out or base / "report.html",
+        written = write_audit_report(result, args.out or base / REPORT_FILE,
                                      max_auc=args.max_auc, source=str(path))
     if rows:
         print_summary(summarize(rows, max_auc=args.max_auc), rows)

@@ -84,6 +84,7 @@ def save_digits_outputs(path: Path, seed: int = 0) -> Path:
 def main(out_dir: str = "demo-out") -> int:
     """Run the quickstart (or its digits fallback) into ``out_dir``; returns the exit code."""
     from memberscope.cli import main as cli_main
+    from memberscope.rundir import config_path as run_config_path
 
     out = Path(out_dir)
     if importlib.util.find_spec("torch") is None:
@@ -102,7 +103,7 @@ def main(out_dir: str = "demo-out") -> int:
     config_path = out / "config.toml"
     out.mkdir(parents=True, exist_ok=True)
     config_path.write_text(text, encoding="utf-8")
-    resume = (run_dir / "config.toml").exists()
+    resume = run_config_path(run_dir).exists()
     if resume:
         print(f"continuing the run in {run_dir} (delete it to start afresh)", flush=True)
     return cli_main(["run", str(config_path), "--out", str(run_dir),

@@ -1,9 +1,9 @@
 """``run_experiment``: train every model variant of a config, audit it as it trains, and keep
-everything in a run directory (DESIGN.md)::
+everything in a run directory (its layout: :mod:`memberscope.rundir`)::
 
     RUN_DIR/config.toml        the resolved config (every default filled in)
     RUN_DIR/results.jsonl      one line per (model, epoch, slice, attack), appended as it goes
-    RUN_DIR/scores/LABEL/epoch_K.npz   per-example attack scores of each audit
+    RUN_DIR/scores/LABEL/epoch_NNNN.npz   per-example attack scores of each audit
     RUN_DIR/checkpoints/LABEL.pt       model, optimizer, RNG and accountant state
     RUN_DIR/report.html        when the report module is installed
 
@@ -16,7 +16,6 @@ checkpoint are dropped (they are recomputed identically, training being determin
 from __future__ import annotations
 
 import logging
-import re
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,17 +24,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from memberscope import rundir
+from memberscope._io import atomic_write_text
 from memberscope.audit import derived_seed
 from memberscope.errors import InputError, MemberscopeError, require
 from memberscope.experiment.config import ExperimentConfig, VariantConfig, load_config, to_toml
 from memberscope.metrics import DEFAULT_FPR_TARGETS, LowResolutionWarning
 from memberscope.results import AuditResult
-from memberscope.store import (
-    append_result,
-    atomic_write_npz,
-    atomic_write_text,
-    read_jsonl,
-)
+from memberscope.store import append_result, read_jsonl, write_jsonl
 from memberscope.train.checkpoint import (
     CheckpointMismatchError,
     load_checkpoint,
@@ -46,12 +42,6 @@ if TYPE_CHECKING:
     from memberscope.data import Dataset
 
 logger = logging.getLogger(__name__)
-
-CONFIG_FILE = "config.toml"
-RESULTS_FILE = "results.jsonl"
-CHECKPOINT_DIR = "checkpoints"
-SCORES_DIR = "scores"
-REPORT_FILE = "report.html"
 
 Notify = Callable[[str], None]
 
@@ -83,11 +73,6 @@ class RunSummary:
     variants: tuple[VariantSummary, ...]
 
 
-def slug(label: str) -> str:
-    """A file-name-safe form of a variant label ("3 layers, DP-Adam" -> "3_layers_DP-Adam")."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("_") or "model"
-
-
 # --- the run directory ----------------------------------------------------------------------
 
 
@@ -107,7 +92,7 @@ def _differences(old: Any, new: Any, path: str = "") -> list[str]:
 def prepare_run_dir(config: ExperimentConfig, run_dir: Path, *, resume: bool) -> None:
     """Create the run directory and its ``config.toml``, or check that a resumed run has
     the same config; refuses to mix runs."""
-    config_path = run_dir / CONFIG_FILE
+    config_path = rundir.config_path(run_dir)
     if config_path.exists():
         if not resume:
             raise InputError(f"{run_dir} already holds a run; pass --resume to continue it or "
@@ -123,7 +108,7 @@ def prepare_run_dir(config: ExperimentConfig, run_dir: Path, *, resume: bool) ->
         return
     if run_dir.exists() and any(run_dir.iterdir()):
         raise InputError(f"{run_dir} exists and is not a memberscope run directory (no "
-                         f"{CONFIG_FILE}); choose an empty or new output directory")
+                         f"{rundir.CONFIG_FILE}); choose an empty or new output directory")
     _write(lambda: atomic_write_text(config_path, to_toml(config.to_dict())), config_path,
            run_dir)
 
@@ -154,10 +139,7 @@ def drop_rows_after(results_path: Path, label: str, epoch: int) -> int:
     kept = [r for r in records if not stale(r)]
     removed = len(records) - len(kept)
     if removed:
-        import json
-
-        text = "".join(json.dumps(r, allow_nan=False) + "\n" for r in kept)
-        atomic_write_text(results_path, text)
+        write_jsonl(results_path, kept)
     return removed
 
 
@@ -254,18 +236,6 @@ def _member_sample(config: ExperimentConfig, data: Dataset) -> int | None:
 # --- training one variant -------------------------------------------------------------------
 
 
-def _save_scores(path: Path, result: AuditResult, member_index: np.ndarray) -> None:
-    arrays = {f"score_{attack}": np.asarray(s, dtype=np.float32)
-              for attack, s in result.scores.items()}
-    if result.membership is not None:
-        arrays["membership"] = result.membership
-    if result.labels is not None:
-        arrays["labels"] = result.labels
-    arrays["member_index"] = member_index
-    arrays["schema_version"] = np.asarray(1)
-    atomic_write_npz(path, arrays)
-
-
 def train_variant(config: ExperimentConfig, variant: VariantConfig, data: Dataset,
                   run_dir: Path, *, progress: bool = False, notify: Notify | None = None,
                   device: str | None = None) -> None:
@@ -274,8 +244,8 @@ def train_variant(config: ExperimentConfig, variant: VariantConfig, data: Datase
     from memberscope.train.trainer import Trainer
 
     say = notify or (lambda _message: None)
-    results_path = run_dir / RESULTS_FILE
-    checkpoint_path = run_dir / CHECKPOINT_DIR / f"{slug(variant.label)}.pt"
+    results_path = rundir.results_path(run_dir)
+    checkpoint_path = rundir.checkpoint_path(run_dir, variant.label)
     fingerprint = config.fingerprint()
     model = build_model(variant, data.input_shape, data.num_classes,
                         derived_seed(config.seed, "model", variant.label))
@@ -301,8 +271,9 @@ def train_variant(config: ExperimentConfig, variant: VariantConfig, data: Datase
         _write(lambda: append_result(results_path, result), results_path, run_dir)
         if config.audit.keep_scores:
             epoch = result.rows[0].metadata["epoch"] if result.rows else trainer.epoch
-            path = run_dir / SCORES_DIR / slug(variant.label) / f"epoch_{epoch:04d}.npz"
-            _write(lambda: _save_scores(path, result, hook.member_index), path, run_dir)
+            path = rundir.scores_path(run_dir, variant.label, epoch)
+            _write(lambda: rundir.write_scores(run_dir, variant.label, epoch, result,
+                                               member_index=hook.member_index), path, run_dir)
 
     hook = TorchMonitorHook(
         trainer.model, members=(data.x_train, data.y_train), nonmembers=(data.x_test, data.y_test),
@@ -345,7 +316,7 @@ def _epoch_line(label: str, stats: Any, epochs: int, result: AuditResult | None)
 
 def summarize(run_dir: Path, config: ExperimentConfig) -> tuple[VariantSummary, ...]:
     """Each variant's last audited epoch, read back from ``results.jsonl``."""
-    path = run_dir / RESULTS_FILE
+    path = rundir.results_path(run_dir)
     records = [r for r in read_jsonl(path) if r.get("kind") == "row"] if path.exists() else []
     summaries = []
     for variant in config.variants:
@@ -369,7 +340,7 @@ def write_report(run_dir: Path) -> Path | None:
     except ImportError as exc:
         logger.info("no report.html: %s", exc)
         return None
-    if not (run_dir / "results.jsonl").exists():
+    if not rundir.results_path(run_dir).exists():
         logger.info("no report.html: no audit ran (fewer epochs than epochs_per_report)")
         return None
     return Path(write_run_report(run_dir))
@@ -423,5 +394,5 @@ def run_experiment(config: ExperimentConfig | str | Path, run_dir: str | Path, *
     finally:
         apply_threads(previous)
     report = write_report(run_dir)
-    return RunSummary(run_dir=run_dir, results_path=run_dir / RESULTS_FILE,
+    return RunSummary(run_dir=run_dir, results_path=rundir.results_path(run_dir),
                       report_path=report, variants=summarize(run_dir, config))

@@ -4,6 +4,9 @@ Shapes: m reference models, n examples (the same examples, in the same order, as
 target's :class:`~memberscope.outputs.ModelOutputs`), q queries per example (augmented views;
 query 0 is the example itself). Arrays are stored 3-d, ``(m, n, q)``; a 2-d ``(m, n)`` input
 is read as one query.
+
+This module owns the reference ``.npz`` format: :meth:`ReferenceOutputs.save_npz` writes it
+(``schema_version`` plus the arrays of the dataclass), :func:`load_reference_npz` reads it.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from memberscope import signals
+from memberscope._io import atomic_write_npz, load_npz
 from memberscope._validation import as_float_array, as_label_array, check_finite
 from memberscope.errors import InputError, SchemaError
 
@@ -153,8 +157,6 @@ class ReferenceOutputs:
 
     def save_npz(self, path: str | Path) -> Path:
         """Write to ``path`` (.npz, no pickle, atomically) with a ``schema_version``."""
-        from memberscope.store import atomic_write_npz
-
         arrays: dict[str, np.ndarray] = {
             "schema_version": np.asarray(REFERENCE_SCHEMA_VERSION),
             **{name: getattr(self, name) for name in _REQUIRED},
@@ -190,8 +192,7 @@ def load_reference_npz(path: str | Path) -> ReferenceOutputs:
     if not zipfile.is_zipfile(path):
         raise InputError(f"reference file {str(path)!r} is not an .npz archive")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
+        arrays = load_npz(path)
     except ValueError as exc:
         raise InputError(f"{path.name} holds Python objects; reference files are plain "
                          "arrays and are never unpickled") from exc

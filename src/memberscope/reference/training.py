@@ -206,7 +206,7 @@ def train_models(recipe: TrainingRecipe, x: np.ndarray, y: np.ndarray, splits: n
         signal[index], prob[index] = model_signal, model_prob
         path, key = paths[position]
         if path is not None:
-            from memberscope.store import atomic_write_npz
+            from memberscope._io import atomic_write_npz
 
             atomic_write_npz(path, {"schema_version": np.asarray(CACHE_SCHEMA_VERSION),
                                     "key": np.asarray(key), "signal": model_signal,

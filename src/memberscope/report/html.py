@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from memberscope import rundir
+from memberscope._io import atomic_write_bytes, atomic_write_text, json_value
 from memberscope.metrics import RocCurve
 from memberscope.report import figures as _figures
 from memberscope.report._data import (
@@ -34,15 +36,11 @@ from memberscope.report._data import (
 )
 from memberscope.report.summary import ReportSummary, format_number, summarize
 from memberscope.results import AuditResult, AuditRow, ResultsCollection, SkippedEntry
-from memberscope.store import atomic_write_bytes, atomic_write_text, load_npz, load_results
+from memberscope.rundir import AuditScores
+from memberscope.store import load_results
 
 logger = logging.getLogger(__name__)
 
-REPORT_FILE = "report.html"
-RESULTS_FILE = "results.jsonl"
-CONFIG_FILE = "config.toml"
-SCORES_DIR = "scores"
-FIGURES_DIR = "figures"
 MAX_ROC_CURVES = 8
 EXPOSED_ROWS = 10
 #: Row metadata shown in their own columns, before any other metadata key.
@@ -63,22 +61,9 @@ def escape(value: Any) -> str:
 def json_for_script(document: Any) -> str:
     """JSON safe inside ``<script type="application/json">``: no ``</script>``, ``<!--``,
     ``&`` or line separators can break out; NaN/inf become null."""
-    text = json.dumps(_plain(document), allow_nan=False, ensure_ascii=True, sort_keys=True)
+    text = json.dumps(json_value(document, other=str), allow_nan=False, ensure_ascii=True,
+                      sort_keys=True)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    return str(value)
 
 
 # --- page inputs ----------------------------------------------------------------------------
@@ -86,12 +71,15 @@ def _plain(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class ExposedExample:
-    """A member an attack flags most surely."""
+    """A member an attack flags most surely; ``model``/``epoch`` are set in a run's report,
+    and ``index`` is the training-set index where the run kept it."""
 
     attack: str
     index: int
     score: float
     label: Any
+    model: str | None = None
+    epoch: int | None = None
 
 
 @dataclass
@@ -294,11 +282,18 @@ def exposed_table(exposed: Sequence[ExposedExample]) -> str | None:
     """The members each attack flags most surely."""
     if not exposed:
         return None
-    columns: list[list[Any]] = [[e.attack for e in exposed], [e.index for e in exposed],
-                                [e.score for e in exposed], [e.label for e in exposed]]
-    return _table("exposed", ["attack", "example index", "score", "label"], columns,
-                  digits=[3, 3, -4, 3],
-                  caption="Training examples with the highest attack score (most exposed)")
+    run = any(e.model is not None for e in exposed)
+    headers = ["model", "epoch"] if run else []
+    columns: list[list[Any]] = [[e.model for e in exposed], [e.epoch for e in exposed]] \
+        if run else []
+    headers += ["attack", "example index", "score", "label"]
+    columns += [[e.attack for e in exposed], [e.index for e in exposed],
+                [e.score for e in exposed], [e.label for e in exposed]]
+    caption = ("Training examples with the highest attack score (most exposed)" +
+               (" at each variant's last audit; the index is the example's position in the "
+                "training set" if run else ""))
+    return _table("exposed", headers, columns, digits=[3] * (len(headers) - 2) + [-4, 3],
+                  caption=caption)
 
 
 def _verdict(auc: float) -> str:
@@ -692,40 +687,37 @@ def _entire_auc(rows: Sequence[AuditRow], attack: str) -> float:
     return max(values) if values else -math.inf
 
 
-def _run_scores(run_dir: Path) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]],
-                                        tuple[np.ndarray, np.ndarray, np.ndarray | None,
-                                              np.ndarray | None] | None]:
-    """ROC curves (and a gallery) from ``scores/*.npz`` files holding ``membership`` and
-    ``scores_<attack>`` arrays (the ``arrays.npz`` layout), plus optional ``labels``/``images``.
-    """
-    from memberscope.metrics import roc_curve
+def _run_curves(audits: Sequence[AuditScores]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The ROC curve of every attack at each variant's last audit (at most MAX_ROC_CURVES)."""
+    from memberscope.metrics import auc_from_roc, roc_curve
 
     curves: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    gallery = None
-    files = sorted((run_dir / SCORES_DIR).glob("*.npz")) if (run_dir / SCORES_DIR).is_dir() else []
-    for file in files[-MAX_ROC_CURVES:]:
-        try:
-            arrays = load_npz(file)
-        except (OSError, ValueError) as exc:
-            logger.warning("skipping %s: %s", file, exc)
-            continue
-        membership = arrays.get("membership")
-        if membership is None:
-            continue
-        membership = membership.astype(bool)
-        for name, scores in arrays.items():
-            if name.startswith("scores_") and scores.shape == membership.shape:
-                roc = roc_curve(scores, membership).thinned()
-                curves[f"{file.stem} · {name.removeprefix('scores_')}"] = (roc.fpr, roc.tpr)
-                if "images" in arrays and len(arrays["images"]) == len(scores):
-                    gallery = (scores, arrays["images"], membership, arrays.get("labels"))
-    return dict(list(curves.items())[-MAX_ROC_CURVES:]), gallery
+    for audit in audits:
+        for attack, scores in audit.scores.items():
+            roc = roc_curve(scores, audit.membership)
+            name = f"{audit.model} · epoch {audit.epoch} · {attack} (AUC {auc_from_roc(roc):.3f})"
+            thin = roc.thinned()
+            curves[name] = (thin.fpr, thin.tpr)
+    if len(curves) > MAX_ROC_CURVES:
+        logger.info("the ROC figure shows %d of %d curves", MAX_ROC_CURVES, len(curves))
+    return dict(list(curves.items())[:MAX_ROC_CURVES])
+
+
+def _run_exposed(audits: Sequence[AuditScores]) -> list[ExposedExample]:
+    """The most exposed members of each variant's last audit, with training-set indices."""
+    out = []
+    for audit in audits:
+        for example in _exposed_examples(audit.scores, audit.membership, audit.labels):
+            index = audit.training_index(example.index)
+            out.append(ExposedExample(example.attack, example.index if index is None else index,
+                                      example.score, example.label, audit.model, audit.epoch))
+    return out
 
 
 def write_run_report(run_dir: str | Path, *, out: str | Path | None = None,
                      max_auc: float | None = None, write_figures: bool = True) -> Path:
     """Write the HTML report of a training run directory (``results.jsonl``, ``config.toml``,
-    optional ``scores/*.npz``) atomically.
+    optional per-example scores: :mod:`memberscope.rundir`) atomically.
 
     Parameters
     ----------
@@ -745,25 +737,27 @@ def write_run_report(run_dir: str | Path, *, out: str | Path | None = None,
         The HTML file written.
     """
     run_dir = Path(run_dir)
-    results_path = run_dir / RESULTS_FILE
+    results_path = rundir.results_path(run_dir)
     if not results_path.is_file():
         raise FileNotFoundError(f"{results_path} not found: run_dir must be a run directory "
                                 "holding results.jsonl")
     collection: ResultsCollection = load_results(results_path)
     rows = list(collection.rows)
-    config_path = run_dir / CONFIG_FILE
+    config_path = rundir.config_path(run_dir)
     config_text = config_path.read_text(encoding="utf-8", errors="replace") \
         if config_path.is_file() else None
-    curves, gallery = _run_scores(run_dir)
-    rendered = _render_figures(rows, max_auc, curves, gallery)
+    audited = {(str(r.metadata.get("model")), r.metadata["epoch"]) for r in rows
+               if isinstance(r.metadata.get("epoch"), int)}
+    audits = rundir.last_scores(run_dir, audited)
+    rendered = _render_figures(rows, max_auc, _run_curves(audits), None)
     inputs = PageInputs(
         title=f"memberscope privacy report: {run_dir.resolve().name}", source=str(run_dir),
         rows=rows, skipped=list(collection.skipped), figures=rendered, config_text=config_text,
-        max_auc=max_auc)
-    path = Path(out) if out is not None else run_dir / REPORT_FILE
+        exposed=_run_exposed(audits), max_auc=max_auc)
+    path = Path(out) if out is not None else rundir.report_path(run_dir)
     page = render_page(inputs)
     if write_figures:
         for fig in rendered:
-            atomic_write_bytes(run_dir / FIGURES_DIR / f"{fig.name}.png", fig.png)
+            atomic_write_bytes(rundir.figure_path(run_dir, fig.name), fig.png)
     atomic_write_text(path, page)
     return path
