@@ -18,6 +18,7 @@ pytest.importorskip("matplotlib")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import report_synth as synth
 from memberscope.report import html as report_html
+from memberscope.report import page as report_page
 from memberscope.report.summary import summarize
 from memberscope.results import AuditResult, ResultsCollection
 from memberscope.store import load_result, load_results
@@ -93,7 +94,7 @@ def test_run_report_shows_each_variants_last_scores(run_report):
     _, page = run_report
     exposed = page.split('id="exposed"')[1].split("</table>")[0]
     assert exposed.count("<tr>") == 1 + 2 * report_html.EXPOSED_ROWS  # header + 10 per variant
-    assert "<td>3 layers</td>" in exposed and f"<td>{report_html.escape(synth.XSS_LABEL)}</td>" \
+    assert "<td>3 layers</td>" in exposed and f"<td>{report_page.escape(synth.XSS_LABEL)}</td>" \
         in exposed
     assert 'data-v="4"' not in exposed  # the epoch-4 file is not the variant's last audit
     indices = [int(i) for i in re.findall(r'<td class="n" data-v="(\d+)">\d+</td><td class="n"',
@@ -109,7 +110,7 @@ def test_every_user_string_is_escaped(run_report):
     assert "<script>alert" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "&lt;/pre&gt;&lt;script&gt;alert(2)&lt;/script&gt;" in page
-    assert "&lt;!-- &amp; &#x27; \\&quot;" in page
+    assert "&lt;!-- &amp; &#39; \\&#34;" in page
 
 
 def test_embedded_json_cannot_break_out_and_round_trips(run_report):
@@ -123,7 +124,7 @@ def test_embedded_json_cannot_break_out_and_round_trips(run_report):
 
 
 def test_json_for_script_escapes_and_maps_nan_to_null():
-    text = report_html.json_for_script({"a": "</script><!--x-->&\u2028", "b": float("nan"),
+    text = report_page.json_for_script({"a": "</script><!--x-->&\u2028", "b": float("nan"),
                                         "c": np.float32(0.5), "d": [np.int64(3)]})
     assert "</" not in text and "<!--" not in text and "\u2028" not in text
     assert json.loads(text) == {"a": "</script><!--x-->&\u2028", "b": None, "c": 0.5, "d": [3]}
@@ -199,7 +200,7 @@ def test_tables_list_every_row_and_mark_the_suggestion(run_report):
 def test_metric_explanations_are_present(run_report):
     _, page = run_report
     for name in ("AUC", "Advantage", "PPV", "TPR at x% FPR", "ε lower bound", "Accountant ε"):
-        assert f"<dt>{report_html.escape(name)}</dt>" in page
+        assert f"<dt>{report_page.escape(name)}</dt>" in page
     assert "Clopper-Pearson" in page
 
 
@@ -209,7 +210,7 @@ def test_no_limit_suggests_the_most_accurate_checkpoint(tmp_path):
     rows = load_results(run_dir).rows
     summary = summarize(rows)
     assert summary.suggestion is not None and summary.suggestion.epoch == 2
-    page = report_html.render_page(report_html.PageInputs("t", "s", rows))
+    page = report_page.render_page(report_page.PageInputs("t", "s", rows))
     assert "no privacy limit set" in page
 
 
@@ -217,7 +218,7 @@ def test_limit_below_every_checkpoint_says_none_qualifies(tmp_path):
     run_dir = synth.write_synthetic_run(tmp_path / "r", models=("m",), epochs=(1, 2),
                                         n_classes=2, dp_model=None)
     rows = load_results(run_dir).rows
-    page = report_html.render_page(report_html.PageInputs("t", "s", rows, max_auc=0.51))
+    page = report_page.render_page(report_page.PageInputs("t", "s", rows, max_auc=0.51))
     assert "No checkpoint keeps the worst AUC at or below" in page
 
 

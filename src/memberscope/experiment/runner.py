@@ -27,7 +27,7 @@ import numpy as np
 from memberscope import rundir
 from memberscope._io import atomic_write_text
 from memberscope.audit import derived_seed
-from memberscope.errors import InputError, MemberscopeError, require
+from memberscope.errors import InputError, MemberscopeError, MissingExtraError, require
 from memberscope.experiment.config import ExperimentConfig, VariantConfig, load_config, to_toml
 from memberscope.metrics import DEFAULT_FPR_TARGETS, LowResolutionWarning
 from memberscope.results import AuditResult
@@ -343,7 +343,11 @@ def write_report(run_dir: Path) -> Path | None:
     if not rundir.results_path(run_dir).exists():
         logger.info("no report.html: no audit ran (fewer epochs than epochs_per_report)")
         return None
-    return Path(write_run_report(run_dir))
+    try:
+        return Path(write_run_report(run_dir))
+    except MissingExtraError as exc:
+        logger.info("no report.html: %s", exc)
+        return None
 
 
 def run_experiment(config: ExperimentConfig | str | Path, run_dir: str | Path, *,
