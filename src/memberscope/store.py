@@ -115,7 +115,7 @@ def append_jsonl(path: str | Path, records: Iterable[Mapping[str, Any]]) -> None
         return
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)  # less the umask
     try:
         _repair_partial_tail(fd, path)
         data = payload.encode("utf-8")

@@ -305,3 +305,25 @@ def test_report_of_a_run_recorded_by_the_privacy_monitor(tmp_path):
     assert "audit seconds" in page  # the monitor's timing metadata is listed too
     numbers = _numbers(page)
     assert numbers["worst.auc"] == max(r.auc for r in monitor.results)
+
+
+def test_report_of_results_held_in_memory(tmp_path):
+    from memberscope.monitor.core import PrivacyMonitor
+    from memberscope.report import write_results_report
+
+    rng = np.random.default_rng(1)
+    n = 200
+    labels_in, labels_out = rng.integers(0, 3, n), rng.integers(0, 3, n)
+    monitor = PrivacyMonitor(labels_in, labels_out, attacks=["threshold"], every=1,
+                             model_label="in <memory>", slices=["entire"],
+                             audit_options={"fpr_targets": (0.01, 0.1)})
+    for epoch in (1, 2):
+        monitor.audit_logits(rng.normal(0, 1, (n, 3)) + (1 + epoch) * np.eye(3)[labels_in],
+                             rng.normal(0, 1, (n, 3)) + np.eye(3)[labels_out], epoch=epoch)
+    path = write_results_report(monitor.results, tmp_path / "mem.html", max_auc=0.9)
+    page = path.read_text("utf-8")
+    assert _numbers(page)["worst.auc"] == max(r.auc for r in monitor.results)
+    assert "in &lt;memory&gt;</b>: worst AUC" in page and 'id="fig-by_epoch"' in page
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mem.html"]  # nothing else written
+    with pytest.raises(ValueError, match="results must be a ResultsCollection; got list"):
+        write_results_report(list(monitor.results), tmp_path / "x.html")

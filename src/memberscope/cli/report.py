@@ -53,9 +53,8 @@ def handle(args: argparse.Namespace) -> int:
     path: Path = args.path
     kind = _kind(path)
     if kind == "run":
-        run_dir = path.parent if path.is_file() else path
-        rows = load_results(run_dir / "results.jsonl" if path.is_dir() else path).rows
-        written = write_run_report(run_dir, out=args.out, max_auc=args.max_auc)
+        rows = load_results(path).rows  # the run directory's results.jsonl, or the file given
+        written = write_run_report(path, out=args.out, max_auc=args.max_auc)
     else:
         result = load_result(path)
         rows = list(result.rows)

@@ -16,6 +16,7 @@ import numpy as np
 
 from memberscope import rundir
 from memberscope._io import atomic_write_bytes, atomic_write_text
+from memberscope.errors import InputError
 from memberscope.metrics import RocCurve
 from memberscope.report import figures as _figures
 from memberscope.report.page import ExposedExample, PageInputs, render_page
@@ -28,7 +29,7 @@ logger = logging.getLogger(__name__)
 MAX_ROC_CURVES = 8
 EXPOSED_ROWS = 10
 
-__all__ = ["write_audit_report", "write_run_report"]
+__all__ = ["write_audit_report", "write_results_report", "write_run_report"]
 
 
 # --- collecting the inputs ------------------------------------------------------------------
@@ -152,6 +153,38 @@ def _run_exposed(audits: Sequence[AuditScores]) -> list[ExposedExample]:
     return out
 
 
+def write_results_report(results: ResultsCollection, path: str | Path, *,
+                         max_auc: float | None = None,
+                         title: str = "memberscope privacy report",
+                         source: str = "results in memory") -> Path:
+    """Write the HTML report of results held in memory (e.g. ``PrivacyMonitor.results``)
+    to ``path`` atomically; the same page as a run's, without config or per-example scores.
+
+    Parameters
+    ----------
+    results : ResultsCollection
+        Rows (and skipped entries) of one or more audits.
+    path : path
+        The HTML file to write.
+    max_auc : float, optional
+        Privacy limit for the suggested checkpoint (see :func:`write_run_report`).
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    if not isinstance(results, ResultsCollection):
+        raise InputError(f"results must be a ResultsCollection; got {type(results).__name__} "
+                         "(for one AuditResult use write_audit_report)")
+    path = Path(path)
+    rows = list(results.rows)
+    inputs = PageInputs(title=title, source=source, rows=rows, skipped=list(results.skipped),
+                        figures=_render_figures(rows, max_auc, {}, None), max_auc=max_auc)
+    atomic_write_text(path, render_page(inputs))
+    return path
+
+
 def write_run_report(run_dir: str | Path, *, out: str | Path | None = None,
                      max_auc: float | None = None, write_figures: bool = True) -> Path:
     """Write the HTML report of a training run directory (``results.jsonl``, ``config.toml``,
@@ -160,42 +193,45 @@ def write_run_report(run_dir: str | Path, *, out: str | Path | None = None,
     Parameters
     ----------
     run_dir : path
-        The run directory (DESIGN.md "Run directory").
+        The run directory (DESIGN.md "Run directory"), or a results ``.jsonl`` file: its rows
+        are reported, with the ``config.toml`` and score files of its folder where present
+        (scores only of the audits the file holds).
     out : path, optional
-        The HTML file (default ``run_dir/report.html``).
+        The HTML file (default ``report.html`` in the run directory).
     max_auc : float, optional
         Privacy limit: the suggested checkpoint is the most accurate (model, epoch) whose
         worst AUC over slices and attacks is ≤ ``max_auc``.
     write_figures : bool
-        Also save each figure as ``run_dir/figures/<name>.png``.
+        Also save each figure as ``figures/<name>.png`` in the run directory.
 
     Returns
     -------
     Path
         The HTML file written.
     """
-    run_dir = Path(run_dir)
-    results_path = rundir.results_path(run_dir)
+    given = Path(run_dir)
+    results_path = given if given.is_file() else rundir.results_path(given)
     if not results_path.is_file():
         raise FileNotFoundError(f"{results_path} not found: run_dir must be a run directory "
-                                "holding results.jsonl")
-    collection: ResultsCollection = load_results(results_path)
+                                "holding results.jsonl, or a results .jsonl file")
+    folder = results_path.parent
+    collection = load_results(results_path)
     rows = list(collection.rows)
-    config_path = rundir.config_path(run_dir)
+    config_path = rundir.config_path(folder)
     config_text = config_path.read_text(encoding="utf-8", errors="replace") \
         if config_path.is_file() else None
     audited = {(str(r.metadata.get("model")), r.metadata["epoch"]) for r in rows
                if isinstance(r.metadata.get("epoch"), int)}
-    audits = rundir.last_scores(run_dir, audited)
+    audits = rundir.last_scores(folder, audited)
     rendered = _render_figures(rows, max_auc, _run_curves(audits), None)
     inputs = PageInputs(
-        title=f"memberscope privacy report: {run_dir.resolve().name}", source=str(run_dir),
+        title=f"memberscope privacy report: {folder.resolve().name}", source=str(given),
         rows=rows, skipped=list(collection.skipped), figures=rendered, config_text=config_text,
         exposed=_run_exposed(audits), max_auc=max_auc)
-    path = Path(out) if out is not None else rundir.report_path(run_dir)
+    path = Path(out) if out is not None else rundir.report_path(folder)
     page = render_page(inputs)
     if write_figures:
         for fig in rendered:
-            atomic_write_bytes(rundir.figure_path(run_dir, fig.name), fig.png)
+            atomic_write_bytes(rundir.figure_path(folder, fig.name), fig.png)
     atomic_write_text(path, page)
     return path
