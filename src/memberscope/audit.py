@@ -93,6 +93,7 @@ def audit(
     for attack in attack_list:
         if attack.needs_reference and reference is None:
             raise InputError(f"attack {attack.name!r} needs reference models: pass reference=")
+        attack.validate_options(options.get(attack.name, {}))
     slice_list = build_slices(outputs, _names(slices), custom=custom_slices)
     too_fine = [f for f in fpr_targets if f < 1.0 / outputs.n_nonmembers]
     if too_fine:
@@ -137,6 +138,13 @@ def audit(
     return result.with_metadata(**metadata) if metadata else result
 
 
+def _failure_reason(exc: Exception) -> str:
+    """Why an attack failed on a slice; our own errors already read as a reason."""
+    message = str(exc).replace("\n", " ")
+    return message if isinstance(exc, InputError) else (
+        f"the attack failed on this slice: {type(exc).__name__}: {message}")
+
+
 def _evaluate(attack: Attack, signal: np.ndarray, outputs: ModelOutputs,
               slice_: Slice | UnavailableSlice, *, seed: int, fpr_targets: Sequence[float],
               alpha: float, delta: float, n_bootstrap: int, min_slice_size: int,
@@ -153,7 +161,12 @@ def _evaluate(attack: Attack, signal: np.ndarray, outputs: ModelOutputs,
             f"too small: {n_members} members and {n_nonmembers} non-members; "
             f"need at least {needed} of each")
     slice_seed = derived_seed(seed, slice_.name, attack.name)
-    scores = attack.scores_for_slice(signal[slice_.mask], membership, slice_seed, options)
+    try:
+        scores = attack.scores_for_slice(signal[slice_.mask], membership, slice_seed, options)
+    except (ValueError, ArithmeticError) as exc:
+        # A slice the attack cannot handle (too few examples for its model, a degenerate
+        # fit) is recorded with the reason, never allowed to end the whole audit.
+        return SkippedEntry(slice_.name, attack.name, _failure_reason(exc))
     weights = None if outputs.sample_weight is None else outputs.sample_weight[slice_.mask]
     with warnings.catch_warnings():
         # One summary warning per audit is enough; per-slice ones would flood the log.

@@ -392,3 +392,81 @@ def test_a_full_disk_is_one_line_and_exit_1(good_npz, tmp_path, capsys, monkeypa
     err = capsys.readouterr().err.splitlines()
     assert code == 1
     assert err == ["memberscope audit: error: [Errno 28] No space left on device"]
+
+
+# --- one slice cannot crash an audit; attack options are checked first (issue 12) ------------
+
+
+def _small_class_outputs() -> ModelOutputs:
+    """90 examples, 3 classes: class slices of ~30 leave knn's training folds under 25."""
+    gen = np.random.default_rng(1)
+    return ModelOutputs(membership=np.arange(90) < 45, labels=np.arange(90) % 3,
+                        logits=gen.normal(size=(90, 3)))
+
+
+@pytest.mark.filterwarnings("ignore::memberscope.metrics.LowResolutionWarning")
+def test_knn_on_small_slices_is_skipped_with_its_reason_not_a_crash():
+    from memberscope import audit
+
+    result = audit(_small_class_outputs(), attacks="threshold,knn", slices="entire,class")
+    assert {(r.slice, r.attack) for r in result.rows} >= {
+        ("entire_dataset", "knn"), ("class=0", "threshold")}
+    skipped = {(s.slice, s.attack): s.reason for s in result.skipped}
+    assert set(skipped) == {(f"class={k}", "knn") for k in range(3)}
+    assert skipped["class=0", "knn"].startswith(
+        "n_neighbors=25 but a training fold of this slice holds only ")
+
+
+@pytest.mark.filterwarnings("ignore::memberscope.metrics.LowResolutionWarning")
+def test_an_attack_failing_on_one_slice_is_recorded_and_the_rest_goes_on(monkeypatch):
+    from memberscope import attacks, audit
+    from memberscope.attacks import Attack, get_attack
+
+    def fails_on_class_1(signal, membership, seed, options):
+        if len(signal) < 60:
+            raise np.linalg.LinAlgError("Singular matrix")
+        return signal
+
+    flaky = Attack("flaky_for_test", "fails on small slices", "loss",
+                   get_attack("threshold").signal, fails_on_class_1)
+    monkeypatch.setitem(attacks._REGISTRY, flaky.name, flaky)  # gone again after the test
+    result = audit(_small_class_outputs(), attacks="flaky_for_test", slices="entire,class")
+    assert [r.slice for r in result.rows] == ["entire_dataset"]
+    assert [s.reason for s in result.skipped] == [
+        "the attack failed on this slice: LinAlgError: Singular matrix"] * 3
+
+
+@pytest.mark.parametrize(("attack", "options", "message"), [
+    ("mlp", {"hidden_layer_sizes": 128}, r"^mlp: hidden layer sizes must be a sequence of "
+                                         r"positive integers such as \(128,\) or \[256, 256\]; "
+                                         r"got 128$"),
+    ("mlp", {"hidden_layer_sizes": (64, 0)}, r"^mlp: hidden layer sizes must be positive "
+                                             r"integers; got \[64, 0\]$"),
+    ("knn", {"n_neighbours": 5}, r"^knn: unknown option\(s\) \['n_neighbours'\]; valid: "
+                                 r"\['max_train_per_side', 'n_folds', 'n_neighbors'\]$"),
+    ("knn", {"n_neighbors": 0}, r"^knn: option 'n_neighbors' must be an integer >= 1; got 0$"),
+    ("lr", {"n_folds": 1}, r"^lr: option 'n_folds' must be an integer >= 2; got 1$"),
+    ("lr", {"l2": -1.0}, r"^lr: option 'l2' must be a number >= 0; got -1.0$"),
+    ("rf", {"n_estimators": 2.5}, r"^rf: option 'n_estimators' must be an integer >= 1"),
+])
+def test_attack_options_are_checked_before_any_work(attack, options, message, monkeypatch):
+    from memberscope import audit
+    from memberscope.attacks import trained
+
+    def no_work(*args: object, **kwargs: object) -> None:
+        raise AssertionError("an attacker was trained before the options were checked")
+
+    monkeypatch.setattr(trained, "cross_validated_scores", no_work)
+    with pytest.raises(InputError, match=message):
+        audit(_small_class_outputs(), attacks=["threshold", attack],
+              attack_options={attack: options})
+
+
+def test_the_mlp_model_builder_names_its_hidden_sizes():
+    pytest.importorskip("torch")
+    from memberscope.train.models import mlp
+
+    with pytest.raises(InputError, match=r"^mlp: hidden layer sizes must be a sequence of "
+                                         r"positive integers .*; got 128$"):
+        mlp(64, 10, 128)  # type: ignore[arg-type]
+    assert len(mlp(64, 10, [256, 256])) == 6

@@ -100,6 +100,28 @@ def test_missing_required_tables_and_keys_are_named() -> None:
         parse_toml('[dataset]\nname="digits"\n[training]\nepochs=1\n[[variants]]\nmodel="mlp"')
 
 
+def test_a_misspelt_dataset_joins_the_problem_list_with_a_suggestion() -> None:
+    text = GOOD.replace('name = "digits"', 'name = "fashion_mnst"').replace(
+        'optimizer = "sgd"', 'optimizer = "sdg"')
+    with pytest.raises(ConfigError) as caught:
+        parse_toml(text)
+    assert caught.value.problems == (
+        "dataset.name: unknown dataset 'fashion_mnst' (did you mean 'fashion_mnist'?); "
+        "valid: cifar10, fashion_mnist, digits, PATH.npz",
+        "variants[1].optimizer: unknown optimizer 'sdg' (did you mean 'sgd'?); "
+        "valid: adam, adamw, sgd")
+    assert parse_toml(GOOD.replace('"digits"', '"some/data.npz"')).dataset.name == \
+        "some/data.npz"
+
+
+def test_repeated_hidden_layer_sizes_are_layers_not_duplicates() -> None:
+    config = parse_toml(GOOD.replace("hidden = [32, 16]", "hidden = [256, 256]"))
+    assert config.variants[0].model.hidden == (256, 256)
+    assert parse_toml(to_toml(config.to_dict())) == config
+    with pytest.raises(ConfigError, match=r"audit\.attacks: has duplicates"):
+        parse_toml(GOOD.replace('attacks = ["threshold"]', 'attacks = ["lr", "lr"]'))
+
+
 def test_invalid_toml_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="not valid TOML"):
         parse_toml("name = ")

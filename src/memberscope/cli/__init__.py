@@ -19,6 +19,7 @@ COMMAND_MODULES = ("audit", "attacks", "run", "report", "reference")
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_BAD_INPUT = 2
+EXIT_NOTHING_MEASURED = 3  # `audit`: every requested attack was skipped on every slice
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit code (0 ok, 1 failure, 2 bad input)."""
+    """Run the CLI; returns the exit code (0 ok, 1 failure, 2 bad input, 3 nothing measured)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,

@@ -200,7 +200,7 @@ def _bool(value: Any) -> tuple[Any, str | None]:
     return value, None
 
 
-def _list(item: Check, *, allow_empty: bool = False) -> Check:
+def _list(item: Check, *, allow_empty: bool = False, unique: bool = True) -> Check:
     def check(value: Any) -> tuple[Any, str | None]:
         if not isinstance(value, list):
             return value, f"expected an array; {_got(value)}"
@@ -212,7 +212,7 @@ def _list(item: Check, *, allow_empty: bool = False) -> Check:
             if problem:
                 return value, f"[{index}]: {problem}"
             items.append(converted)
-        if len(set(items)) != len(items):
+        if unique and len(set(items)) != len(items):
             return value, f"has duplicates: {value}"
         return tuple(items), None
     return check
@@ -223,6 +223,16 @@ def _attack_name(value: Any) -> tuple[Any, str | None]:
 
     names = tuple(a.name for a in list_attacks())
     return _str("attack", names)(value)
+
+
+def _dataset_name(value: Any) -> tuple[Any, str | None]:
+    """A built-in dataset name or an ``.npz`` path; a misspelt name gets a did-you-mean."""
+    from memberscope.data import DATASET_NAMES
+
+    checked, problem = _str()(value)
+    if problem or checked in DATASET_NAMES or checked.endswith(".npz") or Path(checked).is_file():
+        return checked, problem
+    return value, unknown_name_message("dataset", checked, (*DATASET_NAMES, "PATH.npz"))
 
 
 def _member_sample(value: Any) -> tuple[Any, str | None]:
@@ -244,7 +254,7 @@ def _threads(value: Any) -> tuple[Any, str | None]:
 
 
 DATASET_FIELDS = {
-    "name": _Field(_str()),
+    "name": _Field(_dataset_name),
     "max_train": _Field(_int(1), None),
     "max_test": _Field(_int(1), None),
     "cache_dir": _Field(_str(), None),
@@ -272,7 +282,8 @@ VARIANT_FIELDS = {
     "model": _Field(_str("model", MODELS), "small_cnn"),
     "num_conv": _Field(_int(1), 3),
     "activation": _Field(_str("activation", ACTIVATIONS), "relu"),
-    "hidden": _Field(_list(_int(1), allow_empty=True), (128,)),
+    # Layer sizes may repeat: [256, 256] is two hidden layers of 256.
+    "hidden": _Field(_list(_int(1), allow_empty=True, unique=False), (128,)),
     # training overrides; None = the [training] value
     "optimizer": _Field(_str("optimizer", OPTIMIZERS), None),
     "learning_rate": _Field(_float(above=0), None),

@@ -10,8 +10,10 @@ It ends by printing where the results and the report are.
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import sys
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -81,12 +83,34 @@ def save_digits_outputs(path: Path, seed: int = 0) -> Path:
     return path
 
 
-def main(out_dir: str = "demo-out") -> int:
-    """Run the quickstart (or its digits fallback) into ``out_dir``; returns the exit code."""
+DEFAULT_OUT = "demo-out"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """``python -m memberscope.experiment.demo [--out DIR]``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m memberscope.experiment.demo",
+        description="Run the built-in quickstart experiment (the TF Privacy codelab's CNNs and "
+                    "a DP-Adam variant on Fashion-MNIST; digits where Fashion-MNIST is not "
+                    "available; an audit of saved scikit-learn outputs without torch) and "
+                    "print where the results and the report are. Re-running continues an "
+                    "unfinished run in the same folder.")
+    parser.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
+                        help=f"output folder (default: {DEFAULT_OUT})")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` (default: the command line) and run the demo; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    return run_demo(Path(args.out))
+
+
+def run_demo(out: Path) -> int:
+    """Run the quickstart (or its digits fallback) into ``out``; returns the exit code."""
     from memberscope.cli import main as cli_main
     from memberscope.rundir import config_path as run_config_path
 
-    out = Path(out_dir)
     if importlib.util.find_spec("torch") is None:
         print("notice: torch is not installed (pip install 'memberscope[torch]'); auditing a "
               "scikit-learn model's saved outputs instead of training with monitoring")
@@ -111,4 +135,4 @@ def main(out_dir: str = "demo-out") -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(*sys.argv[1:]))
+    sys.exit(main())

@@ -157,7 +157,7 @@ def load_run_dataset(config: ExperimentConfig) -> Dataset:
     except FileNotFoundError as exc:
         raise InputError(f"dataset.name: {exc}") from exc
     except InputError as exc:
-        raise type(exc)(f"dataset.name {spec.name!r}: {exc}") from exc
+        raise InputError(f"dataset.name {spec.name!r}: {exc}") from exc
     if spec.pad:
         data = _padded(data, spec.pad)
     if spec.max_train is None and spec.max_test is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from memberscope._validation import layer_sizes
 from memberscope.errors import InputError, UnknownNameError
 
 if TYPE_CHECKING:
@@ -120,12 +121,11 @@ def mlp(input_dim: int, num_classes: int, hidden: Sequence[int] = (128,),
         raise InputError(f"input_dim must be >= 1; got {input_dim}")
     if num_classes < 2:
         raise InputError(f"num_classes must be >= 2; got {num_classes}")
-    if any(int(h) < 1 for h in hidden):
-        raise InputError(f"hidden layer sizes must be >= 1; got {list(hidden)}")
+    sizes = layer_sizes("mlp", hidden)
     layers: list[nn.Module] = [nn.Flatten()]
     width = input_dim
-    for size in hidden:
-        layers += [nn.Linear(width, int(size)), _activation(activation)]
-        width = int(size)
+    for size in sizes:
+        layers += [nn.Linear(width, size), _activation(activation)]
+        width = size
     layers.append(nn.Linear(width, num_classes))
     return nn.Sequential(*layers)
