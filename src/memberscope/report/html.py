@@ -536,7 +536,7 @@ def _csp() -> str:
 
 def render_page(inputs: PageInputs) -> str:
     """The full HTML document for ``inputs`` (pure: no I/O)."""
-    from memberscope import __version__
+    from memberscope._version import __version__
 
     rows = inputs.rows
     summary = summarize(rows, max_auc=inputs.max_auc) if rows else None
