@@ -68,11 +68,11 @@ def as_label_array(name: str, value: Any, num_classes: int | None = None) -> np.
     return labels
 
 
-def as_bool_array(name: str, value: Any) -> np.ndarray:
-    """Return a 1-d boolean vector; accepts bool or 0/1 integers."""
+def as_bool_array(name: str, value: Any, *, ndim: int = 1) -> np.ndarray:
+    """Return a boolean array of ``ndim`` dimensions; accepts bool or 0/1 numbers."""
     array = np.asarray(value)
-    if array.ndim != 1:
-        raise InputError(f"{name} must be 1-dimensional; got shape {array.shape}")
+    if array.ndim != ndim:
+        raise InputError(f"{name} must be {ndim}-dimensional; got shape {array.shape}")
     if array.dtype == bool:
         return array
     if np.issubdtype(array.dtype, np.number):

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from memberscope.errors import InputError, SchemaError
+from memberscope.errors import InputError, SchemaError, UnknownNameError
 from memberscope.metrics import EpsilonBound, RocCurve
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ class AuditRow:
             raise InputError(f"metric {name!r}: no TPR stored at FPR {target:g}; stored: "
                              f"{', '.join('tpr@' + _fpr_key(k) for k in self.tpr_at_fpr)}")
         valid = [*METRIC_NAMES, *("tpr@" + _fpr_key(k) for k in self.tpr_at_fpr)]
-        raise InputError(f"unknown metric {name!r}; valid: {', '.join(valid)}")
+        raise UnknownNameError("metric", name, valid)
 
     def to_dict(self) -> dict[str, Any]:
         """The row as in ``result.json``."""
@@ -176,10 +176,10 @@ class AuditResult:
         )
 
     def worst(self, metric: str = "auc") -> AuditRow:
-        """The row with the highest ``metric`` (most leakage)."""
+        """The row with the highest ``metric`` (most leakage; NaN never wins: :func:`worst_row`)."""
         if not self.rows:
             raise InputError("the result has no rows (every slice was skipped)")
-        return max(self.rows, key=lambda r: r.metric(metric))
+        return worst_row(self.rows, metric)
 
     def to_dict(self, memberscope_version: str) -> dict[str, Any]:
         """The ``result.json`` document."""
@@ -197,6 +197,41 @@ class AuditResult:
     def to_pandas(self) -> pandas.DataFrame:
         """One row per (slice, attack) with flat metric and metadata columns."""
         return ResultsCollection([self]).to_pandas()
+
+
+def worst_row(rows: Iterable[AuditRow], metric: str = "auc") -> AuditRow:
+    """The row with the highest ``metric``: the most leakage, as an attacker would pick it.
+
+    The one rule behind every "worst" pick (results, report, CLI, runner): a row whose
+    ``metric`` is NaN, or that does not store it (a ``tpr@F`` at another FPR), never wins;
+    ties go to the first row. Raises :class:`InputError` when no row has a value, and
+    :class:`UnknownNameError` for a metric name no row could have.
+
+    >>> from memberscope.metrics import EpsilonBound
+    >>> def row(name, auc):
+    ...     return AuditRow(name, "threshold", 10, 10, auc, 0.0, 0.5, {},
+    ...                     EpsilonBound(0.0, 0.0, 0.05, 0.0))
+    >>> worst_row([row("a", 0.6), row("b", float("nan")), row("c", 0.7)]).slice
+    'c'
+    """
+    best: AuditRow | None = None
+    best_value = -math.inf
+    first_error: InputError | None = None
+    for row in rows:
+        try:
+            value = row.metric(metric)
+        except UnknownNameError:
+            raise
+        except InputError as exc:  # this row does not store the metric
+            first_error = first_error or exc
+            continue
+        if not math.isnan(value) and (best is None or value > best_value):
+            best, best_value = row, value
+    if best is None:
+        if first_error is not None:
+            raise first_error
+        raise InputError(f"no row has a value for metric {metric!r}")
+    return best
 
 
 def check_schema_version(data: Mapping[str, Any], what: str) -> None:
@@ -252,11 +287,11 @@ class ResultsCollection:
         return list(seen)
 
     def worst_slice(self, metric: str = "auc", **where: Any) -> AuditRow:
-        """The row with the highest ``metric`` among rows matching ``where``."""
+        """The row with the highest ``metric`` among rows matching ``where`` (:func:`worst_row`)."""
         rows = self.filter(**where).rows
         if not rows:
             raise InputError(f"no result rows match {where or 'anything'}")
-        return max(rows, key=lambda r: r.metric(metric))
+        return worst_row(rows, metric)
 
     def best_epoch(self, *, model: Any = None, metric: str = "auc", max_value: float | None = None,
                    accuracy_key: str = "test_accuracy") -> dict[str, Any] | None:
@@ -273,7 +308,12 @@ class ResultsCollection:
             groups.setdefault(key, []).append(row)
         best: dict[str, Any] | None = None
         for (model_label, epoch), rows in groups.items():
-            worst = max(r.metric(metric) for r in rows)
+            try:
+                worst = worst_row(rows, metric).metric(metric)
+            except UnknownNameError:
+                raise
+            except InputError:  # no row of this epoch has a value of the metric
+                continue
             accuracy = rows[0].metadata.get(accuracy_key)
             if accuracy is None or (max_value is not None and worst > max_value):
                 continue

@@ -143,6 +143,14 @@ def test_resolved_config_round_trips_and_fingerprint_ignores_threads() -> None:
     assert config.variants[0].model.hidden == (32, 16)
 
 
+def test_written_config_reads_like_the_hand_written_one() -> None:
+    text = to_toml(parse_toml(GOOD).to_dict())
+    # one table per section, one [[variants]] block per variant, DP as its sub-table
+    assert text.count("[[variants]]") == 2 and "[variants.dp]" in text
+    assert 'name = "tiny"' in text and "delta = 1e-05" in text and "keep_scores = true" in text
+    assert text.index("[dataset]") < text.index("[training]") < text.index("[[variants]]")
+
+
 @pytest.mark.parametrize("name", ["quickstart.toml", "codelab_cifar10.toml"])
 def test_shipped_examples_parse_and_exist_once(name: str) -> None:
     config = load_config(ROOT / "examples" / name)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from memberscope.errors import MemberscopeError
 
-COMMAND_MODULES = ("audit", "attacks", "run", "report", "reference")
+COMMAND_MODULES = ("audit", "attacks", "run", "report", "reference", "demo")
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -24,7 +24,7 @@ EXIT_NOTHING_MEASURED = 3  # `audit`: every requested attack was skipped on ever
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser with every subcommand."""
-    from memberscope import __version__
+    from memberscope._version import __version__
 
     parser = argparse.ArgumentParser(
         prog="memberscope",

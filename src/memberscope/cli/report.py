@@ -80,6 +80,7 @@ def print_summary(summary: Any, rows: Any) -> None:
 
     from memberscope.report._data import group_rows, metric_value
     from memberscope.report.summary import format_number
+    from memberscope.results import worst_row
 
     console = Console(highlight=False)
     low = summary.low_fpr_metric
@@ -98,7 +99,7 @@ def print_summary(summary: Any, rows: Any) -> None:
                          overflow="fold")
 
     def cells(group: list[Any]) -> list[Text]:
-        worst = max(group, key=lambda r: r.auc)
+        worst = worst_row(group, "auc")
         values = [f"{worst.attack} @ {worst.slice}" if with_epoch else worst.attack,
                   format_number(worst.auc), format_number(max(r.advantage for r in group))]
         if low:
@@ -119,7 +120,7 @@ def print_summary(summary: Any, rows: Any) -> None:
             table.add_row(*first, *cells(group))
     else:
         by_slice = group_rows(rows, ("slice",))
-        ranked = sorted(by_slice.items(), key=lambda kv: -max(r.auc for r in kv[1]))
+        ranked = sorted(by_slice.items(), key=lambda kv: -worst_row(kv[1], "auc").auc)
         for (slice_name,), group in ranked[:12]:
             table.add_row(Text(str(slice_name)), *cells(group))
     console.print(table)

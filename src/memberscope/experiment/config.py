@@ -349,7 +349,7 @@ def _load_toml(text: str, where: str) -> dict[str, Any]:
     else:  # pragma: no cover - Python 3.10
         from memberscope.errors import require
 
-        tomllib = require("tomli", "dev", "reading TOML on Python 3.10")
+        tomllib = require("tomli", "torch", "reading TOML on Python 3.10")
     try:
         return dict(tomllib.loads(text))
     except tomllib.TOMLDecodeError as exc:
@@ -482,46 +482,9 @@ def resolved_document(config: ExperimentConfig) -> dict[str, Any]:
 
 
 def to_toml(document: Mapping[str, Any]) -> str:
-    """Write a config document (scalars, arrays of scalars, tables, arrays of tables) as TOML."""
-    lines: list[str] = []
-    _emit_table(document, [], lines)
-    return "\n".join(lines).strip() + "\n"
+    """A config document (scalars, arrays, tables, arrays of tables) as TOML text: the run
+    directory's ``config.toml``, which :func:`load_config` reads back to an equal config."""
+    from memberscope.errors import require
 
-
-def _emit_table(table: Mapping[str, Any], path: list[str], lines: list[str]) -> None:
-    scalars = {k: v for k, v in table.items() if not _is_table(v) and not _is_table_array(v)}
-    for key, value in scalars.items():
-        lines.append(f"{_key(key)} = {_value(value)}")
-    for key, value in table.items():
-        if _is_table(value):
-            lines += ["", f"[{'.'.join(_key(p) for p in [*path, key])}]"]
-            _emit_table(value, [*path, key], lines)
-        elif _is_table_array(value):
-            for item in value:
-                lines += ["", f"[[{'.'.join(_key(p) for p in [*path, key])}]]"]
-                _emit_table(item, [*path, key], lines)
-
-
-def _is_table(value: Any) -> bool:
-    return isinstance(value, Mapping)
-
-
-def _is_table_array(value: Any) -> bool:
-    return isinstance(value, list | tuple) and bool(value) and all(
-        isinstance(v, Mapping) for v in value)
-
-
-def _key(key: str) -> str:
-    return key if key.replace("_", "").replace("-", "").isalnum() else json.dumps(key)
-
-
-def _value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_value(v) for v in value) + "]"
-    raise TypeError(f"cannot write {type(value).__name__} to TOML")
+    tomli_w: Any = require("tomli_w", "torch", "writing a run's config.toml")
+    return str(tomli_w.dumps(document))

@@ -30,7 +30,7 @@ from memberscope.audit import derived_seed
 from memberscope.errors import InputError, MemberscopeError, MissingExtraError, require
 from memberscope.experiment.config import ExperimentConfig, VariantConfig, load_config, to_toml
 from memberscope.metrics import DEFAULT_FPR_TARGETS, LowResolutionWarning
-from memberscope.results import AuditResult
+from memberscope.results import AuditResult, AuditRow, worst_row
 from memberscope.store import append_result, read_jsonl, write_jsonl
 from memberscope.train.checkpoint import (
     CheckpointMismatchError,
@@ -329,7 +329,7 @@ def summarize(run_dir: Path, config: ExperimentConfig) -> tuple[VariantSummary, 
         summaries.append(VariantSummary(
             label=variant.label, epoch=last, train_accuracy=float(meta["train_accuracy"]),
             test_accuracy=float(meta["test_accuracy"]), epsilon=meta.get("epsilon"),
-            max_auc=max(float(r["auc"]) for r in final)))
+            max_auc=worst_row(AuditRow.from_dict(r) for r in final).auc))
     return tuple(summaries)
 
 

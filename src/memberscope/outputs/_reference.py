@@ -20,7 +20,7 @@ import numpy as np
 
 from memberscope import signals
 from memberscope._io import atomic_write_npz, load_npz
-from memberscope._validation import as_float_array, as_label_array, check_finite
+from memberscope._validation import as_bool_array, as_float_array, as_label_array
 from memberscope.errors import InputError, SchemaError
 
 REFERENCE_SCHEMA_VERSION = 1
@@ -87,7 +87,7 @@ class ReferenceOutputs:
             raise InputError(f"true_class_prob must have the shape of signal {signal.shape}; "
                              f"got {prob.shape}")
         _check_probabilities("true_class_prob", prob)
-        membership = _as_membership_matrix(self.membership)
+        membership = as_bool_array("membership", self.membership, ndim=2)
         if membership.shape != signal.shape[:2]:
             raise InputError(f"membership must be (m, n) = {signal.shape[:2]} like signal; "
                              f"got {membership.shape}")
@@ -169,19 +169,6 @@ class ReferenceOutputs:
     def load_npz(cls, path: str | Path) -> ReferenceOutputs:
         """Read a file written by :meth:`save_npz`, never unpickling."""
         return load_reference_npz(path)
-
-
-def _as_membership_matrix(value: Any) -> np.ndarray:
-    array = np.asarray(value)
-    if array.ndim != 2:
-        raise InputError(f"membership must be a 2-d (m, n) matrix; got shape {array.shape}")
-    if array.dtype == bool:
-        return array
-    if np.issubdtype(array.dtype, np.number):
-        check_finite("membership", array.astype(np.float64))
-        if np.isin(array, (0, 1)).all():
-            return array.astype(bool)
-    raise InputError(f"membership must be boolean (or 0/1); got dtype {array.dtype}")
 
 
 def load_reference_npz(path: str | Path) -> ReferenceOutputs:

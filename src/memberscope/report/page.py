@@ -394,7 +394,7 @@ def render_page(inputs: PageInputs) -> str:
     """The full HTML document for ``inputs`` (pure: no I/O but reading package files)."""
     from markupsafe import Markup
 
-    from memberscope import __version__
+    from memberscope._version import __version__
 
     rows = inputs.rows
     summary = summarize(rows, max_auc=inputs.max_auc) if rows else None
