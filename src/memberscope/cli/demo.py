@@ -29,7 +29,6 @@ def register(subparsers: Any) -> None:
 def handle(args: argparse.Namespace) -> int:
     """Run the quickstart (or its digits fallback) into ``args.out``; returns the exit code."""
     from memberscope.cli import main as cli_main
-    from memberscope.rundir import config_path as run_config_path
     from memberscope.experiment.demo import (
         DIGITS_NOTICE,
         digits_config,
@@ -37,6 +36,7 @@ def handle(args: argparse.Namespace) -> int:
         quickstart_text,
         save_digits_outputs,
     )
+    from memberscope.rundir import config_path as run_config_path
 
     out: Path = args.out
     if importlib.util.find_spec("torch") is None:
