@@ -283,10 +283,11 @@ def train_variant(config: ExperimentConfig, variant: VariantConfig, data: Datase
     removed = drop_rows_after(results_path, variant.label, trainer.epoch)
     if removed:
         logger.info("dropped %d rows of %s written after its checkpoint", removed, variant.label)
-    if trainer.noise_multiplier is not None:
+    dp = variant.training.dp
+    if dp is not None:
         say(f"[{variant.label}] DP: noise multiplier {trainer.noise_multiplier:.3f}, "
-            f"clipping {variant.training.dp.max_grad_norm}, "  # type: ignore[union-attr]
-            f"sample rate {trainer.sample_rate:.5f}")
+            f"clipping {dp.max_grad_norm}, sample rate {trainer.sample_rate:.5f}, "
+            f"accountant {dp.accountant} at delta {dp.delta:g}")
 
     def record(result: AuditResult) -> None:
         _write(lambda: append_result(results_path, result), results_path, run_dir)
@@ -301,6 +302,7 @@ def train_variant(config: ExperimentConfig, variant: VariantConfig, data: Datase
         slices=config.audit.slices, model_label=variant.label,
         member_sample=_member_sample(config, data), seed=config.seed,
         epsilon=trainer.epsilon if trainer.accountant is not None else None,
+        delta=None if dp is None else dp.delta, accountant=None if dp is None else dp.accountant,
         on_result=record, batch_size=config.audit.batch_size,
         device=trainer.device)
     epochs = variant.training.epochs
