@@ -122,3 +122,42 @@ def test_every_mode_takes_the_dp_step_of_clipped_per_example_gradients(channels:
         step_sum = (start - param.detach().double()) * n
         # float32 arithmetic against float64: relative 1e-4 of the largest entry.
         torch.testing.assert_close(step_sum, want, rtol=1e-4, atol=1e-4 * scale)
+
+
+@pytest.mark.filterwarnings("ignore:Full backward hook is firing")
+@pytest.mark.parametrize("mode", ["direct", "hooks", "functorch"])
+def test_extra_examples_are_clipped_and_summed_like_the_batch(mode: str) -> None:
+    # The way in for white-box canaries: gradients added before clipping, on every route.
+    from memberscope.train.dp.engine import make_private
+    from memberscope.train.trainer import as_model_input
+
+    rng = np.random.default_rng(1)
+    n, max_grad_norm = 8, 0.5
+    x = rng.random((n, 10, 10, 3), dtype=np.float32)
+    y = rng.integers(0, 5, n)
+    torch.manual_seed(0)
+    model = small_cnn((10, 10, 3), 5, 1)
+    oracle = small_cnn((10, 10, 3), 5, 1)
+    oracle.load_state_dict(model.state_dict())
+    params = list(model.parameters())
+    canaries = {p: torch.randn(2, *p.shape) * 10 for p in params[:2]}  # norms >> C
+    expected = _clipped_sum_float64(oracle, x, y, max_grad_norm)
+    canary_norms = torch.sqrt(sum((g.double() ** 2).flatten(1).sum(1) for g in canaries.values()))
+    factors = (max_grad_norm / (canary_norms + 1e-6)).clamp(max=1.0)
+    for index, param in enumerate(params[:2]):
+        expected[index] += torch.einsum("k,k...->...", factors, canaries[param].double())
+    model = model.to(memory_format=torch.channels_last)
+    private = make_private(model, torch.optim.SGD(model.parameters(), lr=1.0), DPSettings(
+        noise_multiplier=0.0, max_grad_norm=max_grad_norm, grad_sample_mode=mode),
+        sample_rate=0.5, expected_batch_size=n, steps=1)
+    before = [p.detach().double().clone() for p in params]
+    with private.forward_context():
+        logits = private.module(as_model_input(x))
+    loss_fn = torch.nn.CrossEntropyLoss(reduction=private.loss_reduction)
+    loss_fn(logits, torch.as_tensor(y)).backward()
+    private.clip(extra_examples=canaries)
+    private.optimizer.step()
+    scale = max(float(e.abs().max()) for e in expected)
+    for start, param, want in zip(before, params, expected, strict=True):
+        torch.testing.assert_close((start - param.detach().double()) * n, want, rtol=1e-4,
+                                   atol=1e-4 * scale)

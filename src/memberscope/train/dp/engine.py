@@ -8,7 +8,8 @@ the optimizer in Opacus' noising optimizer and attaches Opacus' accountant. It r
 2. where the forward pass runs (:meth:`PrivateTraining.forward_context`),
 3. the call between ``loss.backward()`` and ``optimizer.step()``
    (:meth:`PrivateTraining.clip`), where direct mode clips and sums; in the other modes
-   Opacus clips inside ``optimizer.step()``,
+   Opacus clips inside ``optimizer.step()``. Extra per-example gradients (white-box
+   canaries) enter there, before clipping, on every route,
 4. a noise-only step for an empty Poisson batch (:meth:`PrivateTraining.noise_only_step`).
 
 Where per-example gradients are clipped and summed, on each route:
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -128,12 +130,30 @@ class PrivateTraining:
             return conv_weights_detached(self.model)
         return contextlib.nullcontext()
 
-    def clip(self) -> None:
+    def clip(self, extra_examples: Mapping[torch.Tensor, torch.Tensor] | None = None) -> None:
         """Call between ``loss.backward()`` and ``optimizer.step()``: direct mode clips each
         example's gradient and sums them into ``p.grad`` here; Opacus' modes clip inside
-        ``optimizer.step()`` from ``p.grad_sample``."""
+        ``optimizer.step()`` from ``p.grad_sample``.
+
+        ``extra_examples`` ({parameter of :attr:`model`: (k, *shape)}; parameters left out
+        count as 0) adds k per-example gradients, such as white-box canaries, that are clipped
+        and summed exactly like the batch's own, on every route: direct mode passes them to
+        ``ClippedGradients.clip_and_sum``; Opacus' modes append them to ``p.grad_sample``.
+        """
         if self.clipper is not None:
-            self.clipper.clip_and_sum(self.settings.max_grad_norm)
+            self.clipper.clip_and_sum(self.settings.max_grad_norm, extra_examples)
+            return
+        if not extra_examples:
+            return
+        k = len(next(iter(extra_examples.values())))
+        for param in self.model.parameters():
+            if param.requires_grad:
+                extra = extra_examples.get(param)
+                if extra is None:
+                    extra = param.new_zeros((k, *param.shape))
+                grad_sample = param.grad_sample  # type: ignore[attr-defined]
+                param.grad_sample = torch.cat(  # type: ignore[attr-defined]
+                    [grad_sample, extra.to(grad_sample.dtype)])
 
     def noise_only_step(self) -> None:
         """A step on an empty Poisson batch: zero gradients plus noise, as the accountant
