@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 import warnings
-import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from memberscope._seeding import stream_seed
 from memberscope.attacks import Attack, get_attack
 from memberscope.errors import InputError
 from memberscope.metrics import DEFAULT_FPR_TARGETS, LowResolutionWarning, attack_metrics
@@ -26,11 +26,6 @@ DEFAULT_MIN_SLICE_SIZE = 10
 
 def _names(value: str | Iterable[str]) -> list[str]:
     return [v.strip() for v in value.split(",")] if isinstance(value, str) else list(value)
-
-
-def derived_seed(seed: int, *parts: str) -> int:
-    """A seed for one (slice, attack), stable across runs and Python versions."""
-    return zlib.crc32("/".join([str(seed), *parts]).encode()) & 0x7FFFFFFF
 
 
 def audit(
@@ -160,7 +155,7 @@ def _evaluate(attack: Attack, signal: np.ndarray, outputs: ModelOutputs,
             slice_.name, attack.name,
             f"too small: {n_members} members and {n_nonmembers} non-members; "
             f"need at least {needed} of each")
-    slice_seed = derived_seed(seed, slice_.name, attack.name)
+    slice_seed = stream_seed(seed, slice_.name, attack.name)
     try:
         scores = attack.scores_for_slice(signal[slice_.mask], membership, slice_seed, options)
     except (ValueError, ArithmeticError) as exc:

@@ -100,9 +100,10 @@ def test_final_audit_equals_auditing_the_trained_models_outputs(trained):
     model, callback, _, _ = trained
     (x_train, y_train), (x_test, y_test) = _digits()
     index = callback.monitor.member_index
+    size = callback.batch_size  # the callback's batches: other shapes, other float32 kernels
     outputs = ModelOutputs.from_train_test(
-        logits_train=model.predict(x_train[index], verbose=0),
-        logits_test=model.predict(x_test, verbose=0),
+        logits_train=model.predict(x_train[index], batch_size=size, verbose=0),
+        logits_test=model.predict(x_test, batch_size=size, verbose=0),
         labels_train=y_train[index], labels_test=y_test)
     # threshold on every slice; lr (0.2 s per slice here) on the entire dataset only.
     expected = [*audit(outputs, attacks=["threshold"], slices=["entire", "class"], seed=0).rows,
@@ -113,7 +114,8 @@ def test_final_audit_equals_auditing_the_trained_models_outputs(trained):
         got = last.row(row.slice, row.attack)
         assert got.auc == pytest.approx(row.auc, abs=1e-9)
         assert got.advantage == pytest.approx(row.advantage, abs=1e-9)
-    train_accuracy = np.mean(model.predict(x_train[index], verbose=0).argmax(1) == y_train[index])
+    member_logits = model.predict(x_train[index], batch_size=size, verbose=0)
+    train_accuracy = np.mean(member_logits.argmax(1) == y_train[index])
     assert last.rows[0].metadata["train_accuracy"] == pytest.approx(train_accuracy)
 
 

@@ -125,9 +125,15 @@ def test_final_audit_equals_auditing_the_trained_modules_outputs(trained):
     (x_train, y_train), (x_test, y_test) = _digits()
     index = callback._monitor.member_index
     model.eval()
+
+    def logits(x: torch.Tensor) -> np.ndarray:
+        # In the callback's batches: other batch shapes may pick other float32 kernels.
+        size = callback.batch_size
+        return torch.cat([model(x[i:i + size]) for i in range(0, len(x), size)]).numpy()
+
     with torch.no_grad():
         outputs = ModelOutputs.from_train_test(
-            logits_train=model(x_train[index]).numpy(), logits_test=model(x_test).numpy(),
+            logits_train=logits(x_train[index]), logits_test=logits(x_test),
             labels_train=y_train[index].numpy(), labels_test=y_test.numpy())
     expected = [*audit(outputs, attacks=["threshold"], slices=["entire", "class"], seed=3).rows,
                 *audit(outputs, attacks=["lr"], slices=["entire"], seed=3).rows]
@@ -141,7 +147,9 @@ def test_dataloaders_give_the_same_audit_as_tensors(trained):
     assert len(on_loaders.results) == len(on_tensors.results)
     for a, b in zip(on_tensors.results, on_loaders.results, strict=True):
         assert (a.slice, a.attack, a.n_members) == (b.slice, b.attack, b.n_members)
-        assert b.auc == pytest.approx(a.auc, abs=1e-6)
+        # Batches of 64 vs 128 may round logits differently on some CPUs' kernels; allow a
+        # few of the 200 x 300 member/non-member pairs (1.7e-5 each) to swap order.
+        assert b.auc == pytest.approx(a.auc, abs=5e-5)
         assert b.metadata["train_accuracy"] == a.metadata["train_accuracy"]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 
 import numpy as np
 import pytest
@@ -140,6 +141,29 @@ def test_dp_training_reports_growing_epsilon(mode: str) -> None:
     assert sum(n for _, _, n in trainer.accountant.history) == 20
 
 
+@pytest.mark.parametrize("dp", [None, DPSettings(noise_multiplier=1.0)], ids=["plain", "dp"])
+def test_a_trainer_changes_no_process_state(monkeypatch: pytest.MonkeyPatch,
+                                            dp: DPSettings | None) -> None:
+    # Threads and the allocator are tuned at the edges (memberscope._runtime), never here.
+    from memberscope import _runtime
+
+    monkeypatch.setattr(_runtime, "_applied", False)
+    x, y = _images(40)
+    model = small_cnn((12, 12, 1), 4, 1)
+    def tuning_environment() -> dict[str, str]:  # torch itself may set TORCHINDUCTOR_* ones
+        return {k: v for k, v in os.environ.items()
+                if k.startswith(("OMP_", "MKL_", "OPENBLAS_", "MALLOC_", "MEMBERSCOPE_"))}
+
+    threads, rng, environment = torch.get_num_threads(), torch.get_rng_state(), \
+        tuning_environment()
+    trainer = Trainer(model, x, y, TrainSettings(epochs=1, batch_size=10, dp=dp), device="cpu")
+    trainer.train_epoch()
+    assert torch.get_num_threads() == threads
+    assert torch.equal(torch.get_rng_state(), rng)
+    assert tuning_environment() == environment
+    assert _runtime._applied is False
+
+
 def test_target_epsilon_is_met() -> None:
     dp = DPSettings(target_epsilon=2.0, accountant="rdp")
     trainer = _train(TrainSettings(epochs=2, batch_size=30, dp=dp))
@@ -236,9 +260,11 @@ def test_per_example_gradients_sum_to_the_batch_gradient(mode: str) -> None:
     torch.nn.functional.cross_entropy(reference(as_model_input(x)), torch.as_tensor(y)).backward()
     trainer.optimizer.zero_grad()
     trainer.loss_fn(trainer.module(trainer.x), trainer.y).backward()
+    # float32 sums in different orders: within 1e-4 of the largest gradient entry on any CPU.
+    scale = max(float(p.grad.abs().max()) for p in reference.parameters())
     for param, expected in zip(trainer.model.parameters(), reference.parameters(), strict=True):
         torch.testing.assert_close(param.grad_sample.sum(0) / 16, expected.grad,
-                                   rtol=1e-4, atol=1e-6)
+                                   rtol=1e-4, atol=1e-4 * scale)
 
 
 def test_predict_on_no_examples_is_refused_and_keeps_the_training_mode() -> None:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from memberscope._runtime import choose_threads
 from memberscope.errors import ConfigError
 from memberscope.experiment.config import load_config, parse_toml, to_toml
-from memberscope.train.threads import choose_threads
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -174,7 +174,7 @@ def test_codelab_example_has_the_codelab_settings() -> None:
 
 def test_threads_follow_load_and_explicit_requests(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MEMBERSCOPE_THREADS", raising=False)
-    monkeypatch.setattr("memberscope.train.threads.available_cores", lambda: 4)
+    monkeypatch.setattr("memberscope._runtime.available_cores", lambda: 4)
     assert choose_threads(load=0.0) == 4
     assert choose_threads(load=2.2) == 2
     assert choose_threads(load=9.0) == 1
@@ -223,7 +223,7 @@ def test_dataset_pad_adds_zero_borders_and_refuses_non_images(tmp_path) -> None:
 
 
 def test_busy_cpus_sees_a_busy_process() -> None:
-    from memberscope.train.threads import busy_cpus
+    from memberscope._runtime import busy_cpus
 
     if busy_cpus(0.1) is None:
         pytest.skip("no /proc/stat")

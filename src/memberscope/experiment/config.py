@@ -45,18 +45,16 @@ from pathlib import Path
 from typing import Any
 
 from memberscope.errors import ConfigError, InputError, unknown_name_message
-from memberscope.train.models import ACTIVATIONS
-from memberscope.train.settings import (
+from memberscope.train.dp.settings import (
     ACCOUNTANTS,
     DEFAULT_GRAD_SAMPLE_MODE,
     GRAD_SAMPLE_MODES,
-    OPTIMIZERS,
     DPSettings,
-    TrainSettings,
 )
+from memberscope.train.models import ACTIVATIONS, MODELS
+from memberscope.train.settings import OPTIMIZERS, TrainSettings
 
 CONFIG_SCHEMA_VERSION = 1
-MODELS = ("small_cnn", "mlp")
 SLICE_KINDS = ("entire", "class", "loss_percentile", "correctness")
 MEMBER_SAMPLE_WORDS = ("all", "balanced")
 

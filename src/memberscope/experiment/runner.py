@@ -26,7 +26,7 @@ import numpy as np
 
 from memberscope import rundir
 from memberscope._io import atomic_write_text
-from memberscope.audit import derived_seed
+from memberscope._seeding import stream_rng, stream_seed
 from memberscope.errors import InputError, MemberscopeError, MissingExtraError, require
 from memberscope.experiment.config import ExperimentConfig, VariantConfig, load_config, to_toml
 from memberscope.metrics import DEFAULT_FPR_TARGETS, LowResolutionWarning
@@ -162,7 +162,7 @@ def load_run_dataset(config: ExperimentConfig) -> Dataset:
         data = _padded(data, spec.pad)
     if spec.max_train is None and spec.max_test is None:
         return data
-    rng = np.random.default_rng(derived_seed(config.seed, "dataset-subset"))
+    rng = stream_rng(config.seed, "dataset-subset")
 
     def subset(n: int, limit: int | None) -> np.ndarray:
         if limit is None or limit >= n:
@@ -193,31 +193,22 @@ def _padded(data: Dataset, pad: int) -> Dataset:
                    class_names=data.class_names)
 
 
-def build_model(variant: VariantConfig, input_shape: tuple[int, ...], num_classes: int,
-                seed: int) -> Any:
-    """The variant's model with weights seeded by ``seed``."""
-    import torch
+def build_variant_model(variant: VariantConfig, input_shape: tuple[int, ...],
+                        num_classes: int, seed: int) -> Any:
+    """The variant's model with weights seeded by ``seed`` (see
+    :func:`memberscope.train.models.build_model`)."""
+    from memberscope.train.models import build_model
 
-    from memberscope.train.models import mlp, small_cnn
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        if variant.model.kind == "small_cnn":
-            if len(input_shape) != 3:
-                raise InputError(f"model small_cnn needs images (height, width, channels); the "
-                                 f"dataset's examples have shape {input_shape}: use model = "
-                                 "\"mlp\"")
-            return small_cnn(input_shape, num_classes, variant.model.num_conv,
-                             variant.model.activation)
-        return mlp(int(np.prod(input_shape)), num_classes, variant.model.hidden,
-                   variant.model.activation)
+    model = variant.model
+    return build_model(model.kind, input_shape, num_classes, num_conv=model.num_conv,
+                       activation=model.activation, hidden=model.hidden, seed=seed)
 
 
 def _check_models(config: ExperimentConfig, data: Dataset) -> None:
     problems = []
     for index, variant in enumerate(config.variants):
         try:
-            build_model(variant, data.input_shape, data.num_classes, 0)
+            build_variant_model(variant, data.input_shape, data.num_classes, 0)
         except InputError as exc:
             problems.append(f"variants[{index}].model: {exc}")
     if problems:
@@ -247,8 +238,8 @@ def train_variant(config: ExperimentConfig, variant: VariantConfig, data: Datase
     results_path = rundir.results_path(run_dir)
     checkpoint_path = rundir.checkpoint_path(run_dir, variant.label)
     fingerprint = config.fingerprint()
-    model = build_model(variant, data.input_shape, data.num_classes,
-                        derived_seed(config.seed, "model", variant.label))
+    model = build_variant_model(variant, data.input_shape, data.num_classes,
+                                stream_seed(config.seed, "model", variant.label))
     trainer = Trainer(model, data.x_train, data.y_train, variant.training, device=device,
                       progress=progress, description=variant.label)
     if checkpoint_path.exists():
@@ -262,10 +253,11 @@ def train_variant(config: ExperimentConfig, variant: VariantConfig, data: Datase
     removed = drop_rows_after(results_path, variant.label, trainer.epoch)
     if removed:
         logger.info("dropped %d rows of %s written after its checkpoint", removed, variant.label)
-    if trainer.noise_multiplier is not None:
+    dp = variant.training.dp
+    if dp is not None:
         say(f"[{variant.label}] DP: noise multiplier {trainer.noise_multiplier:.3f}, "
-            f"clipping {variant.training.dp.max_grad_norm}, "  # type: ignore[union-attr]
-            f"sample rate {trainer.sample_rate:.5f}")
+            f"clipping {dp.max_grad_norm}, sample rate {trainer.sample_rate:.5f}, "
+            f"accountant {dp.accountant} at delta {dp.delta:g}")
 
     def record(result: AuditResult) -> None:
         _write(lambda: append_result(results_path, result), results_path, run_dir)
@@ -281,6 +273,7 @@ def train_variant(config: ExperimentConfig, variant: VariantConfig, data: Datase
         slices=config.audit.slices, model_label=variant.label,
         member_sample=_member_sample(config, data), seed=config.seed,
         epsilon=trainer.epsilon if trainer.accountant is not None else None,
+        delta=None if dp is None else dp.delta, accountant=None if dp is None else dp.accountant,
         on_result=record, batch_size=config.audit.batch_size,
         device=trainer.device)
     epochs = variant.training.epochs
@@ -372,7 +365,7 @@ def run_experiment(config: ExperimentConfig | str | Path, run_dir: str | Path, *
         Paths of the results and report, and each variant's last audit.
     """
     require("torch", "torch", "memberscope run")
-    from memberscope.train.threads import apply_threads, choose_threads
+    from memberscope._runtime import apply_threads, tune_process
 
     if not isinstance(config, ExperimentConfig):
         config = load_config(config)
@@ -380,11 +373,12 @@ def run_experiment(config: ExperimentConfig | str | Path, run_dir: str | Path, *
     data = load_run_dataset(config)
     _check_models(config, data)
     prepare_run_dir(config, run_dir, resume=resume)
-    threads = choose_threads(config.threads)
-    previous = apply_threads(threads)
+    # This entry point is an edge: it tunes the process (threads, allocator) for the run
+    # and gives the thread count back afterwards.
+    tuning = tune_process(config.threads)
     say = notify or (lambda _message: None)
     say(f"{config.name}: {data.name}, {data.n_train} members, {data.n_test} non-members; "
-        f"{len(config.variants)} variant(s); {threads} torch thread(s)")
+        f"{len(config.variants)} variant(s); {tuning.threads} torch thread(s)")
     too_fine = [f for f in DEFAULT_FPR_TARGETS if f < 1.0 / data.n_test]
     if too_fine:
         say(f"note: with {data.n_test} non-members, TPR at FPR "
@@ -396,7 +390,7 @@ def run_experiment(config: ExperimentConfig | str | Path, run_dir: str | Path, *
                 train_variant(config, variant, data, run_dir, progress=progress,
                               notify=notify, device=device)
     finally:
-        apply_threads(previous)
+        apply_threads(tuning.previous_threads)
     report = write_report(run_dir)
     return RunSummary(run_dir=run_dir, results_path=rundir.results_path(run_dir),
                       report_path=report, variants=summarize(run_dir, config))

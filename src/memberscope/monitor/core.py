@@ -40,6 +40,9 @@ class PrivacyMonitor:
         Called with each ``AuditResult`` (e.g. to append it to ``results.jsonl``).
     audit_options : mapping
         Further keyword arguments of :func:`memberscope.audit` (``fpr_targets``, ``alpha``, …).
+    delta : float, optional
+        δ of the DP guarantee under audit (the accountant's): the empirical ε lower bound of
+        every row is computed at this δ, and rows record it as ``metadata["delta"]``.
     """
 
     member_labels: np.ndarray
@@ -52,6 +55,7 @@ class PrivacyMonitor:
     member_sample: int | None = None
     on_result: Callable[[AuditResult], None] | None = None
     audit_options: Mapping[str, Any] = field(default_factory=dict)
+    delta: float | None = None
     results: ResultsCollection = field(default_factory=ResultsCollection)
 
     def __post_init__(self) -> None:
@@ -90,8 +94,11 @@ class PrivacyMonitor:
             "test_accuracy": float(np.mean(nonmember_logits.argmax(1) == self.nonmember_labels)),
             **metadata,
         }
+        options = dict(self.audit_options)
+        if self.delta is not None:
+            options["delta"] = row_metadata["delta"] = self.delta
         result = audit(outputs, attacks=self.attacks, slices=self.slices, seed=self.seed,
-                       metadata=row_metadata, **dict(self.audit_options))
+                       metadata=row_metadata, **options)
         result = result.with_metadata(audit_seconds=time.perf_counter() - started)
         self.results.add(result)
         if self.on_result is not None:

@@ -54,6 +54,10 @@ class TorchMonitorHook:
         Audit a fixed seeded sample of this many members (e.g. as many as non-members).
     epsilon : callable, optional
         Returns the DP accountant's ε so far; recorded in every row as ``epsilon``.
+    delta : float, optional
+        The δ of that ε: recorded as ``delta``, and the rows' empirical ε lower bounds use it.
+    accountant : str, optional
+        The accountant's name (e.g. "prv"), recorded as ``accountant``.
     on_result : callable, optional
         Receives each :class:`~memberscope.AuditResult` (e.g. ``store.append_result``).
     batch_size : int
@@ -67,6 +71,7 @@ class TorchMonitorHook:
                  slices: Sequence[str] = DEFAULT_SLICES, model_label: str = "model",
                  member_sample: int | None = None, seed: int = 0,
                  epsilon: Callable[[], float | None] | None = None,
+                 delta: float | None = None, accountant: str | None = None,
                  on_result: Callable[[AuditResult], None] | None = None,
                  batch_size: int = INFERENCE_BATCH_SIZE, channels_first: bool = False,
                  device: str | None = None, **audit_options: Any) -> None:
@@ -82,10 +87,12 @@ class TorchMonitorHook:
         self.x_nonmembers = self._as_input(x_nonmembers, channels_first, device)
         self.batch_size = batch_size
         self.epsilon = epsilon
+        self.accountant = accountant
         self.monitor = PrivacyMonitor(
             member_labels=y_members, nonmember_labels=y_nonmembers, attacks=attacks,
             slices=slices, every=every, model_label=model_label, seed=seed,
-            member_sample=member_sample, on_result=on_result, audit_options=audit_options)
+            member_sample=member_sample, on_result=on_result, audit_options=audit_options,
+            delta=delta)
 
     @staticmethod
     def _as_input(x: Any, channels_first: bool, device: str) -> torch.Tensor:
@@ -125,6 +132,8 @@ class TorchMonitorHook:
         extra: dict[str, Any] = {"inference_seconds": time.perf_counter() - started}
         if self.epsilon is not None:
             extra["epsilon"] = self.epsilon()
+        if self.accountant is not None:
+            extra["accountant"] = self.accountant
         return self.monitor.audit_logits(member_logits.astype(np.float64),
                                          nonmember_logits.astype(np.float64), epoch=epoch,
                                          **{**extra, **dict(metadata)})

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from memberscope._validation import layer_sizes
 from memberscope.errors import InputError, UnknownNameError
 
@@ -129,3 +131,43 @@ def mlp(input_dim: int, num_classes: int, hidden: Sequence[int] = (128,),
         width = size
     layers.append(nn.Linear(width, num_classes))
     return nn.Sequential(*layers)
+
+
+MODELS = ("small_cnn", "mlp")
+"""Model kinds :func:`build_model` builds, by name (experiment variants and reference models)."""
+
+
+def build_model(kind: str, input_shape: Sequence[int], num_classes: int, *, num_conv: int = 3,
+                activation: str = "relu", hidden: Sequence[int] = (128,),
+                seed: int | None = None) -> torch.nn.Sequential:
+    """A model by kind name: :func:`small_cnn` (``num_conv``, ``activation``) for (H, W, C)
+    images, or :func:`mlp` (``hidden``, ``activation``) on the flattened example.
+
+    Parameters
+    ----------
+    kind : "small_cnn" | "mlp"
+    input_shape : shape of one example, (H, W, C) for images
+    num_classes : int
+    seed : int, optional
+        Seeds the initial weights without touching torch's global random state; None draws
+        them from torch's global generator.
+    """
+    import torch
+
+    if kind not in MODELS:
+        raise UnknownNameError("model", kind, MODELS)
+    shape = tuple(int(v) for v in input_shape)
+    if kind == "small_cnn" and len(shape) != 3:
+        raise InputError(f"model small_cnn needs images (height, width, channels); the "
+                         f"examples have shape {shape}: use model = \"mlp\"")
+
+    def build() -> torch.nn.Sequential:
+        if kind == "small_cnn":
+            return small_cnn(shape, num_classes, num_conv, activation)
+        return mlp(int(np.prod(shape)), num_classes, hidden, activation)
+
+    if seed is None:
+        return build()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build()
