@@ -5,6 +5,7 @@ DP's own settings live with the rest of DP, in :mod:`memberscope.train.dp.settin
 from __future__ import annotations
 
 from dataclasses import dataclass
+from numbers import Integral
 
 from memberscope.errors import InputError, UnknownNameError
 from memberscope.train.dp.settings import DPSettings
@@ -53,5 +54,7 @@ class TrainSettings:
             raise UnknownNameError("optimizer", self.optimizer, OPTIMIZERS)
         if not 0 <= self.momentum < 1:
             raise InputError(f"momentum must be in [0, 1); got {self.momentum}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, Integral) or self.seed < 0:
+            raise InputError(f"seed must be an int >= 0; got {self.seed!r}")
         if self.weight_decay < 0:
             raise InputError(f"weight_decay must be >= 0; got {self.weight_decay}")

@@ -12,6 +12,9 @@ Choices, each measured on the 2-core build machine (see ``benchmarks/``):
   Conv2d and Linear layers (the default "auto" grad-sample mode picks it), per-example
   gradients are clipped and summed by ``direct_clipping`` and Opacus adds the noise: 1.24-1.45×
   the non-DP epoch here, against 1.68-2.30× with Opacus' ``GradSampleModule`` (hooks mode).
+  Everything DP changes in the loop comes from :func:`memberscope.train.dp.engine.make_private`.
+* Nothing here changes process-wide state (torch's thread count, the allocator): that is
+  :func:`memberscope._runtime.tune_process`, called at the edges (the CLI, the runner).
 * Everything random (initial batch order, Poisson sampling, DP noise) comes from generators
   owned by the trainer, whose states are part of :meth:`Trainer.state_dict`, so a resumed run
   continues exactly where a checkpoint left it.
