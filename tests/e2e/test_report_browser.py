@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 from pathlib import Path
 
 import pytest
@@ -24,8 +23,8 @@ sync_api = pytest.importorskip("playwright.sync_api",
                                reason="the playwright package (dev extra) is not installed")
 pytest.importorskip("matplotlib")
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import report_synth as synth  # noqa: E402
+from tests.helpers import report_synth as synth  # noqa: E402
+
 from memberscope.report.html import write_run_report  # noqa: E402
 
 IMG_LABEL = "<img src=x onerror=alert(2)>"

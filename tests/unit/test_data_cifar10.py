@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _data_helpers import (
+from tests.helpers.data import (
     ServerBehaviour,
     cifar_batch,
     cifar_members,

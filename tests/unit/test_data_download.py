@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _data_helpers import ServerBehaviour, local_server
+from tests.helpers.data import ServerBehaviour, local_server
 
 from memberscope.data import Resource, cache_root, fetch
 from memberscope.errors import ChecksumError, DownloadError, InputError
