@@ -366,7 +366,8 @@ def _aligned(outputs: ModelOutputs, reference: Any) -> _Aligned:
     if n_ref != outputs.n:
         raise InputError(f"reference has {n_ref} examples but outputs has {outputs.n}; they "
                          "must be the same examples in the same order")
-    if reference.labels is not None and not np.array_equal(reference.labels, outputs.labels):
+    if (reference.labels is not None and outputs.labels is not None
+            and not np.array_equal(reference.labels, outputs.labels)):
         mismatch = int(np.argmax(reference.labels != outputs.labels))
         raise InputError(f"reference labels differ from the outputs' labels (first at row "
                          f"{mismatch}); the examples must be in the same order")
@@ -374,7 +375,7 @@ def _aligned(outputs: ModelOutputs, reference: Any) -> _Aligned:
         return _Aligned(reference.target_signal, reference.target_true_class_prob,
                         reference.signal, reference.true_class_prob, reference.membership)
     if outputs.has_distribution:
-        signal = signals.logit_scaled_confidence(outputs.labels, logits=outputs.logits,
+        signal = signals.logit_scaled_confidence(outputs.known_labels, logits=outputs.logits,
                                                  probs=outputs.probs)
     else:  # p_y = exp(-loss): log(p / (1 - p)) = -loss - log(1 - exp(-loss))
         loss = np.maximum(outputs.loss_values, _TINY)
