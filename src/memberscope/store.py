@@ -137,7 +137,8 @@ def load_result(path: str | Path) -> AuditResult:
     )
     scores = {k.removeprefix("scores_"): v for k, v in arrays.items() if k.startswith("scores_")}
     return AuditResult(rows=result.rows, skipped=result.skipped, rocs=rocs, scores=scores,
-                       membership=arrays.get("membership"), labels=arrays.get("labels"))
+                       membership=arrays.get("membership"), labels=arrays.get("labels"),
+                       notes=result.notes)
 
 
 # --- many audits: results.jsonl -----------------------------------------------------------
