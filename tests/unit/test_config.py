@@ -133,6 +133,8 @@ def test_cifar10_takes_a_local_path_or_a_mirror_with_its_checksum() -> None:
     assert config.fingerprint() != parse_toml(GOOD.replace('"digits"', '"cifar10"')).fingerprint()
     local = parse_toml(GOOD.replace('name = "digits"', 'name = "cifar10"\npath = "c.tgz"'))
     assert local.dataset.path == "c.tgz"
+    official = parse_toml(GOOD.replace('"digits"', '"cifar10"'))
+    assert local.fingerprint() == official.fingerprint()  # the same file, found elsewhere
     cases = {
         'name = "digits"\nurl = "https://m/c.tgz"':
             ["dataset.url: only the cifar10 dataset takes it; name is 'digits'"],

@@ -131,9 +131,12 @@ class ExperimentConfig:
         return resolved_document(self)
 
     def fingerprint(self) -> str:
-        """SHA-256 of everything that decides the results (not the thread count)."""
+        """SHA-256 of everything that decides the results: not the thread count, nor where
+        the data file comes from (its ``sha256``, when given, identifies it)."""
         document = self.to_dict()
         document["training"].pop("threads", None)
+        for where in ("path", "url"):
+            document["dataset"].pop(where, None)
         text = json.dumps(document, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
 
