@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from memberscope._seeding import stream_seed
-from memberscope.attacks import Attack, get_attack
+from memberscope.attacks import Attack, AttackWarning, get_attack
 from memberscope.errors import InputError
 from memberscope.metrics import DEFAULT_FPR_TARGETS, LowResolutionWarning, attack_metrics
 from memberscope.outputs import ModelOutputs
@@ -102,13 +102,18 @@ def audit(
     rocs = []
     skipped: list[SkippedEntry] = []
     scores_by_attack: dict[str, np.ndarray] = {}
+    notes: list[str] = []
     for attack in attack_list:
         try:
-            signal = attack.signal(outputs, reference, {**attack.defaults,
-                                                        **options.get(attack.name, {})})
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", AttackWarning)
+                signal = attack.signal(outputs, reference, {**attack.defaults,
+                                                            **options.get(attack.name, {})})
         except InputError as exc:
             skipped.extend(SkippedEntry(s.name, attack.name, str(exc)) for s in slice_list)
             continue
+        finally:
+            notes.extend(_recorded_notes(caught))
         for slice_ in slice_list:
             outcome = _evaluate(attack, signal, outputs, slice_, seed=seed,
                                 fpr_targets=fpr_targets, alpha=alpha, delta=delta,
@@ -127,10 +132,20 @@ def audit(
         scores=scores_by_attack,
         membership=outputs.membership if keep_scores else None,
         labels=outputs.labels if keep_scores else None,
+        notes=tuple(dict.fromkeys(notes)),
     )
     for entry in skipped:
         logger.info("skipped slice %s, attack %s: %s", entry.slice, entry.attack, entry.reason)
     return result.with_metadata(**metadata) if metadata else result
+
+
+def _recorded_notes(caught: list[warnings.WarningMessage]) -> list[str]:
+    """The attack's caveats (:class:`AttackWarning`), to keep in the result; every warning,
+    those included, is passed on to the caller as well."""
+    for warning in caught:
+        warnings.warn_explicit(warning.message, warning.category, warning.filename,
+                               warning.lineno)
+    return [str(w.message) for w in caught if issubclass(w.category, AttackWarning)]
 
 
 def _failure_reason(exc: Exception) -> str:

@@ -54,7 +54,7 @@ class DownloadError(MemberscopeError, OSError):
 
 
 class ChecksumError(DownloadError):
-    """A file's digest differs from the published one; the file has been deleted."""
+    """A file's digest differs from the published one; it is renamed aside, never deleted."""
 
 
 class MissingExtraError(MemberscopeError, ImportError):

@@ -141,7 +141,9 @@ class SkippedEntry:
 class AuditResult:
     """Everything one ``audit`` call found.
 
-    ``rows`` and ``skipped`` go to ``result.json``. ``rocs`` (one thinned curve per row),
+    ``rows``, ``skipped`` and ``notes`` (caveats an attack raised, e.g. a variance it could
+    not estimate; in ``result.json`` only when there are any) go to ``result.json``.
+    ``rocs`` (one thinned curve per row),
     ``scores`` (attack name -> (n,) per-example scores on the entire dataset), ``membership``
     and ``labels`` go to ``arrays.npz``.
     """
@@ -152,6 +154,7 @@ class AuditResult:
     scores: dict[str, np.ndarray] = field(default_factory=dict)
     membership: np.ndarray | None = None
     labels: np.ndarray | None = None
+    notes: tuple[str, ...] = ()
 
     def __iter__(self) -> Iterator[AuditRow]:
         return iter(self.rows)
@@ -183,16 +186,20 @@ class AuditResult:
 
     def to_dict(self, memberscope_version: str) -> dict[str, Any]:
         """The ``result.json`` document."""
-        return {"schema_version": SCHEMA_VERSION, "memberscope_version": memberscope_version,
-                "rows": [r.to_dict() for r in self.rows],
-                "skipped": [s.to_dict() for s in self.skipped]}
+        document = {"schema_version": SCHEMA_VERSION, "memberscope_version": memberscope_version,
+                    "rows": [r.to_dict() for r in self.rows],
+                    "skipped": [s.to_dict() for s in self.skipped]}
+        if self.notes:
+            document["notes"] = list(self.notes)
+        return document
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AuditResult:
         """Read a ``result.json`` document, checking its schema version."""
         check_schema_version(data, "result.json")
         return cls(rows=tuple(AuditRow.from_dict(r) for r in data.get("rows", [])),
-                   skipped=tuple(SkippedEntry.from_dict(s) for s in data.get("skipped", [])))
+                   skipped=tuple(SkippedEntry.from_dict(s) for s in data.get("skipped", [])),
+                   notes=tuple(str(n) for n in data.get("notes", [])))
 
     def to_pandas(self) -> pandas.DataFrame:
         """One row per (slice, attack) with flat metric and metadata columns."""

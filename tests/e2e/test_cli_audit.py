@@ -277,3 +277,16 @@ def test_core_only_install_prints_the_table_and_writes_the_arrays(tmp_path):
     assert sorted(p.name for p in (tmp_path / "audit-out").iterdir()) == [
         "arrays.npz", "result.json"]
     check_result_contract(json.loads((tmp_path / "audit-out" / "result.json").read_text()))
+
+
+def test_knn_on_small_class_slices_is_skipped_not_a_crash(tmp_path, capsys):
+    path = ours_npz(tmp_path / "small.npz", tiny_outputs(n_members=60, n_nonmembers=45))
+    code, stdout, stderr = run_audit(capsys, ["audit", str(path), "--attacks", "threshold,knn",
+                                              "--out", str(tmp_path / "o"), "--no-report"])
+    assert code == 0, stderr
+    document = json.loads((tmp_path / "o" / "result.json").read_text())
+    assert ("entire_dataset", "knn") in {(r["slice"], r["attack"]) for r in document["rows"]}
+    knn_skips = [s for s in document["skipped"]
+                 if s["attack"] == "knn" and s["reason"].startswith("n_neighbors=25")]
+    assert knn_skips and all("lower the option n_neighbors" in s["reason"] for s in knn_skips)
+    assert "skipped class=0 / knn: n_neighbors=25 but a training fold" in stdout

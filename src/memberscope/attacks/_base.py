@@ -16,6 +16,12 @@ SliceScorer = Callable[[np.ndarray, np.ndarray, int, Mapping[str, Any]], np.ndar
 OptionCheck = Callable[[Mapping[str, Any]], None]
 
 
+class AttackWarning(UserWarning):
+    """An attack ran, but its scores need a caveat (e.g. a variance it could not estimate).
+
+    ``audit`` records each one in ``AuditResult.notes`` (and ``result.json``'s ``notes``)."""
+
+
 @dataclass(frozen=True)
 class Attack:
     """A membership inference attack; every attack's scores are "higher = more likely member".

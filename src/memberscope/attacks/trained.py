@@ -46,7 +46,8 @@ def attack_features(outputs: ModelOutputs, reference: Any = None,
         log_probs = np.log(np.maximum(probs, np.finfo(np.float64).tiny))
     k = min(TOP_K_PROBABILITIES, log_probs.shape[1])
     top = -np.sort(-log_probs, axis=1)[:, :k]
-    scaled = signals.logit_scaled_confidence(outputs.labels, logits=outputs.logits, probs=probs)
+    scaled = signals.logit_scaled_confidence(outputs.known_labels, logits=outputs.logits,
+                                             probs=probs)
     # Clip so a few saturated rows cannot dominate a linear model's scale.
     columns = [np.maximum(top, -50.0), np.minimum(loss, 50.0)[:, None],
                np.clip(scaled, -50.0, 50.0)[:, None], signals.entropy(probs)[:, None],

@@ -153,7 +153,8 @@ def load_run_dataset(config: ExperimentConfig) -> Dataset:
 
     spec = config.dataset
     try:
-        data = load_dataset(spec.name, cache_dir=spec.cache_dir)
+        data = load_dataset(spec.name, cache_dir=spec.cache_dir, path=spec.path, url=spec.url,
+                            sha256=spec.sha256)
     except FileNotFoundError as exc:
         raise InputError(f"dataset.name: {exc}") from exc
     except InputError as exc:
