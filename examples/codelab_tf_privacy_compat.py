@@ -15,9 +15,9 @@ This is the codelab's own code (Keras on TensorFlow) with three changes:
 
 Needs ``tensorflow`` (2.16 or later, i.e. Keras 3), ``matplotlib`` and memberscope::
 
-    python examples/codelab_tf_privacy_compat.py                       # 5,000 / 1,000, 6 epochs
+    python examples/codelab_tf_privacy_compat.py          # 2,500 members / 1,000, 20 epochs
     python examples/codelab_tf_privacy_compat.py --train-size 50000 --test-size 10000 \\
-        --epochs 50                                                    # the codelab's size
+        --epochs 50                                       # the codelab's size
 """
 
 import argparse
@@ -28,9 +28,9 @@ from pathlib import Path
 os.environ["KERAS_BACKEND"] = "tensorflow"  # the codelab is TensorFlow code
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-parser.add_argument("--train-size", type=int, default=5000, help="members (multiple of 50)")
+parser.add_argument("--train-size", type=int, default=2500, help="members (multiple of 50)")
 parser.add_argument("--test-size", type=int, default=1000, help="non-members")
-parser.add_argument("--epochs", type=int, default=6)
+parser.add_argument("--epochs", type=int, default=20)
 parser.add_argument("--epochs-per-report", type=int, default=2)
 parser.add_argument("--out", type=Path, default=Path("codelab-tf-privacy-out"))
 args = parser.parse_args()
