@@ -310,6 +310,9 @@ def test_every_slice_skipped_gives_a_clear_error_not_an_empty_max():
     data = _leaky(n_train=5, n_test=5)
     results = _run(data)
     assert results.single_attack_results == [] and len(results.skipped) == 1
+    assert results.summary().splitlines() == [
+        "No attack result: every (slice, attack) was skipped",
+        f"  Entire dataset / threshold: {results.skipped[0].reason}"]
     with pytest.raises(ms.InputError, match="every \\(slice, attack\\) was skipped"):
         results.get_result_with_max_auc()
 

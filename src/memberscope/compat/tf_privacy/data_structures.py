@@ -492,6 +492,10 @@ class AttackResults:
     def summary(self, by_slices: bool = False) -> str:
         """The strongest attack by AUC, advantage, PPV and ε bound, over all slices and (with
         ``by_slices``) on each slice; then how many (slice, attack) pairs were skipped."""
+        if not self.single_attack_results:
+            lines = ["No attack result: every (slice, attack) was skipped"]
+            lines += [f"  {_slice_str(s.slice)} / {s.attack}: {s.reason}" for s in self.skipped]
+            return "\n".join(lines)
         lines = ["Best-performing attacks over all slices", *_best_lines(self, with_slice=True)]
         groups: dict[str, list[SingleAttackResult]] = {}
         for result in self.single_attack_results:
