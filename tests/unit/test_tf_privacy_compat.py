@@ -140,6 +140,14 @@ def test_every_attack_type_names_a_registered_attack(attack_type):
         assert AttackType.from_memberscope_name(name) is attack_type
 
 
+def test_every_attack_type_runs_through_run_attacks():
+    results = _run(_leaky(n_train=300, n_test=300), attack_types=tuple(AttackType))
+    assert [s.attack_type for s in results.single_attack_results] == list(AttackType)
+    assert [s.row.attack for s in results.single_attack_results] == [
+        "lr", "mlp", "rf", "knn", "threshold", "threshold_mentr"]
+    assert all(s.get_auc() > 0.55 for s in results.single_attack_results)
+
+
 def test_entropy_attack_is_modified_entropy_with_labels_and_plain_entropy_without():
     assert AttackType.THRESHOLD_ENTROPY_ATTACK.memberscope_name(True) == "threshold_mentr"
     assert AttackType.THRESHOLD_ENTROPY_ATTACK.memberscope_name(False) == "threshold_entropy"
