@@ -110,7 +110,8 @@ def test_logit_scaled_confidence_from_logits_equals_from_probs(logits, data):
     from_probs = signals.logit_scaled_confidence(labels, probs=probs)
     # Exact oracle from the logits: log(p/(1−p)) = z_y − log Σ_{i≠y} e^{z_i}, row by row with
     # Python floats and a shifted sum (no cancellation, so accurate to a few ulps).
-    exact = np.array([_logit_of_softmax(row, int(y)) for row, y in zip(logits, labels, strict=True)])
+    exact = np.array([_logit_of_softmax(row, int(y))
+                      for row, y in zip(logits, labels, strict=True)])
     np.testing.assert_allclose(from_logits, exact, rtol=1e-12, atol=1e-12)
     # Through probabilities the answer can only be as good as p itself: rounding p by one ulp
     # moves log(p/(1−p)) by about ε/(1−p), which grows without bound as p → 1.
