@@ -5,6 +5,10 @@ from a model that did not see it. Within each training fold the majority side is
 the minority's size (balanced training, so the attacker cannot win by predicting the majority),
 and to at most ``max_train_per_side`` examples per side to bound the time on large slices.
 Everything is deterministic under ``seed``.
+
+The fold of each score is returned with it: under H0 the held-out scores of one fold (one
+model, fit on other data) are exchangeable, scores of different folds are not, so the p-value
+compares scores within folds only.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from memberscope import signals
 from memberscope._validation import layer_sizes
 from memberscope.attacks._base import (
     Attack,
+    SliceScores,
     check_int_option,
     check_number_option,
     check_option_names,
@@ -75,8 +80,8 @@ def _fold_ids(membership: np.ndarray, n_folds: int, rng: np.random.Generator) ->
 
 def cross_validated_scores(features: np.ndarray, membership: np.ndarray, seed: int,
                            make_model: Callable[[int], Any], *, n_folds: int,
-                           max_train_per_side: int) -> np.ndarray:
-    """Out-of-fold P(member) for every row of ``features`` (n, d)."""
+                           max_train_per_side: int) -> SliceScores:
+    """Out-of-fold P(member) for every row of ``features`` (n, d), with each row's fold."""
     # These fits are small; multi-threaded BLAS only adds synchronisation, and under load
     # from other processes it made LR fits ~10x slower here.
     with _blas_controller().limit(limits=1):
@@ -109,7 +114,7 @@ class _Standardizer:
 
 def _cross_validated_scores(features: np.ndarray, membership: np.ndarray, seed: int,
                             make_model: Callable[[int], Any], *, n_folds: int,
-                            max_train_per_side: int) -> np.ndarray:
+                            max_train_per_side: int) -> SliceScores:
     rng = np.random.default_rng(seed)
     folds = _fold_ids(membership, n_folds, rng)
     scores = np.empty(len(membership))
@@ -128,12 +133,12 @@ def _cross_validated_scores(features: np.ndarray, membership: np.ndarray, seed: 
         member_column = list(model.classes_).index(True)
         probabilities = model.predict_proba(scaler.transform(features[held_out]))
         scores[held_out] = probabilities[:, member_column]
-    return scores
+    return SliceScores(scores, folds)
 
 
 def _scorer(make_model: Callable[[int, Mapping[str, Any]], Any]) -> Any:
     def score_slice(features: np.ndarray, membership: np.ndarray, seed: int,
-                    options: Mapping[str, Any]) -> np.ndarray:
+                    options: Mapping[str, Any]) -> SliceScores:
         return cross_validated_scores(
             features, membership, seed, lambda s: make_model(s, options),
             n_folds=int(options["n_folds"]), max_train_per_side=int(options["max_train_per_side"]))
