@@ -326,3 +326,26 @@ def test_report_of_results_held_in_memory(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mem.html"]  # nothing else written
     with pytest.raises(ValueError, match="results must be a ResultsCollection; got list"):
         write_results_report(list(monitor.results), tmp_path / "x.html")
+
+
+def _exposed_section(page: str) -> str:
+    return page.split('id="exposed"')[1].split("</table>")[0]
+
+
+def test_exposed_table_says_when_members_tie_at_a_score(tmp_path):
+    membership = np.arange(100) < 50
+    tied = np.where(membership, 0.0, -1.0)
+    tied[[3, 7, 11]] = 2.0  # three members share the top score, 47 share the next one
+    result = AuditResult(rows=(), scores={"threshold": tied}, membership=membership,
+                         labels=np.zeros(100, int))
+    section = _exposed_section(report_html.write_audit_report(
+        result, tmp_path / "t.html").read_text("utf-8"))
+    assert "3 members at 2 (threshold); 47 members at 0 (threshold)" in section
+    assert "members at this score" in section
+    assert section.count('data-v="47">47</td>') == report_html.EXPOSED_ROWS - 3
+
+    distinct = AuditResult(rows=(), scores={"threshold": np.linspace(0, 1, 100)},
+                           membership=membership)
+    section = _exposed_section(report_html.write_audit_report(
+        distinct, tmp_path / "d.html").read_text("utf-8"))
+    assert "tie" not in section and "members at this score" not in section
