@@ -277,6 +277,8 @@ def test_bad_arguments_are_refused_naming_them():
         PrivacyMonitorCallback((members[0], members[1][:-1]), nonmembers)
     with pytest.raises(InputError, match="nonmembers must be a pair"):
         PrivacyMonitorCallback(members, 3)
+    with pytest.raises(InputError, match="nonmembers is an iterator, which one pass would use"):
+        PrivacyMonitorCallback(members, iter(_loader(nonmembers)))
     with pytest.raises(InputError, match="epochs_per_report must be >= 1 epoch; got 0"):
         PrivacyMonitorCallback(members, nonmembers, epochs_per_report=0)
     with pytest.raises(InputError, match=r"batch_size must be an integer >= 1; got 1\.5"):

@@ -248,6 +248,9 @@ class _Source:
         if isinstance(data, torch.utils.data.DataLoader):
             return cls(name, batches=_in_fixed_order(name, data))
         if isinstance(data, Iterable) and not isinstance(data, str | bytes):
+            if iter(data) is data:
+                raise InputError(f"{name} is an iterator, which one pass would use up; give "
+                                 "a DataLoader, a list of batches or the (x, y) tensors")
             return cls(name, batches=data)
         raise InputError(f"{name} must be a pair (x, y) or a DataLoader of (x, y) batches; "
                          f"got {type(data).__name__}")
