@@ -291,7 +291,7 @@ def test_report_of_a_run_recorded_by_the_privacy_monitor(tmp_path):
     rng = np.random.default_rng(0)
     n = 300
     labels_in, labels_out = rng.integers(0, 3, n), rng.integers(0, 3, n)
-    monitor = PrivacyMonitor(labels_in, labels_out, attacks=["threshold"], every=1,
+    monitor = PrivacyMonitor(labels_in, labels_out, attacks=["threshold"], epochs_per_report=1,
                              model_label="cnn <2>", audit_options={"fpr_targets": (0.01, 0.1)},
                              on_result=partial(append_result, tmp_path / "results.jsonl"))
     for epoch in (1, 2, 3):

@@ -270,13 +270,13 @@ def train_variant(config: ExperimentConfig, variant: VariantConfig, data: Datase
 
     hook = TorchMonitorHook(
         trainer.model, members=(data.x_train, data.y_train), nonmembers=(data.x_test, data.y_test),
-        every=config.epochs_per_report, attacks=config.audit.attacks,
+        epochs_per_report=config.epochs_per_report, attacks=config.audit.attacks,
         slices=config.audit.slices, model_label=variant.label,
         member_sample=_member_sample(config, data), seed=config.seed,
         epsilon=trainer.epsilon if trainer.accountant is not None else None,
         delta=None if dp is None else dp.delta, accountant=None if dp is None else dp.accountant,
         on_result=record, batch_size=config.audit.batch_size,
-        device=trainer.device)
+        device=trainer.device, verbose=False)  # the epoch line below reports each audit
     epochs = variant.training.epochs
     while trainer.epoch < epochs:
         stats = trainer.train_epoch()
