@@ -54,7 +54,8 @@ def main() -> None:
         print(f"\n{num_conv} conv: training epoch (60,000 images, batch 50) {epoch:.1f} s")
         for label, sample in (("balanced 10,000 members", 10000), ("all 60,000 members", None)):
             hook = TorchMonitorHook(trainer.model, members=(data.x_train, data.y_train),
-                                    nonmembers=(data.x_test, data.y_test), every=2,
+                                    nonmembers=(data.x_test, data.y_test),
+                                    epochs_per_report=2,
                                     attacks=["threshold", "lr"], slices=["entire", "class"],
                                     member_sample=sample, model_label=f"{num_conv} conv")
             reports, inference, audits = [], [], []

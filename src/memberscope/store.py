@@ -98,7 +98,8 @@ def load_result(path: str | Path) -> AuditResult:
     scores = {k.removeprefix(SCORES_PREFIX): v for k, v in arrays.items()
               if k.startswith(SCORES_PREFIX)}
     return AuditResult(rows=result.rows, skipped=result.skipped, rocs=rocs, scores=scores,
-                       membership=arrays.get("membership"), labels=arrays.get("labels"))
+                       membership=arrays.get("membership"), labels=arrays.get("labels"),
+                       notes=result.notes)
 
 
 # --- many audits: results.jsonl -----------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::memberscope.metrics.LowResoluti
 
 SRC = Path(memberscope.__file__).resolve().parents[1]
 ROW_KEYS = {"slice", "attack", "n_members", "n_nonmembers", "auc", "advantage", "ppv",
-            "tpr_at_fpr", "epsilon_lower_bound", "metadata"}
+            "tpr_at_fpr", "epsilon_lower_bound", "p_value", "significant", "notes", "metadata"}
 
 
 def tiny_outputs(seed: int = 0, n_members: int = 120, n_nonmembers: int = 80,
@@ -57,7 +58,7 @@ def run_audit(capsys, argv: list[str]) -> tuple[int, str, str]:
 
 def check_result_contract(document: dict) -> None:
     assert set(document) == {"schema_version", "memberscope_version", "rows", "skipped"}
-    assert document["schema_version"] == 1
+    assert document["schema_version"] == 2
     assert document["memberscope_version"] == memberscope.__version__
     assert document["rows"]
     for row in document["rows"]:
@@ -67,7 +68,14 @@ def check_result_contract(document: dict) -> None:
         for key in ("auc", "advantage", "ppv"):
             assert isinstance(row[key], float) and 0 <= row[key] <= 1
         assert set(row["tpr_at_fpr"]) == {"0.001", "0.01", "0.1"}
-        assert all(0 <= v <= 1 for v in row["tpr_at_fpr"].values())
+        for target, value in row["tpr_at_fpr"].items():
+            # null exactly where the slice's non-members cannot resolve the FPR, with a note
+            assert (value is None) == (row["n_nonmembers"] * float(target) < 1)
+            assert value is None or 0 <= value <= 1
+            assert (value is None) == any(f"tpr_at_fpr[{target}] is null" in note
+                                          for note in row["notes"])
+        assert isinstance(row["p_value"], float) and 0 < row["p_value"] <= 1
+        assert isinstance(row["significant"], bool)
         epsilon = row["epsilon_lower_bound"]
         assert set(epsilon) == {"point", "confident", "alpha", "delta"}
         assert (epsilon["alpha"], epsilon["delta"]) == (0.05, 0.0)
@@ -183,7 +191,10 @@ def test_default_out_dir_and_low_resolution_note(tmp_path, capsys, monkeypatch):
                                          "--no-report"])
     assert code == 0
     assert (tmp_path / "audit-model" / "result.json").is_file()
-    assert "note: TPR at FPR 0.001, 0.01 cannot be resolved with 80 non-members" in stdout
+    # 80 non-members in all: TPR at 0.1% and 1% FPR is null on every row, and the note says so.
+    for target in ("0.001", "0.01"):
+        assert re.search(rf"note: TPR at FPR {target} is stored as null on (\d+) of \1 rows",
+                         stdout), stdout
 
 
 def test_attacks_lists_every_attack(capsys):
@@ -277,3 +288,16 @@ def test_core_only_install_prints_the_table_and_writes_the_arrays(tmp_path):
     assert sorted(p.name for p in (tmp_path / "audit-out").iterdir()) == [
         "arrays.npz", "result.json"]
     check_result_contract(json.loads((tmp_path / "audit-out" / "result.json").read_text()))
+
+
+def test_knn_on_small_class_slices_is_skipped_not_a_crash(tmp_path, capsys):
+    path = ours_npz(tmp_path / "small.npz", tiny_outputs(n_members=60, n_nonmembers=45))
+    code, stdout, stderr = run_audit(capsys, ["audit", str(path), "--attacks", "threshold,knn",
+                                              "--out", str(tmp_path / "o"), "--no-report"])
+    assert code == 0, stderr
+    document = json.loads((tmp_path / "o" / "result.json").read_text())
+    assert ("entire_dataset", "knn") in {(r["slice"], r["attack"]) for r in document["rows"]}
+    knn_skips = [s for s in document["skipped"]
+                 if s["attack"] == "knn" and s["reason"].startswith("n_neighbors=25")]
+    assert knn_skips and all("lower the option n_neighbors" in s["reason"] for s in knn_skips)
+    assert "skipped class=0 / knn: n_neighbors=25 but a training fold" in stdout

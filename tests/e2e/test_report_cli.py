@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 pytest.importorskip("matplotlib")
 pytest.importorskip("rich")
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import report_synth as synth
+from tests.helpers import report_synth as synth
+
 from memberscope.cli import main
 
 MARKUP_LABEL = "[bold red]loud[/bold red]"

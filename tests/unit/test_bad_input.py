@@ -101,8 +101,8 @@ def test_nan_in_membership():
     ({"membership": MEMBERSHIP[1:]}, r"same number of rows: membership has 59"),
     ({"logits": LOGITS, "probs": PROBS[:, :3]}, r"logits and probs must have the same shape; "
                                                 r"got \(60, 4\) and \(60, 3\)"),
-    ({"logits": LOGITS[:, :1], "labels": np.zeros(60, int)},
-     r"logits/probs need at least 2 classes; got 1 column"),
+    ({"logits": LOGITS[:, :0], "labels": np.zeros(60, int)},
+     r"logits has no columns; expected one per class, or one column \(class 1\)"),
     ({"logits": LOGITS[:, :, None]}, r"logits must have 2 dimension\(s\); got shape \(60, 4, 1\)"),
     ({"logits": None, "loss": LOSS[:, None]}, r"loss must have 1 dimension\(s\); "
                                               r"got shape \(60, 1\)"),
@@ -212,7 +212,6 @@ def _without(arrays: dict[str, np.ndarray], key: str) -> dict[str, np.ndarray]:
 
 
 BAD_NPZ = {
-    "ours_missing_labels": (_without(OURS, "labels"), r"is missing the array 'labels'"),
     "ours_no_outputs": (_without(OURS, "logits"),
                         r"needs at least one of logits, probs or loss"),
     "ours_unknown_key": ({**OURS, "logit": LOGITS},
@@ -220,7 +219,11 @@ BAD_NPZ = {
     "ours_mixed_with_tfp": ({**OURS, "loss_train": LOSS[:30]},
                             r"has unknown array\(s\) \['loss_train'\]"),
     "tfp_missing_labels_test": (_without(TFP, "labels_test"),
-                                r"is missing the array 'labels_test'"),
+                                r"labels_train was given without labels_test"),
+    "tfp_logits_without_labels": ({"logits_train": LOGITS[:30], "logits_test": LOGITS[30:]},
+                                  r"is missing the array 'labels_train' \(needed with logits"),
+    "ours_logits_without_labels": (_without(OURS, "labels"),
+                                   r"is missing the array 'labels' \(needed with logits"),
     "tfp_missing_outputs": ({"labels_train": LABELS[:30], "labels_test": LABELS[30:]},
                             r"has none of logits_train/probs_train/loss_train"),
     "tfp_half_pair": (_without(TFP, "loss_test"),
@@ -470,3 +473,96 @@ def test_the_mlp_model_builder_names_its_hidden_sizes():
                                          r"positive integers .*; got 128$"):
         mlp(64, 10, 128)  # type: ignore[arg-type]
     assert len(mlp(64, 10, [256, 256])) == 6
+
+
+# --- TF Privacy's inputs: binary outputs, loss without labels, the user's names (issue 12) ----
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def test_binary_logits_and_probabilities_are_class_1_of_a_sigmoid():
+    gen = np.random.default_rng(4)
+    z = gen.normal(scale=3.0, size=40)
+    labels = gen.integers(0, 2, 40)
+    # Oracle: binary cross-entropy, written out.
+    p = _sigmoid(z)
+    expected_loss = -(labels * np.log(p) + (1 - labels) * np.log(1 - p))
+    for name, column in (("logits", z), ("probs", p)):
+        for shaped in (column, column[:, None]):
+            out = ModelOutputs.from_train_test(
+                **{f"{name}_train": shaped[:25], f"{name}_test": shaped[25:]},
+                labels_train=labels[:25], labels_test=labels[25:])
+            assert out.num_classes == 2
+            np.testing.assert_allclose(out.loss_values, expected_loss, rtol=1e-9, atol=1e-12)
+            np.testing.assert_allclose(out.probabilities[:, 1], p, rtol=1e-12)
+            np.testing.assert_array_equal(out.is_correct, (p > 0.5) == (labels == 1))
+    direct = ModelOutputs(membership=np.arange(40) < 25, labels=labels, probs=p)
+    np.testing.assert_allclose(direct.loss_values, expected_loss, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize(("arrays", "message"), [
+    ({"probs_test": np.r_[0.2, 0.4, 0.1, 1.5, 0.3]},
+     r"^probs_test holds a binary model's probability of class 1 and must be in \[0, 1\]; "
+     r"row 3 is 1.5$"),
+    ({"labels_test": np.r_[0, 1, 1, 2, 0]},
+     r"^labels_test must be < 2 \(the number of classes\); row 3 is 2$"),
+    ({"logits_train": np.r_[0.1, np.nan, 0.3, 0.2, 0.0, 1.0], "probs_train": None,
+      "probs_test": None, "logits_test": np.zeros(5)},
+     r"^logits_train contains 1 NaN value\(s\) \(first at row 1\)$"),
+])
+def test_binary_input_errors_name_the_users_array_and_row(arrays, message):
+    given: dict[str, object] = {"probs_train": np.full(6, 0.7), "probs_test": np.full(5, 0.4),
+                                "labels_train": np.ones(6, int), "labels_test": np.zeros(5, int)}
+    given.update(arrays)
+    with pytest.raises(InputError, match=message):
+        ModelOutputs.from_train_test(**given)
+
+
+@pytest.mark.parametrize(("side", "array", "value", "message"), [
+    ("test", "labels", 4, r"^labels_test must be < 4 \(the number of classes\); row 3 is 4$"),
+    ("train", "labels", -1, r"^labels_train must be >= 0; row 3 is -1$"),
+    ("test", "sample_weight", -1.0, r"^sample_weight_test must be >= 0; row 3 is -1.0$"),
+    ("train", "probs", 2.0, r"^probs_train rows must sum to 1 .* first row 3 sums to"),
+    ("test", "loss", np.inf, r"^loss_test contains 1 infinite value\(s\) \(first at row 3\)$"),
+])
+def test_from_train_test_messages_name_the_users_array_and_its_row(side, array, value,
+                                                                    message):
+    """The members' rows come first in the merged arrays; messages still count in the
+    user's own array (row 3 of labels_test, not row 33 of the merged labels)."""
+    full = {"labels": LABELS.copy(), "probs": PROBS.copy(), "loss": LOSS.copy(),
+            "sample_weight": np.ones(60)}
+    halves = {f"{k}_{s}": v[:30].copy() if s == "train" else v[30:].copy()
+              for k, v in full.items() for s in ("train", "test")}
+    target = halves[f"{array}_{side}"]
+    target[3] = value if array != "probs" else target[3] * value
+    with pytest.raises(InputError, match=message):
+        ModelOutputs.from_train_test(**halves)
+
+
+def test_loss_without_labels_audits_and_skips_what_needs_labels(tmp_path, capsys):
+    """TF Privacy's loss-only input (a language model's per-example losses): labels optional."""
+    import json
+
+    gen = np.random.default_rng(5)
+    path = save(tmp_path / "lm.npz", loss_train=gen.exponential(0.8, 50),
+                loss_test=gen.exponential(1.2, 40))
+    out = load_outputs_npz(path)
+    assert out.labels is None and (out.n_members, out.n_nonmembers) == (50, 40)
+    capsys.readouterr()
+    code = main(["audit", str(path), "--attacks", "threshold,lr,threshold_entropy",
+                 "--slices", "entire,class,correctness", "--out", str(tmp_path / "o"),
+                 "--no-report"])
+    assert code == 0, capsys.readouterr().err
+    document = json.loads((tmp_path / "o" / "result.json").read_text())
+    assert [(r["slice"], r["attack"]) for r in document["rows"]] == [
+        ("entire_dataset", "threshold"), ("entire_dataset", "lr")]
+    reasons = {(s["slice"], s["attack"]): s["reason"] for s in document["skipped"]}
+    assert reasons["class", "threshold"] == "needs labels; the outputs hold loss without labels"
+    assert reasons["correctly_classified", "lr"].startswith("needs logits or probs")
+    assert reasons["entire_dataset", "threshold_entropy"].startswith(
+        "this attack needs logits or probs")
+    ours = save(tmp_path / "ours.npz", membership=np.arange(90) < 50,
+                loss=np.r_[gen.exponential(0.8, 50), gen.exponential(1.2, 40)])
+    assert load_outputs_npz(ours).labels is None

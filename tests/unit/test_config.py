@@ -122,6 +122,36 @@ def test_repeated_hidden_layer_sizes_are_layers_not_duplicates() -> None:
         parse_toml(GOOD.replace('attacks = ["threshold"]', 'attacks = ["lr", "lr"]'))
 
 
+def test_cifar10_takes_a_local_path_or_a_mirror_with_its_checksum() -> None:
+    digest = "AB" * 32
+    mirror = GOOD.replace('name = "digits"', 'name = "cifar10"\nurl = "https://mirror.example/'
+                          f'c.tgz"\nsha256 = "{digest}"')
+    config = parse_toml(mirror)
+    assert (config.dataset.url, config.dataset.sha256) == ("https://mirror.example/c.tgz",
+                                                           digest.lower())
+    assert parse_toml(to_toml(config.to_dict())) == config
+    assert config.fingerprint() != parse_toml(GOOD.replace('"digits"', '"cifar10"')).fingerprint()
+    local = parse_toml(GOOD.replace('name = "digits"', 'name = "cifar10"\npath = "c.tgz"'))
+    assert local.dataset.path == "c.tgz"
+    official = parse_toml(GOOD.replace('"digits"', '"cifar10"'))
+    assert local.fingerprint() == official.fingerprint()  # the same file, found elsewhere
+    cases = {
+        'name = "digits"\nurl = "https://m/c.tgz"':
+            ["dataset.url: only the cifar10 dataset takes it; name is 'digits'"],
+        'name = "cifar10"\nurl = "ftp://m/c.tgz"\nsha256 = "12"': [
+            "dataset.url: must be an http:// or https:// address; got 'ftp://m/c.tgz'",
+            "dataset.sha256: must be 64 hex digits (a SHA-256); got '12'"],
+        'name = "cifar10"\nurl = "https://m/c.tgz"\npath = "c.tgz"':
+            ["dataset: give path (a local tarball) or url (a mirror), not both"],
+        f'name = "cifar10"\nsha256 = "{digest}"':
+            ["dataset.sha256: it checks the file of path or url; give one of them"],
+    }
+    for table, problems in cases.items():
+        with pytest.raises(ConfigError) as caught:
+            parse_toml(GOOD.replace('name = "digits"', table))
+        assert list(caught.value.problems) == problems, table
+
+
 def test_invalid_toml_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="not valid TOML"):
         parse_toml("name = ")

@@ -6,7 +6,6 @@ import base64
 import hashlib
 import json
 import re
-import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -15,8 +14,8 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import report_synth as synth
+from tests.helpers import report_synth as synth
+
 from memberscope.report import html as report_html
 from memberscope.report import page as report_page
 from memberscope.report.summary import summarize
@@ -292,7 +291,7 @@ def test_report_of_a_run_recorded_by_the_privacy_monitor(tmp_path):
     rng = np.random.default_rng(0)
     n = 300
     labels_in, labels_out = rng.integers(0, 3, n), rng.integers(0, 3, n)
-    monitor = PrivacyMonitor(labels_in, labels_out, attacks=["threshold"], every=1,
+    monitor = PrivacyMonitor(labels_in, labels_out, attacks=["threshold"], epochs_per_report=1,
                              model_label="cnn <2>", audit_options={"fpr_targets": (0.01, 0.1)},
                              on_result=partial(append_result, tmp_path / "results.jsonl"))
     for epoch in (1, 2, 3):
@@ -327,3 +326,26 @@ def test_report_of_results_held_in_memory(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mem.html"]  # nothing else written
     with pytest.raises(ValueError, match="results must be a ResultsCollection; got list"):
         write_results_report(list(monitor.results), tmp_path / "x.html")
+
+
+def _exposed_section(page: str) -> str:
+    return page.split('id="exposed"')[1].split("</table>")[0]
+
+
+def test_exposed_table_says_when_members_tie_at_a_score(tmp_path):
+    membership = np.arange(100) < 50
+    tied = np.where(membership, 0.0, -1.0)
+    tied[[3, 7, 11]] = 2.0  # three members share the top score, 47 share the next one
+    result = AuditResult(rows=(), scores={"threshold": tied}, membership=membership,
+                         labels=np.zeros(100, int))
+    section = _exposed_section(report_html.write_audit_report(
+        result, tmp_path / "t.html").read_text("utf-8"))
+    assert "3 members at 2 (threshold); 47 members at 0 (threshold)" in section
+    assert "members at this score" in section
+    assert section.count('data-v="47">47</td>') == report_html.EXPOSED_ROWS - 3
+
+    distinct = AuditResult(rows=(), scores={"threshold": np.linspace(0, 1, 100)},
+                           membership=membership)
+    section = _exposed_section(report_html.write_audit_report(
+        distinct, tmp_path / "d.html").read_text("utf-8"))
+    assert "tie" not in section and "members at this score" not in section

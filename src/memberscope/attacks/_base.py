@@ -11,9 +11,27 @@ import numpy as np
 from memberscope.errors import InputError
 from memberscope.outputs import ModelOutputs
 
+
+@dataclass(frozen=True)
+class SliceScores:
+    """One slice's attack scores (n,) and, where they are exchangeable under H0 only within
+    groups, those groups: ``strata`` (n,) int, e.g. the cross-validation fold that scored each
+    example (fold models differ, so scores of different folds are not comparable under H0)."""
+
+    scores: np.ndarray
+    strata: np.ndarray | None = None
+
+
 SignalFunction = Callable[[ModelOutputs, Any, Mapping[str, Any]], np.ndarray]
-SliceScorer = Callable[[np.ndarray, np.ndarray, int, Mapping[str, Any]], np.ndarray]
+SliceScorer = Callable[[np.ndarray, np.ndarray, int, Mapping[str, Any]],
+                       "np.ndarray | SliceScores"]
 OptionCheck = Callable[[Mapping[str, Any]], None]
+
+
+class AttackWarning(UserWarning):
+    """An attack ran, but its scores need a caveat (e.g. a variance it could not estimate).
+
+    ``audit`` records each one in ``AuditResult.notes`` (and ``result.json``'s ``notes``)."""
 
 
 @dataclass(frozen=True)
@@ -23,7 +41,9 @@ class Attack:
     ``signal(outputs, reference, options)`` computes, once for all examples, either the final
     (n,) scores or an (n, d) feature matrix. When ``score_slice`` is set, it turns the signal
     rows and membership of one slice into (n_slice,) scores — trained attacks fit their model
-    here, on that slice only, with ``seed``. ``check_options`` checks the options merged over
+    here, on that slice only, with ``seed`` — or a :class:`SliceScores` naming the strata
+    within which alone the scores are exchangeable under H0 (a scorer that fits several models
+    must, or its p-values are not valid). ``check_options`` checks the options merged over
     ``defaults`` before any work, raising :class:`InputError` naming the attack and option.
     ``reference_models`` says how many reference models the attack needs, per mode.
     """
@@ -47,11 +67,12 @@ class Attack:
         return merged
 
     def scores_for_slice(self, signal: np.ndarray, membership: np.ndarray, seed: int,
-                         options: Mapping[str, Any]) -> np.ndarray:
-        """Scores (n_slice,) of one slice from its rows of ``signal``."""
+                         options: Mapping[str, Any]) -> SliceScores:
+        """Scores (n_slice,) of one slice from its rows of ``signal``, with their strata."""
         if self.score_slice is None:
-            return signal
-        return self.score_slice(signal, membership, seed, {**self.defaults, **options})
+            return SliceScores(signal)
+        scored = self.score_slice(signal, membership, seed, {**self.defaults, **options})
+        return scored if isinstance(scored, SliceScores) else SliceScores(np.asarray(scored))
 
 
 def check_option_names(attack: str, options: Mapping[str, Any], valid: Iterable[str]) -> None:

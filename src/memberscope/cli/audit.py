@@ -52,7 +52,7 @@ def _fpr_targets(text: str) -> tuple[float, ...]:
 
 def handle(args: argparse.Namespace) -> int:
     """Load, audit, save, summarise."""
-    from memberscope.attacks import get_attack
+    from memberscope.attacks import AttackWarning, get_attack
     from memberscope.audit import audit
     from memberscope.cli import EXIT_NOTHING_MEASURED
     from memberscope.metrics import LowResolutionWarning
@@ -85,7 +85,10 @@ def handle(args: argparse.Namespace) -> int:
             written.append(report)
     print(summary_table(result))
     for warning in caught:
-        print(f"note: {warning.message}")
+        if not issubclass(warning.category, AttackWarning):
+            print(f"note: {warning.message}")
+    for note in result.notes:
+        print(f"warning: {note}")
     print("\nwrote " + ", ".join(str(p) for p in written))
     if missing_extra is not None:
         print(f"report.html not written: {missing_extra}")

@@ -66,13 +66,18 @@ MEMBER_SAMPLE_WORDS = ("all", "balanced")
 class DatasetConfig:
     """Which data: ``name`` (a dataset name or an ``.npz`` path); optional seeded subsets of
     at most ``max_train`` members and ``max_test`` non-members (for quick runs); ``pad``
-    zero pixels added on every side of each image (2 makes 28×28 images 32×32)."""
+    zero pixels added on every side of each image (2 makes 28×28 images 32×32). For
+    ``cifar10`` only: ``path`` of a local copy of the tarball, or a mirror ``url``, with the
+    file's ``sha256`` when it is not the official tarball."""
 
     name: str
     max_train: int | None = None
     max_test: int | None = None
     cache_dir: str | None = None
     pad: int = 0
+    path: str | None = None
+    url: str | None = None
+    sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -124,9 +129,12 @@ class ExperimentConfig:
         return resolved_document(self)
 
     def fingerprint(self) -> str:
-        """SHA-256 of everything that decides the results (not the thread count)."""
+        """SHA-256 of everything that decides the results: not the thread count, nor where
+        the data file comes from (its ``sha256``, when given, identifies it)."""
         document = self.to_dict()
         document["training"].pop("threads", None)
+        for where in ("path", "url"):
+            document["dataset"].pop(where, None)
         text = json.dumps(document, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
 
@@ -233,6 +241,34 @@ def _dataset_name(value: Any) -> tuple[Any, str | None]:
     return value, unknown_name_message("dataset", checked, (*DATASET_NAMES, "PATH.npz"))
 
 
+def _url(value: Any) -> tuple[Any, str | None]:
+    checked, problem = _str()(value)
+    if problem is None and not checked.startswith(("http://", "https://")):
+        problem = f"must be an http:// or https:// address; got {checked!r}"
+    return checked, problem
+
+
+def _sha256(value: Any) -> tuple[Any, str | None]:
+    checked, problem = _str()(value)
+    if problem is None:
+        checked = checked.strip().lower()
+        if len(checked) != 64 or any(c not in "0123456789abcdef" for c in checked):
+            problem = f"must be 64 hex digits (a SHA-256); got {value!r}"
+    return checked, problem
+
+
+def _check_dataset_source(dataset: Mapping[str, Any], problems: list[str]) -> None:
+    """``path``/``url``/``sha256`` belong to cifar10; a file comes from one place."""
+    given = [key for key in ("path", "url", "sha256") if dataset.get(key) is not None]
+    if given and dataset.get("name") not in (None, "cifar10"):
+        problems.extend(f"dataset.{key}: only the cifar10 dataset takes it; name is "
+                        f"{dataset['name']!r}" for key in given)
+    elif "path" in given and "url" in given:
+        problems.append("dataset: give path (a local tarball) or url (a mirror), not both")
+    elif given == ["sha256"]:
+        problems.append("dataset.sha256: it checks the file of path or url; give one of them")
+
+
 def _member_sample(value: Any) -> tuple[Any, str | None]:
     if isinstance(value, str):
         return _str("member_sample", MEMBER_SAMPLE_WORDS)(value)
@@ -257,6 +293,9 @@ DATASET_FIELDS = {
     "max_test": _Field(_int(1), None),
     "cache_dir": _Field(_str(), None),
     "pad": _Field(_int(0), 0),
+    "path": _Field(_str(), None),
+    "url": _Field(_url, None),
+    "sha256": _Field(_sha256, None),
 }
 TRAINING_FIELDS = {
     "epochs": _Field(_int(1)),
@@ -380,6 +419,7 @@ def parse_config(document: Mapping[str, Any]) -> ExperimentConfig:
                         f"got {top['schema_version']}")
     dataset = _check_table(top.get("dataset", {}), "dataset", DATASET_FIELDS, problems) \
         if "dataset" in top else {}
+    _check_dataset_source(dataset, problems)
     training = _check_table(top.get("training", {}), "training", TRAINING_FIELDS, problems) \
         if "training" in top else {}
     audit = _check_table(top.get("audit") or {}, "audit", AUDIT_FIELDS, problems)

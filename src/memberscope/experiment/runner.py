@@ -153,7 +153,8 @@ def load_run_dataset(config: ExperimentConfig) -> Dataset:
 
     spec = config.dataset
     try:
-        data = load_dataset(spec.name, cache_dir=spec.cache_dir)
+        data = load_dataset(spec.name, cache_dir=spec.cache_dir, path=spec.path, url=spec.url,
+                            sha256=spec.sha256)
     except FileNotFoundError as exc:
         raise InputError(f"dataset.name: {exc}") from exc
     except InputError as exc:
@@ -269,13 +270,13 @@ def train_variant(config: ExperimentConfig, variant: VariantConfig, data: Datase
 
     hook = TorchMonitorHook(
         trainer.model, members=(data.x_train, data.y_train), nonmembers=(data.x_test, data.y_test),
-        every=config.epochs_per_report, attacks=config.audit.attacks,
+        epochs_per_report=config.epochs_per_report, attacks=config.audit.attacks,
         slices=config.audit.slices, model_label=variant.label,
         member_sample=_member_sample(config, data), seed=config.seed,
         epsilon=trainer.epsilon if trainer.accountant is not None else None,
         delta=None if dp is None else dp.delta, accountant=None if dp is None else dp.accountant,
         on_result=record, batch_size=config.audit.batch_size,
-        device=trainer.device)
+        device=trainer.device, verbose=False)  # the epoch line below reports each audit
     epochs = variant.training.epochs
     while trainer.epoch < epochs:
         stats = trainer.train_epoch()

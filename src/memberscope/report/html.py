@@ -44,9 +44,12 @@ def _exposed_examples(scores: Mapping[str, np.ndarray], membership: np.ndarray |
         values = np.asarray(values, dtype=float)
         if membership is not None and len(membership) != len(values):
             continue
+        candidates = values if membership is None else values[np.asarray(membership, bool)]
         for index in exposed_indices(values, membership, k):
             label = labels[index].item() if labels is not None and len(labels) > index else None
-            out.append(ExposedExample(attack, int(index), float(values[index]), label))
+            ties = int(np.count_nonzero(candidates == values[index]))
+            out.append(ExposedExample(attack, int(index), float(values[index]), label,
+                                      ties=ties))
     return out
 
 
@@ -149,7 +152,8 @@ def _run_exposed(audits: Sequence[AuditScores]) -> list[ExposedExample]:
         for example in _exposed_examples(audit.scores, audit.membership, audit.labels):
             index = audit.training_index(example.index)
             out.append(ExposedExample(example.attack, example.index if index is None else index,
-                                      example.score, example.label, audit.model, audit.epoch))
+                                      example.score, example.label, audit.model, audit.epoch,
+                                      example.ties))
     return out
 
 

@@ -43,6 +43,10 @@ if TYPE_CHECKING:
 
 #: Row metadata shown in their own columns, before any other metadata key.
 KNOWN_METADATA = ("model", "epoch", "train_accuracy", "test_accuracy", "epsilon")
+#: Per-epoch diagnostics (one value per model and epoch, with the decimals shown): listed in
+#: the checkpoints table rather than repeated on every result row.
+EPOCH_DIAGNOSTICS = {"train_loss": 4, "epoch_seconds": 2, "inference_seconds": 3,
+                     "audit_seconds": 3, "images_per_second": 0}
 
 __all__ = ["ExposedExample", "PageInputs", "Table", "escape", "json_for_script", "render_page"]
 
@@ -205,6 +209,8 @@ def results_table(rows: Sequence[AuditRow]) -> Table:
     """Every result row with every metric and metadata value."""
     fprs = _fpr_metrics(rows)
     keys = metadata_keys(rows)
+    if rows and all(r.metadata.get("epoch") is not None for r in rows):  # a checkpoints table
+        keys = [k for k in keys if k not in EPOCH_DIAGNOSTICS]
     meta = [k for k in KNOWN_METADATA if k in keys] + [k for k in keys if k not in KNOWN_METADATA]
     ordered = sorted(rows, key=lambda r: (str(r.metadata.get("model")),
                                           epoch_sort_key(r.metadata.get("epoch")),
@@ -231,6 +237,8 @@ def checkpoints_table(rows: Sequence[AuditRow], summary: ReportSummary) -> Table
     has_eps = any(isinstance(r.metadata.get("epsilon"), int | float) for r in with_epoch)
     has = {k: any(isinstance(r.metadata.get(k), int | float) for r in with_epoch)
            for k in ("train_accuracy", "test_accuracy")}
+    diagnostics = [k for k in EPOCH_DIAGNOSTICS
+                   if any(isinstance(r.metadata.get(k), int | float) for r in with_epoch)]
     groups = group_rows(with_epoch, ("model", "epoch"))
     keys = sorted(groups, key=lambda k: (str(k[0]), epoch_sort_key(k[1])))
     records = []
@@ -247,6 +255,7 @@ def checkpoints_table(rows: Sequence[AuditRow], summary: ReportSummary) -> Table
         if low:
             record.append(max(metric_value(r, low) for r in group))
         record.append(max(r.epsilon_lower_bound.confident for r in group))
+        record += [group[0].metadata.get(k) for k in diagnostics]
         records.append(record)
         is_pick = suggestion is not None and (suggestion.model, suggestion.epoch) == (model,
                                                                                       epoch)
@@ -258,8 +267,10 @@ def checkpoints_table(rows: Sequence[AuditRow], summary: ReportSummary) -> Table
     if low:
         headers.append(f"max {_metric_header(low)}")
     headers.append("max ε ≥")
+    headers += [k.replace("_", " ") for k in diagnostics]
+    digits = [3] * (len(headers) - len(diagnostics)) + [EPOCH_DIAGNOSTICS[k] for k in diagnostics]
     columns = [list(col) for col in zip(*records, strict=True)]
-    return make_table("checkpoints", headers, columns, row_classes=classes,
+    return make_table("checkpoints", headers, columns, row_classes=classes, digits=digits,
                       caption="One row per model variant and epoch (worst over slices and "
                               "attacks); the suggested checkpoint is highlighted")
 
@@ -287,11 +298,29 @@ def exposed_table(exposed: Sequence[ExposedExample]) -> Table | None:
     headers += ["attack", "example index", "score", "label"]
     columns += [[e.attack for e in exposed], [e.index for e in exposed],
                 [e.score for e in exposed], [e.label for e in exposed]]
+    digits = [3] * (len(headers) - 2) + [-4, 3]
     caption = ("Training examples with the highest attack score (most exposed)" +
                (" at each variant's last audit; the index is the example's position in the "
-                "training set" if run else ""))
-    return make_table("exposed", headers, columns, digits=[3] * (len(headers) - 2) + [-4, 3],
-                      caption=caption)
+                "training set" if run else "") + ".")
+    tied = [e for e in exposed if e.ties > 1]
+    if tied:
+        headers.append("members at this score")
+        columns.append([e.ties for e in exposed])
+        digits.append(3)
+        caption += (" Some members tie at one score (" + _ties_text(tied) + "); among tied "
+                    "members the table lists the lowest indices, which are no more exposed "
+                    "than the others.")
+    return make_table("exposed", headers, columns, digits=digits, caption=caption)
+
+
+def _ties_text(tied: Sequence[ExposedExample], most: int = 3) -> str:
+    """"12 members at 0.9531 (threshold)", one per distinct tied score, at most ``most``."""
+    seen = dict.fromkeys((e.model, e.attack, e.score, e.ties) for e in tied)
+    parts = []
+    for model, attack, score, ties in list(seen)[:most]:
+        where = " · ".join(str(p) for p in (model, attack) if p is not None)
+        parts.append(f"{ties} members at {score:.4g} ({where})")
+    return "; ".join(parts) + ("; …" if len(seen) > most else "")
 
 
 # --- the answers at the top -----------------------------------------------------------------

@@ -45,12 +45,22 @@
   });
   document.querySelectorAll("input[data-filter]").forEach(function (input) {
     var table = document.getElementById(input.getAttribute("data-filter"));
+    var caption = table.caption;
+    var unfiltered = caption ? caption.textContent : "";
     input.addEventListener("input", function () {
       var words = input.value.toLowerCase().split(/\s+/).filter(Boolean);
-      Array.prototype.forEach.call(table.tBodies[0].rows, function (row) {
+      var rows = table.tBodies[0].rows;
+      var shown = 0;
+      Array.prototype.forEach.call(rows, function (row) {
         var text = row.textContent.toLowerCase();
         row.hidden = !words.every(function (word) { return text.indexOf(word) >= 0; });
+        shown += row.hidden ? 0 : 1;
       });
+      if (caption) {
+        caption.textContent = words.length === 0 ? unfiltered :
+          shown + " of " + rows.length + " results match the filter: click a column " +
+          "header to sort";
+      }
     });
   });
 }());
