@@ -51,12 +51,8 @@ def test_loss_only_attacks_score_members_higher(name):
     membership = np.arange(400) < 200
     loss = rng.exponential(np.where(membership, 0.3, 1.0))
     outputs = ModelOutputs(membership=membership, labels=np.zeros(400, int), loss=loss)
-    # Median over audit seeds: a direction flip gives AUC < 0.5 for every seed, while one
-    # seed alone can land the under-trained mlp attacker below 0.5 on 400 examples (its AUC
-    # spread 0.47-0.71 over 20 seeds here; the loss itself gives 0.77).
-    aucs = [audit(outputs, attacks=[name], slices=["entire"], seed=seed)
-            .row("entire_dataset", name).auc for seed in range(5)]
-    assert np.median(aucs) > 0.55, f"{name}: AUCs {np.round(aucs, 3)}"
+    row = audit(outputs, attacks=[name], slices=["entire"]).row("entire_dataset", name)
+    assert row.auc > 0.6, f"{name}: AUC {row.auc:.3f}"
 
 
 @pytest.mark.parametrize("name", TRAINED)
