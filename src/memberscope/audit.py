@@ -4,17 +4,25 @@ from __future__ import annotations
 
 import logging
 import warnings
-import zlib
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
-from memberscope.attacks import Attack, get_attack
+from memberscope._seeding import stream_seed
+from memberscope._validation import check_probability
+from memberscope.attacks import Attack, AttackWarning, get_attack
 from memberscope.errors import InputError
-from memberscope.metrics import DEFAULT_FPR_TARGETS, LowResolutionWarning, attack_metrics
+from memberscope.metrics import (
+    DEFAULT_FPR_TARGETS,
+    LowResolutionWarning,
+    attack_metrics,
+    resolvable,
+)
 from memberscope.outputs import ModelOutputs
 from memberscope.results import AuditResult, AuditRow, SkippedEntry
+from memberscope.significance import check_correction, significant_rows
 from memberscope.slicing import Slice, UnavailableSlice, build_slices
 
 logger = logging.getLogger(__name__)
@@ -28,11 +36,6 @@ def _names(value: str | Iterable[str]) -> list[str]:
     return [v.strip() for v in value.split(",")] if isinstance(value, str) else list(value)
 
 
-def derived_seed(seed: int, *parts: str) -> int:
-    """A seed for one (slice, attack), stable across runs and Python versions."""
-    return zlib.crc32("/".join([str(seed), *parts]).encode()) & 0x7FFFFFFF
-
-
 def audit(
     outputs: ModelOutputs,
     *,
@@ -42,6 +45,7 @@ def audit(
     seed: int = 0,
     fpr_targets: Sequence[float] = DEFAULT_FPR_TARGETS,
     alpha: float = 0.05,
+    correction: str = "holm",
     delta: float = 0.0,
     n_bootstrap: int = 0,
     min_slice_size: int = DEFAULT_MIN_SLICE_SIZE,
@@ -51,7 +55,7 @@ def audit(
     keep_scores: bool = True,
 ) -> AuditResult:
     """Run ``attacks`` on every slice of ``outputs`` and compute AUC, advantage, PPV,
-    TPR at ``fpr_targets`` and the empirical ε lower bound for each.
+    TPR at ``fpr_targets``, the empirical ε lower bound and the p-value for each.
 
     Parameters
     ----------
@@ -64,6 +68,11 @@ def audit(
     custom_slices : {name: (n,) mask or group vector}, optional
     seed : int
         Makes trained attacks and the ε split deterministic.
+    alpha : float in (0, 1), default 0.05
+        Level of the family-wise test (``significant``) and 1 − confidence of the ε bound.
+    correction : "holm" (default) or "bonferroni"
+        Family-wise correction over all rows of this call: the chance that any row of a
+        no-signal audit is ``significant`` stays ≤ ``alpha``.
     min_slice_size : int
         A slice with fewer members or non-members than this is skipped, with the reason.
     reference : ReferenceOutputs, optional
@@ -83,6 +92,8 @@ def audit(
         raise InputError(f"outputs must be a ModelOutputs; got {type(outputs).__name__}")
     if min_slice_size < 1:
         raise InputError(f"min_slice_size must be >= 1; got {min_slice_size}")
+    alpha = check_probability("alpha", alpha)
+    check_correction(correction)
     attack_list = [get_attack(name) for name in _names(attacks)]
     if not attack_list:
         raise InputError("attacks is empty; give at least one attack name")
@@ -93,26 +104,25 @@ def audit(
     for attack in attack_list:
         if attack.needs_reference and reference is None:
             raise InputError(f"attack {attack.name!r} needs reference models: pass reference=")
+        attack.validate_options(options.get(attack.name, {}))
     slice_list = build_slices(outputs, _names(slices), custom=custom_slices)
-    too_fine = [f for f in fpr_targets if f < 1.0 / outputs.n_nonmembers]
-    if too_fine:
-        warnings.warn(
-            f"TPR at FPR {', '.join(f'{f:g}' for f in too_fine)} cannot be resolved with "
-            f"{outputs.n_nonmembers} non-members (smallest nonzero FPR is "
-            f"{1.0 / outputs.n_nonmembers:.2g}); those values can only be 0",
-            LowResolutionWarning, stacklevel=2)
 
     rows: list[AuditRow] = []
     rocs = []
     skipped: list[SkippedEntry] = []
     scores_by_attack: dict[str, np.ndarray] = {}
+    notes: list[str] = []
     for attack in attack_list:
         try:
-            signal = attack.signal(outputs, reference, {**attack.defaults,
-                                                        **options.get(attack.name, {})})
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", AttackWarning)
+                signal = attack.signal(outputs, reference, {**attack.defaults,
+                                                            **options.get(attack.name, {})})
         except InputError as exc:
             skipped.extend(SkippedEntry(s.name, attack.name, str(exc)) for s in slice_list)
             continue
+        finally:
+            notes.extend(_recorded_notes(caught))
         for slice_ in slice_list:
             outcome = _evaluate(attack, signal, outputs, slice_, seed=seed,
                                 fpr_targets=fpr_targets, alpha=alpha, delta=delta,
@@ -126,15 +136,50 @@ def audit(
             rocs.append(roc.thinned() if keep_scores and roc is not None else None)
             if keep_scores and slice_.name == "entire_dataset":
                 scores_by_attack[attack.name] = slice_scores
+    if rows:
+        verdicts = significant_rows([1.0 if r.p_value is None else r.p_value for r in rows],
+                                    alpha=alpha, correction=correction)
+        rows = [replace(r, significant=bool(v)) for r, v in zip(rows, verdicts, strict=True)]
+    _warn_unresolvable(rows, fpr_targets)
     result = AuditResult(
         rows=tuple(rows), skipped=tuple(skipped), rocs=tuple(rocs),
         scores=scores_by_attack,
         membership=outputs.membership if keep_scores else None,
         labels=outputs.labels if keep_scores else None,
+        notes=tuple(dict.fromkeys(notes)),
     )
     for entry in skipped:
         logger.info("skipped slice %s, attack %s: %s", entry.slice, entry.attack, entry.reason)
     return result.with_metadata(**metadata) if metadata else result
+
+
+def _recorded_notes(caught: list[warnings.WarningMessage]) -> list[str]:
+    """The attack's caveats (:class:`AttackWarning`), to keep in the result; every warning,
+    those included, is passed on to the caller as well."""
+    for warning in caught:
+        warnings.warn_explicit(warning.message, warning.category, warning.filename,
+                               warning.lineno)
+    return [str(w.message) for w in caught if issubclass(w.category, AttackWarning)]
+
+
+def _failure_reason(exc: Exception) -> str:
+    """Why an attack failed on a slice; our own errors already read as a reason."""
+    message = str(exc).replace("\n", " ")
+    return message if isinstance(exc, InputError) else (
+        f"the attack failed on this slice: {type(exc).__name__}: {message}")
+
+
+def _warn_unresolvable(rows: Sequence[AuditRow], fpr_targets: Sequence[float]) -> None:
+    """One warning per audit naming, per FPR target, the rows where TPR is stored as null."""
+    for target in fpr_targets:
+        unresolved = [r for r in rows if not resolvable(target, r.n_nonmembers)]
+        if unresolved:
+            fewest = min(r.n_nonmembers for r in unresolved)
+            warnings.warn(
+                f"TPR at FPR {target:g} is stored as null on {len(unresolved)} of {len(rows)} "
+                f"rows: their slices have fewer than {1 / target:g} non-members (as few as "
+                f"{fewest}), and n_nonmembers x FPR >= 1 is needed to resolve it",
+                LowResolutionWarning, stacklevel=3)
 
 
 def _evaluate(attack: Attack, signal: np.ndarray, outputs: ModelOutputs,
@@ -152,19 +197,26 @@ def _evaluate(attack: Attack, signal: np.ndarray, outputs: ModelOutputs,
             slice_.name, attack.name,
             f"too small: {n_members} members and {n_nonmembers} non-members; "
             f"need at least {needed} of each")
-    slice_seed = derived_seed(seed, slice_.name, attack.name)
-    scores = attack.scores_for_slice(signal[slice_.mask], membership, slice_seed, options)
+    slice_seed = stream_seed(seed, slice_.name, attack.name)
+    try:
+        scored = attack.scores_for_slice(signal[slice_.mask], membership, slice_seed, options)
+    except (ValueError, ArithmeticError) as exc:
+        # A slice the attack cannot handle (too few examples for its model, a degenerate
+        # fit) is recorded with the reason, never allowed to end the whole audit.
+        return SkippedEntry(slice_.name, attack.name, _failure_reason(exc))
     weights = None if outputs.sample_weight is None else outputs.sample_weight[slice_.mask]
     with warnings.catch_warnings():
         # One summary warning per audit is enough; per-slice ones would flood the log.
         warnings.simplefilter("ignore", LowResolutionWarning)
-        metrics = attack_metrics(scores, membership, fpr_targets=fpr_targets, alpha=alpha,
-                                 delta=delta, seed=slice_seed, n_bootstrap=n_bootstrap,
-                                 sample_weight=weights)
+        metrics = attack_metrics(scored.scores, membership, fpr_targets=fpr_targets,
+                                 alpha=alpha, delta=delta, seed=slice_seed,
+                                 n_bootstrap=n_bootstrap, sample_weight=weights,
+                                 strata=scored.strata)
     row = AuditRow(
         slice=slice_.name, attack=attack.name, n_members=n_members, n_nonmembers=n_nonmembers,
         auc=metrics.auc, advantage=metrics.advantage, ppv=metrics.ppv,
         tpr_at_fpr=metrics.tpr_at_fpr, epsilon_lower_bound=metrics.epsilon,
         auc_ci=metrics.auc_ci, tpr_at_fpr_ci=metrics.tpr_at_fpr_ci,
+        p_value=metrics.p_value, notes=metrics.notes,
     )
-    return row, metrics.roc, scores
+    return row, metrics.roc, scored.scores

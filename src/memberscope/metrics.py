@@ -6,9 +6,15 @@ curve (every distinct score is a threshold; ties form one threshold), never on a
 Definitions (DESIGN.md, matching TF Privacy where it is sound):
 
 - ``auc``: area under the ROC curve, ties counting one half (Mann-Whitney U / (P·N)).
-- ``advantage``: max over thresholds of |TPR − FPR|.
-- ``ppv``: max over thresholds of TPR / (TPR + r·FPR), r = N/P; 1/(1+r) where TPR = FPR = 0.
-- ``tpr_at_fpr[f]``: the largest TPR among thresholds with FPR ≤ f.
+- ``advantage``: max over thresholds of TPR − FPR (≥ 0): in our score direction, so an attack
+  worse than chance is not leakage (TF Privacy takes |TPR − FPR|).
+- ``ppv``: the precision the attack demonstrably reaches: max over thresholds of the 99%
+  Clopper-Pearson lower confidence bound on TP / (TP + FP). One lucky top-scored member gives
+  0.01, not 1.0; on no-signal data it stays below the prior P/(P+N) + 0.1.
+- ``tpr_at_fpr[f]``: the largest TPR among thresholds with FPR ≤ f, only where the non-members
+  resolve f (N·f ≥ 1); otherwise None, with a note.
+- ``p_value``: one-sided rank test of H0 "the scores carry no membership information"
+  (:mod:`memberscope.significance`).
 - ``epsilon_lower_bound``: empirical ε of (ε, δ)-DP from Clopper-Pearson intervals; the
   ``confident`` value is a valid (1−α) lower bound: the threshold is chosen on one seeded half of
   the examples and the bound is computed on the other half.
@@ -24,14 +30,18 @@ import numpy as np
 
 from memberscope._validation import as_bool_array, as_float_array, check_probability
 from memberscope.errors import InputError
+from memberscope.significance import combine_strata, u_test_p_value
 
 DEFAULT_FPR_TARGETS: tuple[float, ...] = (0.001, 0.01, 0.1)
+PPV_CONFIDENCE = 0.99
+_PPV_Z = 2.3263478740408408  # the standard normal 0.99 quantile
+_PPV_EXACT_POINTS = 128
 _EPSILON_CANDIDATES = 128
 _BLOCK = 1 << 20
 
 
 class LowResolutionWarning(UserWarning):
-    """A target FPR is below 1/n_nonmembers, so TPR there can only be read as 0."""
+    """A target FPR is below 1/n_nonmembers, so TPR there is not resolvable and stored as None."""
 
 
 @dataclass(frozen=True)
@@ -90,11 +100,13 @@ class AttackMetrics:
     auc: float
     advantage: float
     ppv: float
-    tpr_at_fpr: dict[float, float]
+    tpr_at_fpr: dict[float, float | None]
     epsilon: EpsilonBound
     auc_ci: tuple[float, float] | None = None
-    tpr_at_fpr_ci: dict[float, tuple[float, float]] | None = None
+    tpr_at_fpr_ci: dict[float, tuple[float, float] | None] | None = None
     roc: RocCurve | None = field(default=None, repr=False)
+    p_value: float | None = None
+    notes: tuple[str, ...] = ()
 
 
 # --- the ROC curve ------------------------------------------------------------------------
@@ -208,42 +220,127 @@ def auc_from_roc(roc: RocCurve) -> float:
         stop = min(start + _BLOCK, len(roc.fpr) - 1)
         widths = roc.fpr[start + 1 : stop + 1] - roc.fpr[start:stop]
         heights = roc.tpr[start + 1 : stop + 1] + roc.tpr[start:stop]
-        total += float(np.dot(widths, heights))
+        total += float(np.sum(widths * heights))  # not np.dot: BLAS threads badly under load
     return total / 2.0
 
 
 def advantage_from_roc(roc: RocCurve) -> float:
-    """Attacker advantage: max over thresholds of |TPR − FPR|."""
-    gaps = roc.tpr - roc.fpr
-    return float(np.max(np.abs(gaps, out=gaps)))
+    """Attacker advantage in our score direction: max over thresholds of TPR − FPR (≥ 0, the
+    threshold +inf giving 0). An attack worse than chance has advantage 0, not |TPR − FPR|."""
+    return float(np.max(roc.tpr - roc.fpr))
 
 
-def ppv_from_roc(roc: RocCurve) -> float:
-    """Max over thresholds of TPR / (TPR + r·FPR), r = N/P; 1/(1+r) where TPR = FPR = 0."""
-    ratio = roc.n_nonmembers / roc.n_members
-    values = roc.fpr * ratio
-    values += roc.tpr
-    undefined = values == 0
-    np.divide(roc.tpr, values, out=values, where=~undefined)
-    values[undefined] = 1.0 / (1.0 + ratio)
-    return float(np.max(values))
+def ppv_from_roc(roc: RocCurve, member_count: float | None = None,
+                 nonmember_count: float | None = None) -> float:
+    """Max over thresholds of the 99% Clopper-Pearson lower bound on TP / (TP + FP).
+
+    A lower confidence bound, not the plug-in precision: the plug-in maximum is 1.0 whenever
+    the single top-scored example is a member. Under no signal the bound exceeds the prior
+    P/(P+N) only when an early run of members beats a 99% bound (0 of 300 simulated runs went
+    above prior + 0.1 with 3,000 per side; max 0.55). ``member_count``/``nonmember_count``
+    (unweighted counts) turn a weighted curve's rates into counts; default: the curve's totals.
+    """
+    members = roc.n_members if member_count is None else member_count
+    nonmembers = roc.n_nonmembers if nonmember_count is None else nonmember_count
+    tpr, fpr = roc.tpr[1:], roc.fpr[1:]  # past the +inf threshold: >= 1 predicted member each
+    predicted = tpr * members + fpr * nonmembers
+    weighted_positive = tpr + (roc.n_nonmembers / roc.n_members) * fpr
+    # Zero only where every predicted member has weight 0 (weighted curves).
+    precision = np.divide(tpr, weighted_positive, out=np.zeros_like(tpr),
+                          where=weighted_positive > 0)
+    true_positives = precision * predicted
+    if member_count is None:
+        true_positives = np.rint(true_positives)  # unweighted: exact integer counts
+    candidates = _ppv_candidates(true_positives, predicted)
+    bounds = _clopper_pearson_lower(true_positives[candidates], predicted[candidates],
+                                    1 - PPV_CONFIDENCE)
+    return float(np.max(bounds, initial=0.0))
+
+
+def _ppv_candidates(true_positives: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """Indices where the exact bound is worth computing (``betaincinv`` costs ~2 µs a point):
+    the first points (small counts, where approximations are worst) and the points with the
+    highest Wilson lower bound, which orders points as the Clopper-Pearson bound does up to
+    small differences."""
+    if len(predicted) <= 2 * _PPV_EXACT_POINTS:
+        return np.arange(len(predicted))
+    z = _PPV_Z
+    share = true_positives / predicted
+    centre = share + z * z / (2 * predicted)
+    spread = z * np.sqrt(share * (1 - share) / predicted + z * z / (4 * predicted**2))
+    wilson = (centre - spread) / (1 + z * z / predicted)
+    best = np.argpartition(-wilson, _PPV_EXACT_POINTS)[:_PPV_EXACT_POINTS]
+    return np.union1d(np.arange(_PPV_EXACT_POINTS), best)
+
+
+def resolvable(fpr_target: float, n_nonmembers: float) -> bool:
+    """Whether ``n_nonmembers`` resolve FPR ``fpr_target``: at least one false positive fits."""
+    return n_nonmembers * fpr_target >= 1 - 1e-9
+
+
+def unresolvable_note(fpr_target: float, n_nonmembers: float) -> str:
+    """Why TPR at ``fpr_target`` is stored as None."""
+    return (f"tpr_at_fpr[{fpr_target:g}] is null: {n_nonmembers:g} non-members resolve FPR "
+            f"only down to {1.0 / n_nonmembers:.2g} (need n_nonmembers x FPR >= 1)")
 
 
 def tpr_at_fpr_from_roc(roc: RocCurve, fpr_targets: Sequence[float] = DEFAULT_FPR_TARGETS,
-                        *, warn: bool = True) -> dict[float, float]:
-    """For each target f: the largest TPR among thresholds with FPR ≤ f."""
-    result = {}
+                        *, warn: bool = True,
+                        nonmember_count: float | None = None) -> dict[float, float | None]:
+    """For each target f: the largest TPR among thresholds with FPR ≤ f, where resolvable.
+
+    Where ``nonmember_count`` (default: the curve's total) × f < 1 the value is None: below
+    one false positive the curve says nothing about that FPR.
+    """
+    count = roc.n_nonmembers if nonmember_count is None else nonmember_count
+    result: dict[float, float | None] = {}
     for target in fpr_targets:
         target = check_probability("fpr_targets", target, open_interval=False)
-        if warn and target < 1.0 / roc.n_nonmembers:
-            warnings.warn(
-                f"TPR at FPR {target:g} is read on only {roc.n_nonmembers:g} non-members "
-                f"(resolution {1.0 / roc.n_nonmembers:.2g}); it can only be 0 below that",
-                LowResolutionWarning, stacklevel=2,
-            )
+        if not resolvable(target, count):
+            if warn:
+                warnings.warn(unresolvable_note(target, count), LowResolutionWarning,
+                              stacklevel=2)
+            result[float(target)] = None
+            continue
         index = int(np.searchsorted(roc.fpr, target, side="right")) - 1
         result[float(target)] = float(roc.tpr[index])
     return result
+
+
+def _u_test_from_roc(roc: RocCurve, n_examples: int) -> float | None:
+    """The Mann-Whitney p-value of an unweighted curve: U = AUC·P·N, ties from its steps."""
+    members, nonmembers = roc.n_members, roc.n_nonmembers
+    u = auc_from_roc(roc) * members * nonmembers
+    tie_term = 0.0
+    if len(roc.tpr) - 1 < n_examples:  # fewer thresholds than examples: some scores tie
+        sizes = np.diff(roc.tpr) * members
+        sizes += np.diff(roc.fpr) * nonmembers
+        np.rint(sizes, out=sizes)
+        tie_term = float(np.sum((sizes * sizes - 1) * sizes))
+    return u_test_p_value(u, int(members), int(nonmembers), tie_term)
+
+
+def rank_test_p_value(scores: np.ndarray, membership: np.ndarray, *,
+                      strata: np.ndarray | None = None, roc: RocCurve | None = None) -> float:
+    """One-sided p-value of H0 "the scores carry no membership information".
+
+    Without ``strata`` (scores exchangeable under H0): Mann-Whitney U from the unweighted
+    ``roc`` (computed when not given), exact for small slices without ties. With ``strata``
+    (n,) (e.g. the folds of out-of-fold scores): one test per stratum, comparing only scores
+    of one fold model, combined by Bonferroni (see :mod:`memberscope.significance`). Sample
+    weights play no part: H0 is about the examples.
+    """
+    if strata is None:
+        curve = roc if roc is not None else _roc_curve(scores, membership, None)
+        return combine_strata([_u_test_from_roc(curve, len(scores))])
+    p_values = []
+    for stratum in np.unique(strata):
+        inside = strata == stratum
+        side = membership[inside]
+        if side.any() and not side.all():
+            p_values.append(_u_test_from_roc(_roc_curve(scores[inside], side, None),
+                                             len(side)))
+    return combine_strata(p_values)
 
 
 def roc_metrics(scores: np.ndarray, membership: np.ndarray,
@@ -251,8 +348,14 @@ def roc_metrics(scores: np.ndarray, membership: np.ndarray,
                 sample_weight: np.ndarray | None = None) -> dict[str, object]:
     """AUC, advantage, PPV and TPR at ``fpr_targets`` from one pass over the full ROC."""
     roc = roc_curve(scores, membership, sample_weight)
+    if sample_weight is None:
+        return {"auc": auc_from_roc(roc), "advantage": advantage_from_roc(roc),
+                "ppv": ppv_from_roc(roc), "tpr_at_fpr": tpr_at_fpr_from_roc(roc, fpr_targets)}
+    members = float(np.count_nonzero(membership))
+    nonmembers = float(len(membership)) - members
     return {"auc": auc_from_roc(roc), "advantage": advantage_from_roc(roc),
-            "ppv": ppv_from_roc(roc), "tpr_at_fpr": tpr_at_fpr_from_roc(roc, fpr_targets)}
+            "ppv": ppv_from_roc(roc, members, nonmembers),
+            "tpr_at_fpr": tpr_at_fpr_from_roc(roc, fpr_targets, nonmember_count=nonmembers)}
 
 
 # --- empirical epsilon --------------------------------------------------------------------
@@ -372,11 +475,12 @@ def bootstrap_intervals(scores: np.ndarray, membership: np.ndarray, *, n_bootstr
                         fpr_targets: Sequence[float] = DEFAULT_FPR_TARGETS,
                         confidence: float = 0.95, seed: int = 0,
                         sample_weight: np.ndarray | None = None,
-                        ) -> tuple[tuple[float, float], dict[float, tuple[float, float]]]:
+                        ) -> tuple[tuple[float, float], dict[float, tuple[float, float] | None]]:
     """Percentile bootstrap intervals for AUC and TPR at each FPR target.
 
     Members and non-members are resampled separately so each replicate keeps the slice's counts;
-    each resampled example keeps its weight.
+    each resampled example keeps its weight. A target the non-members cannot resolve
+    (N·f < 1) gets None, like its TPR.
     """
     scores, membership, sample_weight = _check_scores(scores, membership, sample_weight)
     if n_bootstrap < 2:
@@ -385,8 +489,9 @@ def bootstrap_intervals(scores: np.ndarray, membership: np.ndarray, *, n_bootstr
     member_index, nonmember_index = np.flatnonzero(membership), np.flatnonzero(~membership)
     replicate_membership = np.concatenate([np.ones(len(member_index), bool),
                                            np.zeros(len(nonmember_index), bool)])
+    targets = [float(f) for f in fpr_targets]
     aucs = np.empty(n_bootstrap)
-    tprs = np.empty((n_bootstrap, len(fpr_targets)))
+    tprs = np.full((n_bootstrap, len(targets)), np.nan)
     for b in range(n_bootstrap):
         index = np.concatenate([
             member_index[rng.integers(0, len(member_index), len(member_index))],
@@ -395,34 +500,58 @@ def bootstrap_intervals(scores: np.ndarray, membership: np.ndarray, *, n_bootstr
         weights = None if sample_weight is None else sample_weight[index]
         roc = _roc_curve(scores[index], replicate_membership, weights)
         aucs[b] = auc_from_roc(roc)
-        tprs[b] = list(tpr_at_fpr_from_roc(roc, fpr_targets, warn=False).values())
+        values = tpr_at_fpr_from_roc(roc, targets, warn=False,
+                                     nonmember_count=float(len(nonmember_index)))
+        tprs[b] = [np.nan if v is None else v for v in values.values()]
     tail = (1 - confidence) / 2 * 100
-    auc_ci = tuple(float(v) for v in np.percentile(aucs, [tail, 100 - tail]))
-    tpr_ci = {float(f): tuple(float(v) for v in np.percentile(tprs[:, i], [tail, 100 - tail]))
-              for i, f in enumerate(fpr_targets)}
-    return auc_ci, tpr_ci  # type: ignore[return-value]
+    auc_ci = _interval(aucs, tail)
+    tpr_ci = {f: (_interval(tprs[:, i], tail) if resolvable(f, len(nonmember_index)) else None)
+              for i, f in enumerate(targets)}
+    return auc_ci, tpr_ci
+
+
+def _interval(values: np.ndarray, tail: float) -> tuple[float, float]:
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return float(low), float(high)
 
 
 def attack_metrics(scores: np.ndarray, membership: np.ndarray, *,
                    fpr_targets: Sequence[float] = DEFAULT_FPR_TARGETS, alpha: float = 0.05,
                    delta: float = 0.0, seed: int = 0, n_bootstrap: int = 0,
-                   sample_weight: np.ndarray | None = None) -> AttackMetrics:
-    """Every metric of one attack's ``scores`` (n,) on examples with ``membership`` (n,)."""
+                   sample_weight: np.ndarray | None = None,
+                   strata: np.ndarray | None = None) -> AttackMetrics:
+    """Every metric of one attack's ``scores`` (n,) on examples with ``membership`` (n,).
+
+    ``strata`` (n,), optional: groups within which alone the scores are exchangeable under
+    H0 (the folds of out-of-fold scores); the p-value then uses the stratified test.
+    """
     scores, membership, sample_weight = _check_scores(scores, membership, sample_weight)
+    if strata is not None and np.shape(strata) != scores.shape:
+        raise InputError(f"strata must be (n,) like scores; got shape {np.shape(strata)}")
     roc = _roc_curve(scores, membership, sample_weight)
+    unweighted = roc if sample_weight is None else None
+    n_members = float(np.count_nonzero(membership))
+    n_nonmembers = float(len(membership)) - n_members
     auc_ci = tpr_ci = None
     if n_bootstrap:
         auc_ci, tpr_ci = bootstrap_intervals(scores, membership, n_bootstrap=n_bootstrap,
                                              fpr_targets=fpr_targets, seed=seed,
                                              sample_weight=sample_weight)
+    tpr_at_fpr = tpr_at_fpr_from_roc(roc, fpr_targets, nonmember_count=n_nonmembers)
+    notes = tuple(unresolvable_note(f, n_nonmembers)
+                  for f, value in tpr_at_fpr.items() if value is None)
     return AttackMetrics(
         auc=auc_from_roc(roc),
         advantage=advantage_from_roc(roc),
-        ppv=ppv_from_roc(roc),
-        tpr_at_fpr=tpr_at_fpr_from_roc(roc, fpr_targets),
+        ppv=ppv_from_roc(roc, n_members, n_nonmembers) if sample_weight is not None
+        else ppv_from_roc(roc),
+        tpr_at_fpr=tpr_at_fpr,
         epsilon=epsilon_lower_bound(scores, membership, alpha=alpha, delta=delta, seed=seed,
-                                    roc=roc if sample_weight is None else None),
+                                    roc=unweighted),
         auc_ci=auc_ci,
         tpr_at_fpr_ci=tpr_ci,
         roc=roc,
+        p_value=rank_test_p_value(scores, membership, strata=None if strata is None
+                                  else np.asarray(strata), roc=unweighted),
+        notes=notes,
     )

@@ -9,13 +9,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from memberscope.errors import InputError, SchemaError
+from memberscope.errors import InputError, SchemaError, UnknownNameError
 from memberscope.metrics import EpsilonBound, RocCurve
 
 if TYPE_CHECKING:
     import pandas
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Version 1 rows lack p_value, significant and notes (read as None, None, ()) and may hold
+# TPR at unresolvable FPRs (kept as stored).
+READABLE_SCHEMA_VERSIONS = (1, 2)
 METRIC_NAMES = ("auc", "advantage", "ppv", "epsilon_confident", "epsilon_point")
 
 
@@ -25,7 +28,13 @@ def _fpr_key(value: float) -> str:
 
 @dataclass(frozen=True)
 class AuditRow:
-    """Metrics of one attack on one slice, with the caller's metadata (model, epoch, …)."""
+    """Metrics of one attack on one slice, with the caller's metadata (model, epoch, …).
+
+    ``tpr_at_fpr`` values are None where the non-members cannot resolve the FPR (then
+    ``notes`` says why). ``p_value`` is the one-sided test of H0 "no membership information";
+    ``significant`` the verdict after the family-wise correction over all rows of the audit
+    (None on rows read from schema-1 files, which had neither).
+    """
 
     slice: str
     attack: str
@@ -34,15 +43,18 @@ class AuditRow:
     auc: float
     advantage: float
     ppv: float
-    tpr_at_fpr: dict[float, float]
+    tpr_at_fpr: dict[float, float | None]
     epsilon_lower_bound: EpsilonBound
     metadata: dict[str, Any] = field(default_factory=dict)
     auc_ci: tuple[float, float] | None = None
-    tpr_at_fpr_ci: dict[float, tuple[float, float]] | None = None
+    tpr_at_fpr_ci: dict[float, tuple[float, float] | None] | None = None
+    p_value: float | None = None
+    significant: bool | None = None
+    notes: tuple[str, ...] = ()
 
     def metric(self, name: str) -> float:
         """A scalar metric by name: auc, advantage, ppv, epsilon_confident, epsilon_point,
-        or ``tpr@F`` for a stored FPR target F (e.g. ``tpr@0.01``)."""
+        or ``tpr@F`` for a stored FPR target F (e.g. ``tpr@0.01``; NaN where not resolvable)."""
         if name in ("auc", "advantage", "ppv"):
             return float(getattr(self, name))
         if name == "epsilon_confident":
@@ -53,11 +65,11 @@ class AuditRow:
             target = float(name[4:])
             for key, value in self.tpr_at_fpr.items():
                 if math.isclose(key, target):
-                    return value
+                    return math.nan if value is None else value
             raise InputError(f"metric {name!r}: no TPR stored at FPR {target:g}; stored: "
                              f"{', '.join('tpr@' + _fpr_key(k) for k in self.tpr_at_fpr)}")
         valid = [*METRIC_NAMES, *("tpr@" + _fpr_key(k) for k in self.tpr_at_fpr)]
-        raise InputError(f"unknown metric {name!r}; valid: {', '.join(valid)}")
+        raise UnknownNameError("metric", name, valid)
 
     def to_dict(self) -> dict[str, Any]:
         """The row as in ``result.json``."""
@@ -67,12 +79,15 @@ class AuditRow:
             "auc": self.auc, "advantage": self.advantage, "ppv": self.ppv,
             "tpr_at_fpr": {_fpr_key(k): v for k, v in self.tpr_at_fpr.items()},
             "epsilon_lower_bound": self.epsilon_lower_bound.to_dict(),
+            "p_value": self.p_value, "significant": self.significant,
+            "notes": list(self.notes),
             "metadata": dict(self.metadata),
         }
         if self.auc_ci is not None:
             out["auc_ci"] = list(self.auc_ci)
         if self.tpr_at_fpr_ci is not None:
-            out["tpr_at_fpr_ci"] = {_fpr_key(k): list(v) for k, v in self.tpr_at_fpr_ci.items()}
+            out["tpr_at_fpr_ci"] = {_fpr_key(k): None if v is None else list(v)
+                                    for k, v in self.tpr_at_fpr_ci.items()}
         return out
 
     @classmethod
@@ -86,14 +101,19 @@ class AuditRow:
                 n_members=int(data["n_members"]), n_nonmembers=int(data["n_nonmembers"]),
                 auc=float(data["auc"]), advantage=float(data["advantage"]),
                 ppv=float(data["ppv"]),
-                tpr_at_fpr={float(k): float(v) for k, v in data["tpr_at_fpr"].items()},
+                tpr_at_fpr={float(k): None if v is None else float(v)
+                            for k, v in data["tpr_at_fpr"].items()},
                 epsilon_lower_bound=EpsilonBound(
                     float(epsilon["point"]), float(epsilon["confident"]),
                     float(epsilon["alpha"]), float(epsilon["delta"])),
                 metadata=dict(data.get("metadata", {})),
                 auc_ci=tuple(data["auc_ci"]) if data.get("auc_ci") else None,
-                tpr_at_fpr_ci=({float(k): tuple(v) for k, v in ci.items()}
-                               if ci else None),
+                tpr_at_fpr_ci=({float(k): None if v is None else tuple(v)
+                                for k, v in ci.items()} if ci else None),
+                p_value=None if data.get("p_value") is None else float(data["p_value"]),
+                significant=(None if data.get("significant") is None
+                             else bool(data["significant"])),
+                notes=tuple(str(n) for n in data.get("notes", ())),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise SchemaError(f"result row is malformed ({type(exc).__name__}: {exc})") from exc
@@ -105,6 +125,7 @@ class AuditRow:
             "n_nonmembers": self.n_nonmembers, "auc": self.auc, "advantage": self.advantage,
             "ppv": self.ppv, "epsilon_point": self.epsilon_lower_bound.point,
             "epsilon_confident": self.epsilon_lower_bound.confident,
+            "p_value": self.p_value, "significant": self.significant,
         }
         out.update({f"tpr@{_fpr_key(k)}": v for k, v in self.tpr_at_fpr.items()})
         out.update(self.metadata)
@@ -141,7 +162,9 @@ class SkippedEntry:
 class AuditResult:
     """Everything one ``audit`` call found.
 
-    ``rows`` and ``skipped`` go to ``result.json``. ``rocs`` (one thinned curve per row),
+    ``rows``, ``skipped`` and ``notes`` (caveats an attack raised, e.g. a variance it could
+    not estimate; in ``result.json`` only when there are any) go to ``result.json``.
+    ``rocs`` (one thinned curve per row),
     ``scores`` (attack name -> (n,) per-example scores on the entire dataset), ``membership``
     and ``labels`` go to ``arrays.npz``.
     """
@@ -152,6 +175,7 @@ class AuditResult:
     scores: dict[str, np.ndarray] = field(default_factory=dict)
     membership: np.ndarray | None = None
     labels: np.ndarray | None = None
+    notes: tuple[str, ...] = ()
 
     def __iter__(self) -> Iterator[AuditRow]:
         return iter(self.rows)
@@ -176,35 +200,75 @@ class AuditResult:
         )
 
     def worst(self, metric: str = "auc") -> AuditRow:
-        """The row with the highest ``metric`` (most leakage)."""
+        """The row with the highest ``metric`` (most leakage; NaN never wins: :func:`worst_row`)."""
         if not self.rows:
             raise InputError("the result has no rows (every slice was skipped)")
-        return max(self.rows, key=lambda r: r.metric(metric))
+        return worst_row(self.rows, metric)
 
     def to_dict(self, memberscope_version: str) -> dict[str, Any]:
         """The ``result.json`` document."""
-        return {"schema_version": SCHEMA_VERSION, "memberscope_version": memberscope_version,
-                "rows": [r.to_dict() for r in self.rows],
-                "skipped": [s.to_dict() for s in self.skipped]}
+        document = {"schema_version": SCHEMA_VERSION, "memberscope_version": memberscope_version,
+                    "rows": [r.to_dict() for r in self.rows],
+                    "skipped": [s.to_dict() for s in self.skipped]}
+        if self.notes:
+            document["notes"] = list(self.notes)
+        return document
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AuditResult:
         """Read a ``result.json`` document, checking its schema version."""
         check_schema_version(data, "result.json")
         return cls(rows=tuple(AuditRow.from_dict(r) for r in data.get("rows", [])),
-                   skipped=tuple(SkippedEntry.from_dict(s) for s in data.get("skipped", [])))
+                   skipped=tuple(SkippedEntry.from_dict(s) for s in data.get("skipped", [])),
+                   notes=tuple(str(n) for n in data.get("notes", [])))
 
     def to_pandas(self) -> pandas.DataFrame:
         """One row per (slice, attack) with flat metric and metadata columns."""
         return ResultsCollection([self]).to_pandas()
 
 
+def worst_row(rows: Iterable[AuditRow], metric: str = "auc") -> AuditRow:
+    """The row with the highest ``metric``: the most leakage, as an attacker would pick it.
+
+    The one rule behind every "worst" pick (results, report, CLI, runner): a row whose
+    ``metric`` is NaN, or that does not store it (a ``tpr@F`` at another FPR), never wins;
+    ties go to the first row. Raises :class:`InputError` when no row has a value, and
+    :class:`UnknownNameError` for a metric name no row could have.
+
+    >>> from memberscope.metrics import EpsilonBound
+    >>> def row(name, auc):
+    ...     return AuditRow(name, "threshold", 10, 10, auc, 0.0, 0.5, {},
+    ...                     EpsilonBound(0.0, 0.0, 0.05, 0.0))
+    >>> worst_row([row("a", 0.6), row("b", float("nan")), row("c", 0.7)]).slice
+    'c'
+    """
+    best: AuditRow | None = None
+    best_value = -math.inf
+    first_error: InputError | None = None
+    for row in rows:
+        try:
+            value = row.metric(metric)
+        except UnknownNameError:
+            raise
+        except InputError as exc:  # this row does not store the metric
+            first_error = first_error or exc
+            continue
+        if not math.isnan(value) and (best is None or value > best_value):
+            best, best_value = row, value
+    if best is None:
+        if first_error is not None:
+            raise first_error
+        raise InputError(f"no row has a value for metric {metric!r}")
+    return best
+
+
 def check_schema_version(data: Mapping[str, Any], what: str) -> None:
     """Raise :class:`SchemaError` unless ``data`` declares a schema this version reads."""
     version = data.get("schema_version") if isinstance(data, Mapping) else None
-    if version != SCHEMA_VERSION:
+    if version not in READABLE_SCHEMA_VERSIONS:
+        readable = ", ".join(str(v) for v in READABLE_SCHEMA_VERSIONS)
         raise SchemaError(f"{what} has schema_version {version!r}; this memberscope reads "
-                          f"{SCHEMA_VERSION}")
+                          f"{readable}")
 
 
 class ResultsCollection:
@@ -252,11 +316,11 @@ class ResultsCollection:
         return list(seen)
 
     def worst_slice(self, metric: str = "auc", **where: Any) -> AuditRow:
-        """The row with the highest ``metric`` among rows matching ``where``."""
+        """The row with the highest ``metric`` among rows matching ``where`` (:func:`worst_row`)."""
         rows = self.filter(**where).rows
         if not rows:
             raise InputError(f"no result rows match {where or 'anything'}")
-        return max(rows, key=lambda r: r.metric(metric))
+        return worst_row(rows, metric)
 
     def best_epoch(self, *, model: Any = None, metric: str = "auc", max_value: float | None = None,
                    accuracy_key: str = "test_accuracy") -> dict[str, Any] | None:
@@ -273,7 +337,12 @@ class ResultsCollection:
             groups.setdefault(key, []).append(row)
         best: dict[str, Any] | None = None
         for (model_label, epoch), rows in groups.items():
-            worst = max(r.metric(metric) for r in rows)
+            try:
+                worst = worst_row(rows, metric).metric(metric)
+            except UnknownNameError:
+                raise
+            except InputError:  # no row of this epoch has a value of the metric
+                continue
             accuracy = rows[0].metadata.get(accuracy_key)
             if accuracy is None or (max_value is not None and worst > max_value):
                 continue

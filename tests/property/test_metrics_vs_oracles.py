@@ -58,21 +58,42 @@ def oracle_auc(scores, membership, weights=None):
 
 
 def oracle_advantage(points):
-    return max(abs(tpr - fpr) for tpr, fpr in points)
+    """One-sided: max of TPR − FPR (the +inf threshold gives 0)."""
+    return max(tpr - fpr for tpr, fpr in points)
 
 
-def oracle_ppv(points, total_p, total_n):
-    """TF Privacy: max of TPR / (TPR + r·FPR), r = N/P, and 1/(1+r) where TPR = FPR = 0."""
-    ratio = total_n / total_p
-    values = []
-    for tpr, fpr in points:
-        denominator = tpr + ratio * fpr
-        values.append(tpr / denominator if denominator > 0 else 1.0 / (1.0 + ratio))
+def oracle_ppv(points, total_p, total_n, count_p=None, count_n=None):
+    """Max over finite thresholds of the 99% Clopper-Pearson lower bound on the precision.
+
+    Unweighted: TP successes in TP + FP trials. Weighted: the weighted precision TPR/(TPR+r·FPR)
+    (r = N/P in weight) on the expected count TPR·count_p + FPR·count_n of predicted members.
+    """
+    from scipy.stats import beta
+
+    weighted = count_p is not None
+    count_p = total_p if count_p is None else count_p
+    count_n = total_n if count_n is None else count_n
+    values = [0.0]
+    for tpr, fpr in points[1:]:
+        trials = tpr * count_p + fpr * count_n
+        weighted_positive = tpr + (total_n / total_p) * fpr
+        successes = tpr / weighted_positive * trials if weighted_positive > 0 else 0.0
+        if not weighted:
+            successes = round(successes)
+        if successes > 0:
+            values.append(float(beta.ppf(0.01, successes, trials - successes + 1)))
     return max(values)
 
 
-def oracle_tpr_at_fpr(points, target):
+def oracle_tpr_at_fpr(points, target, count_n):
+    """None where fewer than one false positive fits in ``count_n`` non-members at ``target``."""
+    if count_n * target < 1 - 1e-9:
+        return None
     return max(tpr for tpr, fpr in points if fpr <= target)
+
+
+def _approx_or_none(expected):
+    return None if expected is None else pytest.approx(expected, abs=1e-12)
 
 
 def oracle_epsilon_point(points, delta=0.0):
@@ -137,10 +158,10 @@ def test_metrics_equal_oracles(data):
     got = roc_metrics(np.array(scores), np.array(membership), fpr_targets=targets)
     assert got["auc"] == pytest.approx(oracle_auc(scores, membership), abs=1e-12)
     assert got["advantage"] == pytest.approx(oracle_advantage(points), abs=1e-12)
-    assert got["ppv"] == pytest.approx(oracle_ppv(points, total_p, total_n), abs=1e-12)
+    assert got["ppv"] == pytest.approx(oracle_ppv(points, total_p, total_n), abs=1e-9)
     for target in targets:
-        assert got["tpr_at_fpr"][target] == pytest.approx(oracle_tpr_at_fpr(points, target),
-                                                          abs=1e-12), target
+        assert got["tpr_at_fpr"][target] == _approx_or_none(
+            oracle_tpr_at_fpr(points, target, total_n)), target
 
 
 @FAST
@@ -153,10 +174,13 @@ def test_weighted_metrics_equal_weighted_oracles(data):
                       sample_weight=np.array(weights))
     assert got["auc"] == pytest.approx(oracle_auc(scores, membership, weights), abs=1e-12)
     assert got["advantage"] == pytest.approx(oracle_advantage(points), abs=1e-12)
-    assert got["ppv"] == pytest.approx(oracle_ppv(points, total_p, total_n), abs=1e-12)
+    count_p = sum(membership)
+    count_n = len(membership) - count_p
+    assert got["ppv"] == pytest.approx(oracle_ppv(points, total_p, total_n, count_p, count_n),
+                                       abs=1e-9)
     for target in targets:
-        assert got["tpr_at_fpr"][target] == pytest.approx(oracle_tpr_at_fpr(points, target),
-                                                          abs=1e-12), target
+        assert got["tpr_at_fpr"][target] == _approx_or_none(
+            oracle_tpr_at_fpr(points, target, count_n)), target
 
 
 @FAST
@@ -189,8 +213,13 @@ def test_oracles_on_a_hand_computed_case():
     assert got["auc"] == pytest.approx(5 / 6)
     # thresholds inf, 3, 2, 1: (TPR, FPR) = (0,0), (1/3,0), (1,1/2), (1,1)
     assert got["advantage"] == pytest.approx(1 / 2)
-    assert got["ppv"] == pytest.approx(1.0)  # threshold 3: one member, no non-member
-    assert got["tpr_at_fpr"] == pytest.approx({0.001: 1 / 3, 0.01: 1 / 3, 0.1: 1 / 3})
+    # 99% lower bounds on precision 1/1, 3/4, 3/5 (beta quantiles): 0.01, 0.1409, 0.1056;
+    # the best is at 3 of 4, not at the lucky 1 of 1.
+    assert got["ppv"] == pytest.approx(0.140868, abs=1e-5)
+    # Two non-members resolve no FPR below 1/2: every default target is null.
+    assert got["tpr_at_fpr"] == {0.001: None, 0.01: None, 0.1: None}
+    assert roc_metrics(np.array(scores), np.array(membership),
+                       fpr_targets=[0.5])["tpr_at_fpr"] == {0.5: 1.0}
 
 
 # --- invariants -----------------------------------------------------------------------------
@@ -248,11 +277,11 @@ def test_metric_ranges(data):
                       fpr_targets=(0.0, 0.001, 0.01, 0.1, 0.5, 1.0))
     total_p = sum(w for w, m in zip(weights, membership, strict=True) if m)
     total_n = sum(w for w, m in zip(weights, membership, strict=True) if not m)
-    ratio = total_n / total_p
+    assert total_p > 0 and total_n > 0
     assert 0.0 <= got["auc"] <= 1.0
     assert 0.0 <= got["advantage"] <= 1.0
-    assert 1.0 / (1.0 + ratio) - 1e-12 <= got["ppv"] <= 1.0 + 1e-12
-    tprs = list(got["tpr_at_fpr"].values())
+    assert 0.0 <= got["ppv"] <= 0.01 ** (1 / len(scores)) + 1e-12  # n of n members on top
+    tprs = [v for v in got["tpr_at_fpr"].values() if v is not None]
     assert all(0.0 <= v <= 1.0 for v in tprs)
     assert tprs == sorted(tprs)  # nondecreasing in the target
     assert got["tpr_at_fpr"][1.0] == 1.0

@@ -62,9 +62,16 @@ def test_trained_attacks_are_deterministic_under_seed(name):
     features = attack.signal(outputs, None, attack.defaults)
     first = attack.scores_for_slice(features, outputs.membership, 7, {})
     again = attack.scores_for_slice(features, outputs.membership, 7, {})
-    np.testing.assert_array_equal(first, again)
+    np.testing.assert_array_equal(first.scores, again.scores)
+    np.testing.assert_array_equal(first.strata, again.strata)
     other = attack.scores_for_slice(features, outputs.membership, 8, {})
-    assert not np.array_equal(first, other), "a different seed should give different folds"
+    assert not np.array_equal(first.scores, other.scores), (
+        "a different seed should give different folds")
+    # Every example is scored once, out of fold, by one of the n_folds fold models.
+    assert sorted(np.unique(first.strata)) == list(range(attack.defaults["n_folds"]))
+    for fold in np.unique(first.strata):
+        in_fold = outputs.membership[first.strata == fold]
+        assert in_fold.any() and not in_fold.all()  # stratified: both sides in every fold
 
 
 def test_audit_is_deterministic_and_seed_changes_trained_scores():

@@ -23,7 +23,10 @@ def test_intervals_bracket_the_estimates_and_are_deterministic():
     assert low < metrics.auc < high
     assert 0.02 < high - low < 0.2  # about ±2 standard errors of an AUC on 300 + 300
     assert set(metrics.tpr_at_fpr_ci) == set(metrics.tpr_at_fpr)
-    for target, (tpr_low, tpr_high) in metrics.tpr_at_fpr_ci.items():
+    # 300 non-members resolve FPR 1% and 10%, not 0.1%: that TPR and its interval are null.
+    assert metrics.tpr_at_fpr[0.001] is None and metrics.tpr_at_fpr_ci[0.001] is None
+    for target in (0.01, 0.1):
+        tpr_low, tpr_high = metrics.tpr_at_fpr_ci[target]
         assert tpr_low <= metrics.tpr_at_fpr[target] <= tpr_high
     again = attack_metrics(scores, membership, n_bootstrap=200, seed=1)
     assert (again.auc_ci, again.tpr_at_fpr_ci) == (metrics.auc_ci, metrics.tpr_at_fpr_ci)

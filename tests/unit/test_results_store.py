@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,11 +20,13 @@ from memberscope import (
     ResultsCollection,
     SchemaError,
     SkippedEntry,
+    UnknownNameError,
     audit,
     load_result,
     load_results,
     save_result,
 )
+from memberscope.results import worst_row
 from memberscope.store import (
     append_jsonl,
     append_result,
@@ -91,7 +94,7 @@ def test_non_finite_values_become_null_not_invalid_json(tmp_path):
                                                              "d": "p"}
 
 
-@pytest.mark.parametrize("version", [2, 0, None, "1"])
+@pytest.mark.parametrize("version", [3, 0, None, "1"])
 def test_schema_version_mismatch_raises_schema_error(tmp_path, version):
     save_result(small_result(), tmp_path)
     document = json.loads((tmp_path / "result.json").read_text())
@@ -101,7 +104,7 @@ def test_schema_version_mismatch_raises_schema_error(tmp_path, version):
         document["schema_version"] = version
     (tmp_path / "result.json").write_text(json.dumps(document))
     with pytest.raises(SchemaError, match=r"result.json has schema_version .*; this memberscope "
-                                          r"reads 1"):
+                                          r"reads 1, 2"):
         load_result(tmp_path)
 
 
@@ -158,7 +161,7 @@ def test_results_jsonl_append_and_load(tmp_path):
     assert collection.skipped == [*first.skipped, *second.skipped]
     lines = path.read_text().splitlines()
     assert len(lines) == len(collection.rows) + len(collection.skipped)
-    assert all(json.loads(line)["schema_version"] == 1 for line in lines)
+    assert all(json.loads(line)["schema_version"] == 2 for line in lines)
 
 
 def test_partial_last_line_is_dropped_and_the_next_append_repairs_it(tmp_path):
@@ -193,8 +196,8 @@ def test_a_bad_line_before_the_end_is_an_error_naming_the_line(tmp_path):
 def test_results_jsonl_schema_mismatch(tmp_path):
     path = tmp_path / "results.jsonl"
     append_jsonl(path, [{"schema_version": 1, "kind": "row", **make_row().to_dict()},
-                        {"schema_version": 2, "kind": "row", **make_row().to_dict()}])
-    with pytest.raises(SchemaError, match=r"results.jsonl:2 has schema_version 2"):
+                        {"schema_version": 3, "kind": "row", **make_row().to_dict()}])
+    with pytest.raises(SchemaError, match=r"results.jsonl:2 has schema_version 3"):
         load_results(path)
 
 
@@ -264,7 +267,8 @@ def test_metric_names_and_row_lookup():
     row = make_row()
     assert row.metric("tpr@0.01") == 0.02
     assert row.metric("epsilon_point") == 0.4
-    with pytest.raises(InputError, match=r"unknown metric 'aucc'; valid: auc, advantage, ppv"):
+    with pytest.raises(UnknownNameError,
+                       match=r"unknown metric 'aucc' \(did you mean 'auc'\?\); valid: auc, adv"):
         row.metric("aucc")
     with pytest.raises(InputError, match=r"no TPR stored at FPR 0.05"):
         row.metric("tpr@0.05")
@@ -273,3 +277,61 @@ def test_metric_names_and_row_lookup():
     with pytest.raises(KeyError, match="no row for slice='class=1'"):
         result.row("class=1", "lr")
     assert result.worst("ppv") is row
+
+
+def test_every_worst_pick_follows_one_nan_rule():
+    nan_row = make_row("class=0", auc=float("nan"))
+    low, high, tie = make_row("class=1", auc=0.6), make_row("class=2", auc=0.7), \
+        make_row("class=3", auc=0.7)
+    without_tpr = replace(make_row("class=4", auc=0.9), tpr_at_fpr={0.1: 0.5})
+    rows = [nan_row, low, high, tie, without_tpr]
+    assert worst_row(rows, "auc") is without_tpr
+    assert worst_row(rows[:4], "auc") is high  # NaN never wins; ties go to the first row
+    assert worst_row([without_tpr, low], "tpr@0.01") is low  # lacking TPR at 1% FPR: never wins
+    assert AuditResult(rows=tuple(rows[:4]), skipped=()).worst("auc") is high
+    assert ResultsCollection(rows[:4]).worst_slice("auc") is high
+    with pytest.raises(InputError, match="no row has a value for metric 'auc'"):
+        worst_row([nan_row], "auc")
+    with pytest.raises(InputError, match=r"no TPR stored at FPR 0\.01"):
+        worst_row([without_tpr], "tpr@0.01")
+    with pytest.raises(UnknownNameError, match="unknown metric 'aucc'"):
+        worst_row(rows, "aucc")
+
+
+# --- schema 2: p_value, significant, notes, null TPR ----------------------------------------
+
+
+def test_schema_2_fields_round_trip_through_json_jsonl_and_pandas(tmp_path):
+    result = small_result()  # 60 non-members: TPR at 0.1% and 1% FPR are not resolvable
+    row = result.row("entire_dataset", "threshold")
+    assert row.tpr_at_fpr[0.001] is None and row.tpr_at_fpr[0.01] is None
+    assert row.tpr_at_fpr[0.1] is not None
+    assert row.tpr_at_fpr_ci[0.001] is None and row.tpr_at_fpr_ci[0.1] is not None
+    assert any("tpr_at_fpr[0.001] is null" in note for note in row.notes)
+    assert 0.0 < row.p_value < 1.0 and isinstance(row.significant, bool)
+    save_result(result, tmp_path)
+    document = json.loads((tmp_path / "result.json").read_text())
+    assert document["schema_version"] == 2
+    stored = document["rows"][0]
+    assert stored["tpr_at_fpr"]["0.001"] is None and stored["p_value"] == row.p_value
+    assert stored["significant"] is row.significant and stored["notes"] == list(row.notes)
+    assert load_result(tmp_path).rows == result.rows
+    append_result(tmp_path / "results.jsonl", result)
+    assert load_results(tmp_path / "results.jsonl").rows == list(result.rows)
+    frame = result.to_pandas()
+    assert list(frame["p_value"]) == [r.p_value for r in result.rows]
+    assert list(frame["significant"]) == [r.significant for r in result.rows]
+    assert frame["tpr@0.001"].isna().all()
+
+
+def test_schema_1_rows_still_load_with_the_new_fields_none(tmp_path):
+    old = make_row().to_dict()
+    for key in ("p_value", "significant", "notes"):
+        del old[key]
+    (tmp_path / "result.json").write_text(json.dumps(
+        {"schema_version": 1, "memberscope_version": "0.1", "rows": [old], "skipped": []}))
+    row = load_result(tmp_path).rows[0]
+    assert (row.p_value, row.significant, row.notes) == (None, None, ())
+    append_jsonl(tmp_path / "results.jsonl", [{"schema_version": 1, "kind": "row", **old}])
+    assert load_results(tmp_path / "results.jsonl").rows == [row]
+    assert ResultsCollection([row]).to_pandas()["p_value"].isna().all()

@@ -9,7 +9,7 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> st
     """Left-aligned text columns, numbers right-aligned, a rule under the header."""
     cells = [[_cell(v) for v in row] for row in rows]
     widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
-    numeric = [all(isinstance(row[i], int | float) for row in rows) and bool(rows)
+    numeric = [all(isinstance(row[i], int | float | None) for row in rows) and bool(rows)
                for i in range(len(headers))]
 
     def line(values: Sequence[str]) -> str:
@@ -20,6 +20,8 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> st
 
 
 def _cell(value: object) -> str:
+    if value is None:  # e.g. TPR at an FPR the slice cannot resolve
+        return "-"
     if isinstance(value, float):
         return f"{value:.3f}"
     return str(value)

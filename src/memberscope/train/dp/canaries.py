@@ -28,12 +28,14 @@ Scores use only the released values, never the inclusion; any of them keeps the 
 valid. ``updates`` records the parameter change at each canary coordinate too, whose sum is the
 update-based score (for DP-Adam it is not linear in the gradient).
 
-The hook into training (see :class:`memberscope.train.trainer.Trainer`): each step calls
-:meth:`GradientCanaries.draw`; in direct-clipping mode the returned :class:`CanaryBatch` is
-passed as ``extra`` to ``ClippedGradients.clip_and_sum``, which clips it with the real
-examples; in Opacus' modes :meth:`CanaryBatch.append_grad_samples` appends its rows to every
-parameter's ``grad_sample`` before ``optimizer.step()``, and Opacus clips them. After the step
-:meth:`GradientCanaries.observe` reads ĝ_t and the update at the canary coordinates.
+The hook into training is DP's one way in for extra examples,
+:meth:`memberscope.train.dp.engine.PrivateTraining.clip` (``extra_examples``): each step
+:meth:`memberscope.train.dp.engine.PrivateTraining.step` calls :meth:`GradientCanaries.draw`
+and passes the sampled canaries' gradients, {parameter: (k, *shape)}, as extra examples of the
+batch, clipped and summed with the real ones on every route (direct clipping sums them in
+``ClippedGradients.clip_and_sum``; Opacus' modes append them to ``p.grad_sample`` and clip
+them in ``optimizer.step()``). After the step :meth:`GradientCanaries.observe` reads ĝ_t and
+the update at the canary coordinates.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from memberscope._seeding import stream_rng
 from memberscope.errors import InputError, UnknownNameError
 from memberscope.one_run import METHODS, OneRunEpsilon, epsilon_one_run
 
@@ -86,61 +89,29 @@ class CanaryPlan:
 
 def plan_gradient_canaries(n_parameters: int, m: int, *, seed: int,
                            gradient_norm: float) -> CanaryPlan:
-    """Draw m distinct coordinates of ``n_parameters`` and a fair coin per canary (seeded)."""
+    """Draw m distinct coordinates of ``n_parameters`` and a fair coin per canary, from the
+    stream ``(seed, "gradient-canaries")`` (:mod:`memberscope._seeding`)."""
     if not 1 <= m <= n_parameters:
         raise InputError(f"canaries m must be in [1, {n_parameters}] (the trainable "
                          f"parameters); got {m}")
-    rng = np.random.default_rng(seed)
+    rng = stream_rng(seed, "gradient-canaries")
     included = rng.random(m) < 0.5
     coordinates = rng.choice(n_parameters, size=m, replace=False).astype(np.int64)
     return CanaryPlan(coordinates, included, float(gradient_norm), seed)
 
 
+@dataclass(frozen=True)
 class CanaryBatch:
-    """The canaries sampled for one step, as extra examples of that step's batch.
+    """The canaries sampled for one step: ``sampled`` (k,) canary indices, ascending, and
+    ``extra_examples``, their gradients as extra examples of that step's batch,
+    {parameter: (k, *parameter.shape)} (empty when k = 0), each row G at its canary's
+    coordinate and 0 elsewhere; what ``PrivateTraining.clip(extra_examples=...)`` takes."""
 
-    Each is one example whose only gradient is G at its coordinate; :meth:`squared_norms` and
-    :meth:`clipped_sums` follow the piece protocol of ``direct_clipping`` (an example's clipping
-    factor times its gradient, summed).
-    """
-
-    def __init__(self, canaries: GradientCanaries, sampled: np.ndarray) -> None:
-        self.canaries = canaries
-        self.sampled = sampled  # (n,) canary indices, ascending
+    sampled: np.ndarray
+    extra_examples: dict[Any, torch.Tensor]
 
     def __len__(self) -> int:
         return len(self.sampled)
-
-    def squared_norms(self) -> torch.Tensor:
-        norm = self.canaries.plan.gradient_norm
-        return torch.full((len(self.sampled),), norm * norm, device=self.canaries.device)
-
-    def clipped_sums(self, factors: torch.Tensor) -> dict[Any, torch.Tensor]:
-        values = factors * self.canaries.plan.gradient_norm
-        sums = {}
-        for param, rows, offsets in self.canaries.locate(self.sampled):
-            summed = torch.zeros(param.numel(), dtype=param.dtype, device=param.device)
-            summed[offsets] = values[rows].to(param.dtype)
-            sums[param] = summed.view_as(param)
-        return sums
-
-    def append_grad_samples(self) -> None:
-        """Append one row per sampled canary to every parameter's ``grad_sample`` (Opacus)."""
-        n = len(self.sampled)
-        if n == 0:
-            return
-        located = {id(param): (rows, offsets)
-                   for param, rows, offsets in self.canaries.locate(self.sampled)}
-        for param in self.canaries.parameters:
-            existing = param.grad_sample  # type: ignore[attr-defined]
-            if isinstance(existing, list):
-                existing = torch.cat(existing)
-            extra = torch.zeros((n, param.numel()), dtype=existing.dtype, device=param.device)
-            if id(param) in located:
-                rows, offsets = located[id(param)]
-                extra[rows, offsets] = self.canaries.plan.gradient_norm
-            param.grad_sample = torch.cat(  # type: ignore[attr-defined]
-                [existing, extra.view(n, *param.shape)])
 
 
 class GradientCanaries:
@@ -158,7 +129,8 @@ class GradientCanaries:
     expected_batch_size : int
         B, the divisor of the summed noisy gradient.
     seed : int
-        Seeds the canaries' own Poisson sampling, apart from the real examples' generator.
+        Seeds the canaries' own Poisson sampling, apart from the real examples' generator
+        (the trainer passes its seed's stream "canary-sampling").
     """
 
     def __init__(self, parameters: list[torch.nn.Parameter], plan: CanaryPlan, *,
@@ -170,6 +142,8 @@ class GradientCanaries:
             raise InputError(f"canary coordinates go up to {int(plan.coordinates.max())} but "
                              f"the model has {total} trainable parameters")
         self.parameters = parameters
+        self._sizes = sizes
+        self._total = total
         self.plan = plan
         self.sample_rate = sample_rate
         self.noise_multiplier = noise_multiplier
@@ -194,22 +168,24 @@ class GradientCanaries:
         self.updates: list[torch.Tensor] = []  # per step: (m,) parameter change
 
     def draw(self) -> CanaryBatch:
-        """Poisson-sample this step's canaries among the included ones."""
+        """Poisson-sample this step's canaries among the included ones, with their gradients.
+
+        The k gradients are rows of one (k, P) zero tensor, P the trainable parameters, with G
+        at each canary's coordinate; each parameter's extra examples are a view of it."""
         coin = torch.rand(self.plan.m, generator=self.generator) < self.sample_rate
         if self._last is None:
             self._last = self._gather([p.detach() for p in self.parameters])
-        return CanaryBatch(self, (coin & self._included).nonzero().squeeze(1).numpy())
-
-    def locate(self, canaries: np.ndarray) -> list[tuple[Any, torch.Tensor, torch.Tensor]]:
-        """For each parameter holding some of ``canaries``: (param, rows into ``canaries``,
-        flat offsets in that parameter)."""
-        owners = self._owner[canaries]
-        located = []
-        for index in np.unique(owners):
-            rows = np.flatnonzero(owners == index)
-            located.append((self.parameters[index], torch.as_tensor(rows, device=self.device),
-                            torch.as_tensor(self._offset[canaries[rows]], device=self.device)))
-        return located
+        sampled = (coin & self._included).nonzero().squeeze(1).numpy()
+        k = len(sampled)
+        if k == 0:
+            return CanaryBatch(sampled, {})
+        rows = torch.zeros((k, self._total), device=self.device)
+        rows[torch.arange(k, device=self.device),
+             torch.as_tensor(self.plan.coordinates[sampled], device=self.device)] = \
+            self.plan.gradient_norm
+        extra = {param: part.view(k, *param.shape) for param, part in
+                 zip(self.parameters, rows.split(self._sizes, dim=1), strict=True)}
+        return CanaryBatch(sampled, extra)
 
     def observe(self) -> None:
         """After ``optimizer.step()``: record ĝ_t·B/C and the update at every canary."""

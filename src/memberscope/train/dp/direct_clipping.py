@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import torch
@@ -170,36 +170,41 @@ class ClippedGradients:
             for module in patched:
                 del module.forward
 
-    def clip_and_sum(self, max_grad_norm: float, extra: Any = None) -> torch.Tensor:
+    def clip_and_sum(self, max_grad_norm: float,
+                     extra_examples: Mapping[torch.Tensor, torch.Tensor] | None = None
+                     ) -> torch.Tensor:
         """Set every trainable parameter's ``grad`` to the sum over the recorded examples of
         its per-example gradient scaled by that example's clipping factor; returns the (N,)
         per-example gradient norms before clipping. Forgets the recorded batch.
 
-        ``extra`` (optional, e.g. a ``canaries.CanaryBatch``) holds more examples of the same
-        batch, given by their own ``squared_norms()`` and ``clipped_sums(factors)``: they are
-        clipped by the same rule and summed into the same ``grad`` (then no backward pass
-        needs to have been recorded: a step of canaries only)."""
+        ``extra_examples`` ({parameter: (k, *parameter.shape)}, e.g. white-box canary
+        gradients; parameters left out count as 0) are k more examples, clipped and summed
+        exactly like the recorded ones; the returned norms are then (N + k,), theirs last.
+        With extra examples no backward pass need have been recorded (N = 0: a step of
+        canaries only, on an empty Poisson batch).
+        """
         pieces, self._pieces = self._pieces, []
-        if not pieces and extra is None:
+        if not pieces and not extra_examples:
             raise RuntimeError("no backward pass was recorded since the last clip_and_sum")
         norms = torch.sqrt(sum(piece.squared_norms() for piece in pieces)) if pieces else \
             torch.zeros(0, device=self.parameters[0].device)
-        n_recorded = len(norms)
+        n = len(norms)
+        extra = _Materialized(dict(extra_examples)) if extra_examples else None
         if extra is not None:
             norms = torch.cat([norms, torch.sqrt(extra.squared_norms())])
         factors = clipping_factors(norms, max_grad_norm)
+        sums = [piece.clipped_sums(factors[:n]) for piece in pieces]
+        if extra is not None:
+            sums.append(extra.clipped_sums(factors[n:]))
         for param in self.parameters:
             param.grad = None
-        sums = [piece.clipped_sums(factors[:n_recorded]) for piece in pieces]
-        if extra is not None:
-            sums.append(extra.clipped_sums(factors[n_recorded:]))
-        for clipped_sums in sums:
-            for param, clipped in clipped_sums.items():
+        for piece_sums in sums:
+            for param, clipped in piece_sums.items():
                 param.grad = clipped if param.grad is None else param.grad + clipped
         for param in self.parameters:
             if param.grad is None:  # a layer that took no part in this forward pass
                 param.grad = torch.zeros_like(param)
-        return norms[:n_recorded]
+        return norms
 
     def _recorded_forward(self, layer: Any, inputs: torch.Tensor) -> torch.Tensor:
         weight, bias = layer.weight.detach(), _detached(layer.bias)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from memberscope._seeding import stream_rng
 from memberscope.errors import InputError
 
 
@@ -57,14 +58,16 @@ class InputCanaries:
 
 def plan_input_canaries(labels: np.ndarray, num_classes: int, m: int, *,
                         seed: int) -> InputCanaries:
-    """Draw m distinct training rows (of ``labels`` (n,)), a wrong label and a fair coin each."""
+    """Draw m distinct training rows (of ``labels`` (n,)), a wrong label and a fair coin each,
+    from the stream ``(seed, "input-canaries")`` (:mod:`memberscope._seeding`; apart from the
+    gradient canaries' draws of the same seed)."""
     labels = np.asarray(labels)
     if not 1 <= m <= len(labels):
         raise InputError(f"input canaries m must be in [1, {len(labels)}] (the training "
                          f"examples); got {m}")
     if num_classes < 2:
         raise InputError(f"mislabelled canaries need >= 2 classes; got {num_classes}")
-    rng = np.random.default_rng(seed)
+    rng = stream_rng(seed, "input-canaries")
     included = rng.random(m) < 0.5
     index = np.sort(rng.choice(len(labels), size=m, replace=False))
     shift = rng.integers(1, num_classes, size=m)  # never 0: always another class
