@@ -62,7 +62,8 @@ def test_canaries_are_clipped_with_the_batch_in_direct_mode(gradient_norm):
     model = mlp(D, CLASSES, hidden=(8,))
     params = [p for p in model.parameters() if p.requires_grad]
     total = sum(p.numel() for p in params)
-    plan = plan_gradient_canaries(total, 20, seed=1, gradient_norm=gradient_norm)
+    plan = plan_gradient_canaries([p.numel() for p in params], 20, seed=1,
+                                  gradient_norm=gradient_norm)
     canaries = GradientCanaries(params, plan, sample_rate=1.0, noise_multiplier=1.0,
                                 max_grad_norm=1.0, expected_batch_size=10, seed=0)
     x, y = _data()
@@ -87,6 +88,37 @@ def test_canaries_are_clipped_with_the_batch_in_direct_mode(gradient_norm):
     assert len(sampled) == plan.included.sum() > 0  # rate 1: every included canary
     expected[sampled] = min(gradient_norm, 1.0 / (1 + 1e-6 / gradient_norm))
     torch.testing.assert_close(with_canaries - without, expected, atol=1e-5, rtol=0)
+
+
+def test_sparse_extra_examples_clip_like_their_dense_form():
+    # Canaries reach clip_and_sum as sparse COO tensors; their dense form is the oracle.
+    torch.manual_seed(0)
+    model = mlp(D, CLASSES, hidden=(8,))
+    params = [p for p in model.parameters() if p.requires_grad]
+    rng = np.random.default_rng(2)
+    extra = {}
+    for param in params[:3]:
+        dense = torch.zeros(6, *param.shape)
+        flat = dense.view(6, -1)
+        for row in range(6):  # rows of 0-3 nonzeros, some coordinates shared across rows
+            for column in rng.choice(min(4, param.numel()), size=rng.integers(0, 4)):
+                flat[row, column] = float(rng.normal() * 3)
+        extra[param] = dense
+    x, y = _data()
+    clipper = direct_clipping.ClippedGradients(model)
+
+    def clipped(examples: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        with clipper.recording():
+            loss = torch.nn.functional.cross_entropy(model(torch.as_tensor(x[:10])),
+                                                     torch.as_tensor(y[:10]), reduction="sum")
+        loss.backward()
+        norms = clipper.clip_and_sum(1.0, examples)
+        return norms, torch.cat([p.grad.reshape(-1) for p in params])
+
+    dense_norms, dense_grads = clipped(extra)
+    sparse_norms, sparse_grads = clipped({p: g.to_sparse() for p, g in extra.items()})
+    torch.testing.assert_close(sparse_norms, dense_norms)
+    torch.testing.assert_close(sparse_grads, dense_grads)
 
 
 def test_canaries_are_clipped_by_opacus_in_hooks_mode():

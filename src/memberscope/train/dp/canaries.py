@@ -1,7 +1,8 @@
 """White-box gradient canaries: audit a DP training run from that one run (issue 13).
 
 Canary i is a fixed direction in parameter space: one coordinate j_i of the flattened trainable
-parameters, drawn at random without replacement. Each canary is included with probability ½
+parameters, drawn at random without replacement (within the largest parameter when it has room
+for all m: fewer tensors touched per step). Each canary is included with probability ½
 (seeded); an included canary joins every step's batch independently with the training's
 sampling rate q, like a real example under Poisson sampling, and then contributes the
 per-example gradient G·e_{j_i}, G = ``gradient_norm``, which goes through *the same clipping*
@@ -40,6 +41,7 @@ the update at the canary coordinates.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,16 +89,24 @@ class CanaryPlan:
                 "gradient_norm": np.array(self.gradient_norm), "seed": np.array(self.seed)}
 
 
-def plan_gradient_canaries(n_parameters: int, m: int, *, seed: int,
+def plan_gradient_canaries(parameter_sizes: Sequence[int], m: int, *, seed: int,
                            gradient_norm: float) -> CanaryPlan:
-    """Draw m distinct coordinates of ``n_parameters`` and a fair coin per canary, from the
-    stream ``(seed, "gradient-canaries")`` (:mod:`memberscope._seeding`)."""
-    if not 1 <= m <= n_parameters:
-        raise InputError(f"canaries m must be in [1, {n_parameters}] (the trainable "
-                         f"parameters); got {m}")
+    """Draw m distinct coordinates and a fair coin per canary, from the stream
+    ``(seed, "gradient-canaries")`` (:mod:`memberscope._seeding`).
+
+    ``parameter_sizes`` are the trainable parameters' sizes, in order. The coordinates lie in
+    the largest parameter when it has at least m entries (a step's canaries then touch one
+    tensor: the fewest small operations per step), else anywhere."""
+    sizes = [int(size) for size in parameter_sizes]
+    total = sum(sizes)
+    if not 1 <= m <= total:
+        raise InputError(f"canaries m must be in [1, {total}] (the trainable parameters); "
+                         f"got {m}")
+    home = int(np.argmax(sizes))
+    start, count = (sum(sizes[:home]), sizes[home]) if sizes[home] >= m else (0, total)
     rng = stream_rng(seed, "gradient-canaries")
     included = rng.random(m) < 0.5
-    coordinates = rng.choice(n_parameters, size=m, replace=False).astype(np.int64)
+    coordinates = start + rng.choice(count, size=m, replace=False).astype(np.int64)
     return CanaryPlan(coordinates, included, float(gradient_norm), seed)
 
 
@@ -104,8 +114,9 @@ def plan_gradient_canaries(n_parameters: int, m: int, *, seed: int,
 class CanaryBatch:
     """The canaries sampled for one step: ``sampled`` (k,) canary indices, ascending, and
     ``extra_examples``, their gradients as extra examples of that step's batch,
-    {parameter: (k, *parameter.shape)} (empty when k = 0), each row G at its canary's
-    coordinate and 0 elsewhere; what ``PrivateTraining.clip(extra_examples=...)`` takes."""
+    {parameter: (k, *parameter.shape)} sparse COO (empty when k = 0), each row G at its
+    canary's coordinate and 0 elsewhere; what ``PrivateTraining.clip(extra_examples=...)``
+    takes."""
 
     sampled: np.ndarray
     extra_examples: dict[Any, torch.Tensor]
@@ -154,55 +165,59 @@ class GradientCanaries:
         starts = np.cumsum([0, *sizes])
         self._owner = np.searchsorted(starts, plan.coordinates, side="right") - 1
         self._offset = plan.coordinates - starts[self._owner]
-        # Gathering the canary coordinates: one index_select per parameter, then one
-        # permutation back to canary order (3x fewer small ops than scattering per parameter).
         by_owner = np.argsort(self._owner, kind="stable")
         self._gather_plan = [
             (int(index), torch.as_tensor(self._offset[by_owner][self._owner[by_owner] == index],
                                          device=self.device))
             for index in np.unique(self._owner)]
         self._to_canary_order = torch.as_tensor(np.argsort(by_owner), device=self.device)
-        self._included = torch.as_tensor(plan.included)
+        self._included = plan.included.copy()
         self._last: torch.Tensor | None = None  # canary coordinates' values after last step
         self.gradients: list[torch.Tensor] = []  # per step: (m,) y_t, in units of C/B
         self.updates: list[torch.Tensor] = []  # per step: (m,) parameter change
 
     def draw(self) -> CanaryBatch:
-        """Poisson-sample this step's canaries among the included ones, with their gradients.
-
-        The k gradients are rows of one (k, P) zero tensor, P the trainable parameters, with G
-        at each canary's coordinate; each parameter's extra examples are a view of it."""
-        coin = torch.rand(self.plan.m, generator=self.generator) < self.sample_rate
+        """Poisson-sample this step's canaries among the included ones, with their gradients
+        as sparse COO tensors (one nonzero per canary), for only the parameters that hold a
+        sampled canary (the others count as 0)."""
+        coin = torch.rand(self.plan.m, generator=self.generator).numpy() < self.sample_rate
         if self._last is None:
             self._last = self._gather([p.detach() for p in self.parameters])
-        sampled = (coin & self._included).nonzero().squeeze(1).numpy()
+        sampled = np.flatnonzero(coin & self._included)
         k = len(sampled)
-        if k == 0:
-            return CanaryBatch(sampled, {})
-        rows = torch.zeros((k, self._total), device=self.device)
-        rows[torch.arange(k, device=self.device),
-             torch.as_tensor(self.plan.coordinates[sampled], device=self.device)] = \
-            self.plan.gradient_norm
-        extra = {param: part.view(k, *param.shape) for param, part in
-                 zip(self.parameters, rows.split(self._sizes, dim=1), strict=True)}
+        extra: dict[Any, torch.Tensor] = {}
+        owners = self._owner[sampled]
+        for index in np.unique(owners):
+            param = self.parameters[index]
+            rows = np.flatnonzero(owners == index)  # ascending: the indices are coalesced
+            where = np.unravel_index(self._offset[sampled[rows]], tuple(param.shape))
+            indices = torch.from_numpy(np.stack([rows, *where]))
+            values = torch.full((len(rows),), self.plan.gradient_norm, dtype=param.dtype)
+            extra[param] = torch.sparse_coo_tensor(
+                indices, values, (k, *param.shape), is_coalesced=True,
+                check_invariants=False).to(param.device)  # valid by construction
         return CanaryBatch(sampled, extra)
 
     def observe(self) -> None:
         """After ``optimizer.step()``: record ĝ_t·B/C and the update at every canary."""
         grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.parameters]
-        scale = self.expected_batch_size / self.max_grad_norm
-        self.gradients.append((self._gather(grads) * scale).cpu())
+        gradients = self._gather(grads)
+        gradients *= self.expected_batch_size / self.max_grad_norm
         after = self._gather([p.detach() for p in self.parameters])
         assert self._last is not None, "observe() without draw()"
+        self.gradients.append(gradients.cpu())
         self.updates.append((after - self._last).cpu())
         self._last = after
 
     def _gather(self, tensors: list[torch.Tensor]) -> torch.Tensor:
-        if self.device.type == "cpu":  # numpy indexing: ~5x fewer microseconds than torch's
-            order = self._to_canary_order.numpy()
-            arrays = [tensors[index].detach().numpy().reshape(-1)[offsets.numpy()]
-                      for index, offsets in self._gather_plan]
-            return torch.from_numpy(np.concatenate(arrays).astype(np.float32)[order])
+        """(m,) float32 values of ``tensors`` (shaped like the parameters) at the canaries:
+        one index per parameter holding canaries (numpy on CPU, microseconds where torch's
+        small operations cost tens), then one permutation back to canary order."""
+        if self.device.type == "cpu":
+            parts = [tensors[index].detach().numpy().reshape(-1)[offsets.numpy()]
+                     for index, offsets in self._gather_plan]
+            values = parts[0] if len(parts) == 1 else np.concatenate(parts)
+            return torch.from_numpy(values[self._to_canary_order.numpy()].astype(np.float32))
         parts = [tensors[index].reshape(-1).index_select(0, offsets)
                  for index, offsets in self._gather_plan]
         return torch.cat(parts).float()[self._to_canary_order]

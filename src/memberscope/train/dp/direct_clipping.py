@@ -57,19 +57,40 @@ def unsupported_parameters(model: torch.nn.Module) -> list[str]:
 
 
 class _Materialized:
-    """Per-example gradients held explicitly: {param: (N, *param.shape)}."""
+    """Per-example gradients held explicitly: {param: (N, *param.shape)}, each a dense
+    tensor or a sparse COO one (white-box canaries: one nonzero per example), whose norms
+    and clipped sums then cost its nonzeros, not N times the parameter's size."""
 
     def __init__(self, per_example: dict[Any, torch.Tensor]) -> None:
-        self.per_example = {param: grads.reshape(len(grads), -1)
-                            for param, grads in per_example.items()}
+        self.n = len(next(iter(per_example.values())))
+        self.dense = {param: grads.reshape(self.n, -1) for param, grads in per_example.items()
+                      if not grads.is_sparse}
+        self.sparse = {param: _sparse_rows(grads) for param, grads in per_example.items()
+                       if grads.is_sparse}
 
     def squared_norms(self) -> torch.Tensor:
-        return sum(torch.linalg.vector_norm(grads, dim=1).square()
-                   for grads in self.per_example.values())
+        total: Any = sum(torch.linalg.vector_norm(grads, dim=1).square()
+                         for grads in self.dense.values())
+        for rows, _, values in self.sparse.values():
+            total = total + values.new_zeros(self.n).index_add_(0, rows, values.square())
+        return total
 
     def clipped_sums(self, factors: torch.Tensor) -> dict[Any, torch.Tensor]:
-        return {param: (factors @ grads).view_as(param)
-                for param, grads in self.per_example.items()}
+        sums = {param: (factors @ grads).view_as(param) for param, grads in self.dense.items()}
+        for param, (rows, columns, values) in self.sparse.items():
+            sums[param] = param.new_zeros(param.numel()).index_add_(
+                0, columns, factors[rows].to(param.dtype) * values).view(param.shape)
+        return sums
+
+
+def _sparse_rows(grads: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(rows, flat columns, values) of the nonzeros of a sparse COO (N, *shape) tensor."""
+    grads = grads.coalesce()
+    indices = grads.indices()
+    columns = indices[1]
+    for size, index in zip(grads.shape[2:], indices[2:], strict=True):
+        columns = columns * size + index
+    return indices[0], columns, grads.values()
 
 
 class _ConvProducts:
@@ -177,9 +198,10 @@ class ClippedGradients:
         its per-example gradient scaled by that example's clipping factor; returns the (N,)
         per-example gradient norms before clipping. Forgets the recorded batch.
 
-        ``extra_examples`` ({parameter: (k, *parameter.shape)}, e.g. white-box canary
-        gradients; parameters left out count as 0) are k more examples, clipped and summed
-        exactly like the recorded ones; the returned norms are then (N + k,), theirs last.
+        ``extra_examples`` ({parameter: (k, *parameter.shape)}, dense or sparse COO, e.g.
+        white-box canary gradients; parameters left out count as 0) are k more examples,
+        clipped and summed exactly like the recorded ones; the returned norms are then
+        (N + k,), theirs last.
         With extra examples no backward pass need have been recorded (N = 0: a step of
         canaries only, on an empty Poisson batch).
         """

@@ -141,10 +141,11 @@ class PrivateTraining:
         example's gradient and sums them into ``p.grad`` here; Opacus' modes clip inside
         ``optimizer.step()`` from ``p.grad_sample``.
 
-        ``extra_examples`` ({parameter of :attr:`model`: (k, *shape)}; parameters left out
-        count as 0) adds k per-example gradients, such as white-box canaries, that are clipped
-        and summed exactly like the batch's own, on every route: direct mode passes them to
-        ``ClippedGradients.clip_and_sum``; Opacus' modes append them to ``p.grad_sample``.
+        ``extra_examples`` ({parameter of :attr:`model`: (k, *shape)}, dense or sparse COO;
+        parameters left out count as 0) adds k per-example gradients, such as white-box
+        canaries, that are clipped and summed exactly like the batch's own, on every route:
+        direct mode passes them to ``ClippedGradients.clip_and_sum``; Opacus' modes append
+        them (made dense) to ``p.grad_sample``.
         """
         if self.clipper is not None:
             self.clipper.clip_and_sum(self.settings.max_grad_norm, extra_examples)
@@ -157,6 +158,8 @@ class PrivateTraining:
                 extra = extra_examples.get(param)
                 if extra is None:
                     extra = param.new_zeros((k, *param.shape))
+                elif extra.is_sparse:
+                    extra = extra.to_dense()
                 grad_sample = param.grad_sample  # type: ignore[attr-defined]
                 param.grad_sample = torch.cat(  # type: ignore[attr-defined]
                     [grad_sample, extra.to(grad_sample.dtype)])
@@ -264,7 +267,7 @@ def _gradient_canaries(model: torch.nn.Module, dp: DPSettings, *, sample_rate: f
     assert dp.canaries is not None
     parameters = [p for p in model.parameters() if p.requires_grad]
     plan = plan_gradient_canaries(
-        sum(p.numel() for p in parameters), dp.canaries.m, seed=dp.canaries.seed,
+        [p.numel() for p in parameters], dp.canaries.m, seed=dp.canaries.seed,
         gradient_norm=dp.canaries.gradient_scale * dp.max_grad_norm)
     return GradientCanaries(parameters, plan, sample_rate=sample_rate,
                             noise_multiplier=noise_multiplier, max_grad_norm=dp.max_grad_norm,
