@@ -120,6 +120,10 @@ def test_unresolvable_tpr_is_never_a_headline():
     page = _page(rows)
     assert "lowest false-positive rate" not in page
     assert 'data-key="worst.tpr@0.001"' not in page and 'data-key="worst.tpr@0.01"' in page
+    # Resolvable and significant, but no better than guessing at that FPR: no headline either.
+    at_chance = [_row("entire_dataset", 0.6, True, tpr=0.3), _row("x", 0.61, True, tpr=0.001)]
+    assert summarize(at_chance).worst_low_fpr is at_chance[0]
+    assert summarize(at_chance[1:]).worst_low_fpr is None
 
 
 def test_results_table_shows_p_values_significance_and_intervals():

@@ -420,7 +420,7 @@ def worst_numbers(worst: AuditRow | None) -> list[tuple[str, Number]]:
                 for m in (f"tpr@{f:g}" for f, v in sorted(worst.tpr_at_fpr.items())
                           if v is not None)]
     if worst.p_value is not None:
-        numbers.append(("p", Number(worst.p_value, "worst.p_value", -2)))
+        numbers.append(("p-value", Number(worst.p_value, "worst.p_value", -2)))
     return numbers
 
 

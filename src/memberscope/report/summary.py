@@ -216,8 +216,11 @@ def summarize(results: Rows, *, max_auc: float | None = None, metric: str = "auc
         raise InputError(f"max_auc must be within [0, 1]; got {max_auc}")
     low_metric = lowest_fpr_metric(rows)
     # TPR at the lowest FPR is a headline only where it is resolvable (a stored value, not
-    # None) and its row is distinguishable from chance.
+    # None), its row is distinguishable from chance, and it beats guessing (TPR > FPR) there.
     low_worst = worst_distinguishable(rows, low_metric) if low_metric is not None else None
+    if low_worst is not None and low_metric is not None \
+            and not low_worst.metric(low_metric) > float(low_metric[4:]):
+        low_worst = None
     key = accuracy_key or accuracy_key_of(rows)
     significant = distinguishable_rows(rows)
     models = tuple(dict.fromkeys(r.metadata.get("model") for r in rows))
