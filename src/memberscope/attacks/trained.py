@@ -115,6 +115,9 @@ def _cross_validated_scores(features: np.ndarray, membership: np.ndarray, seed: 
                                     rng)
         scaler = _Standardizer(features[train])
         model = make_model(int(rng.integers(2**31 - 1)))
+        if getattr(model, "n_neighbors", 0) > len(train):
+            # A small slice's training fold can hold fewer examples than k: use them all.
+            model.set_params(n_neighbors=len(train))
         model.fit(scaler.transform(features[train]), membership[train])
         member_column = list(model.classes_).index(True)
         probabilities = model.predict_proba(scaler.transform(features[held_out]))
