@@ -320,6 +320,13 @@ def _u_test_from_roc(roc: RocCurve, n_examples: int, auc: float | None = None) -
     return u_test_p_value(u, int(members), int(nonmembers), tie_term)
 
 
+def _distinct(strata: np.ndarray) -> np.ndarray:
+    """Distinct values of ``strata``; fold ids (small non-negative ints) without a sort."""
+    if strata.dtype.kind in "iu" and len(strata) and strata.min() >= 0 and strata.max() < 1024:
+        return np.flatnonzero(np.bincount(strata))
+    return np.unique(strata)
+
+
 def rank_test_p_value(scores: np.ndarray, membership: np.ndarray, *,
                       strata: np.ndarray | None = None, roc: RocCurve | None = None,
                       auc: float | None = None) -> float:
@@ -337,7 +344,7 @@ def rank_test_p_value(scores: np.ndarray, membership: np.ndarray, *,
             roc, auc = _roc_curve(scores, membership, None), None
         return combine_strata([_u_test_from_roc(roc, len(scores), auc)])
     p_values = []
-    for stratum in np.unique(strata):
+    for stratum in _distinct(strata):
         inside = strata == stratum
         side = membership[inside]
         if side.any() and not side.all():
