@@ -35,14 +35,16 @@ system-deps:
 	else echo "note: apt-get unavailable; Fashion-MNIST and chromium must be installed by hand"; fi
 
 demo: venv system-deps
-	$(PY) -m memberscope.experiment.demo
+	$(VENV)/bin/memberscope demo
 
 test: venv system-deps
 	$(PY) -m pytest -q
 
+# lint-imports checks the import contracts of pyproject.toml ([tool.importlinter]); < 1 s.
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 clean:
 	rm -rf $(VENV) demo-out

@@ -1,10 +1,12 @@
 """Benchmarks of memberscope.data on full-size inputs.
 
-Run: ``.venv/bin/python benchmarks/data_loading.py [--quick]``. Builds a full-size synthetic
-CIFAR-10 tarball in the official format (50,000 + 10,000 images, gzip level 1) in a temp folder,
-serves it from 127.0.0.1, and prints medians of: download + verification, verification of the
-cached file, parsing, the restricted unpickler against stock ``pickle.loads`` on the same batch
-(ratio), peak memory of a parse, and Fashion-MNIST from the Debian package. Not run by pytest.
+Run from the repository root: ``.venv/bin/python -m benchmarks.data_loading [--quick]`` (it
+borrows the tests' format writers and local server from ``tests.helpers``). Builds a
+full-size synthetic CIFAR-10 tarball in the official format (50,000 + 10,000 images, gzip
+level 1) in a temp folder, serves it from 127.0.0.1, and prints medians of: download +
+verification, verification of the cached file, parsing, the restricted unpickler against stock
+``pickle.loads`` on the same batch (ratio), peak memory of a parse, and Fashion-MNIST from the
+Debian package. Not run by pytest.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import io
 import pickle
 import resource
 import statistics
-import sys
 import tarfile
 import tempfile
 import time
@@ -25,9 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "tests" / "unit"))
-from _data_helpers import (
+from tests.helpers.data import (
     ServerBehaviour,
     cifar_batch,
     local_server,

@@ -20,11 +20,11 @@ import warnings
 
 import torch
 
+from memberscope._runtime import tune_process
 from memberscope.data import load_dataset
 from memberscope.monitor.torch import TorchMonitorHook
 from memberscope.train.models import small_cnn
 from memberscope.train.settings import TrainSettings
-from memberscope.train.threads import apply_threads, choose_threads
 from memberscope.train.trainer import Trainer, predict_logits
 
 
@@ -35,8 +35,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
     warnings.simplefilter("ignore")
-    threads = choose_threads(args.threads)
-    apply_threads(threads)
+    threads = tune_process(args.threads).threads
     clock = time.process_time if threads == 1 else time.perf_counter
     print(f"{threads} thread(s), {'CPU' if threads == 1 else 'wall'} time, load average "
           f"{os.getloadavg()[0]:.1f}; medians of {args.repeats}")
@@ -55,7 +54,8 @@ def main() -> None:
         print(f"\n{num_conv} conv: training epoch (60,000 images, batch 50) {epoch:.1f} s")
         for label, sample in (("balanced 10,000 members", 10000), ("all 60,000 members", None)):
             hook = TorchMonitorHook(trainer.model, members=(data.x_train, data.y_train),
-                                    nonmembers=(data.x_test, data.y_test), every=2,
+                                    nonmembers=(data.x_test, data.y_test),
+                                    epochs_per_report=2,
                                     attacks=["threshold", "lr"], slices=["entire", "class"],
                                     member_sample=sample, model_label=f"{num_conv} conv")
             reports, inference, audits = [], [], []

@@ -27,9 +27,9 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from memberscope._runtime import tune_process
 from memberscope.train.models import small_cnn
 from memberscope.train.settings import DPSettings, TrainSettings
-from memberscope.train.threads import apply_threads, choose_threads
 from memberscope.train.trainer import Trainer, as_model_input, predict_logits
 
 SHAPE = (32, 32, 3)
@@ -106,8 +106,7 @@ def main() -> None:
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     global CLOCK
-    threads = choose_threads(args.threads)
-    apply_threads(threads)
+    threads = tune_process(args.threads).threads
     CLOCK = time.process_time if threads == 1 else time.perf_counter
     clock = "CPU time" if threads == 1 else "wall time"
     print(f"torch {torch.__version__}, {threads} thread(s), {clock}, load average "

@@ -2,8 +2,9 @@
 
 Train the codelab's small CNN with 2 and with 3 conv layers, audit membership leakage every
 2 epochs (threshold + logistic-regression attacks, entire dataset + per class), and collect
-every result labelled with model and epoch. Runs on any Keras 3 backend; this script picks
-torch unless KERAS_BACKEND says otherwise.
+every result labelled with model and epoch. Runs on any Keras 3 backend: KERAS_BACKEND when
+set, else Keras' configured backend when it is installed, else the first installed of
+tensorflow, jax and torch.
 
     python examples/keras_codelab_callback.py                  # Fashion-MNIST subset, ~minutes
     python examples/keras_codelab_callback.py --dataset digits # tiny, seconds
@@ -22,14 +23,16 @@ import time
 import warnings
 from pathlib import Path
 
-os.environ.setdefault("KERAS_BACKEND", "torch")  # before keras is imported
+from memberscope.monitor.keras_backend import choose_keras_backend
 
-import keras
-import numpy as np
+choose_keras_backend()  # before keras is imported
 
-from memberscope.metrics import LowResolutionWarning
-from memberscope.monitor.keras import PrivacyMetrics
-from memberscope.results import ResultsCollection
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from memberscope.metrics import LowResolutionWarning  # noqa: E402
+from memberscope.monitor.keras import PrivacyMetrics  # noqa: E402
+from memberscope.results import ResultsCollection  # noqa: E402
 
 # Per-class slices hold a few hundred non-members: TPR at FPR 0.001 is unresolvable there and
 # memberscope says so once per slice; the table below does not use it.
@@ -146,10 +149,10 @@ def main() -> None:
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                       metrics=["accuracy"])
         # The codelab's callback, from memberscope: attacks every k epochs, results labelled.
-        callback = PrivacyMetrics((x_train, y_train), (x_test, y_test),
-                                  epochs_per_report=args.epochs_per_report,
-                                  model_label=f"{num_conv} layers", results_path=results_path,
-                                  member_sample=member_sample, seed=args.seed)
+        callback = PrivacyMetrics(args.epochs_per_report, f"{num_conv} layers",
+                                  members=(x_train, y_train), nonmembers=(x_test, y_test),
+                                  results_path=results_path, member_sample=member_sample,
+                                  seed=args.seed)
         model.fit(x_train, y_train, batch_size=args.batch_size, epochs=args.epochs,
                   validation_data=(x_test, y_test), callbacks=[callback], shuffle=True,
                   verbose=2)

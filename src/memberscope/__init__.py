@@ -31,6 +31,7 @@ from memberscope.metrics import (
     roc_curve,
     roc_metrics,
 )
+from memberscope.one_run import OneRunEpsilon, epsilon_one_run
 from memberscope.outputs import ModelOutputs, load_outputs_npz
 from memberscope.results import AuditResult, AuditRow, ResultsCollection, SkippedEntry
 from memberscope.slicing import Slice, build_slices
@@ -48,6 +49,7 @@ __all__ = [
     "MemberscopeError",
     "MissingExtraError",
     "ModelOutputs",
+    "OneRunEpsilon",
     "ResultsCollection",
     "RocCurve",
     "SchemaError",
@@ -59,6 +61,7 @@ __all__ = [
     "audit",
     "build_slices",
     "epsilon_lower_bound",
+    "epsilon_one_run",
     "get_attack",
     "list_attacks",
     "load_outputs_npz",

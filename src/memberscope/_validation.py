@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -67,11 +68,11 @@ def as_label_array(name: str, value: Any, num_classes: int | None = None) -> np.
     return labels
 
 
-def as_bool_array(name: str, value: Any) -> np.ndarray:
-    """Return a 1-d boolean vector; accepts bool or 0/1 integers."""
+def as_bool_array(name: str, value: Any, *, ndim: int = 1) -> np.ndarray:
+    """Return a boolean array of ``ndim`` dimensions; accepts bool or 0/1 numbers."""
     array = np.asarray(value)
-    if array.ndim != 1:
-        raise InputError(f"{name} must be 1-dimensional; got shape {array.shape}")
+    if array.ndim != ndim:
+        raise InputError(f"{name} must be {ndim}-dimensional; got shape {array.shape}")
     if array.dtype == bool:
         return array
     if np.issubdtype(array.dtype, np.number):
@@ -101,3 +102,16 @@ def check_probability(name: str, value: float, *, open_interval: bool = True) ->
         bounds = "(0, 1)" if open_interval else "[0, 1]"
         raise InputError(f"{name} must be in {bounds}; got {value!r}")
     return number
+
+
+def layer_sizes(owner: str, value: Any) -> tuple[int, ...]:
+    """``value`` as hidden layer sizes: a sequence of positive integers (repeats allowed)."""
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise InputError(f"{owner}: hidden layer sizes must be a sequence of positive integers "
+                         f"such as (128,) or [256, 256]; got {value!r}")
+    sizes = tuple(value)
+    if not all(isinstance(s, int | np.integer) and not isinstance(s, bool) and s >= 1
+               for s in sizes):
+        raise InputError(f"{owner}: hidden layer sizes must be positive integers; got "
+                         f"{list(sizes)!r}")
+    return tuple(int(s) for s in sizes)

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import logging
 import warnings
-import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
+from memberscope._seeding import stream_seed
 from memberscope._validation import check_probability
-from memberscope.attacks import Attack, get_attack
+from memberscope.attacks import Attack, AttackWarning, get_attack
 from memberscope.errors import InputError
 from memberscope.metrics import (
     DEFAULT_FPR_TARGETS,
@@ -34,11 +34,6 @@ DEFAULT_MIN_SLICE_SIZE = 10
 
 def _names(value: str | Iterable[str]) -> list[str]:
     return [v.strip() for v in value.split(",")] if isinstance(value, str) else list(value)
-
-
-def derived_seed(seed: int, *parts: str) -> int:
-    """A seed for one (slice, attack), stable across runs and Python versions."""
-    return zlib.crc32("/".join([str(seed), *parts]).encode()) & 0x7FFFFFFF
 
 
 def audit(
@@ -109,19 +104,25 @@ def audit(
     for attack in attack_list:
         if attack.needs_reference and reference is None:
             raise InputError(f"attack {attack.name!r} needs reference models: pass reference=")
+        attack.validate_options(options.get(attack.name, {}))
     slice_list = build_slices(outputs, _names(slices), custom=custom_slices)
 
     rows: list[AuditRow] = []
     rocs = []
     skipped: list[SkippedEntry] = []
     scores_by_attack: dict[str, np.ndarray] = {}
+    notes: list[str] = []
     for attack in attack_list:
         try:
-            signal = attack.signal(outputs, reference, {**attack.defaults,
-                                                        **options.get(attack.name, {})})
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", AttackWarning)
+                signal = attack.signal(outputs, reference, {**attack.defaults,
+                                                            **options.get(attack.name, {})})
         except InputError as exc:
             skipped.extend(SkippedEntry(s.name, attack.name, str(exc)) for s in slice_list)
             continue
+        finally:
+            notes.extend(_recorded_notes(caught))
         for slice_ in slice_list:
             outcome = _evaluate(attack, signal, outputs, slice_, seed=seed,
                                 fpr_targets=fpr_targets, alpha=alpha, delta=delta,
@@ -145,10 +146,27 @@ def audit(
         scores=scores_by_attack,
         membership=outputs.membership if keep_scores else None,
         labels=outputs.labels if keep_scores else None,
+        notes=tuple(dict.fromkeys(notes)),
     )
     for entry in skipped:
         logger.info("skipped slice %s, attack %s: %s", entry.slice, entry.attack, entry.reason)
     return result.with_metadata(**metadata) if metadata else result
+
+
+def _recorded_notes(caught: list[warnings.WarningMessage]) -> list[str]:
+    """The attack's caveats (:class:`AttackWarning`), to keep in the result; every warning,
+    those included, is passed on to the caller as well."""
+    for warning in caught:
+        warnings.warn_explicit(warning.message, warning.category, warning.filename,
+                               warning.lineno)
+    return [str(w.message) for w in caught if issubclass(w.category, AttackWarning)]
+
+
+def _failure_reason(exc: Exception) -> str:
+    """Why an attack failed on a slice; our own errors already read as a reason."""
+    message = str(exc).replace("\n", " ")
+    return message if isinstance(exc, InputError) else (
+        f"the attack failed on this slice: {type(exc).__name__}: {message}")
 
 
 def _warn_unresolvable(rows: Sequence[AuditRow], fpr_targets: Sequence[float]) -> None:
@@ -179,8 +197,13 @@ def _evaluate(attack: Attack, signal: np.ndarray, outputs: ModelOutputs,
             slice_.name, attack.name,
             f"too small: {n_members} members and {n_nonmembers} non-members; "
             f"need at least {needed} of each")
-    slice_seed = derived_seed(seed, slice_.name, attack.name)
-    scored = attack.scores_for_slice(signal[slice_.mask], membership, slice_seed, options)
+    slice_seed = stream_seed(seed, slice_.name, attack.name)
+    try:
+        scored = attack.scores_for_slice(signal[slice_.mask], membership, slice_seed, options)
+    except (ValueError, ArithmeticError) as exc:
+        # A slice the attack cannot handle (too few examples for its model, a degenerate
+        # fit) is recorded with the reason, never allowed to end the whole audit.
+        return SkippedEntry(slice_.name, attack.name, _failure_reason(exc))
     weights = None if outputs.sample_weight is None else outputs.sample_weight[slice_.mask]
     with warnings.catch_warnings():
         # One summary warning per audit is enough; per-slice ones would flood the log.

@@ -10,6 +10,7 @@ Every error subclasses a builtin, so a plain ``except ValueError`` still works::
     ├── DownloadError (OSError)            a dataset download failed (network, HTTP status)
     │   └── ChecksumError                  a downloaded or cached file has the wrong digest
     └── MissingExtraError (ImportError)    an optional dependency is not installed
+        └── MissingBackendError            it is, but cannot run without its own backend
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ class DownloadError(MemberscopeError, OSError):
 
 
 class ChecksumError(DownloadError):
-    """A file's digest differs from the published one; the file has been deleted."""
+    """A file's digest differs from the published one; it is renamed aside, never deleted."""
 
 
 class MissingExtraError(MemberscopeError, ImportError):
@@ -64,6 +65,14 @@ class MissingExtraError(MemberscopeError, ImportError):
         super().__init__(
             f"{feature} needs the '{module}' package: pip install 'memberscope[{extra}]'"
         )
+
+
+class MissingBackendError(MissingExtraError):
+    """An optional dependency is installed but cannot load its backend (Keras without
+    TensorFlow, JAX or torch); the message names the backend and how to choose another."""
+
+    def __init__(self, message: str) -> None:
+        super(MissingExtraError, self).__init__(message)
 
 
 def unknown_name_message(kind: str, name: str, valid: Sequence[str]) -> str:

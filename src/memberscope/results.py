@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from memberscope.errors import InputError, SchemaError
+from memberscope.errors import InputError, SchemaError, UnknownNameError
 from memberscope.metrics import EpsilonBound, RocCurve
 
 if TYPE_CHECKING:
@@ -24,11 +24,6 @@ METRIC_NAMES = ("auc", "advantage", "ppv", "epsilon_confident", "epsilon_point")
 
 def _fpr_key(value: float) -> str:
     return f"{value:g}"
-
-
-def _ranked(value: float) -> float:
-    """A metric value for picking maxima: NaN (not resolvable) ranks below everything."""
-    return -math.inf if math.isnan(value) else value
 
 
 @dataclass(frozen=True)
@@ -74,7 +69,7 @@ class AuditRow:
             raise InputError(f"metric {name!r}: no TPR stored at FPR {target:g}; stored: "
                              f"{', '.join('tpr@' + _fpr_key(k) for k in self.tpr_at_fpr)}")
         valid = [*METRIC_NAMES, *("tpr@" + _fpr_key(k) for k in self.tpr_at_fpr)]
-        raise InputError(f"unknown metric {name!r}; valid: {', '.join(valid)}")
+        raise UnknownNameError("metric", name, valid)
 
     def to_dict(self) -> dict[str, Any]:
         """The row as in ``result.json``."""
@@ -167,7 +162,9 @@ class SkippedEntry:
 class AuditResult:
     """Everything one ``audit`` call found.
 
-    ``rows`` and ``skipped`` go to ``result.json``. ``rocs`` (one thinned curve per row),
+    ``rows``, ``skipped`` and ``notes`` (caveats an attack raised, e.g. a variance it could
+    not estimate; in ``result.json`` only when there are any) go to ``result.json``.
+    ``rocs`` (one thinned curve per row),
     ``scores`` (attack name -> (n,) per-example scores on the entire dataset), ``membership``
     and ``labels`` go to ``arrays.npz``.
     """
@@ -178,6 +175,7 @@ class AuditResult:
     scores: dict[str, np.ndarray] = field(default_factory=dict)
     membership: np.ndarray | None = None
     labels: np.ndarray | None = None
+    notes: tuple[str, ...] = ()
 
     def __iter__(self) -> Iterator[AuditRow]:
         return iter(self.rows)
@@ -202,27 +200,66 @@ class AuditResult:
         )
 
     def worst(self, metric: str = "auc") -> AuditRow:
-        """The row with the highest ``metric`` (most leakage)."""
+        """The row with the highest ``metric`` (most leakage; NaN never wins: :func:`worst_row`)."""
         if not self.rows:
             raise InputError("the result has no rows (every slice was skipped)")
-        return max(self.rows, key=lambda r: _ranked(r.metric(metric)))
+        return worst_row(self.rows, metric)
 
     def to_dict(self, memberscope_version: str) -> dict[str, Any]:
         """The ``result.json`` document."""
-        return {"schema_version": SCHEMA_VERSION, "memberscope_version": memberscope_version,
-                "rows": [r.to_dict() for r in self.rows],
-                "skipped": [s.to_dict() for s in self.skipped]}
+        document = {"schema_version": SCHEMA_VERSION, "memberscope_version": memberscope_version,
+                    "rows": [r.to_dict() for r in self.rows],
+                    "skipped": [s.to_dict() for s in self.skipped]}
+        if self.notes:
+            document["notes"] = list(self.notes)
+        return document
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AuditResult:
         """Read a ``result.json`` document, checking its schema version."""
         check_schema_version(data, "result.json")
         return cls(rows=tuple(AuditRow.from_dict(r) for r in data.get("rows", [])),
-                   skipped=tuple(SkippedEntry.from_dict(s) for s in data.get("skipped", [])))
+                   skipped=tuple(SkippedEntry.from_dict(s) for s in data.get("skipped", [])),
+                   notes=tuple(str(n) for n in data.get("notes", [])))
 
     def to_pandas(self) -> pandas.DataFrame:
         """One row per (slice, attack) with flat metric and metadata columns."""
         return ResultsCollection([self]).to_pandas()
+
+
+def worst_row(rows: Iterable[AuditRow], metric: str = "auc") -> AuditRow:
+    """The row with the highest ``metric``: the most leakage, as an attacker would pick it.
+
+    The one rule behind every "worst" pick (results, report, CLI, runner): a row whose
+    ``metric`` is NaN, or that does not store it (a ``tpr@F`` at another FPR), never wins;
+    ties go to the first row. Raises :class:`InputError` when no row has a value, and
+    :class:`UnknownNameError` for a metric name no row could have.
+
+    >>> from memberscope.metrics import EpsilonBound
+    >>> def row(name, auc):
+    ...     return AuditRow(name, "threshold", 10, 10, auc, 0.0, 0.5, {},
+    ...                     EpsilonBound(0.0, 0.0, 0.05, 0.0))
+    >>> worst_row([row("a", 0.6), row("b", float("nan")), row("c", 0.7)]).slice
+    'c'
+    """
+    best: AuditRow | None = None
+    best_value = -math.inf
+    first_error: InputError | None = None
+    for row in rows:
+        try:
+            value = row.metric(metric)
+        except UnknownNameError:
+            raise
+        except InputError as exc:  # this row does not store the metric
+            first_error = first_error or exc
+            continue
+        if not math.isnan(value) and (best is None or value > best_value):
+            best, best_value = row, value
+    if best is None:
+        if first_error is not None:
+            raise first_error
+        raise InputError(f"no row has a value for metric {metric!r}")
+    return best
 
 
 def check_schema_version(data: Mapping[str, Any], what: str) -> None:
@@ -279,11 +316,11 @@ class ResultsCollection:
         return list(seen)
 
     def worst_slice(self, metric: str = "auc", **where: Any) -> AuditRow:
-        """The row with the highest ``metric`` among rows matching ``where``."""
+        """The row with the highest ``metric`` among rows matching ``where`` (:func:`worst_row`)."""
         rows = self.filter(**where).rows
         if not rows:
             raise InputError(f"no result rows match {where or 'anything'}")
-        return max(rows, key=lambda r: _ranked(r.metric(metric)))
+        return worst_row(rows, metric)
 
     def best_epoch(self, *, model: Any = None, metric: str = "auc", max_value: float | None = None,
                    accuracy_key: str = "test_accuracy") -> dict[str, Any] | None:
@@ -300,7 +337,12 @@ class ResultsCollection:
             groups.setdefault(key, []).append(row)
         best: dict[str, Any] | None = None
         for (model_label, epoch), rows in groups.items():
-            worst = max((r.metric(metric) for r in rows), key=_ranked)
+            try:
+                worst = worst_row(rows, metric).metric(metric)
+            except UnknownNameError:
+                raise
+            except InputError:  # no row of this epoch has a value of the metric
+                continue
             accuracy = rows[0].metadata.get(accuracy_key)
             if accuracy is None or (max_value is not None and worst > max_value):
                 continue

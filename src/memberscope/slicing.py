@@ -68,6 +68,10 @@ def build_slices(outputs: ModelOutputs, kinds: Sequence[str] = ("entire", "class
         if kind == "entire":
             slices.append(Slice("entire_dataset", np.ones(n, dtype=bool)))
         elif kind == "class":
+            if outputs.labels is None:
+                slices.append(UnavailableSlice(
+                    "class", "needs labels; the outputs hold loss without labels"))
+                continue
             for label in np.unique(outputs.labels):
                 slices.append(Slice(f"class={int(label)}", outputs.labels == label))
         elif kind == "loss_percentile":

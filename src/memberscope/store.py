@@ -1,20 +1,32 @@
-"""Saving and loading results: JSON, JSON lines and ``.npz`` only, written atomically.
+"""The owner of the result formats: ``result.json`` + ``arrays.npz`` (one audit, in an audit
+output directory next to its ``report.html``) and
+``results.jsonl`` (many audits, appended as training goes). JSON, JSON lines and ``.npz`` only,
+written atomically through :mod:`memberscope._io`.
 
 Nothing here ever unpickles: ``.npz`` files are read with ``allow_pickle=False``.
+
+``arrays.npz`` keys: ``roc_<i>_fpr``/``roc_<i>_tpr`` (the thinned ROC curve of row ``i``),
+``scores_<attack>`` (n,) per-example scores, ``membership`` (n,) bool, ``labels`` (n,).
 """
 
 from __future__ import annotations
 
-import io
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from memberscope._io import (
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_npz,
+    atomic_write_text,
+    json_value,
+    load_npz,
+)
 from memberscope._version import __version__
 from memberscope.errors import SchemaError
 from memberscope.metrics import RocCurve
@@ -29,67 +41,15 @@ from memberscope.results import (
 
 RESULT_FILE = "result.json"
 ARRAYS_FILE = "arrays.npz"
+RESULTS_FILE = "results.jsonl"
+REPORT_FILE = "report.html"  # next to result.json, and in a run directory
+SCORES_PREFIX = "scores_"
 
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temp file in the same folder, fsync, then rename.
-
-    A crash or a full disk leaves either the old file or the new one, never a partial one.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as temp:
-            temp.write(data)
-            temp.flush()
-            os.fsync(temp.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """UTF-8 text version of :func:`atomic_write_bytes`."""
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_json(path: str | Path, document: Any) -> None:
-    """Write ``document`` as indented JSON (NaN refused: JSON has no NaN) atomically."""
-    atomic_write_text(path, json.dumps(_jsonable(document), indent=1, allow_nan=False) + "\n")
-
-
-def atomic_write_npz(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:
-    """Write plain arrays to an ``.npz`` atomically; object arrays are refused."""
-    for key, array in arrays.items():
-        if np.asarray(array).dtype == object:
-            raise TypeError(f"array {key!r} has dtype object; only plain arrays are saved")
-    buffer = io.BytesIO()
-    plain: dict[str, Any] = {k: np.asarray(v) for k, v in arrays.items()}
-    np.savez_compressed(buffer, **plain)
-    atomic_write_bytes(path, buffer.getvalue())
-
-
-def load_npz(path: str | Path) -> dict[str, np.ndarray]:
-    """Read every array of an ``.npz`` without unpickling."""
-    with np.load(path, allow_pickle=False) as archive:
-        return {key: archive[key] for key in archive.files}
-
-
-def _jsonable(value: Any) -> Any:
-    """Plain JSON types; non-finite floats become None (JSON has no NaN)."""
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    if isinstance(value, Path):
-        return str(value)
-    return value
+# The atomic writers moved to memberscope._io; these names stay importable from here.
+__all__ = ["ARRAYS_FILE", "REPORT_FILE", "RESULTS_FILE", "RESULT_FILE", "SCORES_PREFIX",
+           "append_jsonl", "append_result", "atomic_write_bytes", "atomic_write_json",
+           "atomic_write_npz", "atomic_write_text", "load_npz", "load_result", "load_results",
+           "read_jsonl", "save_result", "write_jsonl"]
 
 
 # --- one audit: result.json + arrays.npz -------------------------------------------------
@@ -104,7 +64,7 @@ def save_result(result: AuditResult, out_dir: str | Path) -> Path:
             arrays[f"roc_{index}_fpr"] = roc.fpr
             arrays[f"roc_{index}_tpr"] = roc.tpr
     for attack, scores in result.scores.items():
-        arrays[f"scores_{attack}"] = scores
+        arrays[f"{SCORES_PREFIX}{attack}"] = scores
     if result.membership is not None:
         arrays["membership"] = result.membership
     if result.labels is not None:
@@ -135,9 +95,11 @@ def load_result(path: str | Path) -> AuditResult:
         if f"roc_{i}_fpr" in arrays else None
         for i, row in enumerate(result.rows)
     )
-    scores = {k.removeprefix("scores_"): v for k, v in arrays.items() if k.startswith("scores_")}
+    scores = {k.removeprefix(SCORES_PREFIX): v for k, v in arrays.items()
+              if k.startswith(SCORES_PREFIX)}
     return AuditResult(rows=result.rows, skipped=result.skipped, rocs=rocs, scores=scores,
-                       membership=arrays.get("membership"), labels=arrays.get("labels"))
+                       membership=arrays.get("membership"), labels=arrays.get("labels"),
+                       notes=result.notes)
 
 
 # --- many audits: results.jsonl -----------------------------------------------------------
@@ -149,12 +111,12 @@ def append_jsonl(path: str | Path, records: Iterable[Mapping[str, Any]]) -> None
     One ``os.write`` with ``O_APPEND`` lands whole or, on a crash, leaves at most one partial
     last line, which :func:`read_jsonl` drops; earlier lines are never touched.
     """
-    payload = "".join(json.dumps(_jsonable(r), allow_nan=False) + "\n" for r in records)
+    payload = _json_lines(records)
     if not payload:
         return
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)  # less the umask
     try:
         _repair_partial_tail(fd, path)
         data = payload.encode("utf-8")
@@ -164,6 +126,15 @@ def append_jsonl(path: str | Path, records: Iterable[Mapping[str, Any]]) -> None
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def write_jsonl(path: str | Path, records: Iterable[Mapping[str, Any]]) -> None:
+    """Replace ``path`` with ``records`` as JSON lines, atomically (e.g. to drop stale rows)."""
+    atomic_write_text(path, _json_lines(records))
+
+
+def _json_lines(records: Iterable[Mapping[str, Any]]) -> str:
+    return "".join(json.dumps(json_value(r), allow_nan=False) + "\n" for r in records)
 
 
 def _repair_partial_tail(fd: int, path: Path) -> None:
@@ -210,7 +181,7 @@ def load_results(path: str | Path) -> ResultsCollection:
     """Read a ``results.jsonl`` (or a run directory holding one) into a collection."""
     path = Path(path)
     if path.is_dir():
-        path = path / "results.jsonl"
+        path = path / RESULTS_FILE
     collection = ResultsCollection()
     for number, record in enumerate(read_jsonl(path), start=1):
         check_schema_version(record, f"{path}:{number}")

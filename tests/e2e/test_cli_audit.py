@@ -228,15 +228,76 @@ def test_console_entry_point_exit_codes(tmp_path):
         "memberscope audit: error: input file 'bad.npz' is not an .npz archive"]
 
 
-def test_everything_skipped_is_still_a_result(tmp_path, capsys):
+def test_everything_skipped_is_still_a_result_but_exits_3(tmp_path, capsys):
     np.savez(tmp_path / "small.npz", membership=np.arange(10) < 5, labels=np.zeros(10, int),
              loss=np.arange(10.0))
     code, stdout, stderr = run_audit(capsys, ["audit", str(tmp_path / "small.npz"), "--out",
-                                              str(tmp_path / "o"), "--no-report"])
-    assert code == 0, stderr
+                                              str(tmp_path / "o")])
+    assert code == 3, stderr
+    assert stderr.strip().splitlines() == [
+        "memberscope audit: error: nothing was measured: every requested attack (threshold, "
+        f"lr) was skipped on every slice; the reasons are listed above and in "
+        f"{tmp_path / 'o' / 'result.json'}"]
+    assert not (tmp_path / "o" / "report.html").exists()
     document = json.loads((tmp_path / "o" / "result.json").read_text())
     assert document["rows"] == []
     assert [(s["slice"], s["attack"]) for s in document["skipped"]] == [
         ("entire_dataset", "threshold"), ("class=0", "threshold"),
         ("entire_dataset", "lr"), ("class=0", "lr")]
     assert stdout.count("skipped ") == 4
+
+
+# A sitecustomize that makes the optional extras unimportable, as on a core-only install.
+_BLOCK_EXTRAS = """
+import sys
+
+class _CoreOnly:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("matplotlib", "rich", "pandas"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, _CoreOnly())
+"""
+
+
+def test_core_only_install_prints_the_table_and_writes_the_arrays(tmp_path):
+    """Without matplotlib and rich: table, result.json, arrays.npz, one line about the
+    report extra, exit 0 (issue 12)."""
+    blocker = tmp_path / "site"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text(_BLOCK_EXTRAS)
+    tfp_npz(tmp_path / "outputs.npz", tiny_outputs())
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(blocker), str(SRC), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    probe = subprocess.run([sys.executable, "-c", "import matplotlib"], env=env,
+                           capture_output=True, text=True, timeout=60, check=False)
+    assert probe.returncode == 1 and "No module named 'matplotlib'" in probe.stderr
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys; from memberscope.cli import main; sys.exit(main())",
+         "audit", "outputs.npz", "--attacks", "threshold,lr", "--slices", "entire,class",
+         "--out", "audit-out"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].split()[:2] == ["slice", "attack"]
+    assert any(line.split()[:2] == ["entire_dataset", "lr"] for line in lines)
+    about_report = [line for line in lines if "report.html" in line]
+    assert about_report == ["report.html not written: the HTML report needs the 'matplotlib' "
+                            "package: pip install 'memberscope[report]'"]
+    assert sorted(p.name for p in (tmp_path / "audit-out").iterdir()) == [
+        "arrays.npz", "result.json"]
+    check_result_contract(json.loads((tmp_path / "audit-out" / "result.json").read_text()))
+
+
+def test_knn_on_small_class_slices_is_skipped_not_a_crash(tmp_path, capsys):
+    path = ours_npz(tmp_path / "small.npz", tiny_outputs(n_members=60, n_nonmembers=45))
+    code, stdout, stderr = run_audit(capsys, ["audit", str(path), "--attacks", "threshold,knn",
+                                              "--out", str(tmp_path / "o"), "--no-report"])
+    assert code == 0, stderr
+    document = json.loads((tmp_path / "o" / "result.json").read_text())
+    assert ("entire_dataset", "knn") in {(r["slice"], r["attack"]) for r in document["rows"]}
+    knn_skips = [s for s in document["skipped"]
+                 if s["attack"] == "knn" and s["reason"].startswith("n_neighbors=25")]
+    assert knn_skips and all("lower the option n_neighbors" in s["reason"] for s in knn_skips)
+    assert "skipped class=0 / knn: n_neighbors=25 but a training fold" in stdout

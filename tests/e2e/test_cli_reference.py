@@ -52,6 +52,40 @@ def test_audit_reference_errors_are_one_line_exit_2(tmp_path, capsys) -> None:
     assert "needs reference models" in capsys.readouterr().err
 
 
+def test_too_few_reference_models_are_said_not_silent(tmp_path, capsys) -> None:
+    """One model: LiRA cannot run on any slice (exit 3); one complementary pair: it runs,
+    with a warning printed and kept in result.json."""
+    target, ref = _synthetic_files(tmp_path, m=2)
+    pair = load_reference_npz(ref)
+    pair.select_models([0]).save_npz(tmp_path / "one.npz")
+    capsys.readouterr()
+    code = main(["audit", str(target), "--attacks", "lira", "--slices", "entire,class",
+                 "--reference", str(tmp_path / "one.npz"), "--out", str(tmp_path / "o1")])
+    captured = capsys.readouterr()
+    assert code == 3
+    assert "skipped entire_dataset / lira: " in captured.out
+    assert captured.err.startswith("memberscope audit: error: nothing was measured: every "
+                                   "requested attack (lira) was skipped on every slice")
+    code = main(["audit", str(target), "--attacks", "lira", "--slices", "entire",
+                 "--reference", str(ref), "--out", str(tmp_path / "o2"), "--no-report"])
+    out = capsys.readouterr().out
+    assert code == 0
+    warning = [line for line in out.splitlines() if line.startswith("warning: ")]
+    assert len(warning) == 1 and "'in' and 'out' signals cannot be estimated" in warning[0]
+    document = json.loads((tmp_path / "o2" / "result.json").read_text())
+    assert document["notes"] == [warning[0].removeprefix("warning: ")]
+
+
+def test_attacks_lists_the_minimum_reference_models(capsys) -> None:
+    capsys.readouterr()
+    assert main(["attacks"]) == 0
+    out = capsys.readouterr().out
+    assert ("lira: online: 2 models (1 'in' + 1 'out' per example), 4 to estimate a variance"
+            in out)
+    assert ("rmia: online: 1 model; offline: 2 (1 'out' per example); offline with a='tune': 4"
+            in out)
+
+
 @pytest.mark.torch
 def test_reference_train_then_audit(tmp_path, capsys) -> None:
     pytest.importorskip("torch")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 from pathlib import Path
 
 import pytest
@@ -24,8 +23,8 @@ sync_api = pytest.importorskip("playwright.sync_api",
                                reason="the playwright package (dev extra) is not installed")
 pytest.importorskip("matplotlib")
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import report_synth as synth  # noqa: E402
+from tests.helpers import report_synth as synth  # noqa: E402
+
 from memberscope.report.html import write_run_report  # noqa: E402
 
 IMG_LABEL = "<img src=x onerror=alert(2)>"
@@ -140,6 +139,45 @@ def test_hostile_labels_show_as_text_and_run_nothing(browser_page):
     assert synth.XSS_LABEL in trend and IMG_LABEL in trend
     assert page.locator("main img:not(figure img)").count() == 0  # no injected <img>
     assert page.evaluate("document.querySelectorAll('script').length") == 2
+
+
+def test_filtering_updates_the_row_count_in_the_caption(browser_page):
+    page, _ = browser_page
+    caption = page.locator("#all-results caption")
+    total = page.locator("#all-results tbody tr").count()
+    assert caption.inner_text().startswith(f"{total} results")
+    page.fill('input[data-filter="all-results"]', "class=3 lr")
+    shown = page.locator("#all-results tbody tr:not([hidden])").count()
+    assert 0 < shown < total
+    assert caption.inner_text().startswith(f"{shown} of {total} results match the filter")
+    page.fill('input[data-filter="all-results"]', "")
+    assert caption.inner_text().startswith(f"{total} results")
+    assert page.locator("#all-results tbody tr:not([hidden])").count() == total
+
+
+def test_tables_of_a_real_runs_rows_fit_1920_pixels(browser_page, tmp_path_factory):
+    from memberscope.store import append_result
+
+    run_dir = tmp_path_factory.mktemp("wide") / "run"
+    run_dir.mkdir()
+    timings = {"train_loss": 0.4321, "epoch_seconds": 12.3, "inference_seconds": 1.23,
+               "audit_seconds": 2.34, "images_per_second": 4567.8}
+    for epoch in (1, 2):
+        for model, dp in (("2 conv layers", None), ("3 conv layers, DP-Adam", 3.0)):
+            result = synth.synthetic_epoch(model, epoch, base=0.55, n_classes=10, dp_epsilon=dp)
+            append_result(run_dir / "results.jsonl", result.with_metadata(**timings))
+    wide = write_run_report(run_dir, write_figures=False)
+    page, _ = browser_page
+    page.set_viewport_size({"width": 1920, "height": 1000})
+    try:
+        page.goto(wide.as_uri(), wait_until="load")
+        overflow = page.eval_on_selector_all(
+            ".table-wrap", "ws => ws.map(w => [w.querySelector('table').id, "
+                           "w.scrollWidth - w.clientWidth])")
+    finally:
+        page.set_viewport_size({"width": 1280, "height": 900})
+        page.go_back(wait_until="load")
+    assert overflow and all(extra == 0 for _, extra in overflow), overflow
 
 
 def test_screenshot_for_a_human(browser_page, tmp_path_factory):

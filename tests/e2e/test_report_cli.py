@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 pytest.importorskip("matplotlib")
 pytest.importorskip("rich")
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import report_synth as synth
+from tests.helpers import report_synth as synth
+
 from memberscope.cli import main
 
 MARKUP_LABEL = "[bold red]loud[/bold red]"
@@ -31,6 +28,25 @@ def test_report_on_a_run_directory_prints_summary_and_writes_html(tmp_path, caps
     assert "DP-Adam" in printed and "trend:" in printed
     assert f"wrote {out}" in printed
     assert "[bold red]loud[/bold red]" in out.read_text("utf-8")  # in HTML, no markup either
+
+
+def test_report_on_a_jsonl_file_reports_that_file(tmp_path, capsys):
+    from memberscope.store import read_jsonl, write_jsonl
+
+    run_dir = synth.write_synthetic_run(tmp_path / "run", models=("kept", "left out"),
+                                        epochs=(1, 2), n_classes=2, dp_model=None)
+    subset = run_dir / "kept.jsonl"
+    kept = [r for r in read_jsonl(run_dir / "results.jsonl")
+            if r.get("metadata", {}).get("model") == "kept"]
+    write_jsonl(subset, kept)
+    assert main(["report", str(subset), "--out", str(tmp_path / "kept.html")]) == 0
+    printed = capsys.readouterr().out
+    page = (tmp_path / "kept.html").read_text("utf-8")
+    rows = page.split('id="all-results"')[1].split("</tbody>")[0]
+    n_rows = sum(r["kind"] == "row" for r in kept)
+    assert rows.count("<tr>") == n_rows + 1  # + the header row
+    assert "left out" not in page and "left out" not in printed
+    assert f"{n_rows} results" in page
 
 
 def test_report_on_an_audit_directory_and_on_result_json(tmp_path, capsys):

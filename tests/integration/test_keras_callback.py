@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
+import subprocess
 import sys
 
 import numpy as np
@@ -60,9 +62,11 @@ def trained(tmp_path_factory):
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"])
     sink = tmp_path_factory.mktemp("keras") / "results.jsonl"
-    callback = PrivacyMetrics((x_train, y_train), (x_test, y_test), epochs_per_report=EVERY,
-                              model_label="2 layers", member_sample=200, results_path=sink,
-                              batch_size=128, add_to_logs=True)
+    # The codelab's call, PrivacyMetrics(epochs_per_report, model_name), plus the data.
+    callback = PrivacyMetrics(EVERY, "2 layers", members=(x_train, y_train),
+                              nonmembers=(x_test, y_test), member_sample=200,
+                              results_path=sink, batch_size=128, add_to_logs=True,
+                              verbose=False)
     history = model.fit(x_train, y_train, batch_size=32, epochs=EPOCHS, verbose=0,
                         validation_data=(x_test, y_test), callbacks=[callback])
     return model, callback, history, sink
@@ -100,9 +104,10 @@ def test_final_audit_equals_auditing_the_trained_models_outputs(trained):
     model, callback, _, _ = trained
     (x_train, y_train), (x_test, y_test) = _digits()
     index = callback.monitor.member_index
+    size = callback.batch_size  # the callback's batches: other shapes, other float32 kernels
     outputs = ModelOutputs.from_train_test(
-        logits_train=model.predict(x_train[index], verbose=0),
-        logits_test=model.predict(x_test, verbose=0),
+        logits_train=model.predict(x_train[index], batch_size=size, verbose=0),
+        logits_test=model.predict(x_test, batch_size=size, verbose=0),
         labels_train=y_train[index], labels_test=y_test)
     # threshold on every slice; lr (0.2 s per slice here) on the entire dataset only.
     expected = [*audit(outputs, attacks=["threshold"], slices=["entire", "class"], seed=0).rows,
@@ -113,7 +118,8 @@ def test_final_audit_equals_auditing_the_trained_models_outputs(trained):
         got = last.row(row.slice, row.attack)
         assert got.auc == pytest.approx(row.auc, abs=1e-9)
         assert got.advantage == pytest.approx(row.advantage, abs=1e-9)
-    train_accuracy = np.mean(model.predict(x_train[index], verbose=0).argmax(1) == y_train[index])
+    member_logits = model.predict(x_train[index], batch_size=size, verbose=0)
+    train_accuracy = np.mean(member_logits.argmax(1) == y_train[index])
     assert last.rows[0].metadata["train_accuracy"] == pytest.approx(train_accuracy)
 
 
@@ -136,9 +142,9 @@ def test_softmax_model_with_from_logits_false_matches_the_logits_model():
     one_hot = keras.utils.to_categorical(y_train, 10)  # the codelab's one-hot labels
     results = []
     for model, from_logits in ((logits_model, True), (softmax_model, False)):
-        callback = PrivacyMetrics((x_train, one_hot), (x_test, y_test), epochs_per_report=1,
+        callback = PrivacyMetrics(1, members=(x_train, one_hot), nonmembers=(x_test, y_test),
                                   attacks=["threshold"], slices=["entire"],
-                                  from_logits=from_logits)
+                                  from_logits=from_logits, verbose=False)
         callback.set_model(model)
         logs: dict = {}
         callback.on_epoch_end(0, logs)
@@ -152,11 +158,93 @@ def test_softmax_model_with_from_logits_false_matches_the_logits_model():
 def test_mismatched_inputs_are_refused_naming_the_argument():
     (x_train, y_train), test = _digits(50, 50)
     with pytest.raises(InputError, match="members: x has 50 rows but y has 49"):
-        PrivacyMetrics((x_train, y_train[:-1]), test)
+        PrivacyMetrics(2, "m", members=(x_train, y_train[:-1]), nonmembers=test)
     with pytest.raises(InputError, match="nonmembers must be a pair"):
-        PrivacyMetrics((x_train, y_train), x_train)
-    with pytest.raises(InputError, match="every must be >= 1"):
-        PrivacyMetrics((x_train, y_train), test, epochs_per_report=0)
+        PrivacyMetrics(2, "m", members=(x_train, y_train), nonmembers=x_train)
+    with pytest.raises(InputError, match="epochs_per_report must be >= 1 epoch; got 0"):
+        PrivacyMetrics(0, "m", members=(x_train, y_train), nonmembers=test)
+    with pytest.raises(InputError, match="batch_size must be >= 1; got 0"):
+        PrivacyMetrics(2, "m", members=(x_train, y_train), nonmembers=test, batch_size=0)
+
+
+def test_misspelt_names_fail_at_construction_with_a_suggestion():
+    train, test = _digits(50, 50)
+    with pytest.raises(InputError, match=r"unknown attack 'treshold' \(did you mean 'threshold'"):
+        PrivacyMetrics(2, "m", members=train, nonmembers=test, attacks=["treshold"])
+    with pytest.raises(InputError, match=r"unknown slice 'clas' \(did you mean 'class'"):
+        PrivacyMetrics(2, "m", members=train, nonmembers=test, slices=["entire", "clas"])
+    with pytest.raises(InputError, match=r"unknown audit option 'fpr_target' \(did you mean"):
+        PrivacyMetrics(2, "m", members=train, nonmembers=test,
+                       audit_options={"fpr_target": [0.1]})
+
+
+def test_the_codelab_call_without_data_says_what_to_add():
+    with pytest.raises(InputError, match=r"needs the examples to audit; members and "
+                                         r"nonmembers not given.*members=\(x_train, y_train\)"):
+        PrivacyMetrics(2, "2 Layers")
+
+
+def test_the_first_release_order_still_works_and_warns():
+    train, test = _digits(50, 50)
+    with pytest.warns(DeprecationWarning, match="PrivacyMetrics.members, nonmembers, .... is "
+                                                "deprecated"):
+        callback = PrivacyMetrics(train, test, epochs_per_report=3, model_label="old")
+    assert callback.monitor.epochs_per_report == 3
+    assert callback.monitor.model_label == "old"
+    with pytest.raises(InputError, match="got epochs_per_report twice"):
+        PrivacyMetrics(2, "m", members=train, nonmembers=test, epochs_per_report=2)
+
+
+def test_prints_one_line_per_audit_unless_verbose_is_false(capsys):
+    train, test = _digits(60, 60)
+    model = _small_cnn()
+    for verbose in (True, False):
+        callback = PrivacyMetrics(1, "2 Layers", members=train, nonmembers=test,
+                                  attacks=["threshold"], slices=["entire"], verbose=verbose)
+        callback.set_model(model)
+        callback.on_epoch_end(0, {})
+        printed = capsys.readouterr().out
+        if verbose:
+            assert printed.count("\n") == 1
+            assert printed.startswith("Privacy report for epoch 1 (2 Layers, ")
+            assert "threshold auc=" in printed
+        else:
+            assert printed == ""
+
+
+def _fit_weights(with_callback: bool):
+    """Weights after 2 epochs, with or without auditing at both."""
+    keras.utils.set_random_seed(5)
+    (x_train, y_train), (x_test, y_test) = _digits(120, 60)
+    model = _small_cnn()
+    model.compile(optimizer=keras.optimizers.Adam(0.003),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    callbacks = [PrivacyMetrics(1, "m", members=(x_train, y_train), nonmembers=(x_test, y_test),
+                                attacks=["threshold"], slices=["entire"], member_sample=50,
+                                verbose=False)] if with_callback else []
+    model.fit(x_train, y_train, batch_size=30, epochs=2, shuffle=True, verbose=0,
+              callbacks=callbacks)
+    return [np.asarray(w) for w in model.get_weights()]
+
+
+def test_training_is_the_same_with_and_without_the_callback():
+    for a, b in zip(_fit_weights(False), _fit_weights(True), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_missing_backend_is_named_as_the_problem(tmp_path):
+    """Keras installed, its configured backend not: the error says so (not 'needs keras')."""
+    if importlib.util.find_spec("tensorflow") is not None:
+        pytest.skip("TensorFlow is installed: no missing backend to show")
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "KERAS_HOME": str(tmp_path)}
+    code = ("from memberscope.errors import MissingBackendError\n"
+            "try:\n    import memberscope.monitor.keras\n"
+            "except MissingBackendError as exc:\n    print(exc)\n")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=120, check=True).stdout
+    assert "Keras is installed but its backend 'tensorflow' (from the KERAS_BACKEND " \
+           "environment variable) cannot be loaded" in out
+    assert "No module named 'tensorflow'" in out and "set KERAS_BACKEND" in out
 
 
 def test_missing_keras_names_the_extra(monkeypatch):

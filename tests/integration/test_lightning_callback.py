@@ -86,7 +86,8 @@ def trained(tmp_path_factory):
     pl.seed_everything(0, verbose=False)
     members, nonmembers = _digits()
     out = tmp_path_factory.mktemp("lightning")
-    common = dict(every=EVERY, model_label="tiny", member_sample=200, seed=3)
+    common = dict(epochs_per_report=EVERY, model_label="tiny", member_sample=200, seed=3,
+                  verbose=False)
     on_tensors = PrivacyMonitorCallback(members, nonmembers, results_path=out / "results.jsonl",
                                         batch_size=128, **common)
     on_loaders = PrivacyMonitorCallback(_loader(members), _loader(nonmembers),
@@ -123,11 +124,17 @@ def test_final_audit_equals_auditing_the_trained_modules_outputs(trained):
     """Oracle: the forward pass by hand after training, audited, gives the same rows."""
     model, _, callback, _, _ = trained
     (x_train, y_train), (x_test, y_test) = _digits()
-    index = callback._monitor.member_index
+    index = callback.monitor.member_index
     model.eval()
+
+    def logits(x: torch.Tensor) -> np.ndarray:
+        # In the callback's batches: other batch shapes may pick other float32 kernels.
+        size = callback.batch_size
+        return torch.cat([model(x[i:i + size]) for i in range(0, len(x), size)]).numpy()
+
     with torch.no_grad():
         outputs = ModelOutputs.from_train_test(
-            logits_train=model(x_train[index]).numpy(), logits_test=model(x_test).numpy(),
+            logits_train=logits(x_train[index]), logits_test=logits(x_test),
             labels_train=y_train[index].numpy(), labels_test=y_test.numpy())
     expected = [*audit(outputs, attacks=["threshold"], slices=["entire", "class"], seed=3).rows,
                 *audit(outputs, attacks=["lr"], slices=["entire"], seed=3).rows]
@@ -141,7 +148,9 @@ def test_dataloaders_give_the_same_audit_as_tensors(trained):
     assert len(on_loaders.results) == len(on_tensors.results)
     for a, b in zip(on_tensors.results, on_loaders.results, strict=True):
         assert (a.slice, a.attack, a.n_members) == (b.slice, b.attack, b.n_members)
-        assert b.auc == pytest.approx(a.auc, abs=1e-6)
+        # Batches of 64 vs 128 may round logits differently on some CPUs' kernels; allow a
+        # few of the 200 x 300 member/non-member pairs (1.7e-5 each) to swap order.
+        assert b.auc == pytest.approx(a.auc, abs=5e-5)
         assert b.metadata["train_accuracy"] == a.metadata["train_accuracy"]
 
 
@@ -172,14 +181,83 @@ def _epoch_end(callback, module, epoch):
     callback.on_train_epoch_end(trainer, module)
 
 
-def test_a_shuffled_loader_is_refused_at_the_second_audit():
+def test_a_shuffled_loader_is_read_in_dataset_order():
+    """The training loader (shuffle=True) audits as the same examples given in order."""
     members, nonmembers = _digits(100, 100)
-    callback = PrivacyMonitorCallback(_loader(members, shuffle=True), _loader(nonmembers),
-                                      every=1, attacks=["threshold"], slices=["entire"])
     module = TinyCNN()
-    _epoch_end(callback, module, 1)
-    with pytest.raises(InputError, match="members: the DataLoader gave its examples in another"):
-        _epoch_end(callback, module, 2)
+    rows = []
+    for loader in (_loader(members, shuffle=True), _loader(members)):
+        callback = PrivacyMonitorCallback(loader, _loader(nonmembers), epochs_per_report=1,
+                                          attacks=["threshold"], slices=["entire"],
+                                          member_sample=40, verbose=False)
+        for epoch in (1, 2):
+            _epoch_end(callback, module, epoch)
+        rows.append([(r.auc, r.metadata["train_accuracy"]) for r in callback.results])
+    assert rows[0] == rows[1]
+
+
+def test_a_loader_whose_examples_change_is_refused_at_construction():
+    members, nonmembers = _digits(100, 100)
+    sampler = torch.utils.data.WeightedRandomSampler(torch.ones(100), 100)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(*members),
+                                         batch_size=32, sampler=sampler)
+    with pytest.raises(InputError, match="members: the DataLoader draws its examples with a "
+                                         "WeightedRandomSampler"):
+        PrivacyMonitorCallback(loader, _loader(nonmembers))
+
+
+def test_misspelt_names_fail_at_construction_even_with_loaders():
+    members, nonmembers = _digits(50, 50)
+    with pytest.raises(InputError, match=r"unknown attack 'lira2' \(did you mean 'lira'"):
+        PrivacyMonitorCallback(_loader(members), _loader(nonmembers), attacks=["lira2"])
+    with pytest.raises(InputError, match=r"unknown slice 'entrie' \(did you mean 'entire'"):
+        PrivacyMonitorCallback(_loader(members), _loader(nonmembers), slices="entrie,class")
+    with pytest.raises(InputError, match="member_sample must be >= 1; got 0"):
+        PrivacyMonitorCallback(_loader(members), _loader(nonmembers), member_sample=0)
+
+
+def test_bad_loader_labels_fail_at_setup_before_any_epoch():
+    members, nonmembers = _digits(50, 50)
+    bad = (members[0], -members[1] - 1)
+    callback = PrivacyMonitorCallback(_loader(bad), _loader(nonmembers))
+    with pytest.raises(InputError, match="members labels must be >= 0; row 0 is -"):
+        callback.setup(SimpleNamespace(is_global_zero=True), TinyCNN(), "fit")
+
+
+def _weights_after_training(callbacks, seed=7):
+    pl.seed_everything(seed, verbose=False)
+    members, _ = _digits(200, 100)
+    model = TinyCNN()
+    trainer = pl.Trainer(max_epochs=2, accelerator="cpu", devices=1, logger=False,
+                         callbacks=callbacks, enable_progress_bar=False,
+                         enable_checkpointing=False, enable_model_summary=False)
+    trainer.fit(model, _loader(members, shuffle=True))
+    return [p.detach().clone() for p in model.parameters()]
+
+
+def test_training_is_the_same_with_and_without_the_callback():
+    """The monitor's inference (DataLoader passes included) leaves torch's global RNG as it
+    was, so the shuffling of the next epochs, and the weights, are unchanged."""
+    members, nonmembers = _digits(200, 100)
+    without = _weights_after_training([])
+    watched = _weights_after_training([PrivacyMonitorCallback(
+        _loader(members, shuffle=True), _loader(nonmembers), epochs_per_report=1,
+        attacks=["threshold"], slices=["entire"], verbose=False)])
+    for a, b in zip(without, watched, strict=True):
+        assert torch.equal(a, b)
+
+
+def test_prints_one_line_per_audit_and_every_still_works(capsys):
+    members, nonmembers = _digits(60, 60)
+    with pytest.warns(DeprecationWarning, match="'every' is deprecated; use 'epochs_per_report'"):
+        callback = PrivacyMonitorCallback(members, nonmembers, every=2, model_label="tiny",
+                                          attacks=["threshold"], slices=["entire"])
+    assert callback.epochs_per_report == 2
+    module = TinyCNN()
+    for epoch in (1, 2, 3):
+        _epoch_end(callback, module, epoch)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Privacy report for epoch 2 (tiny, ")
 
 
 def test_probabilities_with_from_logits_false_match_logits_and_restore_train_mode():
@@ -189,8 +267,9 @@ def test_probabilities_with_from_logits_false_match_logits_and_restore_train_mod
     softmax_module.load_state_dict(module.state_dict())
     rows = []
     for net, from_logits in ((module, True), (softmax_module, False)):
-        callback = PrivacyMonitorCallback(members, nonmembers, every=1, attacks=["threshold"],
-                                          slices=["entire"], from_logits=from_logits,
+        callback = PrivacyMonitorCallback(members, nonmembers, epochs_per_report=1,
+                                          attacks=["threshold"], slices=["entire"],
+                                          from_logits=from_logits, verbose=False,
                                           extra_metadata=lambda trainer, m: {"epsilon": 1.5})
         net.train()
         _epoch_end(callback, net, 1)
@@ -206,8 +285,12 @@ def test_bad_arguments_are_refused_naming_them():
         PrivacyMonitorCallback((members[0], members[1][:-1]), nonmembers)
     with pytest.raises(InputError, match="nonmembers must be a pair"):
         PrivacyMonitorCallback(members, 3)
-    with pytest.raises(InputError, match="every must be >= 1 epoch; got 0"):
-        PrivacyMonitorCallback(members, nonmembers, every=0)
+    with pytest.raises(InputError, match="nonmembers is an iterator, which one pass would use"):
+        PrivacyMonitorCallback(members, iter(_loader(nonmembers)))
+    with pytest.raises(InputError, match="epochs_per_report must be >= 1 epoch; got 0"):
+        PrivacyMonitorCallback(members, nonmembers, epochs_per_report=0)
+    with pytest.raises(InputError, match=r"batch_size must be an integer >= 1; got 1\.5"):
+        PrivacyMonitorCallback(members, nonmembers, batch_size=1.5)
 
 
 def test_missing_lightning_names_the_extra(monkeypatch):

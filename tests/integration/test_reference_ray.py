@@ -24,8 +24,8 @@ import pytest
 ray = pytest.importorskip("ray")
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(300)]
 
-import _ray_helpers  # noqa: E402
 from ray import cloudpickle  # noqa: E402  (Ray serialises tasks with its own vendored copy)
+from tests.helpers import ray_trainers  # noqa: E402
 
 import memberscope  # noqa: E402
 from memberscope.reference.executors import RayExecutor  # noqa: E402
@@ -52,7 +52,7 @@ def ray_address():
          f"--temp-dir={temp_dir}", "--block", "--disable-usage-stats"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     address = f"127.0.0.1:{port}"
-    cloudpickle.register_pickle_by_value(_ray_helpers)
+    cloudpickle.register_pickle_by_value(ray_trainers)
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -67,7 +67,7 @@ def ray_address():
     finally:
         if ray.is_initialized():
             ray.shutdown()
-        cloudpickle.unregister_pickle_by_value(_ray_helpers)
+        cloudpickle.unregister_pickle_by_value(ray_trainers)
         _end_group(head)
 
 
@@ -96,8 +96,8 @@ def test_ray_executor_gives_the_local_results(ray_address, tmp_path) -> None:
     x, y = _population()
     recipe = TrainingRecipe(queries=("identity", "hflip"))
     splits = balanced_splits(4, len(y))
-    local, local_prob = train_models(recipe, x, y, splits, trainer=_ray_helpers.quick_trainer)
-    remote, remote_prob = train_models(recipe, x, y, splits, trainer=_ray_helpers.quick_trainer,
+    local, local_prob = train_models(recipe, x, y, splits, trainer=ray_trainers.quick_trainer)
+    remote, remote_prob = train_models(recipe, x, y, splits, trainer=ray_trainers.quick_trainer,
                                        executor="ray", ray_address=ray_address,
                                        cache_dir=tmp_path)
     np.testing.assert_array_equal(remote, local)
@@ -127,11 +127,11 @@ def test_a_killed_worker_is_retried_and_nothing_is_lost(ray_address, tmp_path) -
     killer = threading.Thread(target=kill_the_victim, daemon=True)
     killer.start()
     splits = balanced_splits(4, len(y))
-    signal_, _ = train_models(recipe, x, y, splits, trainer=_ray_helpers.crash_once_trainer,
+    signal_, _ = train_models(recipe, x, y, splits, trainer=ray_trainers.crash_once_trainer,
                               executor=RayExecutor(ray_address, max_retries=2),
                               cache_dir=tmp_path / "cache")
     killer.join(5)
     assert killed, "the victim task never started"
-    expected, _ = train_models(recipe, x, y, splits, trainer=_ray_helpers.crash_once_trainer)
+    expected, _ = train_models(recipe, x, y, splits, trainer=ray_trainers.crash_once_trainer)
     np.testing.assert_array_equal(signal_, expected)
     assert len(list((tmp_path / "cache").glob("*.npz"))) == 4

@@ -135,12 +135,19 @@ def test_run_writes_the_run_directory_and_records_epsilon(tmp_path: Path, data: 
     eps2 = entire["cnn, DP-Adam", 2]["metadata"]["epsilon"]
     eps4 = entire["cnn, DP-Adam", 4]["metadata"]["epsilon"]
     assert 0 < eps2 < eps4
+    # DP rows name the accountant and its δ, and their empirical bound is at that δ.
+    dp_rows = [r for r in rows if r["metadata"]["model"] == "cnn, DP-Adam"]
+    assert {(r["metadata"]["delta"], r["metadata"]["accountant"]) for r in dp_rows} == \
+        {(1e-5, "prv")}
+    assert {r["epsilon_lower_bound"]["delta"] for r in dp_rows} == {1e-5}
+    assert "delta" not in entire["cnn", 4]["metadata"]
+    assert entire["cnn", 4]["epsilon_lower_bound"]["delta"] == 0.0
     for key in ("epoch_seconds", "inference_seconds", "audit_seconds", "train_loss"):
         assert key in entire["cnn", 2]["metadata"]
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["cnn.pt",
                                                                         "cnn_DP-Adam.pt"]
     scores = load_npz(out / "scores" / "cnn" / "epoch_0004.npz")
-    assert scores["score_threshold"].shape == (600,)
+    assert scores["scores_threshold"].shape == (600,)
     assert scores["member_index"].shape == (300,)
 
 

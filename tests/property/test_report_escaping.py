@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from memberscope.metrics import EpsilonBound
-from memberscope.report.html import PageInputs, json_for_script, render_page
+from memberscope.report.page import PageInputs, json_for_script, render_page
 from memberscope.results import AuditRow
 
 # Printable text biased towards the characters that matter in HTML, JS and JSON.

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import tracemalloc
+import warnings
 
 import numpy as np
 import pytest
 from scipy import stats
 
 from memberscope import ModelOutputs, audit
+from memberscope.attacks import AttackWarning
 from memberscope.attacks.reference import (
     gaussian_fit,
     lira_scores,
@@ -343,9 +345,8 @@ def test_audit_reports_misaligned_or_missing_references() -> None:
                                 membership=ref.membership, labels=np.arange(400) % 2)
     result = _entire(outputs, ["lira"], reference=shuffled)
     assert "labels differ" in result.skipped[0].reason
-    result = _entire(outputs, ["rmia"], reference=ref,
-                     attack_options={"rmia": {"gamma_typo": 1}})
-    assert "unknown option(s) ['gamma_typo']" in result.skipped[0].reason
+    with pytest.raises(InputError, match=r"^rmia: unknown option\(s\) \['gamma_typo'\]"):
+        _entire(outputs, ["rmia"], reference=ref, attack_options={"rmia": {"gamma_typo": 1}})
     result = _entire(outputs.subset(np.arange(400) < 300), ["lira"], reference=ref)
     assert "reference has 400 examples but outputs has 300" in result.skipped[0].reason
 
@@ -362,3 +363,61 @@ def test_rmia_population_option() -> None:
     result = _entire(outputs, ["rmia"], reference=ref,
                    attack_options={"rmia": {"z": 0}})
     assert "must be in [1, 400]" in result.skipped[0].reason
+
+
+# --- too few reference models: a recorded warning, the real cause (issue 12) ---------------
+
+
+@pytest.mark.parametrize(("options", "side"), [({}, "'in' and 'out'"),
+                                               ({"online": False}, "'out'")])
+def test_lira_without_a_variance_says_so_in_the_result(options, side) -> None:
+    """1 'in' + 1 'out' model per example: no std can be estimated (min_std is used)."""
+    outputs, ref, _, _ = _leaky_setup(n=400, m=2)
+    with pytest.warns(AttackWarning, match=f"lira: the spread of the {side} signals cannot be "
+                                           "estimated"):
+        result = _entire(outputs, ["lira"], reference=ref, attack_options={"lira": options})
+    assert len(result.notes) == 1
+    assert result.notes[0].startswith(f"lira: the spread of the {side} signals cannot be "
+                                      "estimated: no example has 2 or more")
+    assert "min_std=0.001" in result.notes[0] and "4 models" in result.notes[0]
+    assert result.to_dict("x")["notes"] == list(result.notes)
+    assert result.row("entire_dataset", "lira").auc > 0.5  # the ranking still works
+    enough, ref4, _, _ = _leaky_setup(n=400, m=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AttackWarning)
+        result = _entire(enough, ["lira"], reference=ref4, attack_options={"lira": options})
+    assert result.notes == () and "notes" not in result.to_dict("x")
+
+
+@pytest.mark.parametrize("m", [2, 3])
+def test_tuning_a_names_the_pseudo_target_as_the_cause(m) -> None:
+    outputs, ref, _, _ = _leaky_setup(n=400, m=4)
+    few = ref.select_models(list(range(m)))
+    result = _entire(outputs, ["rmia"], reference=few,
+                     attack_options={"rmia": {"online": False, "a": "tune"}})
+    assert [s.reason for s in result.skipped] == [result.skipped[0].reason]
+    reason = result.skipped[0].reason
+    assert reason.startswith(f"rmia: a='tune' lets reference model 0 play the target, leaving "
+                             f"{m - 1} reference model(s); ")
+    assert "are 'out' of model 0 only" in reason and "at least 4 reference models" in reason
+    # Without tuning, offline RMIA runs on the same models; online RMIA does not use a.
+    for options in ({"online": False}, {"online": True, "a": "tune"}):
+        result = _entire(outputs, ["rmia"], reference=few, attack_options={"rmia": options})
+        assert result.row("entire_dataset", "rmia").auc > 0.5
+    result = _entire(outputs, ["rmia"], reference=ref,
+                     attack_options={"rmia": {"online": False, "a": "tune"}})
+    assert result.row("entire_dataset", "rmia").auc > 0.5
+
+
+@pytest.mark.parametrize(("attack", "options", "message"), [
+    ("lira", {"min_std": 0}, r"^lira: option 'min_std' must be a number > 0; got 0$"),
+    ("lira", {"variance": "pooled"}, r"^lira: option 'variance' must be one of"),
+    ("rmia", {"gamma": -1}, r"^rmia: option 'gamma' must be a number > 0; got -1$"),
+    ("rmia", {"a": 1.5}, r"^rmia: option 'a' must be in \[0, 1\] or 'tune'; got 1.5$"),
+    ("rmia", {"a": "auto"}, r"^rmia: option 'a' must be in \[0, 1\] or 'tune'; got 'auto'$"),
+])
+def test_reference_attack_options_are_checked_before_any_work(attack, options, message) -> None:
+    outputs, ref, _, _ = _leaky_setup(n=400, m=4)
+    with pytest.raises(InputError, match=message):
+        _entire(outputs, ["threshold", attack], reference=ref,
+                attack_options={attack: options})

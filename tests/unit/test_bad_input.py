@@ -101,8 +101,8 @@ def test_nan_in_membership():
     ({"membership": MEMBERSHIP[1:]}, r"same number of rows: membership has 59"),
     ({"logits": LOGITS, "probs": PROBS[:, :3]}, r"logits and probs must have the same shape; "
                                                 r"got \(60, 4\) and \(60, 3\)"),
-    ({"logits": LOGITS[:, :1], "labels": np.zeros(60, int)},
-     r"logits/probs need at least 2 classes; got 1 column"),
+    ({"logits": LOGITS[:, :0], "labels": np.zeros(60, int)},
+     r"logits has no columns; expected one per class, or one column \(class 1\)"),
     ({"logits": LOGITS[:, :, None]}, r"logits must have 2 dimension\(s\); got shape \(60, 4, 1\)"),
     ({"logits": None, "loss": LOSS[:, None]}, r"loss must have 1 dimension\(s\); "
                                               r"got shape \(60, 1\)"),
@@ -212,7 +212,6 @@ def _without(arrays: dict[str, np.ndarray], key: str) -> dict[str, np.ndarray]:
 
 
 BAD_NPZ = {
-    "ours_missing_labels": (_without(OURS, "labels"), r"is missing the array 'labels'"),
     "ours_no_outputs": (_without(OURS, "logits"),
                         r"needs at least one of logits, probs or loss"),
     "ours_unknown_key": ({**OURS, "logit": LOGITS},
@@ -220,7 +219,11 @@ BAD_NPZ = {
     "ours_mixed_with_tfp": ({**OURS, "loss_train": LOSS[:30]},
                             r"has unknown array\(s\) \['loss_train'\]"),
     "tfp_missing_labels_test": (_without(TFP, "labels_test"),
-                                r"is missing the array 'labels_test'"),
+                                r"labels_train was given without labels_test"),
+    "tfp_logits_without_labels": ({"logits_train": LOGITS[:30], "logits_test": LOGITS[30:]},
+                                  r"is missing the array 'labels_train' \(needed with logits"),
+    "ours_logits_without_labels": (_without(OURS, "labels"),
+                                   r"is missing the array 'labels' \(needed with logits"),
     "tfp_missing_outputs": ({"labels_train": LABELS[:30], "labels_test": LABELS[30:]},
                             r"has none of logits_train/probs_train/loss_train"),
     "tfp_half_pair": (_without(TFP, "loss_test"),
@@ -392,3 +395,174 @@ def test_a_full_disk_is_one_line_and_exit_1(good_npz, tmp_path, capsys, monkeypa
     err = capsys.readouterr().err.splitlines()
     assert code == 1
     assert err == ["memberscope audit: error: [Errno 28] No space left on device"]
+
+
+# --- one slice cannot crash an audit; attack options are checked first (issue 12) ------------
+
+
+def _small_class_outputs() -> ModelOutputs:
+    """90 examples, 3 classes: class slices of ~30 leave knn's training folds under 25."""
+    gen = np.random.default_rng(1)
+    return ModelOutputs(membership=np.arange(90) < 45, labels=np.arange(90) % 3,
+                        logits=gen.normal(size=(90, 3)))
+
+
+@pytest.mark.filterwarnings("ignore::memberscope.metrics.LowResolutionWarning")
+def test_knn_on_small_slices_is_skipped_with_its_reason_not_a_crash():
+    from memberscope import audit
+
+    result = audit(_small_class_outputs(), attacks="threshold,knn", slices="entire,class")
+    assert {(r.slice, r.attack) for r in result.rows} >= {
+        ("entire_dataset", "knn"), ("class=0", "threshold")}
+    skipped = {(s.slice, s.attack): s.reason for s in result.skipped}
+    assert set(skipped) == {(f"class={k}", "knn") for k in range(3)}
+    assert skipped["class=0", "knn"].startswith(
+        "n_neighbors=25 but a training fold of this slice holds only ")
+
+
+@pytest.mark.filterwarnings("ignore::memberscope.metrics.LowResolutionWarning")
+def test_an_attack_failing_on_one_slice_is_recorded_and_the_rest_goes_on(monkeypatch):
+    from memberscope import attacks, audit
+    from memberscope.attacks import Attack, get_attack
+
+    def fails_on_class_1(signal, membership, seed, options):
+        if len(signal) < 60:
+            raise np.linalg.LinAlgError("Singular matrix")
+        return signal
+
+    flaky = Attack("flaky_for_test", "fails on small slices", "loss",
+                   get_attack("threshold").signal, fails_on_class_1)
+    monkeypatch.setitem(attacks._REGISTRY, flaky.name, flaky)  # gone again after the test
+    result = audit(_small_class_outputs(), attacks="flaky_for_test", slices="entire,class")
+    assert [r.slice for r in result.rows] == ["entire_dataset"]
+    assert [s.reason for s in result.skipped] == [
+        "the attack failed on this slice: LinAlgError: Singular matrix"] * 3
+
+
+@pytest.mark.parametrize(("attack", "options", "message"), [
+    ("mlp", {"hidden_layer_sizes": 128}, r"^mlp: hidden layer sizes must be a sequence of "
+                                         r"positive integers such as \(128,\) or \[256, 256\]; "
+                                         r"got 128$"),
+    ("mlp", {"hidden_layer_sizes": (64, 0)}, r"^mlp: hidden layer sizes must be positive "
+                                             r"integers; got \[64, 0\]$"),
+    ("knn", {"n_neighbours": 5}, r"^knn: unknown option\(s\) \['n_neighbours'\]; valid: "
+                                 r"\['max_train_per_side', 'n_folds', 'n_neighbors'\]$"),
+    ("knn", {"n_neighbors": 0}, r"^knn: option 'n_neighbors' must be an integer >= 1; got 0$"),
+    ("lr", {"n_folds": 1}, r"^lr: option 'n_folds' must be an integer >= 2; got 1$"),
+    ("lr", {"l2": -1.0}, r"^lr: option 'l2' must be a number >= 0; got -1.0$"),
+    ("rf", {"n_estimators": 2.5}, r"^rf: option 'n_estimators' must be an integer >= 1"),
+])
+def test_attack_options_are_checked_before_any_work(attack, options, message, monkeypatch):
+    from memberscope import audit
+    from memberscope.attacks import trained
+
+    def no_work(*args: object, **kwargs: object) -> None:
+        raise AssertionError("an attacker was trained before the options were checked")
+
+    monkeypatch.setattr(trained, "cross_validated_scores", no_work)
+    with pytest.raises(InputError, match=message):
+        audit(_small_class_outputs(), attacks=["threshold", attack],
+              attack_options={attack: options})
+
+
+def test_the_mlp_model_builder_names_its_hidden_sizes():
+    pytest.importorskip("torch")
+    from memberscope.train.models import mlp
+
+    with pytest.raises(InputError, match=r"^mlp: hidden layer sizes must be a sequence of "
+                                         r"positive integers .*; got 128$"):
+        mlp(64, 10, 128)  # type: ignore[arg-type]
+    assert len(mlp(64, 10, [256, 256])) == 6
+
+
+# --- TF Privacy's inputs: binary outputs, loss without labels, the user's names (issue 12) ----
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def test_binary_logits_and_probabilities_are_class_1_of_a_sigmoid():
+    gen = np.random.default_rng(4)
+    z = gen.normal(scale=3.0, size=40)
+    labels = gen.integers(0, 2, 40)
+    # Oracle: binary cross-entropy, written out.
+    p = _sigmoid(z)
+    expected_loss = -(labels * np.log(p) + (1 - labels) * np.log(1 - p))
+    for name, column in (("logits", z), ("probs", p)):
+        for shaped in (column, column[:, None]):
+            out = ModelOutputs.from_train_test(
+                **{f"{name}_train": shaped[:25], f"{name}_test": shaped[25:]},
+                labels_train=labels[:25], labels_test=labels[25:])
+            assert out.num_classes == 2
+            np.testing.assert_allclose(out.loss_values, expected_loss, rtol=1e-9, atol=1e-12)
+            np.testing.assert_allclose(out.probabilities[:, 1], p, rtol=1e-12)
+            np.testing.assert_array_equal(out.is_correct, (p > 0.5) == (labels == 1))
+    direct = ModelOutputs(membership=np.arange(40) < 25, labels=labels, probs=p)
+    np.testing.assert_allclose(direct.loss_values, expected_loss, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize(("arrays", "message"), [
+    ({"probs_test": np.r_[0.2, 0.4, 0.1, 1.5, 0.3]},
+     r"^probs_test holds a binary model's probability of class 1 and must be in \[0, 1\]; "
+     r"row 3 is 1.5$"),
+    ({"labels_test": np.r_[0, 1, 1, 2, 0]},
+     r"^labels_test must be < 2 \(the number of classes\); row 3 is 2$"),
+    ({"logits_train": np.r_[0.1, np.nan, 0.3, 0.2, 0.0, 1.0], "probs_train": None,
+      "probs_test": None, "logits_test": np.zeros(5)},
+     r"^logits_train contains 1 NaN value\(s\) \(first at row 1\)$"),
+])
+def test_binary_input_errors_name_the_users_array_and_row(arrays, message):
+    given: dict[str, object] = {"probs_train": np.full(6, 0.7), "probs_test": np.full(5, 0.4),
+                                "labels_train": np.ones(6, int), "labels_test": np.zeros(5, int)}
+    given.update(arrays)
+    with pytest.raises(InputError, match=message):
+        ModelOutputs.from_train_test(**given)
+
+
+@pytest.mark.parametrize(("side", "array", "value", "message"), [
+    ("test", "labels", 4, r"^labels_test must be < 4 \(the number of classes\); row 3 is 4$"),
+    ("train", "labels", -1, r"^labels_train must be >= 0; row 3 is -1$"),
+    ("test", "sample_weight", -1.0, r"^sample_weight_test must be >= 0; row 3 is -1.0$"),
+    ("train", "probs", 2.0, r"^probs_train rows must sum to 1 .* first row 3 sums to"),
+    ("test", "loss", np.inf, r"^loss_test contains 1 infinite value\(s\) \(first at row 3\)$"),
+])
+def test_from_train_test_messages_name_the_users_array_and_its_row(side, array, value,
+                                                                    message):
+    """The members' rows come first in the merged arrays; messages still count in the
+    user's own array (row 3 of labels_test, not row 33 of the merged labels)."""
+    full = {"labels": LABELS.copy(), "probs": PROBS.copy(), "loss": LOSS.copy(),
+            "sample_weight": np.ones(60)}
+    halves = {f"{k}_{s}": v[:30].copy() if s == "train" else v[30:].copy()
+              for k, v in full.items() for s in ("train", "test")}
+    target = halves[f"{array}_{side}"]
+    target[3] = value if array != "probs" else target[3] * value
+    with pytest.raises(InputError, match=message):
+        ModelOutputs.from_train_test(**halves)
+
+
+def test_loss_without_labels_audits_and_skips_what_needs_labels(tmp_path, capsys):
+    """TF Privacy's loss-only input (a language model's per-example losses): labels optional."""
+    import json
+
+    gen = np.random.default_rng(5)
+    path = save(tmp_path / "lm.npz", loss_train=gen.exponential(0.8, 50),
+                loss_test=gen.exponential(1.2, 40))
+    out = load_outputs_npz(path)
+    assert out.labels is None and (out.n_members, out.n_nonmembers) == (50, 40)
+    capsys.readouterr()
+    code = main(["audit", str(path), "--attacks", "threshold,lr,threshold_entropy",
+                 "--slices", "entire,class,correctness", "--out", str(tmp_path / "o"),
+                 "--no-report"])
+    assert code == 0, capsys.readouterr().err
+    document = json.loads((tmp_path / "o" / "result.json").read_text())
+    assert [(r["slice"], r["attack"]) for r in document["rows"]] == [
+        ("entire_dataset", "threshold"), ("entire_dataset", "lr")]
+    reasons = {(s["slice"], s["attack"]): s["reason"] for s in document["skipped"]}
+    assert reasons["class", "threshold"] == "needs labels; the outputs hold loss without labels"
+    assert reasons["correctly_classified", "lr"].startswith("needs logits or probs")
+    assert reasons["entire_dataset", "threshold_entropy"].startswith(
+        "this attack needs logits or probs")
+    ours = save(tmp_path / "ours.npz", membership=np.arange(90) < 50,
+                loss=np.r_[gen.exponential(0.8, 50), gen.exponential(1.2, 40)])
+    assert load_outputs_npz(ours).labels is None

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from memberscope._runtime import choose_threads
 from memberscope.errors import ConfigError
 from memberscope.experiment.config import load_config, parse_toml, to_toml
-from memberscope.train.threads import choose_threads
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -100,6 +100,58 @@ def test_missing_required_tables_and_keys_are_named() -> None:
         parse_toml('[dataset]\nname="digits"\n[training]\nepochs=1\n[[variants]]\nmodel="mlp"')
 
 
+def test_a_misspelt_dataset_joins_the_problem_list_with_a_suggestion() -> None:
+    text = GOOD.replace('name = "digits"', 'name = "fashion_mnst"').replace(
+        'optimizer = "sgd"', 'optimizer = "sdg"')
+    with pytest.raises(ConfigError) as caught:
+        parse_toml(text)
+    assert caught.value.problems == (
+        "dataset.name: unknown dataset 'fashion_mnst' (did you mean 'fashion_mnist'?); "
+        "valid: cifar10, fashion_mnist, digits, PATH.npz",
+        "variants[1].optimizer: unknown optimizer 'sdg' (did you mean 'sgd'?); "
+        "valid: adam, adamw, sgd")
+    assert parse_toml(GOOD.replace('"digits"', '"some/data.npz"')).dataset.name == \
+        "some/data.npz"
+
+
+def test_repeated_hidden_layer_sizes_are_layers_not_duplicates() -> None:
+    config = parse_toml(GOOD.replace("hidden = [32, 16]", "hidden = [256, 256]"))
+    assert config.variants[0].model.hidden == (256, 256)
+    assert parse_toml(to_toml(config.to_dict())) == config
+    with pytest.raises(ConfigError, match=r"audit\.attacks: has duplicates"):
+        parse_toml(GOOD.replace('attacks = ["threshold"]', 'attacks = ["lr", "lr"]'))
+
+
+def test_cifar10_takes_a_local_path_or_a_mirror_with_its_checksum() -> None:
+    digest = "AB" * 32
+    mirror = GOOD.replace('name = "digits"', 'name = "cifar10"\nurl = "https://mirror.example/'
+                          f'c.tgz"\nsha256 = "{digest}"')
+    config = parse_toml(mirror)
+    assert (config.dataset.url, config.dataset.sha256) == ("https://mirror.example/c.tgz",
+                                                           digest.lower())
+    assert parse_toml(to_toml(config.to_dict())) == config
+    assert config.fingerprint() != parse_toml(GOOD.replace('"digits"', '"cifar10"')).fingerprint()
+    local = parse_toml(GOOD.replace('name = "digits"', 'name = "cifar10"\npath = "c.tgz"'))
+    assert local.dataset.path == "c.tgz"
+    official = parse_toml(GOOD.replace('"digits"', '"cifar10"'))
+    assert local.fingerprint() == official.fingerprint()  # the same file, found elsewhere
+    cases = {
+        'name = "digits"\nurl = "https://m/c.tgz"':
+            ["dataset.url: only the cifar10 dataset takes it; name is 'digits'"],
+        'name = "cifar10"\nurl = "ftp://m/c.tgz"\nsha256 = "12"': [
+            "dataset.url: must be an http:// or https:// address; got 'ftp://m/c.tgz'",
+            "dataset.sha256: must be 64 hex digits (a SHA-256); got '12'"],
+        'name = "cifar10"\nurl = "https://m/c.tgz"\npath = "c.tgz"':
+            ["dataset: give path (a local tarball) or url (a mirror), not both"],
+        f'name = "cifar10"\nsha256 = "{digest}"':
+            ["dataset.sha256: it checks the file of path or url; give one of them"],
+    }
+    for table, problems in cases.items():
+        with pytest.raises(ConfigError) as caught:
+            parse_toml(GOOD.replace('name = "digits"', table))
+        assert list(caught.value.problems) == problems, table
+
+
 def test_invalid_toml_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="not valid TOML"):
         parse_toml("name = ")
@@ -119,6 +171,14 @@ def test_resolved_config_round_trips_and_fingerprint_ignores_threads() -> None:
         "sgd", 0.1, 2.0, "rdp")
     assert config.variants[0].training.learning_rate == 0.001
     assert config.variants[0].model.hidden == (32, 16)
+
+
+def test_written_config_reads_like_the_hand_written_one() -> None:
+    text = to_toml(parse_toml(GOOD).to_dict())
+    # one table per section, one [[variants]] block per variant, DP as its sub-table
+    assert text.count("[[variants]]") == 2 and "[variants.dp]" in text
+    assert 'name = "tiny"' in text and "delta = 1e-05" in text and "keep_scores = true" in text
+    assert text.index("[dataset]") < text.index("[training]") < text.index("[[variants]]")
 
 
 @pytest.mark.parametrize("name", ["quickstart.toml", "codelab_cifar10.toml"])
@@ -144,7 +204,7 @@ def test_codelab_example_has_the_codelab_settings() -> None:
 
 def test_threads_follow_load_and_explicit_requests(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MEMBERSCOPE_THREADS", raising=False)
-    monkeypatch.setattr("memberscope.train.threads.available_cores", lambda: 4)
+    monkeypatch.setattr("memberscope._runtime.available_cores", lambda: 4)
     assert choose_threads(load=0.0) == 4
     assert choose_threads(load=2.2) == 2
     assert choose_threads(load=9.0) == 1
@@ -193,7 +253,7 @@ def test_dataset_pad_adds_zero_borders_and_refuses_non_images(tmp_path) -> None:
 
 
 def test_busy_cpus_sees_a_busy_process() -> None:
-    from memberscope.train.threads import busy_cpus
+    from memberscope._runtime import busy_cpus
 
     if busy_cpus(0.1) is None:
         pytest.skip("no /proc/stat")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _data_helpers import (
+from tests.helpers.data import (
     ServerBehaviour,
     cifar_batch,
     cifar_members,
@@ -21,7 +21,7 @@ from _data_helpers import (
 
 from memberscope.data import CIFAR10_RESOURCE, Resource, load_cifar10, parse_cifar10_tarball
 from memberscope.data._pickle import restricted_loads
-from memberscope.errors import ChecksumError, InputError
+from memberscope.errors import ChecksumError, DownloadError, InputError
 
 BATCH = "cifar-10-batches-py/data_batch_1"
 
@@ -73,14 +73,15 @@ def test_resume_after_partial_tarball_download(tmp_path: Path) -> None:
     assert dataset.x_train.shape[0] == 20
 
 
-def test_corrupted_tarball_download_is_refused_and_the_cache_left_clean(tmp_path: Path) -> None:
+def test_corrupted_tarball_download_is_refused_and_set_aside(tmp_path: Path) -> None:
     data = synthetic_cifar()
     corrupted = data.tarball[:-10] + bytes(10)
     behaviour = ServerBehaviour(files={"c.tgz": corrupted})
     with local_server(behaviour) as base, pytest.raises(ChecksumError, match="corrupt"):
         resource = Resource("cifar-10-python.tar.gz", (base + "c.tgz",), data.sha256)
         load_cifar10(cache_dir=tmp_path, resource=resource)
-    assert list((tmp_path / "cifar10").iterdir()) == []
+    assert [p.name for p in (tmp_path / "cifar10").iterdir()] == [
+        "cifar-10-python.tar.gz.corrupt"]
 
 
 def _tarball_with(path: Path, member: str, data: bytes) -> Path:
@@ -230,3 +231,76 @@ def test_a_file_that_is_not_a_tarball_is_an_input_error(tmp_path: Path) -> None:
     (tmp_path / "x.tgz").write_bytes(b"\x1f\x8b garbage")
     with pytest.raises(InputError, match="not a readable tar archive"):
         parse_cifar10_tarball(tmp_path / "x.tgz")
+
+
+# --- where the tarball comes from: a local path, a mirror, and the one failure message --------
+
+
+def test_a_local_tarball_is_read_in_place_when_its_digest_matches(tmp_path: Path) -> None:
+    data = synthetic_cifar()
+    local = tmp_path / "mine.tar.gz"
+    local.write_bytes(data.tarball)
+    dataset = load_cifar10(cache_dir=tmp_path / "cache", path=local, sha256=data.sha256.upper())
+    np.testing.assert_array_equal(dataset.y_test, data.y_test)
+    assert not (tmp_path / "cache").exists()
+    with pytest.raises(ChecksumError, match=r"is not the expected CIFAR-10 tarball: SHA-256 is "
+                                            r".*; the file was left as it is \(if you trust "
+                                            r"this file, give its sha256 too\)"):
+        load_cifar10(path=local)  # checked against the official digests
+    assert local.read_bytes() == data.tarball
+    with pytest.raises(InputError, match=r"path '.*nothing.tgz': no such file"):
+        load_cifar10(path=tmp_path / "nothing.tgz")
+
+
+def test_a_mirror_with_its_own_digest_gets_its_own_cache_name(tmp_path: Path) -> None:
+    data = synthetic_cifar()
+    behaviour = ServerBehaviour(files={"mirror/c.tgz": data.tarball})
+    with local_server(behaviour) as base:
+        dataset = load_cifar10(cache_dir=tmp_path, url=base + "mirror/c.tgz",
+                               sha256=data.sha256)
+    assert dataset.n_train == 20
+    assert [p.name for p in (tmp_path / "cifar10").iterdir()] == [
+        f"cifar-10-python-{data.sha256[:12]}.tar.gz"]
+    with pytest.raises(InputError, match=r"sha256 checks the file given by path or url"):
+        load_cifar10(cache_dir=tmp_path, sha256=data.sha256)
+
+
+def test_a_failed_download_says_once_where_to_put_the_file(tmp_path: Path, monkeypatch) -> None:
+    with local_server(ServerBehaviour()) as base:
+        pass  # the port is closed again
+    official = Resource(CIFAR10_RESOURCE.filename, (base + "cifar-10-python.tar.gz",),
+                        CIFAR10_RESOURCE.sha256, CIFAR10_RESOURCE.md5)
+    monkeypatch.setattr("memberscope.data._download.ATTEMPTS", 2)
+    with pytest.raises(DownloadError) as caught:
+        load_cifar10(cache_dir=tmp_path / "cache", resource=official)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.count(official.urls[0]) == 1
+    assert message.startswith("could not download cifar-10-python.tar.gz from ")
+    for hint in (str(tmp_path / "cache" / "cifar10" / "cifar-10-python.tar.gz"),
+                 'path = "/where/it/is/cifar-10-python.tar.gz"', 'url = "https://..."',
+                 'sha256 = "..."', "MEMBERSCOPE_DATA sets the cache folder"):
+        assert hint in message, hint
+    assert list(tmp_path.iterdir()) == []  # no empty cache folder left behind
+
+
+def test_a_non_official_tarball_in_the_cache_is_set_aside_never_deleted(tmp_path: Path) -> None:
+    data = synthetic_cifar()
+    folder = tmp_path / "cifar10"
+    folder.mkdir()
+    (folder / "cifar-10-python.tar.gz").write_bytes(data.tarball)
+    with local_server(ServerBehaviour()) as base:
+        official = Resource(CIFAR10_RESOURCE.filename, (base + "c.tgz",),
+                            CIFAR10_RESOURCE.sha256, CIFAR10_RESOURCE.md5)
+        with pytest.raises(DownloadError, match="404"):
+            load_cifar10(cache_dir=tmp_path, resource=official)
+    assert [p.name for p in folder.iterdir()] == ["cifar-10-python.tar.gz.corrupt"]
+    assert (folder / "cifar-10-python.tar.gz.corrupt").read_bytes() == data.tarball
+
+
+def test_only_cifar10_takes_a_path_url_or_sha256() -> None:
+    from memberscope.data import load_dataset
+
+    with pytest.raises(InputError, match=r"^url: only the cifar10 dataset takes these options; "
+                                         r"got dataset 'digits'$"):
+        load_dataset("digits", url="https://example.org/d.npz")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _data_helpers import ServerBehaviour, local_server
+from tests.helpers.data import ServerBehaviour, local_server
 
 from memberscope.data import Resource, cache_root, fetch
 from memberscope.errors import ChecksumError, DownloadError, InputError
@@ -89,13 +89,15 @@ def test_a_part_longer_than_the_file_gets_416_and_is_replaced(tmp_path: Path) ->
     assert path.read_bytes() == PAYLOAD
 
 
-def test_corrupted_download_raises_and_leaves_the_cache_clean(tmp_path: Path) -> None:
+def test_corrupted_download_raises_and_is_set_aside_not_deleted(tmp_path: Path) -> None:
     corrupted = bytearray(PAYLOAD)
     corrupted[200_000] ^= 0xFF
     behaviour = ServerBehaviour(files={"blob.bin": bytes(corrupted)})
-    with local_server(behaviour) as base, pytest.raises(ChecksumError, match="SHA-256 is"):
+    with local_server(behaviour) as base, pytest.raises(
+            ChecksumError, match=r"SHA-256 is .*; it was kept as .*blob\.bin\.corrupt$"):
         fetch(resource(base), tmp_path)
-    assert list(tmp_path.iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir()] == ["blob.bin.corrupt"]
+    assert (tmp_path / "blob.bin.corrupt").read_bytes() == bytes(corrupted)
 
 
 def test_checksum_mismatch_names_both_digests_and_leaves_the_cache_clean(
@@ -107,14 +109,14 @@ def test_checksum_mismatch_names_both_digests_and_leaves_the_cache_clean(
         fetch(resource(base, sha256=wrong), tmp_path)
     assert SHA256 in str(caught.value) and wrong in str(caught.value)
     assert isinstance(caught.value, OSError)
-    assert list(tmp_path.iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir()] == ["blob.bin.corrupt"]
 
 
 def test_md5_is_checked_in_addition_to_sha256(tmp_path: Path) -> None:
     behaviour = ServerBehaviour(files={"blob.bin": PAYLOAD})
     with local_server(behaviour) as base, pytest.raises(ChecksumError, match="MD5 is"):
         fetch(resource(base, md5="f" * 32), tmp_path)
-    assert list(tmp_path.iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir()] == ["blob.bin.corrupt"]
 
 
 def test_http_404_is_a_clear_download_error_without_retries(tmp_path: Path) -> None:
@@ -155,12 +157,36 @@ def test_the_next_address_is_tried_when_one_fails(tmp_path: Path) -> None:
     assert path.read_bytes() == PAYLOAD
 
 
-def test_a_cached_file_corrupted_later_is_downloaded_again(tmp_path: Path) -> None:
+def test_a_cached_file_that_does_not_match_is_set_aside_and_downloaded_again(
+    tmp_path: Path,
+) -> None:
     (tmp_path / "blob.bin").write_bytes(b"bit rot")
+    (tmp_path / "blob.bin.corrupt").write_bytes(b"an older one")
     behaviour = ServerBehaviour(files={"blob.bin": PAYLOAD})
     with local_server(behaviour) as base:
         path = fetch(resource(base), tmp_path)
     assert path.read_bytes() == PAYLOAD
+    assert (tmp_path / "blob.bin.corrupt").read_bytes() == b"an older one"
+    assert (tmp_path / "blob.bin.corrupt.1").read_bytes() == b"bit rot"
+
+
+def test_a_failed_first_download_leaves_no_empty_folder(tmp_path: Path) -> None:
+    with local_server(ServerBehaviour()) as base, pytest.raises(DownloadError, match="404"):
+        fetch(resource(base), tmp_path / "cache" / "blobs")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_each_failing_address_is_named_once(tmp_path: Path) -> None:
+    behaviour = ServerBehaviour(
+        files={"blob.bin": PAYLOAD}, truncate_after=20_000, truncations_left=3
+    )
+    with local_server(behaviour) as base, pytest.raises(DownloadError) as caught:
+        fetch(resource(base), tmp_path)
+    message = str(caught.value)
+    assert message.count(base + "blob.bin") == 1
+    assert message.startswith(f"could not download blob.bin from {base}blob.bin: connection "
+                              "closed after 20000 of ")
+    assert "(3 attempts)" in message
 
 
 def test_cache_root_prefers_argument_then_environment(

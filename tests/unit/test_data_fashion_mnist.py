@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _data_helpers import ServerBehaviour, idx_gz, local_server
+from tests.helpers.data import ServerBehaviour, idx_gz, local_server
 
 from memberscope.data import FASHION_MNIST_RESOURCES, Resource, load_fashion_mnist
 from memberscope.data._fashion_mnist import DEBIAN_DIR

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
 from memberscope.experiment.config import parse_toml
 from memberscope.experiment.demo import digits_config, quickstart_text
 
@@ -14,3 +18,22 @@ def test_digits_fallback_config_is_valid_and_keeps_the_experiment() -> None:
     assert digits.variants[2].training.dp == quickstart.variants[2].training.dp
     assert digits.audit == quickstart.audit
     assert digits.epochs_per_report == quickstart.epochs_per_report
+
+
+def test_demo_parses_its_arguments(monkeypatch, tmp_path, capsys) -> None:
+    from memberscope.cli import demo
+    from memberscope.cli import main as cli_main
+
+    ran: list[Path] = []
+    monkeypatch.setattr(demo, "handle", lambda args: ran.append(args.out) or 0)
+    assert cli_main(["demo"]) == 0 and cli_main(["demo", "--out", str(tmp_path / "x")]) == 0
+    assert ran == [Path("demo-out"), tmp_path / "x"]
+    with pytest.raises(SystemExit) as caught:
+        cli_main(["demo", "--help"])
+    assert caught.value.code == 0 and "--out" in capsys.readouterr().out
+    for argv in (["somewhere"], ["--out", "a", "b"], ["--outt", "a"]):
+        with pytest.raises(SystemExit) as caught:
+            cli_main(["demo", *argv])
+        assert caught.value.code == 2
+        capsys.readouterr()
+    assert ran == [Path("demo-out"), tmp_path / "x"]

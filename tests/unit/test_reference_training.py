@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 import pytest
-from _reference_helpers import FAIL_ENV, fake_trainer, pid_and_threads
+from tests.helpers.reference import FAIL_ENV, fake_trainer, pid_and_threads
 
 from memberscope.errors import InputError, UnknownNameError
 from memberscope.reference.executors import LocalExecutor, RayExecutor, get_executor

@@ -6,7 +6,6 @@ import base64
 import hashlib
 import json
 import re
-import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -15,9 +14,10 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import report_synth as synth
+from tests.helpers import report_synth as synth
+
 from memberscope.report import html as report_html
+from memberscope.report import page as report_page
 from memberscope.report.summary import summarize
 from memberscope.results import AuditResult, ResultsCollection
 from memberscope.store import load_result, load_results
@@ -57,14 +57,16 @@ def _parse(page: str) -> _Collector:
 
 
 def _write_scores(run_dir: Path) -> None:
-    """Per-example scores as ``scores/*.npz`` (the arrays.npz layout), with images."""
-    from memberscope.store import atomic_write_npz
+    """Per-example scores as the runner writes them (memberscope.rundir), for two epochs of
+    one variant (the report shows the last) and the last epoch of the other."""
+    from memberscope import rundir
 
     rng = np.random.default_rng(1)
     membership = np.arange(400) < 200
-    atomic_write_npz(run_dir / "scores" / "m_epoch6.npz", {
-        "membership": membership, "scores_threshold": rng.random(400) + membership,
-        "labels": rng.integers(0, 2, 400), "images": rng.random((400, 5, 5))})
+    for model, epoch in ((synth.XSS_LABEL, 4), (synth.XSS_LABEL, 6), ("3 layers", 6)):
+        result = AuditResult(rows=(), scores={"threshold": rng.random(400) + membership},
+                             membership=membership, labels=rng.integers(0, 2, 400))
+        rundir.write_scores(run_dir, model, epoch, result, member_index=np.arange(1000, 1200))
 
 
 @pytest.fixture(scope="module")
@@ -81,10 +83,22 @@ def test_run_report_is_written_with_figures(run_report):
     run_dir, page = run_report
     assert (run_dir / "report.html").is_file()
     names = sorted(p.name for p in (run_dir / "figures").iterdir())
-    assert names == ["by_epoch.png", "dp_epsilon.png", "exposed_examples.png", "per_slice.png",
+    assert names == ["by_epoch.png", "dp_epsilon.png", "per_slice.png",
                      "privacy_vs_accuracy.png", "roc.png"]
-    assert page.count("data:image/png;base64,") == 6
+    assert page.count("data:image/png;base64,") == 5
     assert not list(run_dir.glob(".report.html.*"))  # atomic write leaves no temp file
+
+
+def test_run_report_shows_each_variants_last_scores(run_report):
+    _, page = run_report
+    exposed = page.split('id="exposed"')[1].split("</table>")[0]
+    assert exposed.count("<tr>") == 1 + 2 * report_html.EXPOSED_ROWS  # header + 10 per variant
+    assert "<td>3 layers</td>" in exposed and f"<td>{report_page.escape(synth.XSS_LABEL)}</td>" \
+        in exposed
+    assert 'data-v="4"' not in exposed  # the epoch-4 file is not the variant's last audit
+    indices = [int(i) for i in re.findall(r'<td class="n" data-v="(\d+)">\d+</td><td class="n"',
+                                          exposed)]
+    assert indices and all(1000 <= i < 1200 for i in indices)  # training-set indices
 
 
 def test_every_user_string_is_escaped(run_report):
@@ -95,7 +109,7 @@ def test_every_user_string_is_escaped(run_report):
     assert "<script>alert" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "&lt;/pre&gt;&lt;script&gt;alert(2)&lt;/script&gt;" in page
-    assert "&lt;!-- &amp; &#x27; \\&quot;" in page
+    assert "&lt;!-- &amp; &#39; \\&#34;" in page
 
 
 def test_embedded_json_cannot_break_out_and_round_trips(run_report):
@@ -109,7 +123,7 @@ def test_embedded_json_cannot_break_out_and_round_trips(run_report):
 
 
 def test_json_for_script_escapes_and_maps_nan_to_null():
-    text = report_html.json_for_script({"a": "</script><!--x-->&\u2028", "b": float("nan"),
+    text = report_page.json_for_script({"a": "</script><!--x-->&\u2028", "b": float("nan"),
                                         "c": np.float32(0.5), "d": [np.int64(3)]})
     assert "</" not in text and "<!--" not in text and "\u2028" not in text
     assert json.loads(text) == {"a": "</script><!--x-->&\u2028", "b": None, "c": 0.5, "d": [3]}
@@ -185,7 +199,7 @@ def test_tables_list_every_row_and_mark_the_suggestion(run_report):
 def test_metric_explanations_are_present(run_report):
     _, page = run_report
     for name in ("AUC", "Advantage", "PPV", "TPR at x% FPR", "ε lower bound", "Accountant ε"):
-        assert f"<dt>{report_html.escape(name)}</dt>" in page
+        assert f"<dt>{report_page.escape(name)}</dt>" in page
     assert "Clopper-Pearson" in page
 
 
@@ -195,7 +209,7 @@ def test_no_limit_suggests_the_most_accurate_checkpoint(tmp_path):
     rows = load_results(run_dir).rows
     summary = summarize(rows)
     assert summary.suggestion is not None and summary.suggestion.epoch == 2
-    page = report_html.render_page(report_html.PageInputs("t", "s", rows))
+    page = report_page.render_page(report_page.PageInputs("t", "s", rows))
     assert "no privacy limit set" in page
 
 
@@ -203,7 +217,7 @@ def test_limit_below_every_checkpoint_says_none_qualifies(tmp_path):
     run_dir = synth.write_synthetic_run(tmp_path / "r", models=("m",), epochs=(1, 2),
                                         n_classes=2, dp_model=None)
     rows = load_results(run_dir).rows
-    page = report_html.render_page(report_html.PageInputs("t", "s", rows, max_auc=0.51))
+    page = report_page.render_page(report_page.PageInputs("t", "s", rows, max_auc=0.51))
     assert "No checkpoint keeps the worst AUC at or below" in page
 
 
@@ -277,7 +291,7 @@ def test_report_of_a_run_recorded_by_the_privacy_monitor(tmp_path):
     rng = np.random.default_rng(0)
     n = 300
     labels_in, labels_out = rng.integers(0, 3, n), rng.integers(0, 3, n)
-    monitor = PrivacyMonitor(labels_in, labels_out, attacks=["threshold"], every=1,
+    monitor = PrivacyMonitor(labels_in, labels_out, attacks=["threshold"], epochs_per_report=1,
                              model_label="cnn <2>", audit_options={"fpr_targets": (0.01, 0.1)},
                              on_result=partial(append_result, tmp_path / "results.jsonl"))
     for epoch in (1, 2, 3):
@@ -290,3 +304,48 @@ def test_report_of_a_run_recorded_by_the_privacy_monitor(tmp_path):
     assert "audit seconds" in page  # the monitor's timing metadata is listed too
     numbers = _numbers(page)
     assert numbers["worst.auc"] == max(r.auc for r in monitor.results)
+
+
+def test_report_of_results_held_in_memory(tmp_path):
+    from memberscope.monitor.core import PrivacyMonitor
+    from memberscope.report import write_results_report
+
+    rng = np.random.default_rng(1)
+    n = 200
+    labels_in, labels_out = rng.integers(0, 3, n), rng.integers(0, 3, n)
+    monitor = PrivacyMonitor(labels_in, labels_out, attacks=["threshold"], every=1,
+                             model_label="in <memory>", slices=["entire"],
+                             audit_options={"fpr_targets": (0.01, 0.1)})
+    for epoch in (1, 2):
+        monitor.audit_logits(rng.normal(0, 1, (n, 3)) + (1 + epoch) * np.eye(3)[labels_in],
+                             rng.normal(0, 1, (n, 3)) + np.eye(3)[labels_out], epoch=epoch)
+    path = write_results_report(monitor.results, tmp_path / "mem.html", max_auc=0.9)
+    page = path.read_text("utf-8")
+    assert _numbers(page)["worst.auc"] == max(r.auc for r in monitor.results)
+    assert "in &lt;memory&gt;</b>: worst AUC" in page and 'id="fig-by_epoch"' in page
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mem.html"]  # nothing else written
+    with pytest.raises(ValueError, match="results must be a ResultsCollection; got list"):
+        write_results_report(list(monitor.results), tmp_path / "x.html")
+
+
+def _exposed_section(page: str) -> str:
+    return page.split('id="exposed"')[1].split("</table>")[0]
+
+
+def test_exposed_table_says_when_members_tie_at_a_score(tmp_path):
+    membership = np.arange(100) < 50
+    tied = np.where(membership, 0.0, -1.0)
+    tied[[3, 7, 11]] = 2.0  # three members share the top score, 47 share the next one
+    result = AuditResult(rows=(), scores={"threshold": tied}, membership=membership,
+                         labels=np.zeros(100, int))
+    section = _exposed_section(report_html.write_audit_report(
+        result, tmp_path / "t.html").read_text("utf-8"))
+    assert "3 members at 2 (threshold); 47 members at 0 (threshold)" in section
+    assert "members at this score" in section
+    assert section.count('data-v="47">47</td>') == report_html.EXPOSED_ROWS - 3
+
+    distinct = AuditResult(rows=(), scores={"threshold": np.linspace(0, 1, 100)},
+                           membership=membership)
+    section = _exposed_section(report_html.write_audit_report(
+        distinct, tmp_path / "d.html").read_text("utf-8"))
+    assert "tie" not in section and "members at this score" not in section

@@ -1,4 +1,4 @@
-"""``import memberscope`` stays light: no report module, no matplotlib."""
+"""``import memberscope`` stays light: no report module, no matplotlib, no jinja2."""
 
 from __future__ import annotations
 
@@ -29,5 +29,5 @@ def test_import_memberscope_does_not_import_report_or_matplotlib():
     assert not {m for m in after_core if m.startswith(("memberscope.report", "matplotlib"))}
     # The report package itself and the CLI's parser (with `report`) stay light too.
     assert "memberscope.report" in after_cli and "memberscope.cli.report" in after_cli
-    assert not {m for m in after_cli if m.startswith("matplotlib")}
+    assert not {m for m in after_cli if m.startswith(("matplotlib", "jinja2"))}
     assert "memberscope.report.html" not in after_cli

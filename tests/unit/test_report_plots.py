@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import sys
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 pytest.importorskip("matplotlib")
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import report_synth as synth
+from tests.helpers import report_synth as synth
+
 from memberscope.errors import InputError
 from memberscope.report import plots
 from memberscope.results import ResultsCollection
@@ -54,7 +52,7 @@ def test_metric_by_epoch_plots_worst_slice_per_variant_and_attack(run):
     worst = max(run, key=lambda r: r.auc)
     assert star.get_ydata()[0] == pytest.approx(worst.auc)
     assert star.get_label() == f"worst: {worst.slice}"
-    assert any(text.get_text() == f"{worst.slice} ({worst.attack})" for text in ax.texts)
+    assert any(text.get_text() == f"{worst.slice}\n({worst.attack})" for text in ax.texts)
     assert ax.get_ylabel() == "attack AUC"
 
 
@@ -204,3 +202,49 @@ def test_exposed_examples_accepts_channels_first_and_rejects_bad_shapes():
         plots.plot_exposed_examples(scores, np.zeros((5, 4, 4)))
     with pytest.raises(InputError, match="channels"):
         plots.plot_exposed_examples(scores, np.zeros((6, 4, 4, 7)))
+
+
+def _renderer(figure):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    return canvas.get_renderer()
+
+
+def _inside(inner, outer, slack: float = 1.0) -> bool:
+    return (inner.x0 >= outer.x0 - slack and inner.x1 <= outer.x1 + slack
+            and inner.y0 >= outer.y0 - slack and inner.y1 <= outer.y1 + slack)
+
+
+def test_a_single_epoch_gets_one_integer_tick(run):
+    one = [r for r in run if r.metadata["epoch"] == 3]
+    for ax in (plots.plot_metric_by_epoch(one, "auc", ax=_fresh_axes()),
+               plots.plot_epsilon_by_epoch(one, ax=_fresh_axes())):
+        _renderer(ax.figure)
+        assert list(ax.get_xticks()) == [3.0]
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["3"]
+
+
+@pytest.mark.parametrize("worst_epoch", [1, 3, 5])
+def test_the_worst_points_label_stays_inside_the_axes(worst_epoch):
+    rows = [synth.synthetic_row(model="m", epoch=e, attack="threshold_entropy",
+                                slice_name="correctly_classified=False",
+                                base=0.9 - 0.05 * abs(e - worst_epoch)) for e in range(1, 6)]
+    ax = plots.plot_metric_by_epoch(rows, "auc", ax=_fresh_axes())
+    renderer = _renderer(ax.figure)
+    label = next(t for t in ax.texts if "correctly_classified" in t.get_text())
+    assert _inside(label.get_window_extent(renderer), ax.get_window_extent(renderer))
+
+
+def test_heatmap_slice_labels_fit_in_the_figure(run):
+    from memberscope.report import figures
+
+    rows = [replace(r, slice=name) for r, name in zip(
+        list(run)[:4], ["correctly_classified=False", "loss_percentile=90-100",
+                        "custom:a rather long slice name", "class=3"], strict=True)]
+    figure, _ = figures.heatmaps(rows)
+    renderer = _renderer(figure)
+    for ax in figure.axes[:1]:
+        for label in ax.get_yticklabels():
+            assert label.get_window_extent(renderer).x0 >= 0, label.get_text()

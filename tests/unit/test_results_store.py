@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,11 +20,13 @@ from memberscope import (
     ResultsCollection,
     SchemaError,
     SkippedEntry,
+    UnknownNameError,
     audit,
     load_result,
     load_results,
     save_result,
 )
+from memberscope.results import worst_row
 from memberscope.store import (
     append_jsonl,
     append_result,
@@ -264,7 +267,8 @@ def test_metric_names_and_row_lookup():
     row = make_row()
     assert row.metric("tpr@0.01") == 0.02
     assert row.metric("epsilon_point") == 0.4
-    with pytest.raises(InputError, match=r"unknown metric 'aucc'; valid: auc, advantage, ppv"):
+    with pytest.raises(UnknownNameError,
+                       match=r"unknown metric 'aucc' \(did you mean 'auc'\?\); valid: auc, adv"):
         row.metric("aucc")
     with pytest.raises(InputError, match=r"no TPR stored at FPR 0.05"):
         row.metric("tpr@0.05")
@@ -273,6 +277,25 @@ def test_metric_names_and_row_lookup():
     with pytest.raises(KeyError, match="no row for slice='class=1'"):
         result.row("class=1", "lr")
     assert result.worst("ppv") is row
+
+
+def test_every_worst_pick_follows_one_nan_rule():
+    nan_row = make_row("class=0", auc=float("nan"))
+    low, high, tie = make_row("class=1", auc=0.6), make_row("class=2", auc=0.7), \
+        make_row("class=3", auc=0.7)
+    without_tpr = replace(make_row("class=4", auc=0.9), tpr_at_fpr={0.1: 0.5})
+    rows = [nan_row, low, high, tie, without_tpr]
+    assert worst_row(rows, "auc") is without_tpr
+    assert worst_row(rows[:4], "auc") is high  # NaN never wins; ties go to the first row
+    assert worst_row([without_tpr, low], "tpr@0.01") is low  # lacking TPR at 1% FPR: never wins
+    assert AuditResult(rows=tuple(rows[:4]), skipped=()).worst("auc") is high
+    assert ResultsCollection(rows[:4]).worst_slice("auc") is high
+    with pytest.raises(InputError, match="no row has a value for metric 'auc'"):
+        worst_row([nan_row], "auc")
+    with pytest.raises(InputError, match=r"no TPR stored at FPR 0\.01"):
+        worst_row([without_tpr], "tpr@0.01")
+    with pytest.raises(UnknownNameError, match="unknown metric 'aucc'"):
+        worst_row(rows, "aucc")
 
 
 # --- schema 2: p_value, significant, notes, null TPR ----------------------------------------

@@ -108,10 +108,25 @@ def test_logit_scaled_confidence_from_logits_equals_from_probs(logits, data):
     probs = special.softmax(logits, axis=1)
     from_logits = signals.logit_scaled_confidence(labels, logits=logits)
     from_probs = signals.logit_scaled_confidence(labels, probs=probs)
+    # Exact oracle from the logits: log(p/(1−p)) = z_y − log Σ_{i≠y} e^{z_i}, row by row with
+    # Python floats and a shifted sum (no cancellation, so accurate to a few ulps).
+    exact = np.array([_logit_of_softmax(row, int(y))
+                      for row, y in zip(logits, labels, strict=True)])
+    np.testing.assert_allclose(from_logits, exact, rtol=1e-12, atol=1e-12)
+    # Through probabilities the answer can only be as good as p itself: rounding p by one ulp
+    # moves log(p/(1−p)) by about ε/(1−p), which grows without bound as p → 1.
     true_prob = probs[np.arange(len(labels)), labels]
     direct = np.log(true_prob) - np.log1p(-true_prob)
     np.testing.assert_allclose(from_probs, direct, rtol=1e-9, atol=1e-9)
-    np.testing.assert_allclose(from_logits, direct, rtol=1e-7, atol=1e-7)
+    conditioning = 1.0 / np.maximum(1.0 - true_prob, np.finfo(float).eps)
+    assert np.all(np.abs(from_probs - exact) <= 1e-12 + 64 * np.finfo(float).eps * conditioning)
+
+
+def _logit_of_softmax(row: np.ndarray, label: int) -> float:
+    """log(p_y / (1 − p_y)) of softmax(row), computed from the logits directly."""
+    others = [float(z) for i, z in enumerate(row) if i != label]
+    top = max(others)
+    return float(row[label]) - top - math.log(math.fsum(math.exp(z - top) for z in others))
 
 
 def test_logit_scaled_confidence_from_logits_stays_finite_when_p_rounds_to_one():

@@ -6,7 +6,7 @@ their own with :func:`register_attack`.
 
 from __future__ import annotations
 
-from memberscope.attacks._base import Attack, SliceScores
+from memberscope.attacks._base import Attack, AttackWarning, SliceScores
 from memberscope.attacks.reference import REFERENCE_ATTACKS
 from memberscope.attacks.threshold import THRESHOLD_ATTACKS
 from memberscope.attacks.trained import TRAINED_ATTACKS, attack_features
@@ -37,5 +37,6 @@ def list_attacks() -> list[Attack]:
     return list(_REGISTRY.values())
 
 
-__all__ = ["Attack", "SliceScores", "attack_features", "get_attack", "list_attacks",
+__all__ = ["Attack", "AttackWarning", "SliceScores", "attack_features", "get_attack",
+           "list_attacks",
            "register_attack"]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from memberscope.errors import InputError
 from memberscope.outputs import ModelOutputs
 
 
@@ -24,6 +25,13 @@ class SliceScores:
 SignalFunction = Callable[[ModelOutputs, Any, Mapping[str, Any]], np.ndarray]
 SliceScorer = Callable[[np.ndarray, np.ndarray, int, Mapping[str, Any]],
                        "np.ndarray | SliceScores"]
+OptionCheck = Callable[[Mapping[str, Any]], None]
+
+
+class AttackWarning(UserWarning):
+    """An attack ran, but its scores need a caveat (e.g. a variance it could not estimate).
+
+    ``audit`` records each one in ``AuditResult.notes`` (and ``result.json``'s ``notes``)."""
 
 
 @dataclass(frozen=True)
@@ -35,7 +43,9 @@ class Attack:
     rows and membership of one slice into (n_slice,) scores — trained attacks fit their model
     here, on that slice only, with ``seed`` — or a :class:`SliceScores` naming the strata
     within which alone the scores are exchangeable under H0 (a scorer that fits several models
-    must, or its p-values are not valid).
+    must, or its p-values are not valid). ``check_options`` checks the options merged over
+    ``defaults`` before any work, raising :class:`InputError` naming the attack and option.
+    ``reference_models`` says how many reference models the attack needs, per mode.
     """
 
     name: str
@@ -46,6 +56,15 @@ class Attack:
     needs_reference: bool = False
     min_per_side: int = 1
     defaults: Mapping[str, Any] = field(default_factory=dict)
+    check_options: OptionCheck | None = None
+    reference_models: str = ""
+
+    def validate_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        """``options`` merged over the defaults, checked before any work is done."""
+        merged = {**self.defaults, **options}
+        if self.check_options is not None:
+            self.check_options(merged)
+        return merged
 
     def scores_for_slice(self, signal: np.ndarray, membership: np.ndarray, seed: int,
                          options: Mapping[str, Any]) -> SliceScores:
@@ -54,3 +73,34 @@ class Attack:
             return SliceScores(signal)
         scored = self.score_slice(signal, membership, seed, {**self.defaults, **options})
         return scored if isinstance(scored, SliceScores) else SliceScores(np.asarray(scored))
+
+
+def check_option_names(attack: str, options: Mapping[str, Any], valid: Iterable[str]) -> None:
+    """Raise naming the attack when ``options`` holds a key not in ``valid``."""
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise InputError(f"{attack}: unknown option(s) {unknown}; valid: {sorted(valid)}")
+
+
+def check_int_option(attack: str, options: Mapping[str, Any], key: str, minimum: int) -> None:
+    """Raise unless ``options[key]`` is an integer >= ``minimum``."""
+    value = options[key]
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        raise InputError(f"{attack}: option {key!r} must be an integer >= {minimum}; "
+                         f"got {value!r}")
+
+
+def check_number_option(attack: str, options: Mapping[str, Any], key: str, *,
+                        above: float | None = None, at_least: float | None = None) -> None:
+    """Raise unless ``options[key]`` is a finite number > ``above`` / >= ``at_least``."""
+    value = options[key]
+    ok = not isinstance(value, bool) and isinstance(value, int | float | np.number) and bool(
+        np.isfinite(value))
+    if ok and above is not None:
+        ok = value > above
+    if ok and at_least is not None:
+        ok = value >= at_least
+    if not ok:
+        bound = f"> {above:g}" if above is not None else f">= {at_least:g}"
+        raise InputError(f"{attack}: option {key!r} must be a number {bound}; got {value!r}")
+

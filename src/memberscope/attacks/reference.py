@@ -17,13 +17,14 @@ Both average over the q queries (augmented views) of each example.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from memberscope import signals
-from memberscope.attacks._base import Attack
+from memberscope.attacks._base import Attack, AttackWarning, check_number_option
 from memberscope.errors import InputError
 from memberscope.outputs import ModelOutputs
 
@@ -165,15 +166,33 @@ def lira_scores(target_signal: np.ndarray, reference_signal: np.ndarray,
                                                  variance=variance, min_std=min_std)
     _check_counts(out_count, "out", "train more reference models")
     if not online:
+        _warn_without_variance({"out": out_count}, min_std)
         per_query = -log_ndtr(-(target_signal - out_loc) / out_scale)
         return np.asarray(per_query.mean(axis=1))
     in_loc, in_scale, in_count = gaussian_fit(reference_signal, membership, center=center,
                                               variance=variance, min_std=min_std)
     _check_counts(in_count, "in", "online LiRA needs both sides: train more reference models "
                                   "or use online=False")
+    _warn_without_variance({"in": in_count, "out": out_count}, min_std)
     per_query = (_gaussian_logpdf(target_signal, in_loc, in_scale)
                  - _gaussian_logpdf(target_signal, out_loc, out_scale))
     return np.asarray(per_query.mean(axis=1))
+
+
+def _warn_without_variance(counts: Mapping[str, np.ndarray], min_std: float) -> None:
+    """Warn (an :class:`AttackWarning`) for each side whose std cannot be estimated at all:
+    no example has two of its models there, so the std falls to ``min_std``."""
+    sides = [side for side, count in counts.items() if np.maximum(count - 1, 0).sum() == 0]
+    if not sides:
+        return
+    named = " and ".join(f"'{side}'" for side in sides)
+    warnings.warn(
+        f"lira: the spread of the {named} signals cannot be estimated: no example has 2 or more "
+        f"{named} reference models, so the std is min_std={min_std:g} and the scores are not "
+        f"calibrated likelihood ratios (their size means nothing; their order still ranks "
+        f"examples by distance to the means); train more reference models: at least 2 "
+        f"{named} per example, 4 models in complementary halves",
+        AttackWarning, stacklevel=3)
 
 
 # --- RMIA -----------------------------------------------------------------------------------
@@ -320,6 +339,16 @@ def _tune_a(reference_prob: np.ndarray, membership: np.ndarray, *, pseudo_target
     if len(grid) == 0:
         raise InputError("grid of candidate a values is empty")
     others = np.arange(n_models) != pseudo_target
+    _check_counts((~membership).sum(axis=0)[:, None], "out", "offline rmia needs every example "
+                  "out of at least one model: train more reference models")
+    left_out = (~membership[others]).sum(axis=0) == 0
+    if left_out.any():
+        raise InputError(
+            f"rmia: a='tune' lets reference model {pseudo_target} play the target, leaving "
+            f"{n_models - 1} reference model(s); {int(left_out.sum())} example(s) (first at row "
+            f"{int(np.argmax(left_out))}) are 'out' of model {pseudo_target} only, so without it "
+            "they have no 'out' model. Tuning needs at least 4 reference models in "
+            "complementary halves; train more, or give a fixed a (e.g. a=0.3)")
     truth = membership[pseudo_target]
     best_a, best_auc = float(grid[0]), -np.inf
     for a in grid:
@@ -366,7 +395,8 @@ def _aligned(outputs: ModelOutputs, reference: Any) -> _Aligned:
     if n_ref != outputs.n:
         raise InputError(f"reference has {n_ref} examples but outputs has {outputs.n}; they "
                          "must be the same examples in the same order")
-    if reference.labels is not None and not np.array_equal(reference.labels, outputs.labels):
+    if (reference.labels is not None and outputs.labels is not None
+            and not np.array_equal(reference.labels, outputs.labels)):
         mismatch = int(np.argmax(reference.labels != outputs.labels))
         raise InputError(f"reference labels differ from the outputs' labels (first at row "
                          f"{mismatch}); the examples must be in the same order")
@@ -374,7 +404,7 @@ def _aligned(outputs: ModelOutputs, reference: Any) -> _Aligned:
         return _Aligned(reference.target_signal, reference.target_true_class_prob,
                         reference.signal, reference.true_class_prob, reference.membership)
     if outputs.has_distribution:
-        signal = signals.logit_scaled_confidence(outputs.labels, logits=outputs.logits,
+        signal = signals.logit_scaled_confidence(outputs.known_labels, logits=outputs.logits,
                                                  probs=outputs.probs)
     else:  # p_y = exp(-loss): log(p / (1 - p)) = -loss - log(1 - exp(-loss))
         loss = np.maximum(outputs.loss_values, _TINY)
@@ -390,13 +420,37 @@ def _aligned(outputs: ModelOutputs, reference: Any) -> _Aligned:
 LIRA_DEFAULTS = {"online": True, "variance": "global", "center": "mean", "min_std": 1e-3}
 RMIA_DEFAULTS = {"online": True, "gamma": 1.0, "a": 0.3, "z": "all", "z_seed": 0,
                  "method": "sorted", "max_pairwise_bytes": DEFAULT_MAX_PAIRWISE_BYTES}
+# With reference models trained on complementary halves (``memberscope reference train``).
+LIRA_MINIMUM = ("online: 2 models (1 'in' + 1 'out' per example), 4 to estimate a variance "
+                "(2 + 2); offline: 2 (1 'out' per example), 4 for a variance (2 'out')")
+RMIA_MINIMUM = ("online: 1 model; offline: 2 (1 'out' per example); offline with a='tune': 4 "
+                "(one model plays the target, the rest still need 1 'out' per example)")
+
+
+def check_lira_options(options: Mapping[str, Any]) -> None:
+    """LiRA's options (merged over the defaults), before any work."""
+    _check_options("lira", options, {**LIRA_DEFAULTS, "online": (True, False),
+                                     "variance": ("per_example", "global"),
+                                     "center": ("mean", "median")})
+    check_number_option("lira", options, "min_std", above=0.0)
+
+
+def check_rmia_options(options: Mapping[str, Any]) -> None:
+    """RMIA's options (merged over the defaults), before any work; ``z`` is checked against
+    the number of examples when the attack runs."""
+    _check_options("rmia", options, {**RMIA_DEFAULTS, "online": (True, False),
+                                     "method": ("sorted", "pairwise")})
+    check_number_option("rmia", options, "gamma", above=0.0)
+    a = options["a"]
+    if a != "tune" and (isinstance(a, bool) or not isinstance(a, int | float | np.number)
+                        or not 0 <= a <= 1):
+        raise InputError(f"rmia: option 'a' must be in [0, 1] or 'tune'; got {a!r}")
+    check_number_option("rmia", options, "max_pairwise_bytes", at_least=1024)
 
 
 def lira_signal(outputs: ModelOutputs, reference: Any, options: Mapping[str, Any]) -> np.ndarray:
     """LiRA scores (n,) of the target in ``outputs`` against ``reference``."""
-    _check_options("lira", options, {**LIRA_DEFAULTS, "online": (True, False),
-                                     "variance": ("per_example", "global"),
-                                     "center": ("mean", "median")})
+    check_lira_options(options)
     arrays = _aligned(outputs, reference)
     return lira_scores(arrays.target_signal, arrays.reference_signal, arrays.membership,
                        online=bool(options["online"]), variance=str(options["variance"]),
@@ -427,11 +481,12 @@ def rmia_signal(outputs: ModelOutputs, reference: Any, options: Mapping[str, Any
 
     Option ``a="tune"`` picks the offline ``a`` with :func:`tune_rmia_offline_a`.
     """
-    _check_options("rmia", options, {**RMIA_DEFAULTS, "online": (True, False),
-                                     "method": ("sorted", "pairwise")})
+    check_rmia_options(options)
     arrays = _aligned(outputs, reference)
     z_index = _population_index(options["z"], outputs.n, int(options["z_seed"]))
     a = options["a"]
+    if a == "tune" and options["online"]:
+        a = RMIA_DEFAULTS["a"]  # online RMIA does not use a: nothing to tune
     if a == "tune":
         a = _tune_a(arrays.reference_prob, arrays.membership, pseudo_target=0,
                     grid=tuple(np.round(np.linspace(0, 1, 11), 2)),
@@ -446,8 +501,10 @@ def rmia_signal(outputs: ModelOutputs, reference: Any, options: Mapping[str, Any
 REFERENCE_ATTACKS = (
     Attack("lira", "likelihood-ratio attack with reference models (Carlini et al. 2022)",
            "logits/probs or loss", lira_signal, needs_reference=True,
-           defaults=LIRA_DEFAULTS),
+           defaults=LIRA_DEFAULTS, check_options=check_lira_options,
+           reference_models=LIRA_MINIMUM),
     Attack("rmia", "relative membership inference with reference models (Zarifzadeh et al. "
            "2024)", "logits/probs or loss", rmia_signal,
-           needs_reference=True, defaults=RMIA_DEFAULTS),
+           needs_reference=True, defaults=RMIA_DEFAULTS, check_options=check_rmia_options,
+           reference_models=RMIA_MINIMUM),
 )

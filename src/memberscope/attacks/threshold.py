@@ -26,7 +26,7 @@ def negative_entropy(outputs: ModelOutputs, reference: Any,
 def negative_modified_entropy(outputs: ModelOutputs, reference: Any,
                               options: Mapping[str, Any]) -> np.ndarray:
     """−modified entropy (Song & Mittal 2021), which uses the true label."""
-    return -signals.modified_entropy(outputs.probabilities, outputs.labels)
+    return -signals.modified_entropy(outputs.probabilities, outputs.known_labels)
 
 
 def max_confidence(outputs: ModelOutputs, reference: Any, options: Mapping[str, Any]) -> np.ndarray:

@@ -21,5 +21,11 @@ def handle(args: argparse.Namespace) -> int:
     rows = [(a.name, a.needs + (" + reference models" if a.needs_reference else ""),
              a.description) for a in list_attacks()]
     print(format_table(["attack", "needs", "description"], rows))
+    minimums = [(a.name, a.reference_models) for a in list_attacks() if a.reference_models]
+    if minimums:
+        print("\nReference models needed, at least (trained on complementary halves, as "
+              "`memberscope reference train` does):")
+        for name, text in minimums:
+            print(f"  {name}: {text}")
     print("\nEvery attack scores 'higher = more likely member'.")
     return 0

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import logging
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
 
 from memberscope.cli._table import format_table
-
-logger = logging.getLogger(__name__)
 
 
 def register(subparsers: Any) -> None:
@@ -54,12 +52,13 @@ def _fpr_targets(text: str) -> tuple[float, ...]:
 
 def handle(args: argparse.Namespace) -> int:
     """Load, audit, save, summarise."""
-    from memberscope.attacks import get_attack
+    from memberscope.attacks import AttackWarning, get_attack
     from memberscope.audit import audit
+    from memberscope.cli import EXIT_NOTHING_MEASURED
     from memberscope.metrics import LowResolutionWarning
     from memberscope.outputs import load_outputs_npz
     from memberscope.slicing import parse_slice_kinds
-    from memberscope.store import save_result
+    from memberscope.store import ARRAYS_FILE, save_result
 
     attacks = [name.strip() for name in args.attacks.split(",")]
     for name in attacks:
@@ -78,27 +77,43 @@ def handle(args: argparse.Namespace) -> int:
                        fpr_targets=_fpr_targets(args.fpr), alpha=args.alpha, delta=args.delta,
                        n_bootstrap=args.bootstrap, reference=reference,
                        metadata={"source": args.input.name})
-    save_result(result, out_dir)
-    written = [out_dir / "result.json", out_dir / "arrays.npz"]
-    if not args.no_report:
-        report = _write_report(result, out_dir)
+    written = [save_result(result, out_dir), out_dir / ARRAYS_FILE]
+    missing_extra = None
+    if not args.no_report and result.rows:
+        report, missing_extra = _write_report(result, out_dir)
         if report is not None:
             written.append(report)
     print(summary_table(result))
     for warning in caught:
-        print(f"note: {warning.message}")
+        if not issubclass(warning.category, AttackWarning):
+            print(f"note: {warning.message}")
+    for note in result.notes:
+        print(f"warning: {note}")
     print("\nwrote " + ", ".join(str(p) for p in written))
+    if missing_extra is not None:
+        print(f"report.html not written: {missing_extra}")
+    if not result.rows:
+        print(f"memberscope audit: error: nothing was measured: every requested attack "
+              f"({', '.join(attacks)}) was skipped on every slice; the reasons are listed "
+              f"above and in {out_dir / 'result.json'}", file=sys.stderr)
+        return EXIT_NOTHING_MEASURED
     return 0
 
 
-def _write_report(result: Any, out_dir: Path) -> Path | None:
-    """The HTML report when the report module and its extra are installed."""
+def _write_report(result: Any, out_dir: Path) -> tuple[Path | None, str | None]:
+    """The HTML report, or why it could not be written: the ``report`` extra (matplotlib)
+    is optional, and the table, result.json and arrays.npz do not need it."""
+    from memberscope.errors import MissingExtraError
+
     try:
         from memberscope.report.html import write_audit_report
-    except ImportError as exc:
-        logger.info("no report.html: %s", exc)
-        return None
-    return write_audit_report(result, out_dir / "report.html")
+        from memberscope.store import REPORT_FILE
+
+        return write_audit_report(result, out_dir / REPORT_FILE), None
+    except MissingExtraError as exc:
+        return None, str(exc)
+    except ImportError as exc:  # the extra is there but broken, or a module is missing
+        return None, f"{exc} (pip install 'memberscope[report]')"
 
 
 def summary_table(result: Any) -> str:

@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from memberscope.train.settings import OPTIMIZERS
+
 TARGET_STREAM = 1_000_000
 
 
@@ -31,7 +33,7 @@ def register(subparsers: Any) -> None:
     train.add_argument("--epochs", type=int, default=10)
     train.add_argument("--batch-size", type=int, default=128)
     train.add_argument("--learning-rate", type=float, default=1e-3)
-    train.add_argument("--optimizer", default="adam", choices=("adam", "sgd"))
+    train.add_argument("--optimizer", default="adam", choices=OPTIMIZERS)
     train.add_argument("--num-conv", type=int, default=3, help="conv blocks of the small CNN")
     train.add_argument("--queries", default="identity",
                        help="comma-separated query views: identity, hflip, shift:DX:DY")
@@ -64,14 +66,16 @@ def handle_train(args: argparse.Namespace) -> int:
     """Load the data, train (or reuse) the models, write the file(s)."""
     import numpy as np
 
+    from memberscope._io import atomic_write_npz
+    from memberscope._runtime import keep_freed_memory
     from memberscope.data import load_dataset
     from memberscope.errors import InputError
     from memberscope.outputs import ReferenceOutputs
     from memberscope.reference.executors import default_jobs
     from memberscope.reference.recipe import TrainingRecipe
     from memberscope.reference.training import balanced_splits, train_models
-    from memberscope.store import atomic_write_npz
 
+    keep_freed_memory()  # this command is an edge; worker processes do the same
     data = load_dataset(args.data)
     size = data.n_train if args.population is None else args.population
     if not 2 <= size <= data.n_train:

@@ -26,13 +26,16 @@ def register(subparsers: Any) -> None:
 
 def _kind(path: Path) -> str:
     """``run`` (results.jsonl), ``audit`` (result.json) or raise naming what was expected."""
+    from memberscope.rundir import is_run_dir
+    from memberscope.store import RESULT_FILE
+
     if path.is_file() and path.suffix == ".json":
         return "audit"
     if path.is_file() and path.name.endswith(".jsonl"):
         return "run"
-    if path.is_dir() and (path / "results.jsonl").is_file():
+    if is_run_dir(path):
         return "run"
-    if path.is_dir() and (path / "result.json").is_file():
+    if path.is_dir() and (path / RESULT_FILE).is_file():
         return "audit"
     raise FileNotFoundError(f"path {str(path)!r} is not a run directory (with results.jsonl), "
                             "an audit directory (with result.json) or a result.json file")
@@ -43,21 +46,20 @@ def handle(args: argparse.Namespace) -> int:
     from memberscope.errors import InputError
     from memberscope.report.html import write_audit_report, write_run_report
     from memberscope.report.summary import summarize
-    from memberscope.store import load_result, load_results
+    from memberscope.store import REPORT_FILE, load_result, load_results
 
     if args.max_auc is not None and not 0.0 <= args.max_auc <= 1.0:
         raise InputError(f"--max-auc must be within [0, 1]; got {args.max_auc}")
     path: Path = args.path
     kind = _kind(path)
     if kind == "run":
-        run_dir = path.parent if path.is_file() else path
-        rows = load_results(run_dir / "results.jsonl" if path.is_dir() else path).rows
-        written = write_run_report(run_dir, out=args.out, max_auc=args.max_auc)
+        rows = load_results(path).rows  # the run directory's results.jsonl, or the file given
+        written = write_run_report(path, out=args.out, max_auc=args.max_auc)
     else:
         result = load_result(path)
         rows = list(result.rows)
         base = path.parent if path.is_file() else path
-        written = write_audit_report(result, args.out or base / "report.html",
+        written = write_audit_report(result, args.out or base / REPORT_FILE,
                                      max_auc=args.max_auc, source=str(path))
     if rows:
         print_summary(summarize(rows, max_auc=args.max_auc), rows)
@@ -78,6 +80,7 @@ def print_summary(summary: Any, rows: Any) -> None:
 
     from memberscope.report._data import group_rows, metric_value
     from memberscope.report.summary import format_number
+    from memberscope.results import worst_row
 
     console = Console(highlight=False)
     low = summary.low_fpr_metric
@@ -96,7 +99,7 @@ def print_summary(summary: Any, rows: Any) -> None:
                          overflow="fold")
 
     def cells(group: list[Any]) -> list[Text]:
-        worst = max(group, key=lambda r: r.auc)
+        worst = worst_row(group, "auc")
         values = [f"{worst.attack} @ {worst.slice}" if with_epoch else worst.attack,
                   format_number(worst.auc), format_number(max(r.advantage for r in group))]
         if low:
@@ -117,7 +120,7 @@ def print_summary(summary: Any, rows: Any) -> None:
             table.add_row(*first, *cells(group))
     else:
         by_slice = group_rows(rows, ("slice",))
-        ranked = sorted(by_slice.items(), key=lambda kv: -max(r.auc for r in kv[1]))
+        ranked = sorted(by_slice.items(), key=lambda kv: -worst_row(kv[1], "auc").auc)
         for (slice_name,), group in ranked[:12]:
             table.add_row(Text(str(slice_name)), *cells(group))
     console.print(table)

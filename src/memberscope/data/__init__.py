@@ -23,7 +23,7 @@ from memberscope.data._download import CACHE_ENV, Resource, cache_root, fetch
 from memberscope.data._fashion_mnist import FASHION_MNIST_RESOURCES, load_fashion_mnist
 from memberscope.data._npz import load_npz_dataset
 from memberscope.data._sampling import balanced_member_sample, stratified_split
-from memberscope.errors import UnknownNameError
+from memberscope.errors import InputError, UnknownNameError
 
 DATASET_NAMES = ("cifar10", "fashion_mnist", "digits")
 
@@ -48,7 +48,13 @@ __all__ = [
 
 
 def load_dataset(
-    name: str | Path, *, cache_dir: str | Path | None = None, split_seed: int = 0
+    name: str | Path,
+    *,
+    cache_dir: str | Path | None = None,
+    split_seed: int = 0,
+    path: str | Path | None = None,
+    url: str | None = None,
+    sha256: str | None = None,
 ) -> Dataset:
     """Load a dataset by name or from an ``.npz`` path.
 
@@ -61,6 +67,9 @@ def load_dataset(
     split_seed : int
         Seed of the train/test split for data without an official one (digits, an ``.npz``
         holding only ``x`` and ``y``).
+    path, url, sha256 : optional, ``cifar10`` only
+        A local copy of the tarball, or a mirror to download from, and the file's SHA-256
+        when it is not the official one (see :func:`load_cifar10`).
 
     Raises
     ------
@@ -73,7 +82,12 @@ def load_dataset(
     """
     text = str(name)
     if text == "cifar10":
-        return load_cifar10(cache_dir=cache_dir)
+        return load_cifar10(cache_dir=cache_dir, path=path, url=url, sha256=sha256)
+    given = [key for key, value in (("path", path), ("url", url), ("sha256", sha256))
+             if value is not None]
+    if given:
+        raise InputError(f"{', '.join(given)}: only the cifar10 dataset takes these options; "
+                         f"got dataset {text!r}")
     if text == "fashion_mnist":
         return load_fashion_mnist(cache_dir=cache_dir)
     if text == "digits":

@@ -15,14 +15,15 @@ from __future__ import annotations
 import logging
 import tarfile
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from memberscope.data._dataset import Dataset
-from memberscope.data._download import Resource, cache_root, fetch
+from memberscope.data._download import CACHE_ENV, Resource, cache_root, fetch, verify
 from memberscope.data._pickle import restricted_loads
-from memberscope.errors import InputError
+from memberscope.errors import ChecksumError, DownloadError, InputError
 
 logger = logging.getLogger(__name__)
 
@@ -46,11 +47,18 @@ MAX_MEMBER_BYTES = 64 << 20
 
 
 def load_cifar10(
-    *, cache_dir: str | Path | None = None, resource: Resource = CIFAR10_RESOURCE
+    *,
+    cache_dir: str | Path | None = None,
+    resource: Resource = CIFAR10_RESOURCE,
+    path: str | Path | None = None,
+    url: str | None = None,
+    sha256: str | None = None,
 ) -> Dataset:
     """Load CIFAR-10: 50,000 train and 10,000 test images, (n, 32, 32, 3) float32 in [0, 1].
 
-    Downloads the tarball into ``<cache>/cifar10/`` on first use (see :func:`fetch`).
+    Downloads the tarball into ``<cache>/cifar10/`` on first use (see :func:`fetch`), or reads
+    a tarball you already have (``path``), or downloads from a mirror (``url``). When the
+    download fails, one message says where to put the file and how to name a mirror.
 
     Parameters
     ----------
@@ -58,9 +66,64 @@ def load_cifar10(
         Cache folder; default ``$MEMBERSCOPE_DATA`` or ``~/.cache/memberscope``.
     resource : Resource
         Where to download from and the digests to check; tests point it at a local server.
+    path : path, optional
+        A local copy of the python tarball, read in place (never copied or changed).
+    url : str, optional
+        A mirror to download from instead of ``resource``'s address.
+    sha256 : str, optional
+        The SHA-256 of the file at ``path`` or ``url`` when it is not the official tarball
+        (default: the official digests are checked).
     """
-    archive = fetch(resource, cache_root(cache_dir) / "cifar10")
+    if sha256 is not None:
+        sha256 = sha256.strip().lower()
+    if path is not None:
+        if url is not None:
+            raise InputError("give path (a local tarball) or url (a mirror), not both")
+        return parse_cifar10_tarball(_verified_local(Path(path).expanduser(), resource, sha256))
+    if url is not None:
+        resource = mirror_resource(resource, url, sha256)
+    elif sha256 is not None:
+        raise InputError("sha256 checks the file given by path or url; give one of them too")
+    folder = cache_root(cache_dir) / "cifar10"
+    try:
+        archive = fetch(resource, folder)
+    except DownloadError as exc:
+        raise type(exc)(f"{exc}. {_where_to_put_it(resource, folder)}") from exc
     return parse_cifar10_tarball(archive)
+
+
+def mirror_resource(official: Resource, url: str, sha256: str | None) -> Resource:
+    """``official`` downloaded from ``url``; a file with another ``sha256`` gets its own cache
+    name, so it never replaces (or is mistaken for) the official one."""
+    if sha256 is None or sha256 == official.sha256:
+        return replace(official, urls=(url,))
+    stem = official.filename.removesuffix(".tar.gz")
+    return Resource(f"{stem}-{sha256[:12]}.tar.gz", (url,), sha256)
+
+
+def _verified_local(path: Path, official: Resource, sha256: str | None) -> Path:
+    """``path`` when it is a file with the official digests (or the given ``sha256``)."""
+    if not path.is_file():
+        raise InputError(f"path {str(path)!r}: no such file; give the CIFAR-10 python tarball "
+                         f"({official.filename})")
+    expected = official if sha256 is None else Resource(path.name, official.urls, sha256)
+    problem = verify(path, expected)
+    if problem is not None:
+        hint = ("if you trust this file, give its sha256 too" if sha256 is None
+                else "is it the file you meant?")
+        raise ChecksumError(f"path {str(path)!r} is not the expected CIFAR-10 tarball: "
+                            f"{problem}; the file was left as it is ({hint})")
+    return path
+
+
+def _where_to_put_it(resource: Resource, folder: Path) -> str:
+    """The one hint a failed download ends with: where the file goes and the options."""
+    return (f"To use CIFAR-10 without this download, get {resource.filename} yourself "
+            f"(from that address or a mirror) and either put it at "
+            f"{folder / resource.filename}, or name it in the config's [dataset] table with "
+            f'path = "/where/it/is/{resource.filename}" (load_cifar10(path=...) in Python); '
+            f'or download from a mirror with url = "https://..." and, unless it serves the '
+            f'official file, its sha256 = "...". {CACHE_ENV} sets the cache folder.')
 
 
 def parse_cifar10_tarball(path: str | Path) -> Dataset:

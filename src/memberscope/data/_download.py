@@ -3,7 +3,9 @@
 A download goes into ``NAME.part`` next to its destination. An interrupted transfer keeps the
 ``.part`` file and the next attempt asks the server for the rest with an HTTP ``Range`` header.
 Only once the whole file matches its published digest(s) is it renamed to ``NAME``, so a file
-under its final name has always been verified; a file that fails verification is deleted.
+under its final name has always been verified. A file that fails verification is never deleted
+(it may be a user's own copy, or worth a look): it is renamed aside to ``NAME.corrupt``.
+A failed first download leaves no empty folder behind.
 """
 
 from __future__ import annotations
@@ -88,8 +90,8 @@ def fetch(
 ) -> Path:
     """Return the path of ``resource`` in ``directory``, downloading and verifying it if needed.
 
-    A file already there is verified again; if it no longer matches it is deleted and
-    downloaded anew.
+    A file already there is verified again; if it does not match it is renamed aside to
+    ``NAME.corrupt`` and the file is downloaded anew.
 
     Raises
     ------
@@ -97,37 +99,74 @@ def fetch(
         Every address failed (network error or HTTP status); the ``.part`` file is kept so the
         next call resumes.
     ChecksumError
-        The downloaded file does not match the published digest; nothing is left in the cache.
+        The downloaded file does not match the published digest; it is renamed aside to
+        ``NAME.corrupt``, so nothing unverified is left under its final name.
     """
     folder = Path(directory)
-    folder.mkdir(parents=True, exist_ok=True)
+    created = _make_folder(folder)
+    try:
+        with _locked(folder):
+            return _fetch_locked(resource, folder, timeout)
+    except BaseException:
+        _remove_empty(created)
+        raise
+
+
+def _fetch_locked(resource: Resource, folder: Path, timeout: float) -> Path:
     target = folder / resource.filename
     part = folder / (resource.filename + ".part")
-    with _locked(folder):
-        if target.exists():
-            problem = verify(target, resource)
-            if problem is None:
-                return target
-            logger.warning("cached %s is corrupt (%s); downloading it again", target, problem)
-            target.unlink()
-        resumed = part.exists() and part.stat().st_size > 0
+    if target.exists():
+        problem = verify(target, resource)
+        if problem is None:
+            return target
+        aside = set_aside(target)
+        logger.warning("%s does not match (%s); moved it to %s and downloading the file again",
+                       target, problem, aside)
+    resumed = part.exists() and part.stat().st_size > 0
+    url = _download_into(resource, part, timeout)
+    problem = verify(part, resource)
+    if problem is not None and resumed:
+        # The kept part may come from another version of the file: start over once.
+        aside = set_aside(part)
+        logger.warning("resumed %s is corrupt (%s); moved it to %s and downloading it whole",
+                       part, problem, aside)
         url = _download_into(resource, part, timeout)
         problem = verify(part, resource)
-        if problem is not None and resumed:
-            # The kept part may come from another version of the file: start over once.
-            logger.warning("resumed %s is corrupt (%s); downloading it whole", part, problem)
-            part.unlink()
-            url = _download_into(resource, part, timeout)
-            problem = verify(part, resource)
-        if problem is not None:
-            part.unlink(missing_ok=True)
-            raise ChecksumError(
-                f"{resource.filename} downloaded from {url} is corrupt or not the "
-                f"published file: {problem}; the download was deleted, try again"
-            )
-        os.replace(part, target)
-        logger.info("verified and stored %s", target)
+    if problem is not None:
+        aside = set_aside(part)
+        raise ChecksumError(
+            f"{resource.filename} downloaded from {url} is corrupt or not the published file: "
+            f"{problem}; it was kept as {aside}")
+    os.replace(part, target)
+    logger.info("verified and stored %s", target)
     return target
+
+
+def set_aside(path: Path) -> Path:
+    """Rename ``path`` to ``PATH.corrupt`` (or ``.corrupt.1``, ``.corrupt.2``, … when taken)."""
+    aside = path.with_name(path.name.removesuffix(".part") + ".corrupt")
+    number = 0
+    while aside.exists():
+        number += 1
+        aside = path.with_name(f"{path.name.removesuffix('.part')}.corrupt.{number}")
+    os.replace(path, aside)
+    return aside
+
+
+def _make_folder(folder: Path) -> list[Path]:
+    """Create ``folder`` and its missing parents; return those created, innermost first."""
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    folder.mkdir(parents=True, exist_ok=True)
+    return missing
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove the folders a failed fetch created, innermost first, where they are empty."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (a kept .part, a set-aside file) or already gone
+            return
 
 
 def verify(path: Path, resource: Resource) -> str | None:
@@ -150,19 +189,22 @@ def _download_into(resource: Resource, part: Path, timeout: float) -> str:
     """Complete ``part`` from the resource's addresses, resuming what is there; return the URL."""
     failures: list[str] = []
     for url in resource.urls:
+        reasons: list[str] = []
         for _ in range(ATTEMPTS):
             try:
                 _transfer(url, part, timeout)
                 return url
             except (OSError, http.client.HTTPException, _IncompleteError) as exc:
-                reason = _describe(exc)
-                failures.append(f"{url}: {reason}")
-                logger.warning("download of %s failed (%s)", url, reason)
+                reasons.append(_describe(exc))
+                logger.warning("download of %s failed (%s)", url, reasons[-1])
                 if isinstance(exc, urllib.error.HTTPError) and exc.code < 500:
                     break  # a client error such as 404 will not change on retry
+        tries = f" ({len(reasons)} attempts)" if len(reasons) > 1 else ""
+        failures.append(f"{url}: {reasons[-1]}{tries}")  # each address once
     have = part.stat().st_size if part.exists() else 0
     kept = f"; {have} bytes kept in {part} for resuming" if have else ""
-    raise DownloadError(f"could not download {resource.filename}: {'; '.join(failures[-3:])}{kept}")
+    raise DownloadError(f"could not download {resource.filename} from {'; '.join(failures)}"
+                        f"{kept}")
 
 
 def _describe(exc: BaseException) -> str:

@@ -45,18 +45,16 @@ from pathlib import Path
 from typing import Any
 
 from memberscope.errors import ConfigError, InputError, unknown_name_message
-from memberscope.train.models import ACTIVATIONS
-from memberscope.train.settings import (
+from memberscope.train.dp.settings import (
     ACCOUNTANTS,
     DEFAULT_GRAD_SAMPLE_MODE,
     GRAD_SAMPLE_MODES,
-    OPTIMIZERS,
     DPSettings,
-    TrainSettings,
 )
+from memberscope.train.models import ACTIVATIONS, MODELS
+from memberscope.train.settings import OPTIMIZERS, TrainSettings
 
 CONFIG_SCHEMA_VERSION = 1
-MODELS = ("small_cnn", "mlp")
 SLICE_KINDS = ("entire", "class", "loss_percentile", "correctness")
 MEMBER_SAMPLE_WORDS = ("all", "balanced")
 
@@ -68,13 +66,18 @@ MEMBER_SAMPLE_WORDS = ("all", "balanced")
 class DatasetConfig:
     """Which data: ``name`` (a dataset name or an ``.npz`` path); optional seeded subsets of
     at most ``max_train`` members and ``max_test`` non-members (for quick runs); ``pad``
-    zero pixels added on every side of each image (2 makes 28×28 images 32×32)."""
+    zero pixels added on every side of each image (2 makes 28×28 images 32×32). For
+    ``cifar10`` only: ``path`` of a local copy of the tarball, or a mirror ``url``, with the
+    file's ``sha256`` when it is not the official tarball."""
 
     name: str
     max_train: int | None = None
     max_test: int | None = None
     cache_dir: str | None = None
     pad: int = 0
+    path: str | None = None
+    url: str | None = None
+    sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -126,9 +129,12 @@ class ExperimentConfig:
         return resolved_document(self)
 
     def fingerprint(self) -> str:
-        """SHA-256 of everything that decides the results (not the thread count)."""
+        """SHA-256 of everything that decides the results: not the thread count, nor where
+        the data file comes from (its ``sha256``, when given, identifies it)."""
         document = self.to_dict()
         document["training"].pop("threads", None)
+        for where in ("path", "url"):
+            document["dataset"].pop(where, None)
         text = json.dumps(document, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
 
@@ -200,7 +206,7 @@ def _bool(value: Any) -> tuple[Any, str | None]:
     return value, None
 
 
-def _list(item: Check, *, allow_empty: bool = False) -> Check:
+def _list(item: Check, *, allow_empty: bool = False, unique: bool = True) -> Check:
     def check(value: Any) -> tuple[Any, str | None]:
         if not isinstance(value, list):
             return value, f"expected an array; {_got(value)}"
@@ -212,7 +218,7 @@ def _list(item: Check, *, allow_empty: bool = False) -> Check:
             if problem:
                 return value, f"[{index}]: {problem}"
             items.append(converted)
-        if len(set(items)) != len(items):
+        if unique and len(set(items)) != len(items):
             return value, f"has duplicates: {value}"
         return tuple(items), None
     return check
@@ -223,6 +229,44 @@ def _attack_name(value: Any) -> tuple[Any, str | None]:
 
     names = tuple(a.name for a in list_attacks())
     return _str("attack", names)(value)
+
+
+def _dataset_name(value: Any) -> tuple[Any, str | None]:
+    """A built-in dataset name or an ``.npz`` path; a misspelt name gets a did-you-mean."""
+    from memberscope.data import DATASET_NAMES
+
+    checked, problem = _str()(value)
+    if problem or checked in DATASET_NAMES or checked.endswith(".npz") or Path(checked).is_file():
+        return checked, problem
+    return value, unknown_name_message("dataset", checked, (*DATASET_NAMES, "PATH.npz"))
+
+
+def _url(value: Any) -> tuple[Any, str | None]:
+    checked, problem = _str()(value)
+    if problem is None and not checked.startswith(("http://", "https://")):
+        problem = f"must be an http:// or https:// address; got {checked!r}"
+    return checked, problem
+
+
+def _sha256(value: Any) -> tuple[Any, str | None]:
+    checked, problem = _str()(value)
+    if problem is None:
+        checked = checked.strip().lower()
+        if len(checked) != 64 or any(c not in "0123456789abcdef" for c in checked):
+            problem = f"must be 64 hex digits (a SHA-256); got {value!r}"
+    return checked, problem
+
+
+def _check_dataset_source(dataset: Mapping[str, Any], problems: list[str]) -> None:
+    """``path``/``url``/``sha256`` belong to cifar10; a file comes from one place."""
+    given = [key for key in ("path", "url", "sha256") if dataset.get(key) is not None]
+    if given and dataset.get("name") not in (None, "cifar10"):
+        problems.extend(f"dataset.{key}: only the cifar10 dataset takes it; name is "
+                        f"{dataset['name']!r}" for key in given)
+    elif "path" in given and "url" in given:
+        problems.append("dataset: give path (a local tarball) or url (a mirror), not both")
+    elif given == ["sha256"]:
+        problems.append("dataset.sha256: it checks the file of path or url; give one of them")
 
 
 def _member_sample(value: Any) -> tuple[Any, str | None]:
@@ -244,11 +288,14 @@ def _threads(value: Any) -> tuple[Any, str | None]:
 
 
 DATASET_FIELDS = {
-    "name": _Field(_str()),
+    "name": _Field(_dataset_name),
     "max_train": _Field(_int(1), None),
     "max_test": _Field(_int(1), None),
     "cache_dir": _Field(_str(), None),
     "pad": _Field(_int(0), 0),
+    "path": _Field(_str(), None),
+    "url": _Field(_url, None),
+    "sha256": _Field(_sha256, None),
 }
 TRAINING_FIELDS = {
     "epochs": _Field(_int(1)),
@@ -272,7 +319,8 @@ VARIANT_FIELDS = {
     "model": _Field(_str("model", MODELS), "small_cnn"),
     "num_conv": _Field(_int(1), 3),
     "activation": _Field(_str("activation", ACTIVATIONS), "relu"),
-    "hidden": _Field(_list(_int(1), allow_empty=True), (128,)),
+    # Layer sizes may repeat: [256, 256] is two hidden layers of 256.
+    "hidden": _Field(_list(_int(1), allow_empty=True, unique=False), (128,)),
     # training overrides; None = the [training] value
     "optimizer": _Field(_str("optimizer", OPTIMIZERS), None),
     "learning_rate": _Field(_float(above=0), None),
@@ -338,7 +386,7 @@ def _load_toml(text: str, where: str) -> dict[str, Any]:
     else:  # pragma: no cover - Python 3.10
         from memberscope.errors import require
 
-        tomllib = require("tomli", "dev", "reading TOML on Python 3.10")
+        tomllib = require("tomli", "torch", "reading TOML on Python 3.10")
     try:
         return dict(tomllib.loads(text))
     except tomllib.TOMLDecodeError as exc:
@@ -371,6 +419,7 @@ def parse_config(document: Mapping[str, Any]) -> ExperimentConfig:
                         f"got {top['schema_version']}")
     dataset = _check_table(top.get("dataset", {}), "dataset", DATASET_FIELDS, problems) \
         if "dataset" in top else {}
+    _check_dataset_source(dataset, problems)
     training = _check_table(top.get("training", {}), "training", TRAINING_FIELDS, problems) \
         if "training" in top else {}
     audit = _check_table(top.get("audit") or {}, "audit", AUDIT_FIELDS, problems)
@@ -471,46 +520,9 @@ def resolved_document(config: ExperimentConfig) -> dict[str, Any]:
 
 
 def to_toml(document: Mapping[str, Any]) -> str:
-    """Write a config document (scalars, arrays of scalars, tables, arrays of tables) as TOML."""
-    lines: list[str] = []
-    _emit_table(document, [], lines)
-    return "\n".join(lines).strip() + "\n"
+    """A config document (scalars, arrays, tables, arrays of tables) as TOML text: the run
+    directory's ``config.toml``, which :func:`load_config` reads back to an equal config."""
+    from memberscope.errors import require
 
-
-def _emit_table(table: Mapping[str, Any], path: list[str], lines: list[str]) -> None:
-    scalars = {k: v for k, v in table.items() if not _is_table(v) and not _is_table_array(v)}
-    for key, value in scalars.items():
-        lines.append(f"{_key(key)} = {_value(value)}")
-    for key, value in table.items():
-        if _is_table(value):
-            lines += ["", f"[{'.'.join(_key(p) for p in [*path, key])}]"]
-            _emit_table(value, [*path, key], lines)
-        elif _is_table_array(value):
-            for item in value:
-                lines += ["", f"[[{'.'.join(_key(p) for p in [*path, key])}]]"]
-                _emit_table(item, [*path, key], lines)
-
-
-def _is_table(value: Any) -> bool:
-    return isinstance(value, Mapping)
-
-
-def _is_table_array(value: Any) -> bool:
-    return isinstance(value, list | tuple) and bool(value) and all(
-        isinstance(v, Mapping) for v in value)
-
-
-def _key(key: str) -> str:
-    return key if key.replace("_", "").replace("-", "").isalnum() else json.dumps(key)
-
-
-def _value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_value(v) for v in value) + "]"
-    raise TypeError(f"cannot write {type(value).__name__} to TOML")
+    tomli_w: Any = require("tomli_w", "torch", "writing a run's config.toml")
+    return str(tomli_w.dumps(document))

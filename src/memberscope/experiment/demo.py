@@ -1,17 +1,16 @@
-"""``python -m memberscope.experiment.demo``: the built-in default job behind ``make demo``.
+"""What ``make demo`` runs, as data and helpers; ``memberscope demo`` (:mod:`memberscope.cli.demo`)
+drives them through the CLI.
 
-Runs the embedded quickstart experiment (``examples/quickstart.toml``: the TF Privacy codelab's
-2- vs 3-conv-layer CNNs and a DP-Adam variant on Fashion-MNIST, audited every 2 epochs) with
-``memberscope run``. Where Fashion-MNIST is not available (no Debian package, no cached copy,
-no network) it says so and runs the same experiment on scikit-learn's bundled digits instead.
-Without torch it falls back further, to auditing a scikit-learn model's saved outputs.
-It ends by printing where the results and the report are.
+The embedded quickstart experiment (``examples/quickstart.toml``: the TF Privacy codelab's
+2- vs 3-conv-layer CNNs and a DP-Adam variant on Fashion-MNIST, audited every 2 epochs) runs
+with ``memberscope run``. Where Fashion-MNIST is not available (no Debian package, no cached
+copy, no network) the demo says so and runs the same experiment on scikit-learn's bundled
+digits instead. Without torch it falls back further, to auditing a scikit-learn model's saved
+outputs.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from importlib import resources
 from pathlib import Path
 
@@ -79,35 +78,3 @@ def save_digits_outputs(path: Path, seed: int = 0) -> Path:
     np.savez(path, logits_train=np.log(probs_train), logits_test=np.log(probs_test),
              labels_train=y_train, labels_test=y_test)
     return path
-
-
-def main(out_dir: str = "demo-out") -> int:
-    """Run the quickstart (or its digits fallback) into ``out_dir``; returns the exit code."""
-    from memberscope.cli import main as cli_main
-
-    out = Path(out_dir)
-    if importlib.util.find_spec("torch") is None:
-        print("notice: torch is not installed (pip install 'memberscope[torch]'); auditing a "
-              "scikit-learn model's saved outputs instead of training with monitoring")
-        outputs_path = save_digits_outputs(out / "digits_outputs.npz")
-        return cli_main(["audit", str(outputs_path), "--attacks", "threshold,lr",
-                         "--slices", "entire,class", "--out", str(out / "audit")])
-    text = quickstart_text()
-    if fashion_mnist_available():
-        run_dir = out / "quickstart"
-    else:
-        print(DIGITS_NOTICE, flush=True)
-        text = digits_config(text)
-        run_dir = out / "quickstart_digits"
-    config_path = out / "config.toml"
-    out.mkdir(parents=True, exist_ok=True)
-    config_path.write_text(text, encoding="utf-8")
-    resume = (run_dir / "config.toml").exists()
-    if resume:
-        print(f"continuing the run in {run_dir} (delete it to start afresh)", flush=True)
-    return cli_main(["run", str(config_path), "--out", str(run_dir),
-                     *(["--resume"] if resume else [])])
-
-
-if __name__ == "__main__":
-    sys.exit(main(*sys.argv[1:]))

@@ -1,9 +1,9 @@
 """``run_experiment``: train every model variant of a config, audit it as it trains, and keep
-everything in a run directory (DESIGN.md)::
+everything in a run directory (its layout: :mod:`memberscope.rundir`)::
 
     RUN_DIR/config.toml        the resolved config (every default filled in)
     RUN_DIR/results.jsonl      one line per (model, epoch, slice, attack), appended as it goes
-    RUN_DIR/scores/LABEL/epoch_K.npz   per-example attack scores of each audit
+    RUN_DIR/scores/LABEL/epoch_NNNN.npz   per-example attack scores of each audit
     RUN_DIR/checkpoints/LABEL.pt       model, optimizer, RNG and accountant state
     RUN_DIR/report.html        when the report module is installed
 
@@ -16,7 +16,6 @@ checkpoint are dropped (they are recomputed identically, training being determin
 from __future__ import annotations
 
 import logging
-import re
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,17 +24,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from memberscope.audit import derived_seed
-from memberscope.errors import InputError, MemberscopeError, require
+from memberscope import rundir
+from memberscope._io import atomic_write_text
+from memberscope._seeding import stream_rng, stream_seed
+from memberscope.errors import InputError, MemberscopeError, MissingExtraError, require
 from memberscope.experiment.config import ExperimentConfig, VariantConfig, load_config, to_toml
 from memberscope.metrics import DEFAULT_FPR_TARGETS, LowResolutionWarning
-from memberscope.results import AuditResult
-from memberscope.store import (
-    append_result,
-    atomic_write_npz,
-    atomic_write_text,
-    read_jsonl,
-)
+from memberscope.results import AuditResult, AuditRow, worst_row
+from memberscope.store import append_result, read_jsonl, write_jsonl
 from memberscope.train.checkpoint import (
     CheckpointMismatchError,
     load_checkpoint,
@@ -46,12 +42,6 @@ if TYPE_CHECKING:
     from memberscope.data import Dataset
 
 logger = logging.getLogger(__name__)
-
-CONFIG_FILE = "config.toml"
-RESULTS_FILE = "results.jsonl"
-CHECKPOINT_DIR = "checkpoints"
-SCORES_DIR = "scores"
-REPORT_FILE = "report.html"
 
 Notify = Callable[[str], None]
 
@@ -83,11 +73,6 @@ class RunSummary:
     variants: tuple[VariantSummary, ...]
 
 
-def slug(label: str) -> str:
-    """A file-name-safe form of a variant label ("3 layers, DP-Adam" -> "3_layers_DP-Adam")."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("_") or "model"
-
-
 # --- the run directory ----------------------------------------------------------------------
 
 
@@ -107,7 +92,7 @@ def _differences(old: Any, new: Any, path: str = "") -> list[str]:
 def prepare_run_dir(config: ExperimentConfig, run_dir: Path, *, resume: bool) -> None:
     """Create the run directory and its ``config.toml``, or check that a resumed run has
     the same config; refuses to mix runs."""
-    config_path = run_dir / CONFIG_FILE
+    config_path = rundir.config_path(run_dir)
     if config_path.exists():
         if not resume:
             raise InputError(f"{run_dir} already holds a run; pass --resume to continue it or "
@@ -123,7 +108,7 @@ def prepare_run_dir(config: ExperimentConfig, run_dir: Path, *, resume: bool) ->
         return
     if run_dir.exists() and any(run_dir.iterdir()):
         raise InputError(f"{run_dir} exists and is not a memberscope run directory (no "
-                         f"{CONFIG_FILE}); choose an empty or new output directory")
+                         f"{rundir.CONFIG_FILE}); choose an empty or new output directory")
     _write(lambda: atomic_write_text(config_path, to_toml(config.to_dict())), config_path,
            run_dir)
 
@@ -154,10 +139,7 @@ def drop_rows_after(results_path: Path, label: str, epoch: int) -> int:
     kept = [r for r in records if not stale(r)]
     removed = len(records) - len(kept)
     if removed:
-        import json
-
-        text = "".join(json.dumps(r, allow_nan=False) + "\n" for r in kept)
-        atomic_write_text(results_path, text)
+        write_jsonl(results_path, kept)
     return removed
 
 
@@ -171,16 +153,17 @@ def load_run_dataset(config: ExperimentConfig) -> Dataset:
 
     spec = config.dataset
     try:
-        data = load_dataset(spec.name, cache_dir=spec.cache_dir)
+        data = load_dataset(spec.name, cache_dir=spec.cache_dir, path=spec.path, url=spec.url,
+                            sha256=spec.sha256)
     except FileNotFoundError as exc:
         raise InputError(f"dataset.name: {exc}") from exc
     except InputError as exc:
-        raise type(exc)(f"dataset.name {spec.name!r}: {exc}") from exc
+        raise InputError(f"dataset.name {spec.name!r}: {exc}") from exc
     if spec.pad:
         data = _padded(data, spec.pad)
     if spec.max_train is None and spec.max_test is None:
         return data
-    rng = np.random.default_rng(derived_seed(config.seed, "dataset-subset"))
+    rng = stream_rng(config.seed, "dataset-subset")
 
     def subset(n: int, limit: int | None) -> np.ndarray:
         if limit is None or limit >= n:
@@ -211,31 +194,22 @@ def _padded(data: Dataset, pad: int) -> Dataset:
                    class_names=data.class_names)
 
 
-def build_model(variant: VariantConfig, input_shape: tuple[int, ...], num_classes: int,
-                seed: int) -> Any:
-    """The variant's model with weights seeded by ``seed``."""
-    import torch
+def build_variant_model(variant: VariantConfig, input_shape: tuple[int, ...],
+                        num_classes: int, seed: int) -> Any:
+    """The variant's model with weights seeded by ``seed`` (see
+    :func:`memberscope.train.models.build_model`)."""
+    from memberscope.train.models import build_model
 
-    from memberscope.train.models import mlp, small_cnn
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        if variant.model.kind == "small_cnn":
-            if len(input_shape) != 3:
-                raise InputError(f"model small_cnn needs images (height, width, channels); the "
-                                 f"dataset's examples have shape {input_shape}: use model = "
-                                 "\"mlp\"")
-            return small_cnn(input_shape, num_classes, variant.model.num_conv,
-                             variant.model.activation)
-        return mlp(int(np.prod(input_shape)), num_classes, variant.model.hidden,
-                   variant.model.activation)
+    model = variant.model
+    return build_model(model.kind, input_shape, num_classes, num_conv=model.num_conv,
+                       activation=model.activation, hidden=model.hidden, seed=seed)
 
 
 def _check_models(config: ExperimentConfig, data: Dataset) -> None:
     problems = []
     for index, variant in enumerate(config.variants):
         try:
-            build_model(variant, data.input_shape, data.num_classes, 0)
+            build_variant_model(variant, data.input_shape, data.num_classes, 0)
         except InputError as exc:
             problems.append(f"variants[{index}].model: {exc}")
     if problems:
@@ -254,18 +228,6 @@ def _member_sample(config: ExperimentConfig, data: Dataset) -> int | None:
 # --- training one variant -------------------------------------------------------------------
 
 
-def _save_scores(path: Path, result: AuditResult, member_index: np.ndarray) -> None:
-    arrays = {f"score_{attack}": np.asarray(s, dtype=np.float32)
-              for attack, s in result.scores.items()}
-    if result.membership is not None:
-        arrays["membership"] = result.membership
-    if result.labels is not None:
-        arrays["labels"] = result.labels
-    arrays["member_index"] = member_index
-    arrays["schema_version"] = np.asarray(1)
-    atomic_write_npz(path, arrays)
-
-
 def train_variant(config: ExperimentConfig, variant: VariantConfig, data: Dataset,
                   run_dir: Path, *, progress: bool = False, notify: Notify | None = None,
                   device: str | None = None) -> None:
@@ -274,11 +236,11 @@ def train_variant(config: ExperimentConfig, variant: VariantConfig, data: Datase
     from memberscope.train.trainer import Trainer
 
     say = notify or (lambda _message: None)
-    results_path = run_dir / RESULTS_FILE
-    checkpoint_path = run_dir / CHECKPOINT_DIR / f"{slug(variant.label)}.pt"
+    results_path = rundir.results_path(run_dir)
+    checkpoint_path = rundir.checkpoint_path(run_dir, variant.label)
     fingerprint = config.fingerprint()
-    model = build_model(variant, data.input_shape, data.num_classes,
-                        derived_seed(config.seed, "model", variant.label))
+    model = build_variant_model(variant, data.input_shape, data.num_classes,
+                                stream_seed(config.seed, "model", variant.label))
     trainer = Trainer(model, data.x_train, data.y_train, variant.training, device=device,
                       progress=progress, description=variant.label)
     if checkpoint_path.exists():
@@ -292,26 +254,29 @@ def train_variant(config: ExperimentConfig, variant: VariantConfig, data: Datase
     removed = drop_rows_after(results_path, variant.label, trainer.epoch)
     if removed:
         logger.info("dropped %d rows of %s written after its checkpoint", removed, variant.label)
-    if trainer.noise_multiplier is not None:
+    dp = variant.training.dp
+    if dp is not None:
         say(f"[{variant.label}] DP: noise multiplier {trainer.noise_multiplier:.3f}, "
-            f"clipping {variant.training.dp.max_grad_norm}, "  # type: ignore[union-attr]
-            f"sample rate {trainer.sample_rate:.5f}")
+            f"clipping {dp.max_grad_norm}, sample rate {trainer.sample_rate:.5f}, "
+            f"accountant {dp.accountant} at delta {dp.delta:g}")
 
     def record(result: AuditResult) -> None:
         _write(lambda: append_result(results_path, result), results_path, run_dir)
         if config.audit.keep_scores:
             epoch = result.rows[0].metadata["epoch"] if result.rows else trainer.epoch
-            path = run_dir / SCORES_DIR / slug(variant.label) / f"epoch_{epoch:04d}.npz"
-            _write(lambda: _save_scores(path, result, hook.member_index), path, run_dir)
+            path = rundir.scores_path(run_dir, variant.label, epoch)
+            _write(lambda: rundir.write_scores(run_dir, variant.label, epoch, result,
+                                               member_index=hook.member_index), path, run_dir)
 
     hook = TorchMonitorHook(
         trainer.model, members=(data.x_train, data.y_train), nonmembers=(data.x_test, data.y_test),
-        every=config.epochs_per_report, attacks=config.audit.attacks,
+        epochs_per_report=config.epochs_per_report, attacks=config.audit.attacks,
         slices=config.audit.slices, model_label=variant.label,
         member_sample=_member_sample(config, data), seed=config.seed,
         epsilon=trainer.epsilon if trainer.accountant is not None else None,
+        delta=None if dp is None else dp.delta, accountant=None if dp is None else dp.accountant,
         on_result=record, batch_size=config.audit.batch_size,
-        device=trainer.device)
+        device=trainer.device, verbose=False)  # the epoch line below reports each audit
     epochs = variant.training.epochs
     while trainer.epoch < epochs:
         stats = trainer.train_epoch()
@@ -345,7 +310,7 @@ def _epoch_line(label: str, stats: Any, epochs: int, result: AuditResult | None)
 
 def summarize(run_dir: Path, config: ExperimentConfig) -> tuple[VariantSummary, ...]:
     """Each variant's last audited epoch, read back from ``results.jsonl``."""
-    path = run_dir / RESULTS_FILE
+    path = rundir.results_path(run_dir)
     records = [r for r in read_jsonl(path) if r.get("kind") == "row"] if path.exists() else []
     summaries = []
     for variant in config.variants:
@@ -358,7 +323,7 @@ def summarize(run_dir: Path, config: ExperimentConfig) -> tuple[VariantSummary, 
         summaries.append(VariantSummary(
             label=variant.label, epoch=last, train_accuracy=float(meta["train_accuracy"]),
             test_accuracy=float(meta["test_accuracy"]), epsilon=meta.get("epsilon"),
-            max_auc=max(float(r["auc"]) for r in final)))
+            max_auc=worst_row(AuditRow.from_dict(r) for r in final).auc))
     return tuple(summaries)
 
 
@@ -369,10 +334,14 @@ def write_report(run_dir: Path) -> Path | None:
     except ImportError as exc:
         logger.info("no report.html: %s", exc)
         return None
-    if not (run_dir / "results.jsonl").exists():
+    if not rundir.results_path(run_dir).exists():
         logger.info("no report.html: no audit ran (fewer epochs than epochs_per_report)")
         return None
-    return Path(write_run_report(run_dir))
+    try:
+        return Path(write_run_report(run_dir))
+    except MissingExtraError as exc:
+        logger.info("no report.html: %s", exc)
+        return None
 
 
 def run_experiment(config: ExperimentConfig | str | Path, run_dir: str | Path, *,
@@ -397,7 +366,7 @@ def run_experiment(config: ExperimentConfig | str | Path, run_dir: str | Path, *
         Paths of the results and report, and each variant's last audit.
     """
     require("torch", "torch", "memberscope run")
-    from memberscope.train.threads import apply_threads, choose_threads
+    from memberscope._runtime import apply_threads, tune_process
 
     if not isinstance(config, ExperimentConfig):
         config = load_config(config)
@@ -405,11 +374,12 @@ def run_experiment(config: ExperimentConfig | str | Path, run_dir: str | Path, *
     data = load_run_dataset(config)
     _check_models(config, data)
     prepare_run_dir(config, run_dir, resume=resume)
-    threads = choose_threads(config.threads)
-    previous = apply_threads(threads)
+    # This entry point is an edge: it tunes the process (threads, allocator) for the run
+    # and gives the thread count back afterwards.
+    tuning = tune_process(config.threads)
     say = notify or (lambda _message: None)
     say(f"{config.name}: {data.name}, {data.n_train} members, {data.n_test} non-members; "
-        f"{len(config.variants)} variant(s); {threads} torch thread(s)")
+        f"{len(config.variants)} variant(s); {tuning.threads} torch thread(s)")
     too_fine = [f for f in DEFAULT_FPR_TARGETS if f < 1.0 / data.n_test]
     if too_fine:
         say(f"note: with {data.n_test} non-members, TPR at FPR "
@@ -422,7 +392,7 @@ def run_experiment(config: ExperimentConfig | str | Path, run_dir: str | Path, *
                 train_variant(config, variant, data, run_dir, progress=progress,
                               notify=notify, device=device)
     finally:
-        apply_threads(previous)
+        apply_threads(tuning.previous_threads)
     report = write_report(run_dir)
-    return RunSummary(run_dir=run_dir, results_path=run_dir / RESULTS_FILE,
+    return RunSummary(run_dir=run_dir, results_path=rundir.results_path(run_dir),
                       report_path=report, variants=summarize(run_dir, config))

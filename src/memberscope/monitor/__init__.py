@@ -9,4 +9,6 @@ thin adapter lives in its own module, imported only when asked for, so
   a drop-in for the TF Privacy codelab's callback (``pip install 'memberscope[keras]'``).
 - :mod:`memberscope.monitor.lightning` — ``PrivacyMonitorCallback`` for Lightning
   (``pip install 'memberscope[lightning]'``).
+- :mod:`memberscope.monitor.keras_backend` — which Keras backend would load, and choosing an
+  installed one before keras is imported.
 """

@@ -1,7 +1,9 @@
-"""Pieces both callbacks share: the results sink and the headline rows of an audit."""
+"""Pieces every adapter shares: the results sink, the headline rows of an audit and the one
+line each audit prints."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,6 +31,23 @@ def entire_dataset_rows(result: AuditResult) -> list[AuditRow]:
 
 
 def summary(result: AuditResult) -> str:
-    """One line per audit for the log: ``threshold auc=0.612 adv=0.201; lr auc=…``."""
+    """The headline of an audit: ``threshold auc=0.612 adv=0.201; lr auc=…``."""
     return "; ".join(f"{row.attack} auc={row.auc:.3f} adv={row.advantage:.3f}"
                      for row in entire_dataset_rows(result))
+
+
+def audit_line(model_label: str, epoch: int, seconds: float, result: AuditResult) -> str:
+    """The one line an audit reports, e.g. ``Privacy report for epoch 2 (2 Layers, 1.3 s):
+    threshold auc=0.512 adv=0.030; lr auc=0.520 adv=0.041``."""
+    headline = summary(result) or "no row on the entire dataset (see the skipped entries)"
+    return f"Privacy report for epoch {epoch} ({model_label}, {seconds:.1f} s): {headline}"
+
+
+def report(line: str, *, verbose: bool, logger: logging.Logger) -> None:
+    """Show an audit's line: printed when ``verbose`` (what a notebook user sees, next to the
+    training progress the framework prints), else logged at INFO for whoever configured
+    logging. Never both, so configured logging does not show each line twice."""
+    if verbose:
+        print(line, flush=True)
+    else:
+        logger.info("%s", line)

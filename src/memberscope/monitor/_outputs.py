@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from memberscope._validation import as_label_array, check_finite
 from memberscope.errors import InputError
 
 # Probabilities are clipped to this before the log so that a saturated softmax (an exact 0)
@@ -58,24 +59,34 @@ def label_indices(labels: Any, *, name: str = "labels") -> np.ndarray:
     """Class indices (n,) int64 from integer labels (n,) or (n, 1), or one-hot rows (n, C).
 
     The codelab passes one-hot labels to Keras (``categorical_crossentropy``); memberscope's
-    audit wants indices.
+    audit wants indices. A row of a (n, C) array must have one largest entry, > 0, and no
+    negative entry (one-hot, or smoothed one-hot labels); anything else is refused naming the
+    row rather than read as a class.
     """
     array = np.asarray(labels)
     if array.ndim == 2 and array.shape[1] == 1:
         array = array[:, 0]
     elif array.ndim == 2:
-        array = np.argmax(array, axis=1)
+        array = _one_hot_indices(array, name)
     if array.ndim != 1:
         raise InputError(f"{name} must be (n,) class indices or (n, C) one-hot; "
                          f"got shape {array.shape}")
-    if np.issubdtype(array.dtype, np.floating):
-        if not np.all(np.equal(np.mod(array, 1), 0)):
-            bad = int(np.argmax(np.mod(array, 1) != 0))
-            raise InputError(f"{name} must hold integer class labels; "
-                             f"row {bad} is {array[bad].item()!r}")
-    elif not np.issubdtype(array.dtype, np.integer):
-        raise InputError(f"{name} must hold integer class labels; got dtype {array.dtype}")
-    return array.astype(np.int64)
+    return as_label_array(name, array)
+
+
+def _one_hot_indices(rows: np.ndarray, name: str) -> np.ndarray:
+    """(n, C) one-hot (or smoothed one-hot) rows -> (n,) the column of each row's maximum."""
+    if not (np.issubdtype(rows.dtype, np.number) or rows.dtype == bool):
+        raise InputError(f"{name} must hold numbers; got dtype {rows.dtype}")
+    values = rows.astype(np.float64)
+    check_finite(name, values)
+    largest = values.max(axis=1, keepdims=True)
+    bad = (values.min(axis=1) < 0) | (largest[:, 0] <= 0) | ((values == largest).sum(axis=1) != 1)
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise InputError(f"{name}: row {row} is not one-hot (one largest entry > 0, none "
+                         f"negative); got {values[row].tolist()}")
+    return np.argmax(values, axis=1)
 
 
 def batch_slices(n: int, batch_size: int) -> list[slice]:

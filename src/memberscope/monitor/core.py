@@ -4,73 +4,261 @@ Framework adapters (the PyTorch trainer, the Keras and Lightning callbacks, a ha
 loop's hook) only supply a ``predict`` function returning logits for a batch of inputs; the
 monitor decides when to audit, which examples to audit, and records every result with its
 epoch, accuracies, model label, ε (under DP) and timings.
+
+Every argument is checked when a monitor is made, not at the first audit epochs later: attack
+and slice names (with did-you-mean), sizes, and the options passed on to
+:func:`memberscope.audit`.
 """
 
 from __future__ import annotations
 
+import inspect
+import math
+import numbers
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from memberscope.attacks import get_attack
 from memberscope.audit import DEFAULT_ATTACKS, DEFAULT_SLICES, audit
-from memberscope.errors import InputError
+from memberscope.errors import InputError, UnknownNameError
+from memberscope.monitor._outputs import label_indices
 from memberscope.outputs import ModelOutputs
 from memberscope.results import AuditResult, ResultsCollection
+from memberscope.slicing import parse_slice_kinds
 
 Predict = Callable[[Any], np.ndarray]
 
+DEFAULT_EPOCHS_PER_REPORT = 2  # the codelab's cadence
 
-@dataclass
+# Arguments of ``audit`` the monitor fills in itself; the rest may be given as audit options.
+_SET_BY_MONITOR = frozenset({"outputs", "attacks", "slices", "seed", "metadata"})
+
+
+def epochs_per_report_argument(epochs_per_report: int | None, every: int | None, *,
+                               stacklevel: int = 3) -> int:
+    """The audit cadence from ``epochs_per_report`` or the deprecated alias ``every``.
+
+    ``None`` for both gives the default, 2. ``every`` warns (``DeprecationWarning``) and
+    giving both is an error.
+    """
+    if every is not None:
+        warnings.warn("'every' is deprecated; use 'epochs_per_report' (the same value)",
+                      DeprecationWarning, stacklevel=stacklevel)
+        if epochs_per_report is not None:
+            raise InputError(f"give epochs_per_report or the deprecated every, not both; got "
+                             f"epochs_per_report={epochs_per_report!r}, every={every!r}")
+        epochs_per_report = every
+    if epochs_per_report is None:
+        return DEFAULT_EPOCHS_PER_REPORT
+    return positive_int("epochs_per_report", epochs_per_report, unit=" epoch")
+
+
+def positive_int(name: str, value: Any, *, unit: str = "") -> int:
+    """``value`` as an int >= 1; a bool, float or anything else names ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise InputError(f"{name} must be an integer >= 1{unit}; got {value!r}")
+    if value < 1:
+        raise InputError(f"{name} must be >= 1{unit}; got {value}")
+    return int(value)
+
+
+def check_audit_arguments(attacks: str | Sequence[str], slices: str | Sequence[str],
+                          audit_options: Mapping[str, Any] | None
+                          ) -> tuple[tuple[str, ...], tuple[str, ...], dict[str, Any]]:
+    """Check the names and options a monitor will pass to :func:`memberscope.audit`.
+
+    Returns the attack names, the normalised slice kinds and the options as a dict. Raises
+    :class:`~memberscope.errors.InputError` (an ``UnknownNameError`` with a did-you-mean for a
+    misspelt name) on the first problem found.
+    """
+    attack_names = _names("attacks", attacks)
+    for name in attack_names:
+        attack = get_attack(name)
+        if attack.needs_reference and (audit_options or {}).get("reference") is None:
+            raise InputError(f"attack {name!r} needs reference models: pass "
+                             "reference=ReferenceOutputs(...) in the audit options")
+    slice_kinds = parse_slice_kinds(_names("slices", slices))
+    options = _check_audit_options(dict(audit_options or {}), attack_names)
+    if "custom" in slice_kinds and not options.get("custom_slices"):
+        raise InputError("slice kind 'custom' needs custom_slices={'name': mask} in the audit "
+                         "options")
+    return attack_names, slice_kinds, options
+
+
+def check_monitor_arguments(*, attacks: str | Sequence[str], slices: str | Sequence[str],
+                            audit_options: Mapping[str, Any] | None, model_label: str,
+                            seed: int, member_sample: int | None) -> dict[str, Any]:
+    """Check every argument of a monitor that does not depend on the data; return them
+    normalised (attack names and slice kinds as tuples, options as a dict).
+
+    Adapters whose labels are known only later (a Lightning DataLoader) call this at
+    construction, so a misspelt name fails before training starts.
+    """
+    attack_names, slice_kinds, options = check_audit_arguments(attacks, slices, audit_options)
+    if not isinstance(model_label, str) or not model_label:
+        raise InputError(f"model_label must be a non-empty string; got {model_label!r}")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise InputError(f"seed must be an integer >= 0; got {seed!r}")
+    return {"attacks": attack_names, "slices": slice_kinds, "audit_options": options,
+            "model_label": model_label, "seed": int(seed),
+            "member_sample": (None if member_sample is None
+                              else positive_int("member_sample", member_sample))}
+
+
+def _names(name: str, value: str | Sequence[str]) -> tuple[str, ...]:
+    if isinstance(value, str):
+        items = [part.strip() for part in value.split(",")]
+    elif isinstance(value, Sequence) and all(isinstance(item, str) for item in value):
+        items = [item.strip() for item in value]
+    else:
+        raise InputError(f"{name} must be names, as a list or 'a,b'; got {value!r}")
+    if not items or not all(items):
+        raise InputError(f"{name} must name at least one, without empty names; got {value!r}")
+    return tuple(items)
+
+
+def _check_audit_options(options: dict[str, Any], attacks: tuple[str, ...]) -> dict[str, Any]:
+    valid = [name for name in inspect.signature(audit).parameters if name not in _SET_BY_MONITOR]
+    for key in options:
+        if key in _SET_BY_MONITOR:
+            raise InputError(f"audit option {key!r} is set by the monitor itself; pass it to "
+                             "the monitor's own argument where there is one")
+        if key not in valid:
+            raise UnknownNameError("audit option", key, valid)
+    if "fpr_targets" in options:
+        targets = options["fpr_targets"]
+        if isinstance(targets, str | bytes) or not isinstance(targets, Sequence) or not targets:
+            raise InputError(f"fpr_targets must be a non-empty list of FPRs in (0, 1); "
+                             f"got {targets!r}")
+        for target in targets:
+            _probability("fpr_targets", target)
+    if "alpha" in options:
+        _probability("alpha", options["alpha"])
+    if "delta" in options:
+        delta = options["delta"]
+        if not isinstance(delta, numbers.Real) or not 0.0 <= float(delta) < 1.0:
+            raise InputError(f"delta must be a number in [0, 1); got {delta!r}")
+    if "min_slice_size" in options:
+        positive_int("min_slice_size", options["min_slice_size"])
+    if "n_bootstrap" in options:
+        n = options["n_bootstrap"]
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:
+            raise InputError(f"n_bootstrap must be an integer >= 0; got {n!r}")
+    if "keep_scores" in options and not isinstance(options["keep_scores"], bool):
+        raise InputError(f"keep_scores must be True or False; got {options['keep_scores']!r}")
+    for attack, attack_options in dict(options.get("attack_options") or {}).items():
+        if attack not in attacks:
+            raise InputError(f"attack_options names {attack!r}, which is not among the "
+                             f"attacks {list(attacks)}")
+        if not isinstance(attack_options, Mapping):
+            raise InputError(f"attack_options[{attack!r}] must be a mapping of option names "
+                             f"to values; got {type(attack_options).__name__}")
+    return options
+
+
+def _probability(name: str, value: Any) -> None:
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real)
+            or not 0.0 < float(value) < 1.0 or math.isnan(float(value))):
+        raise InputError(f"{name} must be in (0, 1); got {value!r}")
+
+
 class PrivacyMonitor:
-    """Runs ``audit`` on members vs non-members every ``every`` epochs.
+    """Runs ``audit`` on members vs non-members every ``epochs_per_report`` epochs.
 
     Parameters
     ----------
-    member_labels, nonmember_labels : (n_m,), (n_n,) int
+    member_labels, nonmember_labels : (n_m,), (n_n,) int, or one-hot (n_m, C), (n_n, C)
         Labels of the training examples and of the held-out examples.
-    every : int
-        Audit after epochs every, 2·every, … (1-based epochs), as the codelab's callback.
+    attacks, slices : names
+        As :func:`memberscope.audit`; checked now (a misspelt name suggests the closest).
+    epochs_per_report : int, default 2
+        Audit after 1-based epochs k, 2k, … (the codelab's callback).
+    model_label : str
+        The model variant's name, stored in every row's ``metadata["model"]``.
+    seed : int
+        Seed of the member sample and of the trained attacks.
     member_sample : int, optional
-        Audit a fixed, seeded random sample of this many members (all when None). A balanced
-        sample (as many members as non-members) keeps monitoring cheap on large training sets.
+        Audit a fixed, seeded random sample of this many members (all when None or when it
+        is at least the number of members). A balanced sample (as many members as
+        non-members) keeps monitoring cheap on large training sets.
     on_result : callable, optional
         Called with each ``AuditResult`` (e.g. to append it to ``results.jsonl``).
-    audit_options : mapping
-        Further keyword arguments of :func:`memberscope.audit` (``fpr_targets``, ``alpha``, …).
+    audit_options : mapping, optional
+        Further keyword arguments of :func:`memberscope.audit` (``fpr_targets``, ``alpha``, …),
+        checked now.
+    delta : float, optional
+        δ of the DP guarantee under audit (the accountant's): the empirical ε lower bound of
+        every row is computed at this δ, and rows record it as ``metadata["delta"]``.
+    results : ResultsCollection, optional
+        Where results are collected (a new one by default).
+    every : int, optional
+        Deprecated name of ``epochs_per_report``.
+
+    The monitor never touches numpy's global random state: the member sample comes from its
+    own seeded generator.
     """
 
-    member_labels: np.ndarray
-    nonmember_labels: np.ndarray
-    attacks: Sequence[str] = DEFAULT_ATTACKS
-    slices: Sequence[str] = DEFAULT_SLICES
-    every: int = 2
-    model_label: str = "model"
-    seed: int = 0
-    member_sample: int | None = None
-    on_result: Callable[[AuditResult], None] | None = None
-    audit_options: Mapping[str, Any] = field(default_factory=dict)
-    results: ResultsCollection = field(default_factory=ResultsCollection)
-
-    def __post_init__(self) -> None:
-        if self.every < 1:
-            raise InputError(f"every must be >= 1 epoch; got {self.every}")
-        self.member_labels = np.asarray(self.member_labels)
-        self.nonmember_labels = np.asarray(self.nonmember_labels)
+    def __init__(self, member_labels: Any, nonmember_labels: Any, *,
+                 attacks: str | Sequence[str] = DEFAULT_ATTACKS,
+                 slices: str | Sequence[str] = DEFAULT_SLICES,
+                 epochs_per_report: int | None = None, model_label: str = "model",
+                 seed: int = 0, member_sample: int | None = None,
+                 on_result: Callable[[AuditResult], None] | None = None,
+                 audit_options: Mapping[str, Any] | None = None,
+                 delta: float | None = None, results: ResultsCollection | None = None,
+                 every: int | None = None) -> None:
+        self.epochs_per_report = epochs_per_report_argument(epochs_per_report, every)
+        checked = check_monitor_arguments(attacks=attacks, slices=slices,
+                                          audit_options=audit_options, model_label=model_label,
+                                          seed=seed, member_sample=member_sample)
+        self.attacks: tuple[str, ...] = checked["attacks"]
+        self.slices: tuple[str, ...] = checked["slices"]
+        self.audit_options: dict[str, Any] = checked["audit_options"]
+        self.model_label: str = checked["model_label"]
+        self.seed: int = checked["seed"]
+        self.member_sample: int | None = checked["member_sample"]
+        if on_result is not None and not callable(on_result):
+            raise InputError(f"on_result must be callable; got {type(on_result).__name__}")
+        self.on_result = on_result
+        if delta is not None and not (isinstance(delta, int | float) and 0.0 < delta < 1.0):
+            raise InputError(f"delta must be a number in (0, 1), the accountant's δ; "
+                             f"got {delta!r}")
+        self.delta = None if delta is None else float(delta)
+        self.results = ResultsCollection() if results is None else results
+        self.member_labels = label_indices(member_labels, name="member labels")
+        self.nonmember_labels = label_indices(nonmember_labels, name="nonmember labels")
+        for name, labels in (("members", self.member_labels),
+                             ("nonmembers", self.nonmember_labels)):
+            if len(labels) == 0:
+                raise InputError(f"{name} has no examples; the monitor needs at least one")
         n_members = len(self.member_labels)
         if self.member_sample is None or self.member_sample >= n_members:
             self.member_index = np.arange(n_members)
         else:
-            if self.member_sample < 1:
-                raise InputError(f"member_sample must be >= 1; got {self.member_sample}")
             rng = np.random.default_rng(self.seed)
             self.member_index = np.sort(rng.choice(n_members, self.member_sample, replace=False))
+        custom = self.audit_options.get("custom_slices") or {}
+        n_audited = len(self.member_index) + len(self.nonmember_labels)
+        for name, groups in dict(custom).items():
+            if len(np.asarray(groups)) != n_audited:
+                raise InputError(f"custom_slices[{name!r}] has {len(np.asarray(groups))} "
+                                 f"entries; expected {n_audited} (the audited members, then "
+                                 "the non-members)")
+
+    @property
+    def every(self) -> int:
+        """Deprecated name of :attr:`epochs_per_report`."""
+        warnings.warn("'every' is deprecated; use 'epochs_per_report'", DeprecationWarning,
+                      stacklevel=2)
+        return self.epochs_per_report
 
     def should_audit(self, epoch: int) -> bool:
         """Whether the 1-based ``epoch`` is an audit epoch."""
-        return epoch % self.every == 0
+        return epoch % self.epochs_per_report == 0
 
     def audit_logits(self, member_logits: np.ndarray, nonmember_logits: np.ndarray, *,
                      epoch: int, **metadata: Any) -> AuditResult:
@@ -90,8 +278,11 @@ class PrivacyMonitor:
             "test_accuracy": float(np.mean(nonmember_logits.argmax(1) == self.nonmember_labels)),
             **metadata,
         }
+        options = dict(self.audit_options)
+        if self.delta is not None:
+            options["delta"] = row_metadata["delta"] = self.delta
         result = audit(outputs, attacks=self.attacks, slices=self.slices, seed=self.seed,
-                       metadata=row_metadata, **dict(self.audit_options))
+                       metadata=row_metadata, **options)
         result = result.with_metadata(audit_seconds=time.perf_counter() - started)
         self.results.add(result)
         if self.on_result is not None:

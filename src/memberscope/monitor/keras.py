@@ -7,13 +7,17 @@ framework-agnostic :class:`~memberscope.monitor.core.PrivacyMonitor`. It works w
 backend (torch, jax, tensorflow): predictions go through ``model.predict_on_batch``, which each
 backend runs without gradient tracking.
 
-Set ``KERAS_BACKEND`` before anything imports keras, as usual.
+Set ``KERAS_BACKEND`` before anything imports keras, as usual
+(:func:`memberscope.monitor.keras_backend.choose_keras_backend` picks an installed one).
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import logging
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,13 +25,27 @@ from typing import Any
 import numpy as np
 
 from memberscope.audit import DEFAULT_ATTACKS, DEFAULT_SLICES
-from memberscope.errors import InputError, require
-from memberscope.monitor._common import entire_dataset_rows, jsonl_sink, summary
+from memberscope.errors import InputError, MissingBackendError, MissingExtraError
+from memberscope.monitor._common import audit_line, entire_dataset_rows, jsonl_sink, report
 from memberscope.monitor._outputs import batch_slices, label_indices, to_class_logits
-from memberscope.monitor.core import PrivacyMonitor
+from memberscope.monitor.core import PrivacyMonitor, positive_int
+from memberscope.monitor.keras_backend import backend_problem
 from memberscope.results import AuditResult, ResultsCollection
 
-_keras: Any = require("keras", "keras", "memberscope.monitor.keras (the Keras callback)")
+_FEATURE = "memberscope.monitor.keras (the Keras callback)"
+
+
+def _import_keras() -> Any:
+    """keras, or an error saying whether keras itself or its backend is missing."""
+    if importlib.util.find_spec("keras") is None:
+        raise MissingExtraError("keras", "keras", _FEATURE)
+    try:
+        return importlib.import_module("keras")
+    except Exception as exc:  # keras is there: its backend failed (missing, broken, misnamed)
+        raise MissingBackendError(backend_problem(exc)) from exc
+
+
+_keras: Any = _import_keras()
 
 logger = logging.getLogger(__name__)
 
@@ -37,16 +55,23 @@ __all__ = ["PrivacyMetrics"]
 class PrivacyMetrics(_keras.callbacks.Callback):
     """Keras callback: every ``epochs_per_report`` epochs, audit members vs non-members.
 
+    Called as the codelab calls its own callback — ``PrivacyMetrics(epochs_per_report,
+    model_name)`` — plus the data the codelab's callback read from global variables:
+    ``PrivacyMetrics(2, "2 Layers", members=(x_train, y_train), nonmembers=(x_test, y_test))``.
+    The older order ``PrivacyMetrics(members, nonmembers, epochs_per_report=…)`` still works
+    and warns (``DeprecationWarning``).
+
     Parameters
     ----------
+    epochs_per_report : int, default 2
+        Audit after 1-based epochs k, 2k, … (the codelab's ``epoch + 1``).
+    model_label : str
+        The model variant's name (the codelab's ``model_name``), stored in every row's
+        ``metadata["model"]``.
     members : (x_train, y_train)
         Training inputs (n_m, …) and labels: class indices (n_m,) or one-hot (n_m, C).
     nonmembers : (x_test, y_test)
         Held-out inputs (n_n, …) and labels, as ``members``.
-    epochs_per_report : int
-        Audit after 1-based epochs k, 2k, … (the codelab's ``epoch + 1``).
-    model_label : str
-        The model variant's name, stored in every row's ``metadata["model"]``.
     attacks, slices : sequence of str
         As :func:`memberscope.audit` (default: threshold + lr on entire + class, as the codelab).
     member_sample : int, optional
@@ -69,6 +94,12 @@ class PrivacyMetrics(_keras.callbacks.Callback):
         ``logs`` (so ``History`` and later callbacks see them, on audit epochs only).
     audit_options : mapping, optional
         Further keyword arguments of :func:`memberscope.audit` (``fpr_targets``, ``alpha``, …).
+    verbose : bool
+        Print one line per audit, as the codelab's callback did ("Privacy report for epoch
+        2 (2 Layers, 1.3 s): threshold auc=… adv=…; lr …"); False logs it at INFO instead.
+
+    Every argument is checked here, before training: a misspelt attack or slice name fails
+    with a did-you-mean.
 
     Attributes
     ----------
@@ -79,8 +110,8 @@ class PrivacyMetrics(_keras.callbacks.Callback):
 
     Examples
     --------
-    >>> callback = PrivacyMetrics((x_train, y_train), (x_test, y_test),   # doctest: +SKIP
-    ...                           epochs_per_report=2, model_label="2 layers")
+    >>> callback = PrivacyMetrics(2, "2 layers", members=(x_train, y_train),  # doctest: +SKIP
+    ...                           nonmembers=(x_test, y_test))
     >>> model.fit(x_train, y_train, epochs=10, callbacks=[callback])      # doctest: +SKIP
     >>> callback.results.filter(slice="entire_dataset").values("epoch")   # doctest: +SKIP
     [2, 4, 6, 8, 10]
@@ -88,11 +119,11 @@ class PrivacyMetrics(_keras.callbacks.Callback):
 
     def __init__(
         self,
-        members: tuple[Any, Any],
-        nonmembers: tuple[Any, Any],
-        *,
-        epochs_per_report: int = 2,
-        model_label: str = "model",
+        *args: Any,
+        epochs_per_report: int | None = None,
+        model_label: str | None = None,
+        members: tuple[Any, Any] | None = None,
+        nonmembers: tuple[Any, Any] | None = None,
         attacks: Sequence[str] = DEFAULT_ATTACKS,
         slices: Sequence[str] = DEFAULT_SLICES,
         member_sample: int | None = None,
@@ -103,22 +134,27 @@ class PrivacyMetrics(_keras.callbacks.Callback):
         extra_metadata: Callable[[], Mapping[str, Any]] | None = None,
         add_to_logs: bool = False,
         audit_options: Mapping[str, Any] | None = None,
+        verbose: bool = True,
     ) -> None:
         super().__init__()
+        epochs_per_report, model_label, members, nonmembers = _arguments_in_codelab_order(
+            args, epochs_per_report=epochs_per_report, model_label=model_label,
+            members=members, nonmembers=nonmembers)
         self._x_members, member_labels = _unpack("members", members)
         self._x_nonmembers, nonmember_labels = _unpack("nonmembers", nonmembers)
-        if batch_size < 1:
-            raise InputError(f"batch_size must be >= 1; got {batch_size}")
-        self.batch_size = batch_size
+        self.batch_size = positive_int("batch_size", batch_size)
+        if extra_metadata is not None and not callable(extra_metadata):
+            raise InputError(f"extra_metadata must be callable; got {extra_metadata!r}")
         self.from_logits = from_logits
         self.extra_metadata = extra_metadata
         self.add_to_logs = add_to_logs
+        self.verbose = verbose
         self.attack_results: list[AuditResult] = []
         self.monitor = PrivacyMonitor(
             member_labels=member_labels, nonmember_labels=nonmember_labels,
-            attacks=tuple(attacks), slices=tuple(slices), every=epochs_per_report,
+            attacks=attacks, slices=slices, epochs_per_report=epochs_per_report,
             model_label=model_label, seed=seed, member_sample=member_sample,
-            on_result=jsonl_sink(results_path), audit_options=dict(audit_options or {}))
+            on_result=jsonl_sink(results_path), audit_options=audit_options)
 
     @property
     def results(self) -> ResultsCollection:
@@ -143,8 +179,11 @@ class PrivacyMetrics(_keras.callbacks.Callback):
             for row in entire_dataset_rows(result):
                 logs[f"privacy_{row.attack}_auc"] = row.auc
                 logs[f"privacy_{row.attack}_advantage"] = row.advantage
-        logger.info("privacy report for %s, epoch %d (%.1f s): %s", self.monitor.model_label,
-                    epoch_number, time.perf_counter() - started, summary(result))
+        line = audit_line(self.monitor.model_label, epoch_number,
+                          time.perf_counter() - started, result)
+        # Keras' progress bar (verbose=1) is mid-line when epoch-end callbacks run.
+        progress_bar = self.verbose and (getattr(self, "params", None) or {}).get("verbose") == 1
+        report("\n" + line if progress_bar else line, verbose=self.verbose, logger=logger)
 
     def _predict(self, x: Any, index: np.ndarray | None) -> np.ndarray:
         """Logits (len(index) or n, C) of ``x`` (rows ``index`` when given), in large batches."""
@@ -155,6 +194,43 @@ class PrivacyMetrics(_keras.callbacks.Callback):
             chunks.append(to_class_logits(self.model.predict_on_batch(batch),
                                           from_logits=self.from_logits))
         return np.concatenate(chunks) if chunks else np.zeros((0, 2))
+
+
+_POSITIONAL = ("epochs_per_report", "model_label", "members", "nonmembers")
+
+
+def _arguments_in_codelab_order(args: tuple[Any, ...], **given: Any
+                                ) -> tuple[int | None, str, Any, Any]:
+    """(epochs_per_report, model_label, members, nonmembers) from the positional ``args`` and
+    the keyword arguments ``given`` (None where not given).
+
+    The codelab's order is ``(epochs_per_report, model_name)``, then the data; memberscope's
+    first release took ``(members, nonmembers)`` first, which is recognised (a pair where an
+    int belongs) and warned about.
+    """
+    names: tuple[str, ...] = _POSITIONAL
+    if args and isinstance(args[0], tuple | list):
+        warnings.warn("PrivacyMetrics(members, nonmembers, ...) is deprecated; call it as the "
+                      "codelab does: PrivacyMetrics(epochs_per_report, model_label, "
+                      "members=(x_train, y_train), nonmembers=(x_test, y_test))",
+                      DeprecationWarning, stacklevel=3)
+        names = ("members", "nonmembers")
+    if len(args) > len(names):
+        raise InputError(f"PrivacyMetrics takes at most {len(names)} positional arguments "
+                         f"({', '.join(names)}); got {len(args)}")
+    for name, value in zip(names, args, strict=False):
+        if given[name] is not None:
+            raise InputError(f"PrivacyMetrics got {name} twice: by position and by keyword")
+        given[name] = value
+    if given["members"] is None or given["nonmembers"] is None:
+        missing = " and ".join(name for name in ("members", "nonmembers") if given[name] is None)
+        raise InputError(
+            f"PrivacyMetrics needs the examples to audit; {missing} not given. The codelab's "
+            "callback read x_train and x_test from global variables; give them: "
+            "PrivacyMetrics(epochs_per_report, model_label, members=(x_train, y_train), "
+            "nonmembers=(x_test, y_test))")
+    label = "model" if given["model_label"] is None else given["model_label"]
+    return given["epochs_per_report"], label, given["members"], given["nonmembers"]
 
 
 def _unpack(name: str, pair: Any) -> tuple[np.ndarray, np.ndarray]:

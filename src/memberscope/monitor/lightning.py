@@ -2,8 +2,9 @@
 
 The LightningModule's ``forward`` computes logits of members and non-members in
 ``torch.inference_mode()`` with large batches (the module is put in eval mode for it and
-restored after); :class:`~memberscope.monitor.core.PrivacyMonitor` audits them. The AUC and
-advantage of each attack on the entire dataset go to the Lightning logger as
+restored after, and torch's global random state is restored too, so training goes on exactly
+as without the callback); :class:`~memberscope.monitor.core.PrivacyMonitor` audits them. The
+AUC and advantage of each attack on the entire dataset go to the Lightning logger as
 ``<log_prefix>/<attack>_auc`` and ``<log_prefix>/<attack>_advantage``; every row is kept in
 ``.results`` and, when ``results_path`` is given, appended to a ``results.jsonl``.
 """
@@ -20,9 +21,15 @@ import numpy as np
 
 from memberscope.audit import DEFAULT_ATTACKS, DEFAULT_SLICES
 from memberscope.errors import InputError, require
-from memberscope.monitor._common import entire_dataset_rows, jsonl_sink, summary
+from memberscope.monitor._common import audit_line, entire_dataset_rows, jsonl_sink, report
 from memberscope.monitor._outputs import batch_slices, label_indices, to_class_logits
-from memberscope.monitor.core import PrivacyMonitor
+from memberscope.monitor._rng import torch_rng_untouched
+from memberscope.monitor.core import (
+    PrivacyMonitor,
+    check_monitor_arguments,
+    epochs_per_report_argument,
+    positive_int,
+)
 from memberscope.results import AuditResult, ResultsCollection
 
 _FEATURE = "memberscope.monitor.lightning (the Lightning callback)"
@@ -31,21 +38,31 @@ torch: Any = require("torch", "lightning", _FEATURE)
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PrivacyMonitorCallback"]
+__all__ = ["INFERENCE_BATCH_SIZE", "PrivacyMonitorCallback"]
+
+# Forward batch for (x, y) tensor pairs. benchmarks/monitor_inference_batch.py, codelab CNNs
+# (2 and 3 conv) on 28x28x1 and 32x32x3 images, one CPU thread: 128 was the fastest in all
+# four; 256 ran at 0.77-0.91 of its images/s, 512 at 0.63-0.86, 64 at 0.98-0.99.
+INFERENCE_BATCH_SIZE = 128
 
 
 class PrivacyMonitorCallback(_pl.Callback):
-    """Lightning callback: every ``every`` epochs, audit members vs non-members.
+    """Lightning callback: every ``epochs_per_report`` epochs, audit members vs non-members.
 
     Parameters
     ----------
     members, nonmembers : (x, y) or iterable of batches
         Either a pair of tensors/arrays — inputs (n, …) and labels (n,) or one-hot (n, C) —
-        or a DataLoader (any re-iterable of ``(x, y, …)`` batches) in a fixed order
-        (``shuffle=False``). With a pair, only the sampled members are evaluated; a
-        DataLoader is evaluated in full and the sample taken from its outputs.
-    every : int
-        Audit after 1-based epochs k, 2k, … (``trainer.current_epoch + 1``).
+        or a DataLoader (any re-iterable of ``(x, y, …)`` batches). With a pair, only the
+        sampled members are evaluated; a DataLoader is evaluated in full and the sample
+        taken from its outputs. A shuffling DataLoader (``shuffle=True``, e.g. the training
+        loader) is read in dataset order through a sequential copy; one with another sampler
+        (weighted, subset, distributed) is refused, as its examples change between passes.
+        A DataLoader's labels are read once when fitting starts (``setup``), so bad labels
+        fail then, not at the first audit.
+    epochs_per_report : int, default 2
+        Audit after 1-based epochs k, 2k, … (``trainer.current_epoch + 1``); ``every`` is its
+        deprecated name.
     model_label : str
         The model variant's name, stored in every row's ``metadata["model"]``.
     attacks, slices : sequence of str
@@ -55,7 +72,8 @@ class PrivacyMonitorCallback(_pl.Callback):
     seed : int
         Seed of the member sample and the trained attacks.
     batch_size : int
-        Inference batch size for tensor pairs (a DataLoader keeps its own batches).
+        Inference batch size for tensor pairs (a DataLoader keeps its own batches); the
+        default, 128, was the fastest measured on CPU.
     from_logits : bool
         True when ``forward`` returns logits; False when it returns probabilities.
     results_path : path, optional
@@ -67,6 +85,12 @@ class PrivacyMonitorCallback(_pl.Callback):
         Prefix of the logged metric names.
     audit_options : mapping, optional
         Further keyword arguments of :func:`memberscope.audit`.
+    verbose : bool
+        Print one line per audit (epoch, model, seconds, AUC and advantage of each attack on
+        the entire dataset), as the codelab's callback did; False logs it at INFO instead.
+
+    Every argument is checked here, before training: a misspelt attack or slice name fails
+    with a did-you-mean.
 
     Notes
     -----
@@ -78,59 +102,78 @@ class PrivacyMonitorCallback(_pl.Callback):
         members: Any,
         nonmembers: Any,
         *,
-        every: int = 2,
+        epochs_per_report: int | None = None,
         model_label: str = "model",
         attacks: Sequence[str] = DEFAULT_ATTACKS,
         slices: Sequence[str] = DEFAULT_SLICES,
         member_sample: int | None = None,
         seed: int = 0,
-        batch_size: int = 256,
+        batch_size: int = INFERENCE_BATCH_SIZE,
         from_logits: bool = True,
         results_path: str | Path | None = None,
         extra_metadata: Callable[[Any, Any], Mapping[str, Any]] | None = None,
         log_prefix: str = "privacy",
         audit_options: Mapping[str, Any] | None = None,
+        verbose: bool = True,
+        every: int | None = None,
     ) -> None:
         super().__init__()
-        if every < 1:
-            raise InputError(f"every must be >= 1 epoch; got {every}")
-        if batch_size < 1:
-            raise InputError(f"batch_size must be >= 1; got {batch_size}")
+        epochs_per_report = epochs_per_report_argument(epochs_per_report, every)
+        checked = check_monitor_arguments(attacks=attacks, slices=slices,
+                                          audit_options=audit_options, model_label=model_label,
+                                          seed=seed, member_sample=member_sample)
+        self.batch_size = positive_int("batch_size", batch_size)
+        if extra_metadata is not None and not callable(extra_metadata):
+            raise InputError("extra_metadata must be callable as extra_metadata(trainer, "
+                             f"pl_module); got {type(extra_metadata).__name__}")
+        if not isinstance(log_prefix, str) or not log_prefix:
+            raise InputError(f"log_prefix must be a non-empty string; got {log_prefix!r}")
         self._members = _Source.of("members", members)
         self._nonmembers = _Source.of("nonmembers", nonmembers)
-        self.every = every
-        self.batch_size = batch_size
         self.from_logits = from_logits
         self.extra_metadata = extra_metadata
         self.log_prefix = log_prefix
+        self.verbose = verbose
         self.attack_results: list[AuditResult] = []
         self._monitor_options: dict[str, Any] = dict(
-            attacks=tuple(attacks), slices=tuple(slices), every=every, model_label=model_label,
-            seed=seed, member_sample=member_sample, on_result=jsonl_sink(results_path),
-            audit_options=dict(audit_options or {}))
+            checked, epochs_per_report=epochs_per_report, on_result=jsonl_sink(results_path))
         self._results = ResultsCollection()
         self._monitor: PrivacyMonitor | None = None
         if self._members.labels is not None and self._nonmembers.labels is not None:
-            self._ensure_monitor()  # tensors: labels known now; DataLoaders: at the first audit
+            self._ensure_monitor()  # tensors: labels known now; DataLoaders: at setup
 
     @property
     def results(self) -> ResultsCollection:
         """Every result row so far (all audits of this callback)."""
         return self._results
 
+    @property
+    def epochs_per_report(self) -> int:
+        """Audit after 1-based epochs k, 2k, …"""
+        return int(self._monitor_options["epochs_per_report"])
+
+    @property
+    def monitor(self) -> PrivacyMonitor:
+        """The monitor core (made at construction for tensors, at ``setup`` for DataLoaders)."""
+        return self._ensure_monitor()
+
+    def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        """Lightning hook: read a DataLoader's labels before training, checking them now."""
+        if stage == "fit" and trainer.is_global_zero:
+            self._ensure_monitor()
+
     def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
-        """Lightning hook: audit at epochs ``every``, ``2·every``, … (1-based)."""
+        """Lightning hook: audit at epochs k, 2k, … (1-based) as the monitor core decides."""
         epoch = int(trainer.current_epoch) + 1
-        if epoch % self.every != 0 or not trainer.is_global_zero:
+        if not trainer.is_global_zero:
+            return
+        monitor = self._ensure_monitor()
+        if not monitor.should_audit(epoch):
             return
         started = time.perf_counter()
         metadata = (dict(self.extra_metadata(trainer, pl_module))
                     if self.extra_metadata is not None else {})
-        member_logits, nonmember_logits, inference_seconds = self._logits(pl_module)
-        monitor = self._ensure_monitor()
-        if len(member_logits) != len(monitor.member_index):
-            # A first pass over a members DataLoader computed every member's logits.
-            member_logits = member_logits[monitor.member_index]
+        member_logits, nonmember_logits, inference_seconds = self._logits(pl_module, monitor)
         result = monitor.audit_logits(member_logits, nonmember_logits, epoch=epoch,
                                       inference_seconds=inference_seconds, **metadata)
         self.attack_results.append(result)
@@ -138,35 +181,37 @@ class PrivacyMonitorCallback(_pl.Callback):
             for metric in ("auc", "advantage"):
                 pl_module.log(f"{self.log_prefix}/{row.attack}_{metric}", row.metric(metric),
                               on_step=False, on_epoch=True, rank_zero_only=True)
-        logger.info("privacy report for %s, epoch %d (%.1f s): %s",
-                    self._monitor_options["model_label"], epoch,
-                    time.perf_counter() - started, summary(result))
+        report(audit_line(monitor.model_label, epoch, time.perf_counter() - started, result),
+               verbose=self.verbose, logger=logger)
 
-    def _logits(self, pl_module: Any) -> tuple[np.ndarray, np.ndarray, float]:
+    def _logits(self, pl_module: Any, monitor: PrivacyMonitor
+                ) -> tuple[np.ndarray, np.ndarray, float]:
         """Logits of the (sampled) members and of the non-members, and the seconds taken.
 
-        The module runs in eval mode under ``torch.inference_mode()``; its mode is restored.
+        The module runs in eval mode under ``torch.inference_mode()``; its mode and torch's
+        global random state are restored.
         """
         started = time.perf_counter()
-        member_index = self._monitor.member_index if self._monitor is not None else None
         was_training = pl_module.training
         pl_module.eval()
         try:
-            with torch.inference_mode():
+            with torch_rng_untouched(pl_module.device), torch.inference_mode():
                 forward = self._forward(pl_module)
-                member_logits = self._members.logits(forward, self.batch_size, member_index)
+                member_logits = self._members.logits(forward, self.batch_size,
+                                                     monitor.member_index)
                 nonmember_logits = self._nonmembers.logits(forward, self.batch_size, None)
         finally:
             pl_module.train(was_training)
         return member_logits, nonmember_logits, time.perf_counter() - started
 
     def _ensure_monitor(self) -> PrivacyMonitor:
-        """The monitor; built at the first audit when a DataLoader's labels were unknown."""
+        """The monitor; for a DataLoader, made after one pass that reads its labels."""
         if self._monitor is None:
-            if self._members.labels is None or self._nonmembers.labels is None:
-                raise RuntimeError("labels are known after the first pass over the data")
+            with torch_rng_untouched():
+                member_labels = self._members.read_labels()
+                nonmember_labels = self._nonmembers.read_labels()
             self._monitor = PrivacyMonitor(
-                member_labels=self._members.labels, nonmember_labels=self._nonmembers.labels,
+                member_labels=member_labels, nonmember_labels=nonmember_labels,
                 results=self._results, **self._monitor_options)
         return self._monitor
 
@@ -201,10 +246,32 @@ class _Source:
             if len(x) != len(labels):
                 raise InputError(f"{name}: x has {len(x)} rows but y has {len(labels)}")
             return cls(name, x=x, labels=labels)
+        if isinstance(data, torch.utils.data.DataLoader):
+            return cls(name, batches=_in_fixed_order(name, data))
         if isinstance(data, Iterable) and not isinstance(data, str | bytes):
+            if iter(data) is data:
+                raise InputError(f"{name} is an iterator, which one pass would use up; give "
+                                 "a DataLoader, a list of batches or the (x, y) tensors")
             return cls(name, batches=data)
         raise InputError(f"{name} must be a pair (x, y) or a DataLoader of (x, y) batches; "
                          f"got {type(data).__name__}")
+
+    def read_labels(self) -> np.ndarray:
+        """The labels: given with tensors, or read by one pass over the batches."""
+        if self.labels is None:
+            assert self.batches is not None
+            self.labels = np.concatenate([label_indices(_numpy(batch[1]),
+                                                        name=f"{self.name} labels")
+                                          for batch in self._checked(self.batches)]
+                                         or [np.zeros(0, np.int64)])
+        return self.labels
+
+    def _checked(self, batches: Iterable[Any]) -> Iterable[Any]:
+        for batch in batches:
+            if not isinstance(batch, tuple | list) or len(batch) < 2:
+                raise InputError(f"{self.name}: each batch must be (x, y, …); "
+                                 f"got {type(batch).__name__}")
+            yield batch
 
     def logits(self, forward: Callable[[Any], np.ndarray], batch_size: int,
                index: np.ndarray | None) -> np.ndarray:
@@ -217,19 +284,45 @@ class _Source:
                       for part in batch_slices(len(rows), batch_size)]
             return _concat(chunks)
         outputs, labels = [], []
-        for batch in self.batches:
-            if not isinstance(batch, tuple | list) or len(batch) < 2:
-                raise InputError(f"{self.name}: each batch must be (x, y, …); "
-                                 f"got {type(batch).__name__}")
+        for batch in self._checked(self.batches):
             outputs.append(forward(batch[0]))
             labels.append(label_indices(_numpy(batch[1]), name=f"{self.name} labels"))
         all_labels = np.concatenate(labels) if labels else np.zeros(0, np.int64)
         if self.labels is not None and not np.array_equal(all_labels, self.labels):
-            raise InputError(f"{self.name}: the DataLoader gave its examples in another order "
-                             "than at the first audit; use shuffle=False")
+            raise InputError(f"{self.name}: the batches came in another order than when their "
+                             "labels were read; give the examples in a fixed order")
         self.labels = all_labels
         logits = _concat(outputs)
         return logits if index is None else logits[index]
+
+
+def _in_fixed_order(name: str, loader: Any) -> Any:
+    """``loader``, or a sequential copy of a shuffling one: every example once, in dataset order.
+
+    Raises InputError for a sampler that picks other examples on each pass.
+    """
+    data = torch.utils.data
+    if isinstance(loader.dataset, data.IterableDataset):
+        return loader  # its order is the dataset's own
+    sampler = loader.sampler
+    if isinstance(sampler, data.SequentialSampler):
+        return loader
+    if isinstance(sampler, data.RandomSampler) and type(loader.batch_sampler) is data.BatchSampler \
+            and not sampler.replacement and len(sampler) == len(loader.dataset):
+        # The shuffled training loader, most likely: same batches, collate and workers, in
+        # order, and with its own generator, so no pass draws from torch's global one.
+        return data.DataLoader(
+            loader.dataset, batch_size=loader.batch_size, shuffle=False, drop_last=False,
+            num_workers=loader.num_workers, collate_fn=loader.collate_fn,
+            pin_memory=loader.pin_memory, timeout=loader.timeout,
+            worker_init_fn=loader.worker_init_fn,
+            multiprocessing_context=loader.multiprocessing_context,
+            generator=torch.Generator(), persistent_workers=loader.persistent_workers,
+            **({"prefetch_factor": loader.prefetch_factor} if loader.num_workers else {}))
+    raise InputError(
+        f"{name}: the DataLoader draws its examples with a {type(sampler).__name__}, which "
+        "changes them between passes; the monitor needs every example once in a fixed order: "
+        "pass a DataLoader with shuffle=False and no sampler, or the (x, y) tensors")
 
 
 def _numpy(value: Any) -> np.ndarray:

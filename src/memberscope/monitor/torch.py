@@ -1,7 +1,7 @@
 """``TorchMonitorHook``: privacy monitoring for a hand-written PyTorch training loop.
 
 >>> hook = TorchMonitorHook(model, members=(x_train, y_train), nonmembers=(x_test, y_test),
-...                         every=2, model_label="3 layers")       # doctest: +SKIP
+...                         epochs_per_report=2, model_label="3 layers")  # doctest: +SKIP
 >>> for epoch in range(1, epochs + 1):                             # doctest: +SKIP
 ...     train_one_epoch(model)
 ...     hook.on_epoch_end(epoch)
@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -18,12 +19,17 @@ import numpy as np
 
 from memberscope.audit import DEFAULT_ATTACKS, DEFAULT_SLICES
 from memberscope.errors import InputError, require
-from memberscope.monitor.core import PrivacyMonitor
+from memberscope.monitor._common import audit_line, report
+from memberscope.monitor._outputs import label_indices
+from memberscope.monitor._rng import torch_rng_untouched
+from memberscope.monitor.core import PrivacyMonitor, epochs_per_report_argument, positive_int
 from memberscope.results import AuditResult, ResultsCollection
 from memberscope.train.trainer import INFERENCE_BATCH_SIZE, as_model_input, predict_logits
 
 if TYPE_CHECKING:
     import torch
+
+logger = logging.getLogger(__name__)
 
 
 def _split(name: str, pair: Any) -> tuple[Any, np.ndarray]:
@@ -31,50 +37,70 @@ def _split(name: str, pair: Any) -> tuple[Any, np.ndarray]:
         x, y = pair
     except (TypeError, ValueError):
         raise InputError(f"{name} must be a pair (x, y); got {type(pair).__name__}") from None
-    labels = np.asarray(y.cpu() if hasattr(y, "cpu") else y)
-    if labels.ndim != 1 or len(labels) != len(x):
-        raise InputError(f"{name}: y must be (N,) labels for the {len(x)} inputs; got shape "
-                         f"{labels.shape}")
+    labels = label_indices(y.cpu() if hasattr(y, "cpu") else y, name=f"{name} labels")
+    if len(labels) != len(x):
+        raise InputError(f"{name}: y must be (N,) labels or (N, C) one-hot for the {len(x)} "
+                         f"inputs; got {len(labels)} rows")
     return x, labels
 
 
 class TorchMonitorHook:
-    """Audits a PyTorch model every ``every`` epochs from any training loop.
+    """Audits a PyTorch model every ``epochs_per_report`` epochs from any training loop.
 
     Parameters
     ----------
     model : torch.nn.Module
-        Returns logits; evaluated in ``eval()`` mode under ``torch.inference_mode()``.
+        Returns logits; evaluated in ``eval()`` mode under ``torch.inference_mode()``, with
+        torch's global random state restored afterwards (training goes on as without it).
     members, nonmembers : (x, y)
         x as numpy or tensor, (N, H, W, C) images (NHWC, as the datasets hold them) or
-        (N, D) features; y (N,) int labels. Pass ``channels_first=True`` for NCHW images.
-    every : int
-        Audit after epochs every, 2·every, … (1-based).
+        (N, D) features; y (N,) int labels or (N, C) one-hot. Pass ``channels_first=True``
+        for NCHW images.
+    epochs_per_report : int, default 2
+        Audit after 1-based epochs k, 2k, … (``every`` is its deprecated name).
     member_sample : int, optional
         Audit a fixed seeded sample of this many members (e.g. as many as non-members).
     epsilon : callable, optional
         Returns the DP accountant's ε so far; recorded in every row as ``epsilon``.
+    delta : float, optional
+        The δ of that ε: recorded as ``delta``, and the rows' empirical ε lower bounds use it.
+    accountant : str, optional
+        The accountant's name (e.g. "prv"), recorded as ``accountant``.
     on_result : callable, optional
         Receives each :class:`~memberscope.AuditResult` (e.g. ``store.append_result``).
     batch_size : int
         Inference batch size (128 was the fastest here on CPU with channels_last).
+    verbose : bool
+        Print one line per audit (epoch, model, seconds, AUC and advantage of each attack on
+        the entire dataset), as the codelab's callback did; False logs it at INFO instead.
     **audit_options
         More keyword arguments of :func:`memberscope.audit`.
     """
 
     def __init__(self, model: torch.nn.Module, *, members: Any, nonmembers: Any,
-                 every: int = 2, attacks: Sequence[str] = DEFAULT_ATTACKS,
+                 epochs_per_report: int | None = None, attacks: Sequence[str] = DEFAULT_ATTACKS,
                  slices: Sequence[str] = DEFAULT_SLICES, model_label: str = "model",
                  member_sample: int | None = None, seed: int = 0,
                  epsilon: Callable[[], float | None] | None = None,
+                 delta: float | None = None, accountant: str | None = None,
                  on_result: Callable[[AuditResult], None] | None = None,
                  batch_size: int = INFERENCE_BATCH_SIZE, channels_first: bool = False,
-                 device: str | None = None, **audit_options: Any) -> None:
-        require("torch", "torch", "the PyTorch monitor hook")
+                 device: str | None = None, verbose: bool = True, every: int | None = None,
+                 **audit_options: Any) -> None:
+        torch_module: Any = require("torch", "torch", "the PyTorch monitor hook")
+        if not isinstance(model, torch_module.nn.Module):
+            raise InputError(f"model must be a torch.nn.Module; got {type(model).__name__}")
+        epochs_per_report = epochs_per_report_argument(epochs_per_report, every)
         x_members, y_members = _split("members", members)
         x_nonmembers, y_nonmembers = _split("nonmembers", nonmembers)
-        if batch_size < 1:
-            raise InputError(f"batch_size must be >= 1; got {batch_size}")
+        positive_int("batch_size", batch_size)
+        if epsilon is not None and not callable(epsilon):
+            raise InputError(f"epsilon must be a callable returning ε; got {epsilon!r}")
+        self.monitor = PrivacyMonitor(
+            member_labels=y_members, nonmember_labels=y_nonmembers, attacks=attacks,
+            slices=slices, epochs_per_report=epochs_per_report, model_label=model_label,
+            seed=seed, member_sample=member_sample, on_result=on_result,
+            audit_options=audit_options, delta=delta)
         self.model = model
         if device is None:
             device = next((str(p.device) for p in model.parameters()), "cpu")
@@ -82,10 +108,9 @@ class TorchMonitorHook:
         self.x_nonmembers = self._as_input(x_nonmembers, channels_first, device)
         self.batch_size = batch_size
         self.epsilon = epsilon
-        self.monitor = PrivacyMonitor(
-            member_labels=y_members, nonmember_labels=y_nonmembers, attacks=attacks,
-            slices=slices, every=every, model_label=model_label, seed=seed,
-            member_sample=member_sample, on_result=on_result, audit_options=audit_options)
+        self.accountant = accountant
+        self.verbose = verbose
+        self.device = device
 
     @staticmethod
     def _as_input(x: Any, channels_first: bool, device: str) -> torch.Tensor:
@@ -118,13 +143,19 @@ class TorchMonitorHook:
     def audit(self, epoch: int, **metadata: Any) -> AuditResult:
         """Audit now, whatever the epoch."""
         started = time.perf_counter()
-        member_logits = predict_logits(self.model, self.x_members, self.monitor.member_index,
-                                       batch_size=self.batch_size)
-        nonmember_logits = predict_logits(self.model, self.x_nonmembers,
-                                          batch_size=self.batch_size)
+        with torch_rng_untouched(self.device):
+            member_logits = predict_logits(self.model, self.x_members,
+                                           self.monitor.member_index, batch_size=self.batch_size)
+            nonmember_logits = predict_logits(self.model, self.x_nonmembers,
+                                              batch_size=self.batch_size)
         extra: dict[str, Any] = {"inference_seconds": time.perf_counter() - started}
         if self.epsilon is not None:
             extra["epsilon"] = self.epsilon()
-        return self.monitor.audit_logits(member_logits.astype(np.float64),
-                                         nonmember_logits.astype(np.float64), epoch=epoch,
-                                         **{**extra, **dict(metadata)})
+        if self.accountant is not None:
+            extra["accountant"] = self.accountant
+        result = self.monitor.audit_logits(member_logits.astype(np.float64),
+                                           nonmember_logits.astype(np.float64), epoch=epoch,
+                                           **{**extra, **dict(metadata)})
+        report(audit_line(self.monitor.model_label, epoch, time.perf_counter() - started,
+                          result), verbose=self.verbose, logger=logger)
+        return result

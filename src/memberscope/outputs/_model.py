@@ -34,10 +34,13 @@ class ModelOutputs:
     ----------
     membership : (n,) bool
         True for members (training examples), False for non-members (held out).
-    labels : (n,) int
-        True class of each example, in ``[0, C)``.
+    labels : (n,) int, optional
+        True class of each example, in ``[0, C)``. Needed with logits/probs; with ``loss``
+        alone it may be omitted (class slices are then skipped, with the reason).
     logits, probs : (n, C) float, optional
-        Pre-softmax outputs, or probabilities whose rows sum to 1.
+        Pre-softmax outputs, or probabilities whose rows sum to 1. A binary model's single
+        output, (n,) or (n, 1), is its logit or probability of class 1 (a sigmoid output, as
+        TF Privacy reads it); it is stored as the two columns (n, 2) of classes 0 and 1.
     loss : (n,) float, optional
         Per-example loss (lower = better fit). Computed from logits/probs when not given.
     sample_weight : (n,) float, optional
@@ -52,7 +55,7 @@ class ModelOutputs:
     """
 
     membership: np.ndarray
-    labels: np.ndarray
+    labels: np.ndarray | None = None
     logits: np.ndarray | None = None
     probs: np.ndarray | None = None
     loss: np.ndarray | None = None
@@ -65,8 +68,8 @@ class ModelOutputs:
             raise InputError("ModelOutputs needs at least one of logits, probs or loss")
         set_ = object.__setattr__
         set_(self, "membership", as_bool_array("membership", self.membership))
-        logits = None if self.logits is None else as_float_array("logits", self.logits, 2)
-        probs = None if self.probs is None else as_float_array("probs", self.probs, 2)
+        logits = None if self.logits is None else class_scores("logits", self.logits)
+        probs = None if self.probs is None else class_scores("probs", self.probs)
         if logits is not None and probs is not None and logits.shape != probs.shape:
             raise InputError(
                 f"logits and probs must have the same shape; got {logits.shape} and {probs.shape}"
@@ -74,11 +77,14 @@ class ModelOutputs:
         if probs is not None:
             _check_probabilities("probs", probs)
         num_classes = next((a.shape[1] for a in (logits, probs) if a is not None), None)
-        if num_classes is not None and num_classes < 2:
-            raise InputError(f"logits/probs need at least 2 classes; got {num_classes} column(s)")
         set_(self, "logits", logits)
         set_(self, "probs", probs)
-        set_(self, "labels", as_label_array("labels", self.labels, num_classes))
+        if self.labels is None:
+            if num_classes is not None:
+                raise InputError("labels are needed with logits or probs (the loss is computed "
+                                 "from the true class); give labels, or give loss alone")
+        else:
+            set_(self, "labels", as_label_array("labels", self.labels, num_classes))
         if self.loss is not None:
             set_(self, "loss", as_float_array("loss", self.loss, 1))
         if self.sample_weight is not None:
@@ -106,8 +112,8 @@ class ModelOutputs:
     def from_train_test(
         cls,
         *,
-        labels_train: Any,
-        labels_test: Any,
+        labels_train: Any = None,
+        labels_test: Any = None,
         logits_train: Any = None,
         logits_test: Any = None,
         probs_train: Any = None,
@@ -117,7 +123,12 @@ class ModelOutputs:
         sample_weight_train: Any = None,
         sample_weight_test: Any = None,
     ) -> ModelOutputs:
-        """Build from TF Privacy's field names: ``*_train`` are members, ``*_test`` non-members."""
+        """Build from TF Privacy's field names: ``*_train`` are members, ``*_test`` non-members.
+
+        As in TF Privacy, labels may be left out when only losses are given, and a binary
+        model's (n,) logits or probabilities are read as class 1's. Every array is checked on
+        its own, so a message names the array and its row (``labels_test row 3``).
+        """
         pairs = {
             "logits": (logits_train, logits_test),
             "probs": (probs_train, probs_test),
@@ -125,28 +136,26 @@ class ModelOutputs:
             "sample_weight": (sample_weight_train, sample_weight_test),
             "labels": (labels_train, labels_test),
         }
-        joined: dict[str, np.ndarray | None] = {}
-        rows = {"train": np.shape(labels_train)[:1], "test": np.shape(labels_test)[:1]}
         for name, (train, test) in pairs.items():
             if (train is None) != (test is None):
                 given, missing = (f"{name}_train", f"{name}_test")[:: 1 if test is None else -1]
                 raise InputError(f"{given} was given without {missing}; give both or neither")
-            if train is None:
+        sides = {side: _checked_side(side, {name: pair[index] for name, pair in pairs.items()})
+                 for index, side in enumerate(("train", "test"))}
+        joined: dict[str, np.ndarray | None] = {}
+        for name in pairs:
+            train_array, test_array = sides["train"][name], sides["test"][name]
+            if train_array is None or test_array is None:
                 joined[name] = None
                 continue
-            train_array = _side_array(f"{name}_train", train, rows["train"])
-            test_array = _side_array(f"{name}_test", test, rows["test"])
-            if train_array.ndim != test_array.ndim or train_array.shape[1:] != test_array.shape[1:]:
+            if train_array.shape[1:] != test_array.shape[1:]:
                 raise InputError(
                     f"{name}_train has shape {train_array.shape} but {name}_test has shape "
-                    f"{test_array.shape}; they must agree beyond the first dimension"
-                )
+                    f"{test_array.shape}; they must agree beyond the first dimension")
             joined[name] = np.concatenate([train_array, test_array])
-        labels = joined.pop("labels")
-        n_train = len(np.asarray(labels_train))
-        membership = np.zeros(len(labels) if labels is not None else 0, dtype=bool)
-        membership[:n_train] = True
-        return cls(membership=membership, labels=labels, **joined)  # type: ignore[arg-type]
+        n_train = _side_rows("train", sides["train"])
+        membership = np.arange(n_train + _side_rows("test", sides["test"])) < n_train
+        return cls(membership=membership, **joined)
 
     def subset(self, mask: np.ndarray) -> ModelOutputs:
         """The outputs of the examples where ``mask`` (n,) bool is True."""
@@ -156,7 +165,7 @@ class ModelOutputs:
 
         return ModelOutputs(
             membership=self.membership[mask],
-            labels=self.labels[mask],
+            labels=take(self.labels),
             logits=take(self.logits),
             probs=take(self.probs),
             loss=take(self.loss),
@@ -168,7 +177,7 @@ class ModelOutputs:
     @property
     def n(self) -> int:
         """Number of examples."""
-        return len(self.labels)
+        return len(self.membership)
 
     @property
     def n_members(self) -> int:
@@ -186,7 +195,17 @@ class ModelOutputs:
         for array in (self.logits, self.probs):
             if array is not None:
                 return int(array.shape[1])
+        if self.labels is None:
+            raise InputError("the number of classes is unknown: the outputs hold loss without "
+                             "labels")
         return int(self.labels.max()) + 1
+
+    @property
+    def known_labels(self) -> np.ndarray:
+        """The labels (n,) int; raises :class:`InputError` where the outputs hold none."""
+        if self.labels is None:
+            raise InputError("this needs class labels; the outputs hold loss without labels")
+        return self.labels
 
     @property
     def has_distribution(self) -> bool:
@@ -207,7 +226,8 @@ class ModelOutputs:
             return self.loss
         return self._cached(
             "loss",
-            lambda: signals.cross_entropy_loss(self.labels, logits=self.logits, probs=self.probs),
+            lambda: signals.cross_entropy_loss(self.known_labels, logits=self.logits,
+                                              probs=self.probs),
         )
 
     @property
@@ -226,20 +246,92 @@ class ModelOutputs:
         scores = self.logits if self.logits is not None else self.probs
         if scores is None:
             raise InputError("correctness needs logits or probs; the outputs hold only loss")
-        return signals.is_correct(self.labels, scores)
+        return signals.is_correct(self.known_labels, scores)
 
 
-def _side_array(name: str, value: Any, label_rows: tuple[int, ...]) -> np.ndarray:
-    """One ``*_train``/``*_test`` array, checked on its own so errors name it and its rows."""
-    array = np.asarray(value)
-    side = name.rsplit("_", 1)[1]
-    if array.ndim and label_rows and len(array) != label_rows[0]:
-        raise InputError(f"{name} has {len(array)} rows but labels_{side} has {label_rows[0]}")
-    if name.startswith("labels_"):
-        return as_label_array(name, array)
-    if array.ndim in (1, 2):
-        return as_float_array(name, array, array.ndim)
-    return array
+def class_scores(name: str, value: Any) -> np.ndarray:
+    """Logits or probabilities as (n, C) float64 with C >= 2, finite, named ``name`` in errors
+    (rows of C probabilities are checked by the caller, after comparing shapes).
+
+    A binary model's single output, (n,) or (n, 1), is the logit or probability of class 1
+    (sigmoid); it becomes the two columns of classes 0 and 1: [0, z] for a logit z (whose
+    softmax is [1 - sigmoid(z), sigmoid(z)]) and [1 - p, p] for a probability p.
+    """
+    try:
+        ndim = np.ndim(value)
+    except ValueError:  # a ragged list: let the array check say so
+        ndim = 2
+    if ndim == 2 and np.shape(value)[1] == 1:
+        column = as_float_array(name, value, 2)[:, 0]
+    elif ndim == 1:
+        column = as_float_array(name, value, 1)
+    else:
+        array = as_float_array(name, value, 2)
+        if array.shape[1] == 0:
+            raise InputError(f"{name} has no columns; expected one per class, or one column "
+                             "(class 1) for a binary model")
+        return array
+    if name.split("_")[0] != "probs":
+        return np.column_stack([np.zeros_like(column), column])
+    outside = (column < 0) | (column > 1)
+    if outside.any():
+        row = int(np.argmax(outside))
+        raise InputError(f"{name} holds a binary model's probability of class 1 and must be in "
+                         f"[0, 1]; row {row} is {column[row]:.6g}")
+    return np.column_stack([1.0 - column, column])
+
+
+def _checked_side(side: str, arrays: dict[str, Any]) -> dict[str, np.ndarray | None]:
+    """Every ``*_{side}`` array checked on its own, so an error names it and its own row."""
+    named = {name: f"{name}_{side}" for name in arrays}
+    out: dict[str, np.ndarray | None] = dict.fromkeys(arrays)
+    for name in ("logits", "probs"):
+        if arrays[name] is not None:
+            out[name] = class_scores(named[name], arrays[name])
+    logits, probs = out["logits"], out["probs"]
+    if logits is not None and probs is not None and logits.shape != probs.shape:
+        raise InputError(f"{named['logits']} and {named['probs']} must have the same shape; "
+                         f"got {logits.shape} and {probs.shape}")
+    if probs is not None:
+        _check_probabilities(named["probs"], probs)
+    scores = logits if logits is not None else probs
+    if arrays["labels"] is not None:
+        out["labels"] = as_label_array(named["labels"], arrays["labels"],
+                                       None if scores is None else scores.shape[1])
+    elif scores is not None:
+        given = named["logits"] if logits is not None else named["probs"]
+        raise InputError(f"labels_{side} is needed with {given} (the loss is computed from the "
+                         "true class); give labels, or give loss alone")
+    for name in ("loss", "sample_weight"):
+        if arrays[name] is not None:
+            out[name] = as_float_array(named[name], arrays[name], 1)
+    weights = out["sample_weight"]
+    if weights is not None and (weights < 0).any():
+        row = int(np.argmax(weights < 0))
+        raise InputError(f"{named['sample_weight']} must be >= 0; row {row} is {weights[row]}")
+    _check_side_rows(side, out)
+    return out
+
+
+def _check_side_rows(side: str, arrays: dict[str, np.ndarray | None]) -> None:
+    """All of one side's arrays have as many rows as its labels (or its first array)."""
+    present = {name: a for name, a in arrays.items() if a is not None}
+    if not present:
+        raise InputError(f"no *_{side} arrays given; give loss_{side}, or logits_{side} or "
+                         f"probs_{side} with labels_{side}")
+    ruler = "labels" if "labels" in present else next(iter(present))
+    for name, array in present.items():
+        if len(array) != len(present[ruler]):
+            raise InputError(f"{name}_{side} has {len(array)} rows but {ruler}_{side} has "
+                             f"{len(present[ruler])}")
+
+
+def _side_rows(side: str, arrays: dict[str, np.ndarray | None]) -> int:
+    rows = next(len(a) for a in arrays.values() if a is not None)
+    if rows == 0:
+        who = "members" if side == "train" else "non-members"
+        raise InputError(f"the *_{side} arrays have no rows; need at least one of the {who}")
+    return rows
 
 
 def _check_probabilities(name: str, probs: np.ndarray) -> None:
@@ -269,6 +361,8 @@ def load_outputs_npz(path: str | Path) -> ModelOutputs:
     TF Privacy's naming: ``labels_train``, ``labels_test`` and ``logits_*``/``probs_*``/``loss_*``
     (each with both ``_train`` and ``_test``), optional ``sample_weight_train/_test``.
     Ours: ``membership``, ``labels`` and ``logits``|``probs``|``loss``, optional ``sample_weight``.
+    Labels may be left out of loss-only files; a binary model's logits or probabilities may be
+    one column (class 1), as in TF Privacy.
     """
     path = Path(path)
     if not path.is_file():
@@ -298,8 +392,9 @@ def load_outputs_npz(path: str | Path) -> ModelOutputs:
                 f"{path.name} has unknown array(s) {sorted(unknown)}; "
                 f"expected among {sorted(_OUR_KEYS)}"
             )
-        if "labels" not in keys:
-            raise InputError(f"{path.name} is missing the array 'labels'")
+        if "labels" not in keys and not {"logits", "probs"}.isdisjoint(keys):
+            raise InputError(f"{path.name} is missing the array 'labels' (needed with logits "
+                             "or probs; only a loss-only file may leave it out)")
         return ModelOutputs(**arrays)
     unknown = keys - _TFP_KEYS
     if unknown:
@@ -307,11 +402,14 @@ def load_outputs_npz(path: str | Path) -> ModelOutputs:
             f"{path.name} has unknown array(s) {sorted(unknown)}; expected 'membership' + "
             f"'labels' + one of logits/probs/loss, or TF Privacy's *_train/*_test names"
         )
-    for required in ("labels_train", "labels_test"):
-        if required not in keys:
-            raise InputError(f"{path.name} is missing the array {required!r}")
     if not any(f"{kind}_train" in keys for kind in ("logits", "probs", "loss")):
         raise InputError(
             f"{path.name} has none of logits_train/probs_train/loss_train (with their _test pair)"
         )
+    loss_only = not any(f"{kind}_{side}" in keys for kind in ("logits", "probs")
+                        for side in ("train", "test"))
+    for required in ("labels_train", "labels_test"):
+        if required not in keys and not loss_only:
+            raise InputError(f"{path.name} is missing the array {required!r} (needed with "
+                             "logits or probs; only loss-only input may leave labels out)")
     return ModelOutputs.from_train_test(**arrays)

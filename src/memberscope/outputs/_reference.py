@@ -4,6 +4,9 @@ Shapes: m reference models, n examples (the same examples, in the same order, as
 target's :class:`~memberscope.outputs.ModelOutputs`), q queries per example (augmented views;
 query 0 is the example itself). Arrays are stored 3-d, ``(m, n, q)``; a 2-d ``(m, n)`` input
 is read as one query.
+
+This module owns the reference ``.npz`` format: :meth:`ReferenceOutputs.save_npz` writes it
+(``schema_version`` plus the arrays of the dataclass), :func:`load_reference_npz` reads it.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from typing import Any
 import numpy as np
 
 from memberscope import signals
-from memberscope._validation import as_float_array, as_label_array, check_finite
+from memberscope._io import atomic_write_npz, load_npz
+from memberscope._validation import as_bool_array, as_float_array, as_label_array
 from memberscope.errors import InputError, SchemaError
 
 REFERENCE_SCHEMA_VERSION = 1
@@ -83,7 +87,7 @@ class ReferenceOutputs:
             raise InputError(f"true_class_prob must have the shape of signal {signal.shape}; "
                              f"got {prob.shape}")
         _check_probabilities("true_class_prob", prob)
-        membership = _as_membership_matrix(self.membership)
+        membership = as_bool_array("membership", self.membership, ndim=2)
         if membership.shape != signal.shape[:2]:
             raise InputError(f"membership must be (m, n) = {signal.shape[:2]} like signal; "
                              f"got {membership.shape}")
@@ -153,8 +157,6 @@ class ReferenceOutputs:
 
     def save_npz(self, path: str | Path) -> Path:
         """Write to ``path`` (.npz, no pickle, atomically) with a ``schema_version``."""
-        from memberscope.store import atomic_write_npz
-
         arrays: dict[str, np.ndarray] = {
             "schema_version": np.asarray(REFERENCE_SCHEMA_VERSION),
             **{name: getattr(self, name) for name in _REQUIRED},
@@ -169,19 +171,6 @@ class ReferenceOutputs:
         return load_reference_npz(path)
 
 
-def _as_membership_matrix(value: Any) -> np.ndarray:
-    array = np.asarray(value)
-    if array.ndim != 2:
-        raise InputError(f"membership must be a 2-d (m, n) matrix; got shape {array.shape}")
-    if array.dtype == bool:
-        return array
-    if np.issubdtype(array.dtype, np.number):
-        check_finite("membership", array.astype(np.float64))
-        if np.isin(array, (0, 1)).all():
-            return array.astype(bool)
-    raise InputError(f"membership must be boolean (or 0/1); got dtype {array.dtype}")
-
-
 def load_reference_npz(path: str | Path) -> ReferenceOutputs:
     """Read a :class:`ReferenceOutputs` ``.npz`` (``allow_pickle=False``), checking its schema."""
     path = Path(path)
@@ -190,8 +179,7 @@ def load_reference_npz(path: str | Path) -> ReferenceOutputs:
     if not zipfile.is_zipfile(path):
         raise InputError(f"reference file {str(path)!r} is not an .npz archive")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
+        arrays = load_npz(path)
     except ValueError as exc:
         raise InputError(f"{path.name} holds Python objects; reference files are plain "
                          "arrays and are never unpickled") from exc

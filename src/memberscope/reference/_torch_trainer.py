@@ -14,7 +14,7 @@ from memberscope.errors import InputError, require
 from memberscope.reference.queries import query_view
 from memberscope.reference.recipe import TrainingRecipe
 
-CACHE_TAG = "memberscope.train-1"
+CACHE_TAG = "memberscope.train-2"
 """Part of every cache key of this trainer; bump it when what it computes changes."""
 
 
@@ -27,16 +27,19 @@ def _nhwc(x: np.ndarray) -> np.ndarray:
     return array
 
 
-def build_model(recipe: TrainingRecipe, input_shape: tuple[int, ...], num_classes: int) -> Any:
-    """The recipe's model: ``small_cnn`` (the TF Privacy codelab's CNN) with the recipe's
-    ``architecture_args`` (``num_conv``, default 3, and ``activation``, default relu)."""
-    from memberscope.train.models import small_cnn
+def recipe_model(recipe: TrainingRecipe, input_shape: tuple[int, ...], num_classes: int,
+                 seed: int) -> Any:
+    """The recipe's model (:func:`memberscope.train.models.build_model` with the recipe's
+    ``architecture`` and ``architecture_args``; ``num_conv`` defaults to 3), seeded by
+    ``seed``."""
+    from memberscope.train.models import build_model
 
-    if recipe.architecture != "small_cnn":
-        raise InputError(f"unknown architecture {recipe.architecture!r}; valid: small_cnn")
-    args = {"num_conv": 3, "activation": "relu", **recipe.architecture_args}
-    return small_cnn(input_shape, num_classes, num_conv=int(args["num_conv"]),
-                     activation=str(args["activation"]))
+    args = dict(recipe.architecture_args)
+    allowed = {"num_conv", "activation", "hidden"}
+    unknown = sorted(set(args) - allowed)
+    if unknown:
+        raise InputError(f"architecture_args: unknown key(s) {unknown}; valid: {sorted(allowed)}")
+    return build_model(recipe.architecture, input_shape, num_classes, seed=seed, **args)
 
 
 def train_and_score(recipe: TrainingRecipe, x: np.ndarray, y: np.ndarray,
@@ -61,14 +64,13 @@ def train_and_score(recipe: TrainingRecipe, x: np.ndarray, y: np.ndarray,
     (q, n, C) float32
         Logits of each of the recipe's queries of each example.
     """
-    torch: Any = require("torch", "torch", "training reference models")
+    require("torch", "torch", "training reference models")
     from memberscope.train.settings import TrainSettings
     from memberscope.train.trainer import Trainer, as_model_input, predict_logits
 
     images = _nhwc(x)
     num_classes = int(max(np.max(y), np.max(query_y))) + 1
-    torch.manual_seed(seed)
-    model = build_model(recipe, images.shape[1:], num_classes)
+    model = recipe_model(recipe, images.shape[1:], num_classes, seed)
     settings = TrainSettings(epochs=recipe.epochs, batch_size=recipe.batch_size,
                              learning_rate=recipe.learning_rate, optimizer=recipe.optimizer,
                              seed=seed % 2**31)

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
+from memberscope._runtime import keep_freed_memory
 from memberscope.errors import InputError, UnknownNameError, require
 
 logger = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ def _init_worker(shared: tuple[Any, ...], threads: int) -> None:
     _WORKER_SHARED = shared
     _WORKER_THREADS = threads
     limit_threads(threads)
+    keep_freed_memory()  # a worker process is an edge: see memberscope._runtime
 
 
 @contextlib.contextmanager
@@ -133,6 +135,7 @@ class LocalExecutor:
 
 def _ray_task(function: Callable[..., Any], task: Any, *shared: Any) -> Any:
     limit_threads(1)
+    keep_freed_memory()
     return function(task, *shared)
 
 

@@ -13,8 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from memberscope.errors import InputError
-
-OPTIMIZERS = ("adam", "sgd")
+from memberscope.train.settings import OPTIMIZERS
 
 
 @dataclass(frozen=True)
@@ -24,10 +23,12 @@ class TrainingRecipe:
     Parameters
     ----------
     architecture : str
-        Model family, e.g. ``"small_cnn"`` (the TF Privacy codelab's CNN).
+        Model kind of :func:`memberscope.train.models.build_model`: ``"small_cnn"`` (the TF
+        Privacy codelab's CNN) or ``"mlp"``.
     architecture_args : mapping
-        Keyword arguments of the architecture (e.g. ``{"num_conv": 3, "activation": "relu"}``).
-    optimizer : {"adam", "sgd"}
+        Its keyword arguments: ``num_conv`` (default 3), ``activation``, ``hidden``.
+    optimizer : {"adam", "adamw", "sgd"}
+        :data:`memberscope.train.settings.OPTIMIZERS`, as for experiment variants.
     learning_rate : float
     epochs : int
     batch_size : int

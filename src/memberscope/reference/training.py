@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from memberscope._seeding import stream_rng, stream_seed
 from memberscope.errors import InputError
 from memberscope.outputs import ReferenceOutputs, true_class_signals
 from memberscope.reference.executors import Executor, get_executor
@@ -43,7 +44,7 @@ def balanced_splits(n_models: int, n: int, seed: int = 0) -> np.ndarray:
     rows = np.empty((n_models, n), dtype=bool)
     for pair in range((n_models + 1) // 2):
         half = np.zeros(n, dtype=bool)
-        half[np.random.default_rng([seed, pair]).permutation(n)[: n // 2]] = True
+        half[stream_rng(seed, pair).permutation(n)[: n // 2]] = True
         rows[2 * pair] = half
         if 2 * pair + 1 < n_models:
             rows[2 * pair + 1] = ~half
@@ -51,8 +52,9 @@ def balanced_splits(n_models: int, n: int, seed: int = 0) -> np.ndarray:
 
 
 def model_seed(base_seed: int, index: int) -> int:
-    """The training seed of model ``index``: a hash of (base seed, index), stable everywhere."""
-    return int(np.random.SeedSequence([base_seed, index]).generate_state(1)[0])
+    """The training seed of model ``index``: the stream ``(index,)`` of the base seed
+    (:mod:`memberscope._seeding`), stable everywhere."""
+    return stream_seed(base_seed, index)
 
 
 def data_digest(*arrays: np.ndarray) -> str:
@@ -206,7 +208,7 @@ def train_models(recipe: TrainingRecipe, x: np.ndarray, y: np.ndarray, splits: n
         signal[index], prob[index] = model_signal, model_prob
         path, key = paths[position]
         if path is not None:
-            from memberscope.store import atomic_write_npz
+            from memberscope._io import atomic_write_npz
 
             atomic_write_npz(path, {"schema_version": np.asarray(CACHE_SCHEMA_VERSION),
                                     "key": np.asarray(key), "signal": model_signal,

@@ -1,9 +1,11 @@
-"""Privacy reports: figures (``plots``) and one self-contained HTML page (``html``).
+"""Privacy reports: figures (``plots``, ``figures``) and one self-contained HTML page
+(``page`` renders Jinja2 templates from ``templates/`` with ``static/`` inlined; ``html``
+gathers the inputs and writes the file).
 
-Nothing heavy is imported here: ``matplotlib`` loads inside the plotting functions, and
+Nothing heavy is imported here: ``matplotlib`` and ``jinja2`` load when first used, and
 ``import memberscope`` never imports this package. Entry points::
 
-    from memberscope.report.html import write_audit_report, write_run_report
+    from memberscope.report import write_audit_report, write_results_report, write_run_report
     from memberscope.report import plots
 """
 
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["write_audit_report", "write_run_report"]
+__all__ = ["write_audit_report", "write_results_report", "write_run_report"]
 
 
 def __getattr__(name: str) -> Any:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from memberscope.errors import InputError
-from memberscope.results import AuditResult, AuditRow, ResultsCollection
+from memberscope.results import AuditResult, AuditRow, ResultsCollection, worst_row
 
 Rows = ResultsCollection | AuditResult | Iterable[AuditRow]
 
@@ -72,19 +72,6 @@ def group_rows(rows: Iterable[AuditRow], keys: Sequence[str]) -> dict[tuple[Any,
     for row in rows:
         groups.setdefault(tuple(field_value(row, k) for k in keys), []).append(row)
     return groups
-
-
-def worst_row(rows: Iterable[AuditRow], metric: str = "auc") -> AuditRow:
-    """The row with the highest finite ``metric`` (most leakage); NaN rows never win."""
-    best: AuditRow | None = None
-    best_value = -math.inf
-    for row in rows:
-        value = metric_value(row, metric)
-        if not math.isnan(value) and (best is None or value > best_value):
-            best, best_value = row, value
-    if best is None:
-        raise InputError(f"no row has a value for metric {metric!r}")
-    return best
 
 
 def slice_sort_key(name: str) -> tuple[Any, ...]:

@@ -127,15 +127,33 @@ def utility_figure(rows: Sequence[AuditRow], accuracy_key: str, limit: float | N
         "the most accurate point below your privacy limit.", to_png(figure))
 
 
+def _label_margin(labels: Sequence[str], fontsize: float = 7.0) -> float:
+    """Inches left of the axes that tick labels of ``fontsize`` points need (DejaVu Sans
+    averages about 0.6 em per character; the tick and its padding take about 0.15 in)."""
+    longest = max((len(label) for label in labels), default=0)
+    return 0.25 + longest * 0.6 * fontsize / 72
+
+
 def heatmap_figure(rows: Sequence[AuditRow], metric: str = "auc") -> RenderedFigure | None:
     """Per-slice heatmaps: slice × epoch per variant (slice × attack for a single audit)."""
+    drawn = heatmaps(rows, metric)
+    if drawn is None:
+        return None
+    figure, caption = drawn
+    return RenderedFigure("per_slice", "Per-slice view", caption, to_png(figure))
+
+
+def heatmaps(rows: Sequence[AuditRow], metric: str = "auc") -> tuple[Figure, str] | None:
+    """The figure of :func:`heatmap_figure` and its caption, with a left margin that fits
+    the longest slice label."""
     if not rows:
         return None
     with_epoch = [r for r in rows if r.metadata.get("epoch") is not None]
+    left = max(1.25, _label_margin([r.slice for r in rows]))
     if with_epoch:
         every_model = list(dict.fromkeys(r.metadata.get("model") for r in with_epoch))
         models = every_model[:MAX_HEATMAPS]
-        figure, axes = _grid(len(models), 2, (5.8, 3.6), left=1.25, gap=1.7)
+        figure, axes = _grid(len(models), 2, (4.55 + left, 3.6), left=left, gap=left + 0.45)
         values = [v for v in (metric_value(r, metric) for r in with_epoch) if math.isfinite(v)]
         low = min([*values, 0.5]) if metric == "auc" else min(values, default=0.0)
         high = max(values, default=1.0)
@@ -149,10 +167,10 @@ def heatmap_figure(rows: Sequence[AuditRow], metric: str = "auc") -> RenderedFig
             caption += (f" Showing the first {len(models)} of {len(every_model)} variants; the "
                         "tables below list them all.")
     else:
-        figure, axes = _grid(1, 1, (6.4, 4.0), left=1.25)
+        figure, axes = _grid(1, 1, (5.15 + left, 4.0), left=left)
         plots.plot_slice_heatmap(rows, metric, by="attack", ax=axes[0])
         caption = "Each attack on each slice; the outlined cell is the worst."
-    return RenderedFigure("per_slice", "Per-slice view", caption, to_png(figure))
+    return figure, caption
 
 
 def dp_figure(rows: Sequence[AuditRow], epsilon_key: str = "epsilon") -> RenderedFigure | None:

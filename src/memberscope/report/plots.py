@@ -35,6 +35,8 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
 LINESTYLES = ("-", "--", ":", "-.")
+#: Up to this many epochs, each gets its own tick.
+MAX_EPOCH_TICKS = 12
 __all__ = [
     "plot_epsilon_by_epoch",
     "plot_exposed_examples",
@@ -74,11 +76,27 @@ def _color(index: int) -> str:
     return f"C{index % 10}"
 
 
-def _integer_epochs(ax: Axes) -> None:
-    """Epoch ticks on whole numbers only."""
-    from matplotlib.ticker import MaxNLocator
+def _integer_epochs(ax: Axes, epochs: Sequence[Any]) -> None:
+    """Epoch ticks on whole numbers only: at each epoch drawn when there are few (one epoch
+    gets a unit-wide axis around it, not matplotlib's 0.945 … 1.050), else evenly spaced."""
+    from matplotlib.ticker import FixedLocator, MaxNLocator
 
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    values = sorted({float(e) for e in epochs if isinstance(e, int | float | np.number)})
+    if values and len(values) <= MAX_EPOCH_TICKS and all(v.is_integer() for v in values):
+        ax.xaxis.set_major_locator(FixedLocator(values))
+        if len(values) == 1:
+            ax.set_xlim(values[0] - 1, values[0] + 1)
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+
+
+def _annotate_worst(ax: Axes, x: float, y: float, text: str, xs: Sequence[float]) -> None:
+    """Label the starred point beside it, on the side with more room, in two lines
+    (slice, attack), so the text stays inside the axes."""
+    low, high = (min(xs), max(xs)) if xs else (x, x)
+    right = x <= (low + high) / 2
+    ax.annotate(text, (x, y), xytext=(9 if right else -9, 0), textcoords="offset points",
+                ha="left" if right else "right", va="center", fontsize=8, linespacing=1.0)
 
 
 def plot_metric_by_epoch(results: Rows, metric: str = "auc", *,
@@ -114,14 +132,14 @@ def plot_metric_by_epoch(results: Rows, metric: str = "auc", *,
             value, epoch, row = max(candidates, key=lambda c: c[0])
             ax.plot([epoch], [value], linestyle="none", marker="*", markersize=13,
                     color="black", zorder=5, label=text_for_matplotlib(f"worst: {row.slice}"))
-            ax.annotate(text_for_matplotlib(f"{row.slice} ({row.attack})"), (epoch, value),
-                        xytext=(-9, 5), textcoords="offset points", ha="right", va="bottom",
-                        fontsize=8)
+            _annotate_worst(ax, epoch, value,
+                            text_for_matplotlib(f"{row.slice}\n({row.attack})"),
+                            [float(c[1]) for c in candidates])
             ax.margins(y=0.12)
     where = f"slice {slice}" if slice is not None else "worst slice per epoch"
     ax.set_title(text_for_matplotlib(f"{metric_title(metric)} by epoch ({where})"), fontsize=10)
     ax.set_xlabel("epoch")
-    _integer_epochs(ax)
+    _integer_epochs(ax, [e for line in series.values() for e in line.epochs.tolist()])
     ax.set_ylabel(metric_title(metric))
     ax.grid(True, alpha=0.3)
     if legend and series:
@@ -307,7 +325,7 @@ def plot_epsilon_by_epoch(results: Rows, *, epsilon_key: str = "epsilon", legend
                 label=_series_label(model, f"empirical ε lower bound ({confidence:.0%})"))
     ax.set_title("DP: accountant ε vs empirical lower bound", fontsize=10)
     ax.set_xlabel("epoch")
-    _integer_epochs(ax)
+    _integer_epochs(ax, [p.epoch for p in points])
     ax.set_ylabel("ε")
     ax.set_ylim(bottom=0)
     ax.grid(True, alpha=0.3)

@@ -14,10 +14,9 @@ from memberscope.report._data import (
     as_rows,
     epoch_sort_key,
     group_rows,
-    worst_row,
     worst_series,
 )
-from memberscope.results import AuditRow, ResultsCollection
+from memberscope.results import AuditRow, ResultsCollection, worst_row
 
 #: A change in the worst metric smaller than this between first and last epoch is "flat".
 FLAT_TOLERANCE = 0.01

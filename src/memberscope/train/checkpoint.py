@@ -1,6 +1,6 @@
 """Checkpoints: a trainer's state plus the config fingerprint, written atomically.
 
-Saved with ``torch.save`` into memory and then through :func:`memberscope.store.atomic_write_bytes`
+Saved with ``torch.save`` into memory and then through :func:`memberscope._io.atomic_write_bytes`
 (temp file, fsync, rename), so a crash or a full disk leaves the previous checkpoint whole.
 Loaded with ``torch.load(weights_only=True)``: only tensors and plain containers, never pickled
 objects; the accountant's history is stored as plain lists.
@@ -12,8 +12,8 @@ import io
 from pathlib import Path
 from typing import Any
 
+from memberscope._io import atomic_write_bytes
 from memberscope.errors import InputError, SchemaError
-from memberscope.store import atomic_write_bytes
 
 CHECKPOINT_SCHEMA_VERSION = 1
 

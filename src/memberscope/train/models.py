@@ -9,6 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+import numpy as np
+
+from memberscope._validation import layer_sizes
 from memberscope.errors import InputError, UnknownNameError
 
 if TYPE_CHECKING:
@@ -120,12 +123,51 @@ def mlp(input_dim: int, num_classes: int, hidden: Sequence[int] = (128,),
         raise InputError(f"input_dim must be >= 1; got {input_dim}")
     if num_classes < 2:
         raise InputError(f"num_classes must be >= 2; got {num_classes}")
-    if any(int(h) < 1 for h in hidden):
-        raise InputError(f"hidden layer sizes must be >= 1; got {list(hidden)}")
+    sizes = layer_sizes("mlp", hidden)
     layers: list[nn.Module] = [nn.Flatten()]
     width = input_dim
-    for size in hidden:
-        layers += [nn.Linear(width, int(size)), _activation(activation)]
-        width = int(size)
+    for size in sizes:
+        layers += [nn.Linear(width, size), _activation(activation)]
+        width = size
     layers.append(nn.Linear(width, num_classes))
     return nn.Sequential(*layers)
+
+
+MODELS = ("small_cnn", "mlp")
+"""Model kinds :func:`build_model` builds, by name (experiment variants and reference models)."""
+
+
+def build_model(kind: str, input_shape: Sequence[int], num_classes: int, *, num_conv: int = 3,
+                activation: str = "relu", hidden: Sequence[int] = (128,),
+                seed: int | None = None) -> torch.nn.Sequential:
+    """A model by kind name: :func:`small_cnn` (``num_conv``, ``activation``) for (H, W, C)
+    images, or :func:`mlp` (``hidden``, ``activation``) on the flattened example.
+
+    Parameters
+    ----------
+    kind : "small_cnn" | "mlp"
+    input_shape : shape of one example, (H, W, C) for images
+    num_classes : int
+    seed : int, optional
+        Seeds the initial weights without touching torch's global random state; None draws
+        them from torch's global generator.
+    """
+    import torch
+
+    if kind not in MODELS:
+        raise UnknownNameError("model", kind, MODELS)
+    shape = tuple(int(v) for v in input_shape)
+    if kind == "small_cnn" and len(shape) != 3:
+        raise InputError(f"model small_cnn needs images (height, width, channels); the "
+                         f"examples have shape {shape}: use model = \"mlp\"")
+
+    def build() -> torch.nn.Sequential:
+        if kind == "small_cnn":
+            return small_cnn(shape, num_classes, num_conv, activation)
+        return mlp(int(np.prod(shape)), num_classes, hidden, activation)
+
+    if seed is None:
+        return build()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build()

@@ -12,6 +12,9 @@ Choices, each measured on the 2-core build machine (see ``benchmarks/``):
   Conv2d and Linear layers (the default "auto" grad-sample mode picks it), per-example
   gradients are clipped and summed by ``direct_clipping`` and Opacus adds the noise: 1.24-1.45×
   the non-DP epoch here, against 1.68-2.30× with Opacus' ``GradSampleModule`` (hooks mode).
+  Everything DP changes in the loop comes from :func:`memberscope.train.dp.engine.make_private`.
+* Nothing here changes process-wide state (torch's thread count, the allocator): that is
+  :func:`memberscope._runtime.tune_process`, called at the edges (the CLI, the runner).
 * Everything random (initial batch order, Poisson sampling, DP noise) comes from generators
   owned by the trainer, whose states are part of :meth:`Trainer.state_dict`, so a resumed run
   continues exactly where a checkpoint left it.
@@ -29,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from memberscope._seeding import stream_seed
 from memberscope.errors import InputError, require
 from memberscope.train.settings import TrainSettings
 
@@ -136,26 +140,6 @@ def predict_logits(model: torch.nn.Module, x: torch.Tensor, index: np.ndarray | 
     return torch.cat(parts).numpy()
 
 
-def _grad_sample_mode(settings: TrainSettings, model: torch.nn.Module) -> str | None:
-    """The per-example gradient route DP training takes (None without DP): "auto" is
-    "direct" where every trainable parameter sits in a layer it supports, else "hooks"."""
-    if settings.dp is None:
-        return None
-    mode = settings.dp.grad_sample_mode
-    if mode not in ("auto", "direct"):
-        return mode
-    from memberscope.train.dp.direct_clipping import unsupported_parameters
-
-    unsupported = unsupported_parameters(model)
-    if not unsupported:
-        return "direct"
-    if mode == "direct":
-        raise InputError("grad_sample_mode 'direct' supports only parameters of Conv2d "
-                         f"(ungrouped, zero padding) and Linear layers; got {unsupported[:3]}; "
-                         "use 'auto' or 'hooks'")
-    return "hooks"
-
-
 def _make_optimizer(settings: TrainSettings, parameters: Any) -> torch.optim.Optimizer:
     import torch
 
@@ -198,17 +182,16 @@ class Trainer:
         require("torch", "torch", "training")
         import torch
 
-        from memberscope.train.allocator import keep_freed_memory
-
-        keep_freed_memory()
-
         self.settings = settings
         self.device = device or default_device()
-        # Opacus' own conv grad samplers ("hooks", "ew") assume NCHW-contiguous activations:
-        # on channels_last they silently return wrong per-sample gradients. "hooks" runs with
-        # our layout-safe sampler (grad_samplers.py) and functorch is layout-safe; "ew" is not.
-        self.grad_sample_mode = _grad_sample_mode(settings, model)
-        self.channels_last = self.grad_sample_mode != "ew"
+        route = None
+        if settings.dp is not None:
+            require("opacus", "torch", "DP training")
+            from memberscope.train.dp.engine import channels_last_allowed, grad_sample_route
+
+            route = grad_sample_route(settings.dp, model)
+        self.grad_sample_mode = route
+        self.channels_last = route is None or channels_last_allowed(route)
         self.x = as_model_input(x, self.device, channels_last=self.channels_last)
         labels = np.asarray(y)
         if labels.ndim != 1 or len(labels) != len(self.x):
@@ -225,20 +208,25 @@ class Trainer:
         self.progress = progress
         self.description = description
         self.epoch = 0
-        # Direct mode needs each example's own loss gradient at every layer's output: a sum.
-        self.loss_reduction = "sum" if self.grad_sample_mode == "direct" else "mean"
-        self.loss_fn = torch.nn.CrossEntropyLoss(reduction=self.loss_reduction)
-        self.sampling_generator = torch.Generator().manual_seed(settings.seed)
-        self.noise_generator = torch.Generator(device=self.device).manual_seed(settings.seed + 1)
+        # Two streams of the settings' seed (memberscope._seeding): batches and DP noise.
+        self.sampling_generator = torch.Generator().manual_seed(
+            stream_seed(settings.seed, "batches"))
+        self.noise_generator = torch.Generator(device=self.device).manual_seed(
+            stream_seed(settings.seed, "dp-noise"))
         optimizer = _make_optimizer(settings, self.model.parameters())
-        self.accountant: Any = None
-        self.clipper: Any = None  # a ClippedGradients in direct mode
-        self.noise_multiplier: float | None = None
-        if settings.dp is None:
-            self.module: torch.nn.Module = self.model
-            self.optimizer = optimizer
-        else:
-            self.module, self.optimizer = self._make_private(optimizer)
+        self.private: Any = None  # a PrivateTraining under DP
+        self.module: torch.nn.Module = self.model
+        self.optimizer: Any = optimizer
+        if settings.dp is not None:
+            from memberscope.train.dp.engine import make_private
+
+            self.private = make_private(
+                self.model, optimizer, settings.dp, sample_rate=self.sample_rate,
+                expected_batch_size=settings.batch_size,
+                steps=self.steps_per_epoch * settings.epochs, generator=self.noise_generator)
+            self.module, self.optimizer = self.private.module, self.private.optimizer
+        self.loss_reduction = "mean" if self.private is None else self.private.loss_reduction
+        self.loss_fn = torch.nn.CrossEntropyLoss(reduction=self.loss_reduction)
 
     # --- DP ---------------------------------------------------------------------------------
 
@@ -257,62 +245,19 @@ class Trainer:
     def _poisson(self) -> bool:
         return self.settings.dp is not None and self.settings.dp.poisson_sampling
 
-    def _make_private(self, optimizer: torch.optim.Optimizer) -> tuple[Any, Any]:
-        require("opacus", "torch", "DP training")
-        from opacus.accountants import create_accountant
-        from opacus.accountants.utils import get_noise_multiplier
-        from opacus.grad_sample.utils import wrap_model
-        from opacus.optimizers import DPOptimizer
-        from opacus.validators import ModuleValidator
-
-        dp = self.settings.dp
-        assert dp is not None
-        problems = ModuleValidator.validate(self.model, strict=False)
-        if problems:
-            raise InputError(f"model cannot be trained with DP: {problems[0]}")
-        if dp.noise_multiplier is not None:
-            self.noise_multiplier = float(dp.noise_multiplier)
-        else:
-            assert dp.target_epsilon is not None
-            with warnings.catch_warnings():
-                # RDP's search over orders warns at its edge; the bound stays valid.
-                warnings.filterwarnings("ignore", message="Optimal order is the")
-                self.noise_multiplier = float(get_noise_multiplier(
-                    target_epsilon=dp.target_epsilon, target_delta=dp.delta,
-                    sample_rate=self.sample_rate,
-                    steps=self.steps_per_epoch * self.settings.epochs,
-                    accountant=dp.accountant))
-        module: Any = self.model
-        optimizer_class: Any = DPOptimizer
-        if self.grad_sample_mode == "direct":
-            from memberscope.train.dp.direct_clipping import ClippedGradients, NoisingOptimizer
-
-            # We clip and sum into p.grad; Opacus only adds the noise, averages and steps.
-            self.clipper = ClippedGradients(self.model)
-            optimizer_class = NoisingOptimizer
-        else:
-            module = wrap_model(self.model, self.grad_sample_mode, batch_first=True,
-                                loss_reduction="mean")
-        if self.grad_sample_mode == "hooks":
-            from memberscope.train.dp.grad_samplers import use_layout_safe_samplers
-
-            use_layout_safe_samplers(module)
-        dp_optimizer = optimizer_class(optimizer, noise_multiplier=self.noise_multiplier,
-                                       max_grad_norm=dp.max_grad_norm,
-                                       expected_batch_size=self.settings.batch_size,
-                                       loss_reduction="mean", generator=self.noise_generator)
-        self.accountant = create_accountant(dp.accountant)
-        dp_optimizer.attach_step_hook(
-            self.accountant.get_optimizer_hook_fn(sample_rate=self.sample_rate))
-        return module, dp_optimizer
-
     def epsilon(self) -> float | None:
         """ε spent so far at the DP settings' δ (None without DP, 0 before the first step)."""
-        if self.accountant is None or self.settings.dp is None:
-            return None
-        if not self.accountant.history:
-            return 0.0
-        return float(self.accountant.get_epsilon(delta=self.settings.dp.delta))
+        return None if self.private is None else self.private.epsilon()
+
+    @property
+    def accountant(self) -> Any:
+        """Opacus' accountant under DP, else None."""
+        return None if self.private is None else self.private.accountant
+
+    @property
+    def noise_multiplier(self) -> float | None:
+        """σ under DP, else None."""
+        return None if self.private is None else self.private.noise_multiplier
 
     # --- training ---------------------------------------------------------------------------
 
@@ -326,21 +271,6 @@ class Trainer:
         else:
             order = torch.randperm(self.n, generator=self.sampling_generator)
             yield from order.split(self.settings.batch_size)
-
-    def _noise_only_step(self) -> None:
-        """An empty Poisson batch still takes a (noise-only) step, as the accountant assumes."""
-        import torch
-
-        self.optimizer.zero_grad(set_to_none=True)
-        for param in self.model.parameters():
-            if not param.requires_grad:
-                continue
-            if self.clipper is not None:
-                param.grad = torch.zeros_like(param)
-            else:
-                param.grad_sample = torch.zeros(  # type: ignore[attr-defined]
-                    (1, *param.shape), device=param.device)
-        self.optimizer.step()
 
     def train_epoch(self) -> EpochStats:
         """Train one epoch; returns its loss, accuracy and timing."""
@@ -365,7 +295,7 @@ class Trainer:
                            self.settings.epochs, self.steps_per_epoch) as advance:
             for index in self._batches():
                 if len(index) == 0:
-                    self._noise_only_step()
+                    self.private.noise_only_step()
                     advance()
                     continue
                 index = index.to(self.device)
@@ -378,9 +308,8 @@ class Trainer:
                     logits = self.module(inputs)
                 loss = self.loss_fn(logits, targets)
                 loss.backward()
-                if self.clipper is not None:
-                    assert self.settings.dp is not None
-                    self.clipper.clip_and_sum(self.settings.dp.max_grad_norm)
+                if self.private is not None:
+                    self.private.clip()
                 self.optimizer.step()
                 with torch.no_grad():
                     batch_loss = loss.detach().double()
@@ -392,16 +321,11 @@ class Trainer:
         return loss_sum, correct, seen
 
     def forward_context(self) -> contextlib.AbstractContextManager[None]:
-        """Where a training forward pass of :attr:`module` runs: under DP in direct mode it
-        records what per-example clipping needs; in hooks mode it skips the batch weight
-        gradients of convolutions that DP discards; otherwise it does nothing."""
-        if self.clipper is not None:
-            return self.clipper.recording()
-        if self.grad_sample_mode == "hooks":
-            from memberscope.train.dp.grad_samplers import conv_weights_detached
-
-            return conv_weights_detached(self.model)
-        return contextlib.nullcontext()
+        """Where a training forward pass of :attr:`module` runs (see
+        :meth:`memberscope.train.dp.engine.PrivateTraining.forward_context`)."""
+        if self.private is None:
+            return contextlib.nullcontext()
+        return self.private.forward_context()
 
     def fit(self) -> list[EpochStats]:
         """Train until ``settings.epochs`` epochs are done; returns the stats of each new epoch."""

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import torch
@@ -170,19 +170,33 @@ class ClippedGradients:
             for module in patched:
                 del module.forward
 
-    def clip_and_sum(self, max_grad_norm: float) -> torch.Tensor:
+    def clip_and_sum(self, max_grad_norm: float,
+                     extra_examples: Mapping[torch.Tensor, torch.Tensor] | None = None
+                     ) -> torch.Tensor:
         """Set every trainable parameter's ``grad`` to the sum over the recorded examples of
         its per-example gradient scaled by that example's clipping factor; returns the (N,)
-        per-example gradient norms before clipping. Forgets the recorded batch."""
+        per-example gradient norms before clipping. Forgets the recorded batch.
+
+        ``extra_examples`` ({parameter: (k, *parameter.shape)}, e.g. white-box canary
+        gradients; parameters left out count as 0) are k more examples, clipped and summed
+        exactly like the recorded ones; the returned norms are then (N + k,), theirs last.
+        """
         pieces, self._pieces = self._pieces, []
         if not pieces:
             raise RuntimeError("no backward pass was recorded since the last clip_and_sum")
         norms = torch.sqrt(sum(piece.squared_norms() for piece in pieces))
+        n = len(norms)
+        extra = _Materialized(dict(extra_examples)) if extra_examples else None
+        if extra is not None:
+            norms = torch.cat([norms, torch.sqrt(extra.squared_norms())])
         factors = (max_grad_norm / (norms + STABILITY)).clamp(max=1.0)
+        sums = [piece.clipped_sums(factors[:n]) for piece in pieces]
+        if extra is not None:
+            sums.append(extra.clipped_sums(factors[n:]))
         for param in self.parameters:
             param.grad = None
-        for piece in pieces:
-            for param, clipped in piece.clipped_sums(factors).items():
+        for piece_sums in sums:
+            for param, clipped in piece_sums.items():
                 param.grad = clipped if param.grad is None else param.grad + clipped
         for param in self.parameters:
             if param.grad is None:  # a layer that took no part in this forward pass

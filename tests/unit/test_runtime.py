@@ -1,4 +1,5 @@
-"""The allocator tuning respects the user's settings and reports what it did."""
+"""Process tuning at the edges: the allocator respects the user's settings, tune_process
+sets the thread count and says what it did."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import sys
 
 import pytest
 
-from memberscope.train import allocator
+from memberscope import _runtime as allocator  # threads and allocator
 
 
 @pytest.fixture
@@ -31,3 +32,15 @@ def test_applied_once_on_glibc(fresh) -> None:
     assert allocator.keep_freed_memory() is True
     assert allocator._applied is True
     assert allocator.keep_freed_memory() is True
+
+
+def test_tune_process_sets_threads_and_reports_the_previous_count(fresh) -> None:
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    try:
+        tuning = allocator.tune_process(1)
+        assert (tuning.threads, tuning.previous_threads) == (1, before)
+        assert torch.get_num_threads() == 1
+        assert tuning.keeps_freed_memory == sys.platform.startswith("linux")
+    finally:
+        allocator.apply_threads(before)

@@ -1,0 +1,93 @@
+"""Validity and power of ``epsilon_one_run`` (issue 13) on synthetic canary scores.
+
+Run: ``PYTHONPATH=src .venv/bin/python benchmarks/one_run_validity.py [--runs 200] [--m 1000]``.
+Not part of the test suite. Prints:
+
+1. validity: on no-signal canary scores (independent of inclusion) the fraction of seeded runs in
+   which each bound is > 0 — a valid (1−α) bound allows at most about α. For contrast, the same
+   search over the guess grid without the Bonferroni correction.
+2. power: scores of ideal Gaussian canaries, N(μ·included, 1), whose true privacy is μ-GDP,
+   with the Steinke and the f-DP bound beside the true ε of μ-GDP at δ.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+
+from memberscope import epsilon_one_run
+from memberscope.one_run import gdp_epsilon, guess_grid
+
+DELTA = 1e-5
+ALPHA = 0.05
+
+
+def no_signal(seed: int, m: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=m), rng.random(m) < 0.5
+
+
+def gaussian_canaries(seed: int, m: int, mu: float) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    included = rng.random(m) < 0.5
+    return rng.normal(size=m) + mu * included, included
+
+
+def uncorrected_search(scores: np.ndarray, included: np.ndarray, method: str) -> float:
+    """The best k of the grid, each tested at the full α: what not to do."""
+    return max(epsilon_one_run(scores, included, delta=DELTA, alpha=ALPHA, method=method,
+                               n_guesses=k).epsilon for k in guess_grid(len(scores)))
+
+
+def bench_validity(runs: int, m: int) -> None:
+    print(f"validity: no-signal scores, m = {m}, {runs} seeded runs, alpha = {ALPHA}, "
+          f"delta = {DELTA}; fraction of runs with epsilon > 0 (valid: <= ~{ALPHA})")
+    for method in ("steinke", "fdp"):
+        for n_guesses in (None, m // 10):
+            started = time.perf_counter()
+            positive = sum(
+                epsilon_one_run(*no_signal(seed, m), delta=DELTA, alpha=ALPHA, method=method,
+                                n_guesses=n_guesses).epsilon > 0 for seed in range(runs))
+            seconds = (time.perf_counter() - started) / runs
+            label = "grid+Bonferroni" if n_guesses is None else f"k={n_guesses}"
+            print(f"  {method:<7} {label:<16} positive {positive:3d}/{runs} = "
+                  f"{positive / runs:.3f}   ({seconds * 1000:.1f} ms per call)")
+        positive = sum(uncorrected_search(*no_signal(seed, m), method) > 0 for seed in range(runs))
+        print(f"  {method:<7} {'grid, no corr.':<16} positive {positive:3d}/{runs} = "
+              f"{positive / runs:.3f}   (invalid search, for contrast)")
+
+
+def bench_power(seeds: int, m: int) -> None:
+    print(f"power: ideal Gaussian canaries N(mu*included, 1), m = {m}, grid+Bonferroni, "
+          f"median over {seeds} seeds")
+    print("   mu   eps(mu-GDP)  steinke  fdp    fdp/steinke  fdp/eps")
+    for mu in (0.5, 1.0, 2.0, 3.0, 4.0):
+        steinke, fdp = [], []
+        for seed in range(seeds):
+            scores, included = gaussian_canaries(seed, m, mu)
+            steinke.append(epsilon_one_run(scores, included, delta=DELTA).epsilon)
+            fdp.append(epsilon_one_run(scores, included, delta=DELTA, method="fdp").epsilon)
+        true_epsilon = gdp_epsilon(mu, DELTA)
+        s, f = statistics.median(steinke), statistics.median(fdp)
+        ratio = f"{f / s:11.2f}" if s > 0 else "          -"
+        print(f"  {mu:3.1f}  {true_epsilon:10.2f}  {s:7.2f}  {f:5.2f}  {ratio}  "
+              f"{f / true_epsilon:7.2f}   (fdp >= steinke in "
+              f"{sum(a >= b for a, b in zip(fdp, steinke, strict=True))}/{seeds} seeds)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--m", type=int, default=1000)
+    parser.add_argument("--power-seeds", type=int, default=20)
+    args = parser.parse_args()
+    bench_validity(args.runs, args.m)
+    bench_power(args.power_seeds, args.m)
+    bench_power(max(3, args.power_seeds // 4), 20 * args.m)
+
+
+if __name__ == "__main__":
+    main()

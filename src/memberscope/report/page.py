@@ -1,0 +1,452 @@
+"""The report page: :class:`PageInputs` -> one self-contained HTML document (pure, no I/O
+beyond reading this package's templates and static files).
+
+The page is rendered from Jinja2 templates (``report/templates/*.html.j2``) with autoescaping
+on, so every user string (model labels, slice names, metadata, config text) is HTML-escaped
+wherever a template puts it. Style and the small sorting/filtering script are package files
+(``report/static/``) inlined at render time: the page needs no network, and a
+Content-Security-Policy forbids every fetch and every script but ours (by hash). Data embedded
+for scripts is JSON with ``<``, ``>`` and ``&`` escaped (:func:`json_for_script`).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import hashlib
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from memberscope._io import json_value
+from memberscope.report._data import (
+    epoch_sort_key,
+    group_rows,
+    metadata_keys,
+    metric_title,
+    metric_value,
+    slice_sort_key,
+)
+from memberscope.report.summary import ReportSummary, format_number, summarize
+from memberscope.results import AuditRow, SkippedEntry
+
+if TYPE_CHECKING:
+    import jinja2
+
+    from memberscope.report.figures import RenderedFigure
+
+#: Row metadata shown in their own columns, before any other metadata key.
+KNOWN_METADATA = ("model", "epoch", "train_accuracy", "test_accuracy", "epsilon")
+#: Per-epoch diagnostics (one value per model and epoch, with the decimals shown): listed in
+#: the checkpoints table rather than repeated on every result row.
+EPOCH_DIAGNOSTICS = {"train_loss": 4, "epoch_seconds": 2, "inference_seconds": 3,
+                     "audit_seconds": 3, "images_per_second": 0}
+
+__all__ = ["ExposedExample", "PageInputs", "Table", "escape", "json_for_script", "render_page"]
+
+
+# --- escaping -------------------------------------------------------------------------------
+
+
+def escape(value: Any) -> str:
+    """``value`` as text safe in HTML content and in quoted attribute values (what the
+    templates' autoescaping does)."""
+    from markupsafe import escape as _escape
+
+    return str(_escape("" if value is None else str(value)))
+
+
+def json_for_script(document: Any) -> str:
+    """JSON safe inside ``<script type="application/json">``: no ``</script>``, ``<!--``,
+    ``&`` or line separators can break out; NaN/inf become null."""
+    text = json.dumps(json_value(document, other=str), allow_nan=False, ensure_ascii=True,
+                      sort_keys=True)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+# --- page inputs ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExposedExample:
+    """A member an attack flags most surely; ``model``/``epoch`` are set in a run's report,
+    and ``index`` is the training-set index where the run kept it. ``ties`` counts the
+    members (this one included) with exactly this score."""
+
+    attack: str
+    index: int
+    score: float
+    label: Any
+    model: str | None = None
+    epoch: int | None = None
+    ties: int = 1
+
+
+@dataclass
+class PageInputs:
+    """Everything one page shows."""
+
+    title: str
+    source: str
+    rows: list[AuditRow]
+    skipped: list[SkippedEntry] = field(default_factory=list)
+    figures: list[RenderedFigure] = field(default_factory=list)
+    config_text: str | None = None
+    exposed: list[ExposedExample] = field(default_factory=list)
+    max_auc: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+# --- metric explanations (plain language + definition, DESIGN.md) ---------------------------
+
+METRIC_EXPLANATIONS: tuple[tuple[str, str, str], ...] = (
+    ("AUC", "How well the attack's score separates training examples (members) from unseen "
+     "ones (non-members). 0.5 is guessing; 1.0 means every member scores above every "
+     "non-member.",
+     "Area under the ROC curve over all thresholds, ties counting one half (the probability "
+     "that a random member outscores a random non-member)."),
+    ("Advantage", "How much better than a coin flip the attacker does at its best threshold: "
+     "0 is no better, 1 is perfect.",
+     "max over thresholds of |TPR − FPR| (as TF Privacy)."),
+    ("PPV", "When the attack says 'member', how often it is right, at its best threshold, "
+     "accounting for how many members and non-members there are.",
+     "max over thresholds of TPR / (TPR + r·FPR) with r = non-members / members; "
+     "1/(1+r) where TPR = FPR = 0."),
+    ("TPR at x% FPR", "The share of members the attack finds while wrongly flagging at most "
+     "x% of non-members. Low FPR is what matters: an attack that confidently identifies even "
+     "a few training examples is a real privacy risk even when its AUC is modest.",
+     "The largest TPR among thresholds with FPR ≤ x (on the full ROC curve)."),
+    ("ε lower bound", "A floor on the differential-privacy ε this model can have, proven by "
+     "the attack. Higher means more leakage; 0 means the attack proves nothing.",
+     "ε ≥ max(ln((TPR_lo − δ)/FPR_hi), ln((TNR_lo − δ)/FNR_hi)) with Clopper-Pearson "
+     "intervals at confidence 1−α; the threshold is chosen on one half of the examples and "
+     "the bound computed on the other, so the 'confident' value is a valid (1−α) bound. "
+     "'point' is the plug-in estimate at the best threshold."),
+    ("Accountant ε", "Under DP training: the privacy guarantee the training algorithm "
+     "promises (with its δ). The empirical lower bound should stay below it.",
+     "ε of (ε, δ)-DP spent so far, from the privacy accountant (RDP or PRV) of DP-SGD/DP-Adam."),
+)
+
+
+# --- tables ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One table cell: the text shown, and for numbers the exact value (``data-v``) that
+    sorting and tests read ("" for a non-finite number)."""
+
+    text: str
+    exact: str | None = None
+
+
+@dataclass(frozen=True)
+class Table:
+    """A sortable table as the template draws it; ``headers`` pairs each title with whether
+    the column is numeric."""
+
+    table_id: str
+    caption: str
+    headers: tuple[tuple[str, bool], ...]
+    rows: tuple[tuple[tuple[Cell, ...], str], ...]  # (cells, row class)
+    wrap: bool = False  # long text columns may wrap instead of widening the table
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float | np.number) and not isinstance(value, bool)
+
+
+def _cell(value: Any, numeric: bool, digits: int = 3) -> Cell:
+    """``digits`` decimals, or -``digits`` significant digits when negative."""
+    if not numeric or not _is_number(value):
+        return Cell("" if value is None else str(value))
+    if isinstance(value, int | np.integer):
+        return Cell(str(int(value)), str(int(value)))
+    number = float(value)
+    exact = repr(number) if math.isfinite(number) else ""
+    shown = format_number(number, digits) if digits >= 0 or not math.isfinite(number) \
+        else f"{number:.{-digits}g}"
+    return Cell(shown, exact)
+
+
+def make_table(table_id: str, headers: Sequence[str], columns: Sequence[Sequence[Any]], *,
+               row_classes: Sequence[str] | None = None, digits: Sequence[int] | None = None,
+               caption: str = "", wrap: bool = False) -> Table:
+    """A sortable table; ``columns`` holds each column's values (all the same length)."""
+    numeric = [bool([v for v in col if v is not None])
+               and all(_is_number(v) for v in col if v is not None) for col in columns]
+    n_rows = len(columns[0]) if columns else 0
+    rows = tuple(
+        (tuple(_cell(col[i], numeric[j], digits[j] if digits else 3)
+               for j, col in enumerate(columns)),
+         row_classes[i] if row_classes else "")
+        for i in range(n_rows))
+    return Table(table_id, caption, tuple(zip(headers, numeric, strict=True)), rows, wrap)
+
+
+def _fpr_metrics(rows: Sequence[AuditRow]) -> list[str]:
+    return [f"tpr@{f:g}" for f in sorted({f for r in rows for f in r.tpr_at_fpr})]
+
+
+def _metric_header(metric: str) -> str:
+    if metric.startswith("tpr@"):
+        return f"TPR@{float(metric[4:]) * 100:g}%"
+    return {"auc": "AUC", "advantage": "advantage", "ppv": "PPV",
+            "epsilon_confident": "ε ≥ (conf.)", "epsilon_point": "ε (point)"}.get(metric, metric)
+
+
+def _scalar(value: Any) -> Any:
+    return value if value is None or isinstance(value, str | int | float | bool) else str(value)
+
+
+def results_table(rows: Sequence[AuditRow]) -> Table:
+    """Every result row with every metric and metadata value."""
+    fprs = _fpr_metrics(rows)
+    keys = metadata_keys(rows)
+    if rows and all(r.metadata.get("epoch") is not None for r in rows):  # a checkpoints table
+        keys = [k for k in keys if k not in EPOCH_DIAGNOSTICS]
+    meta = [k for k in KNOWN_METADATA if k in keys] + [k for k in keys if k not in KNOWN_METADATA]
+    ordered = sorted(rows, key=lambda r: (str(r.metadata.get("model")),
+                                          epoch_sort_key(r.metadata.get("epoch")),
+                                          r.attack, slice_sort_key(r.slice)))
+    metrics = ["auc", "advantage", "ppv", *fprs, "epsilon_confident", "epsilon_point"]
+    headers = [*(k.replace("_", " ") for k in meta[:2]), "attack", "slice", "members",
+               "non-members", *(_metric_header(m) for m in metrics),
+               *(k.replace("_", " ") for k in meta[2:])]
+    columns: list[list[Any]] = [[r.metadata.get(k) for r in ordered] for k in meta[:2]]
+    columns += [[r.attack for r in ordered], [r.slice for r in ordered],
+                [r.n_members for r in ordered], [r.n_nonmembers for r in ordered]]
+    columns += [[metric_value(r, m) for r in ordered] for m in metrics]
+    columns += [[_scalar(r.metadata.get(k)) for r in ordered] for k in meta[2:]]
+    return make_table("all-results", headers, columns,
+                      caption=f"{len(rows)} results: click a column header to sort")
+
+
+def checkpoints_table(rows: Sequence[AuditRow], summary: ReportSummary) -> Table | None:
+    """One row per (model, epoch): accuracies, ε, and the worst of each metric over slices."""
+    with_epoch = [r for r in rows if r.metadata.get("epoch") is not None]
+    if not with_epoch:
+        return None
+    low = summary.low_fpr_metric
+    has_eps = any(isinstance(r.metadata.get("epsilon"), int | float) for r in with_epoch)
+    has = {k: any(isinstance(r.metadata.get(k), int | float) for r in with_epoch)
+           for k in ("train_accuracy", "test_accuracy")}
+    diagnostics = [k for k in EPOCH_DIAGNOSTICS
+                   if any(isinstance(r.metadata.get(k), int | float) for r in with_epoch)]
+    groups = group_rows(with_epoch, ("model", "epoch"))
+    keys = sorted(groups, key=lambda k: (str(k[0]), epoch_sort_key(k[1])))
+    records = []
+    classes = []
+    suggestion = summary.suggestion
+    for model, epoch in keys:
+        group = groups[(model, epoch)]
+        worst = max(group, key=lambda r: metric_value(r, "auc"))
+        record: list[Any] = [model, epoch]
+        record += [group[0].metadata.get(k) for k in has if has[k]]
+        if has_eps:
+            record.append(group[0].metadata.get("epsilon"))
+        record += [worst.auc, worst.slice, worst.attack, max(r.advantage for r in group)]
+        if low:
+            record.append(max(metric_value(r, low) for r in group))
+        record.append(max(r.epsilon_lower_bound.confident for r in group))
+        record += [group[0].metadata.get(k) for k in diagnostics]
+        records.append(record)
+        is_pick = suggestion is not None and (suggestion.model, suggestion.epoch) == (model,
+                                                                                      epoch)
+        classes.append("suggested" if is_pick else "")
+    headers = ["model", "epoch", *(k.replace("_", " ") for k in has if has[k])]
+    if has_eps:
+        headers.append("accountant ε")
+    headers += ["worst AUC", "worst slice", "attack", "max advantage"]
+    if low:
+        headers.append(f"max {_metric_header(low)}")
+    headers.append("max ε ≥")
+    headers += [k.replace("_", " ") for k in diagnostics]
+    digits = [3] * (len(headers) - len(diagnostics)) + [EPOCH_DIAGNOSTICS[k] for k in diagnostics]
+    columns = [list(col) for col in zip(*records, strict=True)]
+    return make_table("checkpoints", headers, columns, row_classes=classes, digits=digits,
+                      caption="One row per model variant and epoch (worst over slices and "
+                              "attacks); the suggested checkpoint is highlighted")
+
+
+def skipped_table(skipped: Sequence[SkippedEntry]) -> Table | None:
+    """Pairs that were not evaluated, with the reason."""
+    if not skipped:
+        return None
+    meta = [k for k in ("model", "epoch") if any(k in s.metadata for s in skipped)]
+    columns: list[list[Any]] = [[s.metadata.get(k) for s in skipped] for k in meta]
+    columns += [[s.slice for s in skipped], [s.attack for s in skipped],
+                [s.reason for s in skipped]]
+    return make_table("skipped", [*meta, "slice", "attack", "reason"], columns, wrap=True,
+                      caption="Slice × attack pairs that were not evaluated, and why")
+
+
+def exposed_table(exposed: Sequence[ExposedExample]) -> Table | None:
+    """The members each attack flags most surely."""
+    if not exposed:
+        return None
+    run = any(e.model is not None for e in exposed)
+    headers = ["model", "epoch"] if run else []
+    columns: list[list[Any]] = [[e.model for e in exposed], [e.epoch for e in exposed]] \
+        if run else []
+    headers += ["attack", "example index", "score", "label"]
+    columns += [[e.attack for e in exposed], [e.index for e in exposed],
+                [e.score for e in exposed], [e.label for e in exposed]]
+    digits = [3] * (len(headers) - 2) + [-4, 3]
+    caption = ("Training examples with the highest attack score (most exposed)" +
+               (" at each variant's last audit; the index is the example's position in the "
+                "training set" if run else "") + ".")
+    tied = [e for e in exposed if e.ties > 1]
+    if tied:
+        headers.append("members at this score")
+        columns.append([e.ties for e in exposed])
+        digits.append(3)
+        caption += (" Some members tie at one score (" + _ties_text(tied) + "); among tied "
+                    "members the table lists the lowest indices, which are no more exposed "
+                    "than the others.")
+    return make_table("exposed", headers, columns, digits=digits, caption=caption)
+
+
+def _ties_text(tied: Sequence[ExposedExample], most: int = 3) -> str:
+    """"12 members at 0.9531 (threshold)", one per distinct tied score, at most ``most``."""
+    seen = dict.fromkeys((e.model, e.attack, e.score, e.ties) for e in tied)
+    parts = []
+    for model, attack, score, ties in list(seen)[:most]:
+        where = " · ".join(str(p) for p in (model, attack) if p is not None)
+        parts.append(f"{ties} members at {score:.4g} ({where})")
+    return "; ".join(parts) + ("; …" if len(seen) > most else "")
+
+
+# --- the answers at the top -----------------------------------------------------------------
+
+
+def verdict(auc: float) -> str:
+    """How strong the worst leakage is, in words."""
+    if not math.isfinite(auc):
+        return "undefined"
+    if auc < 0.55:
+        return "close to guessing: little measurable membership leakage"
+    if auc < 0.6:
+        return "weak: the attack does slightly better than guessing"
+    if auc < 0.7:
+        return "moderate: the attack clearly tells members from non-members"
+    return "strong: the model reveals which examples it was trained on"
+
+
+@dataclass(frozen=True)
+class Number:
+    """A summary number: shown rounded, with its exact value for scripts and tests."""
+
+    value: float
+    key: str
+    digits: int = 3
+
+    @property
+    def text(self) -> str:
+        return format_number(float(self.value), self.digits)
+
+    @property
+    def exact(self) -> str:
+        return repr(float(self.value)) if math.isfinite(self.value) else ""
+
+
+def worst_numbers(worst: AuditRow) -> list[tuple[str, Number]]:
+    """(name, number) pairs of the worst row's headline numbers."""
+    numbers = [("AUC", Number(worst.auc, "worst.auc")),
+               ("advantage", Number(worst.advantage, "worst.advantage")),
+               ("PPV", Number(worst.ppv, "worst.ppv"))]
+    numbers += [(metric_title(m), Number(metric_value(worst, m), "worst." + m))
+                for m in (f"tpr@{f:g}" for f in sorted(worst.tpr_at_fpr))]
+    return numbers
+
+
+def placement(row: AuditRow) -> list[tuple[str, Any]]:
+    """("model", …) and ("epoch", …) where the row has them."""
+    return [(k, row.metadata[k]) for k in ("model", "epoch") if row.metadata.get(k) is not None]
+
+
+def last_dp_points(summary: ReportSummary) -> list[Any]:
+    """Each model variant's last DP point."""
+    last: dict[Any, Any] = {}
+    for point in summary.dp:
+        last[point.model] = point
+    return list(last.values())
+
+
+# --- rendering ------------------------------------------------------------------------------
+
+
+def _static(name: str) -> str:
+    return resources.files("memberscope.report").joinpath("static", name).read_text("utf-8")
+
+
+@lru_cache(maxsize=1)
+def _environment() -> jinja2.Environment:
+    from memberscope.errors import require
+
+    require("jinja2", "report", "the HTML report")
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("memberscope.report", "templates"),
+        autoescape=True, trim_blocks=True, lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    env.globals.update(placement=placement, metric_title=metric_title, metric_value=metric_value,
+                       verdict=verdict,
+                       Number=Number)
+    return env
+
+
+@lru_cache(maxsize=1)
+def _assets() -> tuple[str, str, str]:
+    """(style, script, Content-Security-Policy); the script is ours, allowed by its hash."""
+    style, script = _static("report.css"), _static("report.js")
+    if "</" in style or "</" in script:
+        raise RuntimeError("report static files must not contain '</'")
+    digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
+    csp = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
+           f"script-src 'sha256-{digest}'; base-uri 'none'; form-action 'none'")
+    return style, script, csp
+
+
+def _data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def render_page(inputs: PageInputs) -> str:
+    """The full HTML document for ``inputs`` (pure: no I/O but reading package files)."""
+    from markupsafe import Markup
+
+    from memberscope._version import __version__
+
+    rows = inputs.rows
+    summary = summarize(rows, max_auc=inputs.max_auc) if rows else None
+    models = [m for m in dict.fromkeys(r.metadata.get("model") for r in rows) if m is not None]
+    facts = [f"{len(rows)} results", f"{len({r.attack for r in rows})} attack(s)",
+             f"{len({r.slice for r in rows})} slice(s)"]
+    if models:
+        facts.insert(0, f"{len(models)} model variant(s)")
+    if inputs.skipped:
+        facts.append(f"{len(inputs.skipped)} skipped")
+    style, script, csp = _assets()
+    tables = {
+        "checkpoints": checkpoints_table(rows, summary) if summary is not None else None,
+        "results": results_table(rows),
+        "exposed": exposed_table(inputs.exposed),
+        "skipped": skipped_table(inputs.skipped),
+    }
+    return _environment().get_template("page.html.j2").render(
+        inputs=inputs, summary=summary, facts=facts, tables=tables,
+        generated=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        version=__version__, explanations=METRIC_EXPLANATIONS,
+        worst_numbers=worst_numbers(summary.worst) if summary is not None else [],
+        dp_points=last_dp_points(summary) if summary is not None else [],
+        figures=[(fig, _data_uri(fig.png)) for fig in inputs.figures],
+        summary_json=Markup(json_for_script(summary.to_dict() if summary else {})),
+        style=Markup(style), script=Markup(script), csp=csp)

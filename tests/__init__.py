@@ -1,0 +1,1 @@
+"""memberscope's tests; ``tests.helpers`` holds what several of them share."""

@@ -1,0 +1,105 @@
+"""A real tiny ``memberscope run`` on scikit-learn's digits, then ``memberscope report`` on its
+run directory: the report shows the ROC curves and the most exposed examples of each
+variant's last audit (what the runner writes is what the report reads)."""
+
+from __future__ import annotations
+
+import re
+from html import unescape
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("opacus")
+pytest.importorskip("matplotlib")
+pytest.importorskip("rich")
+
+from memberscope import rundir
+from memberscope.cli import main
+from memberscope.report.plots import exposed_indices
+from memberscope.store import load_results
+
+pytestmark = pytest.mark.torch
+
+CONFIG = """
+name = "round trip"
+seed = 3
+[dataset]
+name = "digits"
+max_train = 240
+max_test = 120
+[training]
+epochs = 2
+epochs_per_report = 1
+batch_size = 40
+learning_rate = 0.01
+threads = 1
+[audit]
+attacks = ["threshold", "lr"]
+slices = ["entire"]
+member_sample = "balanced"
+[[variants]]
+label = "mlp <small>"
+model = "mlp"
+hidden = [16]
+[[variants]]
+label = "mlp, wide"
+model = "mlp"
+hidden = [48]
+"""
+LABELS = ("mlp <small>", "mlp, wide")
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path_factory.mktemp("roundtrip")
+    config = base / "tiny.toml"
+    config.write_text(CONFIG, encoding="utf-8")
+    out = base / "run"
+    assert main(["run", str(config), "--out", str(out), "--no-progress"]) == 0
+    (out / rundir.REPORT_FILE).unlink()  # the report below comes from `memberscope report`
+    assert main(["report", str(out)]) == 0
+    return out
+
+
+def test_the_runner_writes_one_score_file_per_variant_and_audit(run_dir: Path) -> None:
+    for label in LABELS:
+        for epoch in (1, 2):
+            audit = rundir.read_scores(rundir.scores_path(run_dir, label, epoch))
+            assert (audit.model, audit.epoch) == (label, epoch)
+            assert set(audit.scores) == {"threshold", "lr"}
+            assert audit.membership.sum() == 120 and len(audit.membership) == 240
+    assert [(a.model, a.epoch) for a in rundir.last_scores(run_dir)] == \
+        [(label, 2) for label in sorted(LABELS)]
+
+
+def test_report_shows_the_roc_curves_of_each_variants_last_audit(run_dir: Path) -> None:
+    page = rundir.report_path(run_dir).read_text("utf-8")
+    assert 'id="fig-roc"' in page
+    assert rundir.figure_path(run_dir, "roc").is_file()
+    rows = load_results(run_dir).rows
+    for label in LABELS:
+        last = [r for r in rows if r.metadata["model"] == label and r.metadata["epoch"] == 2
+                and r.slice == "entire_dataset"]
+        assert {r.attack for r in last} == {"threshold", "lr"}
+
+
+def test_report_lists_the_most_exposed_members_of_each_variants_last_audit(
+        run_dir: Path) -> None:
+    page = rundir.report_path(run_dir).read_text("utf-8")
+    table = page.split('id="exposed"')[1].split("</table>")[0]
+    body = table.split("<tbody>")[1]
+    cells = [[unescape(re.sub(r"<[^>]+>", "", c)) for c in re.findall(r"<td[^>]*>.*?</td>", r)]
+             for r in re.findall(r"<tr[^>]*>(.*?)</tr>", body)]
+    shown = {(c[0], c[1], c[2]): [] for c in cells}
+    for c in cells:
+        shown[c[0], c[1], c[2]].append(int(c[3]))
+    for label in LABELS:
+        audit = rundir.read_scores(rundir.scores_path(run_dir, label, 2))
+        for attack, scores in audit.scores.items():
+            top = exposed_indices(scores, audit.membership, k=10)
+            expected = [int(audit.member_index[np.count_nonzero(audit.membership[:i])])
+                        for i in top]
+            assert shown[label, "2", attack] == expected

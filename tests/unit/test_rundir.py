@@ -1,0 +1,71 @@
+"""The run directory's layout and score files (memberscope.rundir)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from memberscope import rundir
+from memberscope._io import atomic_write_npz
+from memberscope.errors import SchemaError
+from memberscope.results import AuditResult
+
+
+def _result(n: int = 10, seed: int = 0) -> AuditResult:
+    rng = np.random.default_rng(seed)
+    membership = np.arange(n) < n // 2
+    return AuditResult(rows=(), scores={"threshold": rng.random(n), "lr": rng.random(n)},
+                       membership=membership, labels=rng.integers(0, 3, n))
+
+
+def test_paths_follow_the_documented_layout(tmp_path: Path) -> None:
+    assert rundir.scores_path(tmp_path, "3 layers, DP-Adam", 7) == \
+        tmp_path / "scores" / "3_layers_DP-Adam" / "epoch_0007.npz"
+    assert rundir.checkpoint_path(tmp_path, "cnn") == tmp_path / "checkpoints" / "cnn.pt"
+    assert rundir.results_path(tmp_path) == tmp_path / "results.jsonl"
+    assert rundir.config_path(tmp_path) == tmp_path / "config.toml"
+    assert rundir.figure_path(tmp_path, "roc") == tmp_path / "figures" / "roc.png"
+    assert rundir.slug("<>") == "model"
+
+
+def test_scores_round_trip_with_label_epoch_and_training_indices(tmp_path: Path) -> None:
+    result = _result()
+    path = rundir.write_scores(tmp_path, "m <1>", 3, result, member_index=np.arange(50, 55))
+    audit = rundir.read_scores(path)
+    assert (audit.model, audit.epoch) == ("m <1>", 3)
+    for attack, values in result.scores.items():
+        np.testing.assert_array_equal(audit.scores[attack], values.astype(np.float32))
+    np.testing.assert_array_equal(audit.membership, result.membership)
+    assert [audit.training_index(i) for i in (0, 4, 5)] == [50, 54, None]
+
+
+def test_last_scores_takes_each_variants_last_listed_epoch(tmp_path: Path) -> None:
+    for label, epoch in (("a", 1), ("a", 2), ("b", 1), ("b", 3)):
+        rundir.write_scores(tmp_path, label, epoch, _result(seed=epoch))
+    assert [(s.model, s.epoch) for s in rundir.last_scores(tmp_path)] == [("a", 2), ("b", 3)]
+    chosen = rundir.last_scores(tmp_path, {("a", 1), ("b", 1), ("b", 2)})
+    assert [(s.model, s.epoch) for s in chosen] == [("a", 1), ("b", 1)]
+    assert rundir.last_scores(tmp_path / "nothing") == []
+
+
+def test_version_1_files_are_still_read(tmp_path: Path) -> None:
+    path = tmp_path / "scores" / "cnn" / "epoch_0004.npz"
+    atomic_write_npz(path, {"score_threshold": np.array([0.1, 0.9], np.float32),
+                            "membership": np.array([True, False]), "labels": np.array([1, 2]),
+                            "member_index": np.array([7]), "schema_version": np.asarray(1)})
+    audit = rundir.read_scores(path)
+    assert (audit.model, audit.epoch, list(audit.scores)) == ("cnn", 4, ["threshold"])
+    assert audit.training_index(0) == 7
+
+
+def test_unreadable_score_files_are_refused_naming_the_problem(tmp_path: Path) -> None:
+    path = tmp_path / "epoch_0001.npz"
+    atomic_write_npz(path, {"schema_version": np.asarray(9), "membership": np.ones(2, bool)})
+    with pytest.raises(SchemaError, match="schema_version 9"):
+        rundir.read_scores(path)
+    atomic_write_npz(path, {"schema_version": np.asarray(2), "membership": np.ones(2, bool),
+                            "scores_lr": np.ones(3)})
+    with pytest.raises(SchemaError, match=r"scores_lr has shape \(3,\)"):
+        rundir.read_scores(path)
