@@ -396,7 +396,8 @@ def run_experiment(config: ExperimentConfig | str | Path, run_dir: str | Path, *
     too_fine = [f for f in DEFAULT_FPR_TARGETS if f < 1.0 / data.n_test]
     if too_fine:
         say(f"note: with {data.n_test} non-members, TPR at FPR "
-            f"{', '.join(f'{f:g}' for f in too_fine)} can only be 0")
+            f"{', '.join(f'{f:g}' for f in too_fine)} is stored as null (not resolvable: "
+            "n_nonmembers x FPR < 1), on every slice")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", LowResolutionWarning)  # said once just above
