@@ -307,10 +307,10 @@ def tpr_at_fpr_from_roc(roc: RocCurve, fpr_targets: Sequence[float] = DEFAULT_FP
     return result
 
 
-def _u_test_from_roc(roc: RocCurve, n_examples: int) -> float | None:
+def _u_test_from_roc(roc: RocCurve, n_examples: int, auc: float | None = None) -> float | None:
     """The Mann-Whitney p-value of an unweighted curve: U = AUC·P·N, ties from its steps."""
     members, nonmembers = roc.n_members, roc.n_nonmembers
-    u = auc_from_roc(roc) * members * nonmembers
+    u = (auc_from_roc(roc) if auc is None else auc) * members * nonmembers
     tie_term = 0.0
     if len(roc.tpr) - 1 < n_examples:  # fewer thresholds than examples: some scores tie
         sizes = np.diff(roc.tpr) * members
@@ -320,21 +320,31 @@ def _u_test_from_roc(roc: RocCurve, n_examples: int) -> float | None:
     return u_test_p_value(u, int(members), int(nonmembers), tie_term)
 
 
+def _distinct(strata: np.ndarray) -> np.ndarray:
+    """Distinct values of ``strata``; fold ids (small non-negative ints) without a sort."""
+    if strata.dtype.kind in "iu" and len(strata) and strata.min() >= 0 and strata.max() < 1024:
+        return np.flatnonzero(np.bincount(strata))
+    return np.unique(strata)
+
+
 def rank_test_p_value(scores: np.ndarray, membership: np.ndarray, *,
-                      strata: np.ndarray | None = None, roc: RocCurve | None = None) -> float:
+                      strata: np.ndarray | None = None, roc: RocCurve | None = None,
+                      auc: float | None = None) -> float:
     """One-sided p-value of H0 "the scores carry no membership information".
 
     Without ``strata`` (scores exchangeable under H0): Mann-Whitney U from the unweighted
     ``roc`` (computed when not given), exact for small slices without ties. With ``strata``
     (n,) (e.g. the folds of out-of-fold scores): one test per stratum, comparing only scores
     of one fold model, combined by Bonferroni (see :mod:`memberscope.significance`). Sample
-    weights play no part: H0 is about the examples.
+    weights play no part: H0 is about the examples. ``auc`` of ``roc``, when known, saves
+    recomputing it.
     """
     if strata is None:
-        curve = roc if roc is not None else _roc_curve(scores, membership, None)
-        return combine_strata([_u_test_from_roc(curve, len(scores))])
+        if roc is None:
+            roc, auc = _roc_curve(scores, membership, None), None
+        return combine_strata([_u_test_from_roc(roc, len(scores), auc)])
     p_values = []
-    for stratum in np.unique(strata):
+    for stratum in _distinct(strata):
         inside = strata == stratum
         side = membership[inside]
         if side.any() and not side.all():
@@ -540,8 +550,9 @@ def attack_metrics(scores: np.ndarray, membership: np.ndarray, *,
     tpr_at_fpr = tpr_at_fpr_from_roc(roc, fpr_targets, nonmember_count=n_nonmembers)
     notes = tuple(unresolvable_note(f, n_nonmembers)
                   for f, value in tpr_at_fpr.items() if value is None)
+    auc = auc_from_roc(roc)
     return AttackMetrics(
-        auc=auc_from_roc(roc),
+        auc=auc,
         advantage=advantage_from_roc(roc),
         ppv=ppv_from_roc(roc, n_members, n_nonmembers) if sample_weight is not None
         else ppv_from_roc(roc),
@@ -552,6 +563,7 @@ def attack_metrics(scores: np.ndarray, membership: np.ndarray, *,
         tpr_at_fpr_ci=tpr_ci,
         roc=roc,
         p_value=rank_test_p_value(scores, membership, strata=None if strata is None
-                                  else np.asarray(strata), roc=unweighted),
+                                  else np.asarray(strata), roc=unweighted,
+                                  auc=None if unweighted is None else auc),
         notes=notes,
     )

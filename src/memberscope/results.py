@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -262,6 +262,61 @@ def worst_row(rows: Iterable[AuditRow], metric: str = "auc") -> AuditRow:
     return best
 
 
+def distinguishable_rows(rows: Iterable[AuditRow]) -> list[AuditRow]:
+    """The rows whose leakage is distinguishable from chance: what every headline ranks.
+
+    Rows with ``significant`` True (after their audit's family-wise correction). Rows read
+    from schema-1 files were never tested (``significant`` None): when *no* row was tested,
+    all rows are returned, as those files were always read.
+    """
+    rows = list(rows)
+    if all(row.significant is None for row in rows):
+        return rows
+    return [row for row in rows if row.significant]
+
+
+def no_leakage_text(n_tested: int) -> str:
+    """What a headline says when no row is significant: ``no leakage distinguishable from
+    chance (22 results tested)``."""
+    return f"no leakage distinguishable from chance ({n_tested} results tested)"
+
+
+def worst_distinguishable(rows: Iterable[AuditRow], metric: str = "auc") -> AuditRow | None:
+    """:func:`worst_row` among :func:`distinguishable_rows`; None when none is (or none has
+    a value of ``metric``, e.g. TPR at an FPR its non-members cannot resolve)."""
+    candidates = distinguishable_rows(rows)
+    if not candidates:
+        return None
+    try:
+        return worst_row(candidates, metric)
+    except UnknownNameError:
+        raise
+    except InputError:
+        return None
+
+
+def leakage_headline(rows: Sequence[AuditRow]) -> str:
+    """An audit's leakage in one phrase, for terminal lines: ``worst significant AUC 0.612
+    (lr on class=3; 4 of 22 significant)``, or :func:`no_leakage_text`."""
+    worst = worst_distinguishable(rows)
+    if worst is None:
+        return no_leakage_text(len(rows))
+    if all(row.significant is None for row in rows):  # schema-1 rows: never tested
+        return f"worst AUC {worst.auc:.3f} ({worst.attack} on {worst.slice}; not tested)"
+    n_significant = len(distinguishable_rows(rows))
+    return (f"worst significant AUC {worst.auc:.3f} ({worst.attack} on {worst.slice}; "
+            f"{n_significant} of {len(rows)} significant)")
+
+
+def _value_or_nan(row: AuditRow, metric: str) -> float:
+    try:
+        return row.metric(metric)
+    except UnknownNameError:
+        raise
+    except InputError:
+        return math.nan
+
+
 def check_schema_version(data: Mapping[str, Any], what: str) -> None:
     """Raise :class:`SchemaError` unless ``data`` declares a schema this version reads."""
     version = data.get("schema_version") if isinstance(data, Mapping) else None
@@ -324,10 +379,13 @@ class ResultsCollection:
 
     def best_epoch(self, *, model: Any = None, metric: str = "auc", max_value: float | None = None,
                    accuracy_key: str = "test_accuracy") -> dict[str, Any] | None:
-        """The (model, epoch) with the best ``accuracy_key`` whose worst ``metric`` over all
-        slices and attacks stays ≤ ``max_value`` (no limit when None).
+        """The (model, epoch) with the best ``accuracy_key`` whose worst ``metric`` over the
+        slices and attacks distinguishable from chance (:func:`distinguishable_rows`) stays
+        ≤ ``max_value`` (no limit when None). An epoch with no such row qualifies under any
+        limit: its ``worst`` is None (no leakage distinguishable from chance).
 
-        Returns ``{"model", "epoch", "accuracy", "worst"}`` or None when no point qualifies.
+        Returns ``{"model", "epoch", "accuracy", "worst", "n_tested"}`` or None when no point
+        qualifies.
         """
         groups: dict[tuple[Any, Any], list[AuditRow]] = {}
         for row in self.rows:
@@ -337,18 +395,17 @@ class ResultsCollection:
             groups.setdefault(key, []).append(row)
         best: dict[str, Any] | None = None
         for (model_label, epoch), rows in groups.items():
-            try:
-                worst = worst_row(rows, metric).metric(metric)
-            except UnknownNameError:
-                raise
-            except InputError:  # no row of this epoch has a value of the metric
-                continue
+            if not any(not math.isnan(_value_or_nan(r, metric)) for r in rows):
+                continue  # no row of this epoch has a value of the metric
+            worst_pick = worst_distinguishable(rows, metric)
+            worst = None if worst_pick is None else worst_pick.metric(metric)
             accuracy = rows[0].metadata.get(accuracy_key)
-            if accuracy is None or (max_value is not None and worst > max_value):
+            if accuracy is None or (max_value is not None and worst is not None
+                                    and worst > max_value):
                 continue
             if best is None or accuracy > best["accuracy"]:
                 best = {"model": model_label, "epoch": epoch, "accuracy": accuracy,
-                        "worst": worst}
+                        "worst": worst, "n_tested": len(rows)}
         return best
 
     def to_pandas(self) -> pandas.DataFrame:

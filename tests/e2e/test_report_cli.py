@@ -82,3 +82,24 @@ def test_audit_out_writes_the_report(tmp_path, capsys):
     assert "report.html" in capsys.readouterr().out
     page = (out / "report.html").read_text("utf-8")
     assert 'id="fig-roc"' in page and 'id="worst"' in page
+
+
+def test_no_signal_audit_then_report_say_no_leakage(tmp_path, capsys):
+    """On data without signal neither ``audit`` nor ``report`` names a worst row or a verdict."""
+    rng = np.random.default_rng(4)
+    n = 600
+    labels = np.arange(n) % 3
+    np.savez(tmp_path / "outputs.npz", logits_train=rng.normal(0, 1, (n, 3)),
+             logits_test=rng.normal(0, 1, (n, 3)), labels_train=labels, labels_test=labels)
+    out = tmp_path / "audit"
+    assert main(["audit", str(tmp_path / "outputs.npz"), "--attacks", "threshold",
+                 "--slices", "entire,class", "--out", str(out), "--no-report"]) == 0
+    printed = capsys.readouterr().out
+    expected = "no leakage distinguishable from chance (4 results tested)"
+    assert expected in printed and "worst:" not in printed
+    assert main(["report", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert expected in printed and "worst:" not in printed
+    page = (out / "report.html").read_text("utf-8")
+    assert expected.capitalize() in page
+    assert not any(w in page for w in ("Slight:", "Weak:", "Moderate:", "Strong:"))

@@ -4,6 +4,8 @@ variant's last audit (what the runner writes is what the report reads)."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import re
 from html import unescape
 from pathlib import Path
@@ -58,7 +60,10 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     config = base / "tiny.toml"
     config.write_text(CONFIG, encoding="utf-8")
     out = base / "run"
-    assert main(["run", str(config), "--out", str(out), "--no-progress"]) == 0
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main(["run", str(config), "--out", str(out), "--no-progress"]) == 0
+    (base / "printed.txt").write_text(printed.getvalue(), encoding="utf-8")
     (out / rundir.REPORT_FILE).unlink()  # the report below comes from `memberscope report`
     assert main(["report", str(out)]) == 0
     return out
@@ -73,6 +78,18 @@ def test_the_runner_writes_one_score_file_per_variant_and_audit(run_dir: Path) -
             assert audit.membership.sum() == 120 and len(audit.membership) == 240
     assert [(a.model, a.epoch) for a in rundir.last_scores(run_dir)] == \
         [(label, 2) for label in sorted(LABELS)]
+
+
+def test_run_prints_leakage_only_where_distinguishable_from_chance(run_dir: Path) -> None:
+    """Each epoch line and the final summary name a worst *significant* AUC or say there is
+    none; never the bare maximum over every row."""
+    printed = (run_dir.parent / "printed.txt").read_text("utf-8")
+    lines = [line for line in printed.splitlines() if "; audit: " in line or ": epoch 2, " in line]
+    assert len(lines) == 2 * len(LABELS) + len(LABELS)
+    null_aware = re.compile(r"worst significant AUC \d\.\d{3} \(|no leakage distinguishable "
+                            r"from chance \(\d+ results tested\)")
+    assert all(null_aware.search(line) for line in lines), lines
+    assert "max attack AUC" not in printed and "max AUC" not in printed
 
 
 def test_report_shows_the_roc_curves_of_each_variants_last_audit(run_dir: Path) -> None:

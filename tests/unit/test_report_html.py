@@ -179,7 +179,7 @@ def test_answers_match_the_results(run_report):
 
 def test_trend_and_dp_cards(run_report):
     _, page = run_report
-    assert re.search(r"3 layers</b>: worst AUC rose from", page)
+    assert re.search(r"3 layers</b>: worst significant AUC rose from", page)
     assert "accountant ε =" in page and "consistent" in page
     numbers = _numbers(page)
     assert numbers["dp.accountant"] == pytest.approx(3.0)
@@ -322,7 +322,7 @@ def test_report_of_results_held_in_memory(tmp_path):
     path = write_results_report(monitor.results, tmp_path / "mem.html", max_auc=0.9)
     page = path.read_text("utf-8")
     assert _numbers(page)["worst.auc"] == max(r.auc for r in monitor.results)
-    assert "in &lt;memory&gt;</b>: worst AUC" in page and 'id="fig-by_epoch"' in page
+    assert "in &lt;memory&gt;</b>: worst significant AUC" in page and 'id="fig-by_epoch"' in page
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mem.html"]  # nothing else written
     with pytest.raises(ValueError, match="results must be a ResultsCollection; got list"):
         write_results_report(list(monitor.results), tmp_path / "x.html")

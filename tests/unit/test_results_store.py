@@ -241,12 +241,12 @@ def test_worst_slice():
 def test_best_epoch_with_max_value():
     results = collection()
     assert results.best_epoch() == {"model": "a", "epoch": 3, "accuracy": 0.80,
-                                    "worst": pytest.approx(0.80)}
+                                    "worst": pytest.approx(0.80), "n_tested": 2}
     # Worst AUC over slices must stay <= 0.7: model a epoch 2 (worst 0.67, accuracy 0.70).
     assert results.best_epoch(max_value=0.7) == {"model": "a", "epoch": 2, "accuracy": 0.70,
-                                                 "worst": pytest.approx(0.67)}
+                                                 "worst": pytest.approx(0.67), "n_tested": 2}
     assert results.best_epoch(max_value=0.58) == {"model": "b", "epoch": 2, "accuracy": 0.65,
-                                                  "worst": pytest.approx(0.54)}
+                                                  "worst": pytest.approx(0.54), "n_tested": 1}
     assert results.best_epoch(model="b", max_value=0.53)["epoch"] == 1
     assert results.best_epoch(max_value=0.5) is None
     assert results.best_epoch(metric="epsilon_confident", max_value=0.2)["epoch"] == 3

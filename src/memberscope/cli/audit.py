@@ -117,19 +117,31 @@ def _write_report(result: Any, out_dir: Path) -> tuple[Path | None, str | None]:
 
 
 def summary_table(result: Any) -> str:
-    """The terminal summary: one line per (slice, attack), worst first, plus skipped."""
+    """The terminal summary: one line per (slice, attack), worst first, with each row's
+    p-value and significance; the footer names the worst row distinguishable from chance, or
+    says there is none; then the skipped pairs."""
+    from memberscope.results import no_leakage_text, worst_distinguishable
+
     rows = sorted(result.rows, key=lambda r: r.auc, reverse=True)
     fprs = list(rows[0].tpr_at_fpr) if rows else []
     headers = ["slice", "attack", "members", "non-members", "AUC", "adv.", "PPV",
-               *(f"TPR@{f:g}" for f in fprs), "eps (conf.)"]
+               *(f"TPR@{f:g}" for f in fprs), "eps (conf.)", "p-value", "sig."]
     table = format_table(headers, [
         (r.slice, r.attack, r.n_members, r.n_nonmembers, r.auc, r.advantage, r.ppv,
-         *r.tpr_at_fpr.values(), r.epsilon_lower_bound.confident) for r in rows])
+         *r.tpr_at_fpr.values(), r.epsilon_lower_bound.confident,
+         None if r.p_value is None else f"{r.p_value:.2g}",
+         None if r.significant is None else ("yes" if r.significant else "no"))
+        for r in rows])
     lines = [table]
     if rows:
-        worst = rows[0]
-        lines.append(f"\nworst: {worst.attack} on {worst.slice}: AUC {worst.auc:.3f}, "
-                     f"advantage {worst.advantage:.3f}")
+        worst = worst_distinguishable(rows)
+        lines.append(f"\n{no_leakage_text(len(rows))}" if worst is None else
+                     f"\nworst: {worst.attack} on {worst.slice}: AUC {worst.auc:.3f}, "
+                     f"advantage {worst.advantage:.3f}" + _p_text(worst))
     for entry in result.skipped:
         lines.append(f"skipped {entry.slice} / {entry.attack}: {entry.reason}")
     return "\n".join(lines)
+
+
+def _p_text(row: Any) -> str:
+    return "" if row.p_value is None else f", p = {row.p_value:.2g} (significant after Holm)"

@@ -80,7 +80,7 @@ def print_summary(summary: Any, rows: Any) -> None:
 
     from memberscope.report._data import group_rows, metric_value
     from memberscope.report.summary import format_number
-    from memberscope.results import worst_row
+    from memberscope.results import distinguishable_rows, worst_distinguishable, worst_row
 
     console = Console(highlight=False)
     low = summary.low_fpr_metric
@@ -99,11 +99,16 @@ def print_summary(summary: Any, rows: Any) -> None:
                          overflow="fold")
 
     def cells(group: list[Any]) -> list[Text]:
-        worst = worst_row(group, "auc")
-        values = [f"{worst.attack} @ {worst.slice}" if with_epoch else worst.attack,
-                  format_number(worst.auc), format_number(max(r.advantage for r in group))]
+        worst = worst_distinguishable(group, "auc")
+        leaking = distinguishable_rows(group)
+        if worst is None:
+            values = [f"none of {len(group)} distinguishable from chance", "-", "-"]
+        else:
+            values = [f"{worst.attack} @ {worst.slice}" if with_epoch else worst.attack,
+                      format_number(worst.auc), format_number(max(r.advantage for r in leaking))]
         if low:
-            values.append(format_number(max(metric_value(r, low) for r in group)))
+            resolved = [v for v in (metric_value(r, low) for r in leaking) if v == v]
+            values.append(format_number(max(resolved)) if resolved else "-")
         values.append(format_number(max(r.epsilon_lower_bound.confident for r in group), 2))
         return [Text(str(v)) for v in values]
 
@@ -125,20 +130,32 @@ def print_summary(summary: Any, rows: Any) -> None:
             table.add_row(Text(str(slice_name)), *cells(group))
     console.print(table)
     worst = summary.worst
-    where = "".join(f", {k} {worst.metadata[k]}" for k in ("model", "epoch")
-                    if worst.metadata.get(k) is not None)
-    console.print(Text(f"worst: {worst.attack} on {worst.slice}{where}: AUC "
-                       f"{worst.auc:.3f}, advantage {worst.advantage:.3f}"))
+    if worst is None:
+        console.print(Text(summary.no_leakage))
+    else:
+        where = "".join(f", {k} {worst.metadata[k]}" for k in ("model", "epoch")
+                        if worst.metadata.get(k) is not None)
+        p_value = "" if worst.p_value is None else f", p = {worst.p_value:.2g}"
+        console.print(Text(f"worst: {worst.attack} on {worst.slice}{where}: AUC "
+                           f"{worst.auc:.3f}, advantage {worst.advantage:.3f}{p_value} "
+                           f"({summary.n_significant} of {summary.n_rows} results "
+                           "distinguishable from chance)"))
     for trend in summary.trends:
-        console.print(Text(f"trend: {trend.model}: worst AUC {trend.direction} from "
-                           f"{trend.first_value:.3f} (epoch {trend.first_epoch}) to "
+        console.print(Text(f"trend: {trend.model}: worst significant AUC {trend.direction} "
+                           f"from {trend.first_value:.3f} (epoch {trend.first_epoch}) to "
                            f"{trend.last_value:.3f} (epoch {trend.last_epoch})"))
+    if summary.has_epochs:
+        for model, n_tested in summary.quiet_models:
+            console.print(Text(f"trend: {model}: no leakage distinguishable from chance at any "
+                               f"epoch ({n_tested} results tested)"))
     pick = summary.suggestion
     if pick is not None:
         limit = (f"worst AUC ≤ {summary.limit:g}" if summary.limit is not None
                  else "no limit; use --max-auc")
+        leakage = (f"no leakage distinguishable from chance ({pick.n_tested} results tested)"
+                   if pick.worst is None else f"worst significant AUC {pick.worst:.3f}")
         console.print(Text(f"suggested checkpoint ({limit}): {pick.model} at epoch "
                            f"{pick.epoch}, {pick.accuracy_key.replace('_', ' ')} "
-                           f"{pick.accuracy:.3f}, worst AUC {pick.worst:.3f}"))
+                           f"{pick.accuracy:.3f}, {leakage}"))
     elif summary.limit is not None and summary.accuracy_key is not None:
         console.print(Text(f"no checkpoint keeps the worst AUC ≤ {summary.limit:g}"))

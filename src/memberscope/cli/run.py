@@ -39,8 +39,7 @@ def handle(args: argparse.Namespace) -> int:
     for variant in summary.variants:
         epsilon = "" if variant.epsilon is None else f", DP epsilon {variant.epsilon:.2f}"
         print(f"{variant.label}: epoch {variant.epoch}, train acc {variant.train_accuracy:.3f},"
-              f" test acc {variant.test_accuracy:.3f}, max attack AUC {variant.max_auc:.3f}"
-              f"{epsilon}")
+              f" test acc {variant.test_accuracy:.3f}, {variant.leakage}{epsilon}")
     print(f"\nresults: {summary.results_path}")
     if summary.report_path is not None:
         print(f"report:  {summary.report_path}")

@@ -32,7 +32,13 @@ from memberscope._seeding import stream_rng, stream_seed
 from memberscope.errors import InputError, MemberscopeError, MissingExtraError, require
 from memberscope.experiment.config import ExperimentConfig, VariantConfig, load_config, to_toml
 from memberscope.metrics import DEFAULT_FPR_TARGETS, LowResolutionWarning
-from memberscope.results import AuditResult, AuditRow, worst_row
+from memberscope.results import (
+    AuditResult,
+    AuditRow,
+    leakage_headline,
+    worst_distinguishable,
+    worst_row,
+)
 from memberscope.store import append_result, read_jsonl, write_jsonl
 from memberscope.train.checkpoint import (
     CheckpointMismatchError,
@@ -55,7 +61,9 @@ class RunWriteError(MemberscopeError, OSError):
 
 @dataclass(frozen=True)
 class VariantSummary:
-    """The last audit of one variant: epoch, accuracies, DP ε and the highest AUC."""
+    """The last audit of one variant: epoch, accuracies, DP ε, the highest AUC of any row
+    (``max_auc``, chance included) and of the rows distinguishable from chance
+    (``worst_significant_auc``, None when none is), with ``leakage`` saying it in words."""
 
     label: str
     epoch: int
@@ -63,6 +71,9 @@ class VariantSummary:
     test_accuracy: float
     epsilon: float | None
     max_auc: float
+    worst_significant_auc: float | None = None
+    n_results: int = 0
+    leakage: str = ""
 
 
 @dataclass(frozen=True)
@@ -342,9 +353,7 @@ def _epoch_line(label: str, stats: Any, epochs: int, result: AuditResult | None)
             f"({stats.images_per_second:,.0f} img/s)")
     if result is not None and result.rows:
         meta = result.rows[0].metadata
-        worst = result.worst("auc")
-        line += (f"; audit: test acc {meta['test_accuracy']:.4f}, max AUC {worst.auc:.3f} "
-                 f"({worst.attack} on {worst.slice})")
+        line += f"; audit: test acc {meta['test_accuracy']:.4f}, {leakage_headline(result.rows)}"
         if meta.get("epsilon") is not None:
             line += f", eps {meta['epsilon']:.2f}"
         one_run = meta.get("epsilon_audit")
@@ -372,10 +381,14 @@ def summarize(run_dir: Path, config: ExperimentConfig) -> tuple[VariantSummary, 
         last = max(int(r["metadata"]["epoch"]) for r in rows)
         final = [r for r in rows if int(r["metadata"]["epoch"]) == last]
         meta = final[0]["metadata"]
+        final_rows = [AuditRow.from_dict(r) for r in final]
+        significant = worst_distinguishable(final_rows)
         summaries.append(VariantSummary(
             label=variant.label, epoch=last, train_accuracy=float(meta["train_accuracy"]),
             test_accuracy=float(meta["test_accuracy"]), epsilon=meta.get("epsilon"),
-            max_auc=worst_row(AuditRow.from_dict(r) for r in final).auc))
+            max_auc=worst_row(final_rows).auc,
+            worst_significant_auc=None if significant is None else significant.auc,
+            n_results=len(final_rows), leakage=leakage_headline(final_rows)))
     return tuple(summaries)
 
 
@@ -435,7 +448,8 @@ def run_experiment(config: ExperimentConfig | str | Path, run_dir: str | Path, *
     too_fine = [f for f in DEFAULT_FPR_TARGETS if f < 1.0 / data.n_test]
     if too_fine:
         say(f"note: with {data.n_test} non-members, TPR at FPR "
-            f"{', '.join(f'{f:g}' for f in too_fine)} can only be 0")
+            f"{', '.join(f'{f:g}' for f in too_fine)} is stored as null (not resolvable: "
+            "n_nonmembers x FPR < 1), on every slice")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", LowResolutionWarning)  # said once just above

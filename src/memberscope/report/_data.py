@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from memberscope.errors import InputError
+from memberscope.null_reference import CHANCE_LEVEL, max_null_quantile
 from memberscope.results import AuditResult, AuditRow, ResultsCollection, worst_row
 
 Rows = ResultsCollection | AuditResult | Iterable[AuditRow]
@@ -122,6 +123,43 @@ def worst_series(rows: Iterable[AuditRow], metric: str, *, by: Sequence[str] = (
                 values=np.array([metric_value(r, metric) for r in worst], dtype=float),
                 rows=tuple(worst))
     return out
+
+
+@dataclass(frozen=True)
+class ChanceBand:
+    """Where the worst of a figure's results stays under H0: at each of ``epochs`` (k,) the
+    95% quantile ``upper`` (k,) of the maximum over the rows a plotted point is the worst
+    of, from ``chance`` (0.5 for AUC, 0 for advantage). See :mod:`memberscope.null_reference`."""
+
+    epochs: np.ndarray
+    upper: np.ndarray
+    chance: float
+    level: float
+
+
+def chance_band(rows: Iterable[AuditRow], metric: str, *, by: Sequence[str] = ("model", "attack"),
+                slice: str | None = None, level: float = 0.95) -> ChanceBand | None:
+    """The chance band of a by-epoch figure drawn by :func:`worst_series` with the same
+    ``by`` and ``slice``: at each epoch, for each plotted line, the ``level`` quantile of the
+    maximum of its rows' ``metric`` under H0 (:func:`~memberscope.null_reference.max_null_quantile`
+    for their sizes); where lines differ, the highest. None for metrics without a null
+    reference (only ``auc`` and ``advantage`` have one) or without rows with an epoch."""
+    if metric not in CHANCE_LEVEL:
+        return None
+    picked = [r for r in rows if r.metadata.get("epoch") is not None
+              and (slice is None or r.slice == slice)
+              and r.n_members > 0 and r.n_nonmembers > 0
+              and not math.isnan(metric_value(r, metric))]
+    upper: dict[Any, float] = {}
+    for key, group in group_rows(picked, (*by, "epoch")).items():
+        quantile = max_null_quantile(metric, [(r.n_members, r.n_nonmembers) for r in group],
+                                     level)
+        upper[key[-1]] = max(upper.get(key[-1], -math.inf), quantile)
+    if not upper:
+        return None
+    epochs = sorted(upper, key=epoch_sort_key)
+    return ChanceBand(np.array(epochs), np.array([upper[e] for e in epochs]),
+                      CHANCE_LEVEL[metric], level)
 
 
 def available_metrics(rows: Sequence[AuditRow], wanted: Sequence[str] = EPOCH_METRICS) -> list[str]:

@@ -102,7 +102,9 @@ def epoch_figure(rows: Sequence[AuditRow],
     return RenderedFigure(
         "by_epoch", "Leakage by epoch",
         "Each point is the worst slice at that epoch (as an attacker would pick it); colour is "
-        "the model variant, line style the attack. The star marks the single worst point.",
+        "the model variant, line style the attack. The star marks the single worst point. "
+        "The grey band (AUC, advantage) is where the worst of that many slices lands 95% of "
+        "the time when nothing leaks: points inside it are indistinguishable from chance.",
         to_png(figure))
 
 
@@ -124,7 +126,8 @@ def utility_figure(rows: Sequence[AuditRow], accuracy_key: str, limit: float | N
         "privacy_vs_accuracy", "Privacy vs utility",
         f"Worst AUC and advantage against {accuracy_key.replace('_', ' ')}; numbers are "
         "epochs. Up and to the right means more accurate but leakier; the best checkpoint is "
-        "the most accurate point below your privacy limit.", to_png(figure))
+        "the most accurate point below your privacy limit. The grey band is where the worst "
+        "of one epoch's results lands 95% of the time when nothing leaks.", to_png(figure))
 
 
 def _label_margin(labels: Sequence[str], fontsize: float = 7.0) -> float:

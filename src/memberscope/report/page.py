@@ -34,7 +34,12 @@ from memberscope.report._data import (
     slice_sort_key,
 )
 from memberscope.report.summary import ReportSummary, format_number, summarize
-from memberscope.results import AuditRow, SkippedEntry
+from memberscope.results import (
+    AuditRow,
+    SkippedEntry,
+    distinguishable_rows,
+    worst_distinguishable,
+)
 
 if TYPE_CHECKING:
     import jinja2
@@ -205,8 +210,23 @@ def _scalar(value: Any) -> Any:
     return value if value is None or isinstance(value, str | int | float | bool) else str(value)
 
 
+def _interval_text(interval: tuple[float, float] | None) -> str | None:
+    return None if interval is None else f"{interval[0]:.3f}–{interval[1]:.3f}"
+
+
+def _tpr_interval(row: AuditRow, fpr: float) -> tuple[float, float] | None:
+    if not row.tpr_at_fpr_ci:
+        return None
+    return next((v for k, v in row.tpr_at_fpr_ci.items() if math.isclose(k, fpr)), None)
+
+
+def _significance_text(row: AuditRow) -> str | None:
+    return None if row.significant is None else ("yes" if row.significant else "no")
+
+
 def results_table(rows: Sequence[AuditRow]) -> Table:
-    """Every result row with every metric and metadata value."""
+    """Every result row with every metric and metadata value, the p-value and significance
+    verdict, and the bootstrap intervals where rows have them."""
     fprs = _fpr_metrics(rows)
     keys = metadata_keys(rows)
     if rows and all(r.metadata.get("epoch") is not None for r in rows):  # a checkpoints table
@@ -215,17 +235,40 @@ def results_table(rows: Sequence[AuditRow]) -> Table:
     ordered = sorted(rows, key=lambda r: (str(r.metadata.get("model")),
                                           epoch_sort_key(r.metadata.get("epoch")),
                                           r.attack, slice_sort_key(r.slice)))
-    metrics = ["auc", "advantage", "ppv", *fprs, "epsilon_confident", "epsilon_point"]
     headers = [*(k.replace("_", " ") for k in meta[:2]), "attack", "slice", "members",
-               "non-members", *(_metric_header(m) for m in metrics),
-               *(k.replace("_", " ") for k in meta[2:])]
+               "non-members"]
     columns: list[list[Any]] = [[r.metadata.get(k) for r in ordered] for k in meta[:2]]
     columns += [[r.attack for r in ordered], [r.slice for r in ordered],
                 [r.n_members for r in ordered], [r.n_nonmembers for r in ordered]]
-    columns += [[metric_value(r, m) for r in ordered] for m in metrics]
-    columns += [[_scalar(r.metadata.get(k)) for r in ordered] for k in meta[2:]]
-    return make_table("all-results", headers, columns,
-                      caption=f"{len(rows)} results: click a column header to sort")
+    digits = [3] * len(headers)
+
+    def add(header: str, values: list[Any], places: int = 3) -> None:
+        headers.append(header)
+        columns.append(values)
+        digits.append(places)
+
+    add("AUC", [r.auc for r in ordered])
+    if any(r.auc_ci is not None for r in ordered):
+        add("AUC 95% CI", [_interval_text(r.auc_ci) for r in ordered])
+    if any(r.p_value is not None for r in ordered):
+        add("p-value", [r.p_value for r in ordered], -2)
+        add("significant", [_significance_text(r) for r in ordered])
+    for metric in ["advantage", "ppv", *fprs]:
+        add(_metric_header(metric), [metric_value(r, metric) for r in ordered])
+        if metric in fprs:
+            fpr = float(metric[4:])
+            intervals = [_tpr_interval(r, fpr) for r in ordered]
+            if any(i is not None for i in intervals):
+                add(f"{_metric_header(metric)} CI", [_interval_text(i) for i in intervals])
+    for metric in ("epsilon_confident", "epsilon_point"):
+        add(_metric_header(metric), [metric_value(r, metric) for r in ordered])
+    for key in meta[2:]:
+        add(key.replace("_", " "), [_scalar(r.metadata.get(key)) for r in ordered])
+    return make_table("all-results", headers, columns, digits=digits,
+                      caption=f"{len(rows)} results: click a column header to sort. "
+                              "p-value: one-sided test of 'no membership information'; "
+                              "significant: after Holm's correction over the audit's results; "
+                              "CI: bootstrap 95% interval")
 
 
 def checkpoints_table(rows: Sequence[AuditRow], summary: ReportSummary) -> Table | None:
@@ -246,14 +289,18 @@ def checkpoints_table(rows: Sequence[AuditRow], summary: ReportSummary) -> Table
     suggestion = summary.suggestion
     for model, epoch in keys:
         group = groups[(model, epoch)]
-        worst = max(group, key=lambda r: metric_value(r, "auc"))
+        leaking = distinguishable_rows(group)
+        worst = worst_distinguishable(group, "auc")
         record: list[Any] = [model, epoch]
         record += [group[0].metadata.get(k) for k in has if has[k]]
         if has_eps:
             record.append(group[0].metadata.get("epsilon"))
-        record += [worst.auc, worst.slice, worst.attack, max(r.advantage for r in group)]
+        record.append(f"{len(leaking)} of {len(group)}")
+        record += ([None, "none distinguishable from chance", None, None] if worst is None else
+                   [worst.auc, worst.slice, worst.attack, max(r.advantage for r in leaking)])
         if low:
-            record.append(max(metric_value(r, low) for r in group))
+            low_values = [v for v in (metric_value(r, low) for r in leaking) if not math.isnan(v)]
+            record.append(max(low_values) if low_values else None)
         record.append(max(r.epsilon_lower_bound.confident for r in group))
         record += [group[0].metadata.get(k) for k in diagnostics]
         records.append(record)
@@ -263,7 +310,7 @@ def checkpoints_table(rows: Sequence[AuditRow], summary: ReportSummary) -> Table
     headers = ["model", "epoch", *(k.replace("_", " ") for k in has if has[k])]
     if has_eps:
         headers.append("accountant ε")
-    headers += ["worst AUC", "worst slice", "attack", "max advantage"]
+    headers += ["significant", "worst AUC", "worst slice", "attack", "max advantage"]
     if low:
         headers.append(f"max {_metric_header(low)}")
     headers.append("max ε ≥")
@@ -271,8 +318,9 @@ def checkpoints_table(rows: Sequence[AuditRow], summary: ReportSummary) -> Table
     digits = [3] * (len(headers) - len(diagnostics)) + [EPOCH_DIAGNOSTICS[k] for k in diagnostics]
     columns = [list(col) for col in zip(*records, strict=True)]
     return make_table("checkpoints", headers, columns, row_classes=classes, digits=digits,
-                      caption="One row per model variant and epoch (worst over slices and "
-                              "attacks); the suggested checkpoint is highlighted")
+                      caption="One row per model variant and epoch: the worst over the slices "
+                              "and attacks distinguishable from chance (significant after "
+                              "Holm's correction); the suggested checkpoint is highlighted")
 
 
 def skipped_table(skipped: Sequence[SkippedEntry]) -> Table | None:
@@ -327,11 +375,12 @@ def _ties_text(tied: Sequence[ExposedExample], most: int = 3) -> str:
 
 
 def verdict(auc: float) -> str:
-    """How strong the worst leakage is, in words."""
+    """How strong the worst leakage is, in words; only for a row distinguishable from chance
+    (a non-significant row gets :func:`~memberscope.results.no_leakage_text` instead)."""
     if not math.isfinite(auc):
         return "undefined"
     if auc < 0.55:
-        return "close to guessing: little measurable membership leakage"
+        return "slight: distinguishable from chance, but the attack does little better"
     if auc < 0.6:
         return "weak: the attack does slightly better than guessing"
     if auc < 0.7:
@@ -349,6 +398,9 @@ class Number:
 
     @property
     def text(self) -> str:
+        """``digits`` decimals, or -``digits`` significant digits when negative (p-values)."""
+        if self.digits < 0 and math.isfinite(self.value):
+            return f"{float(self.value):.{-self.digits}g}"
         return format_number(float(self.value), self.digits)
 
     @property
@@ -356,13 +408,19 @@ class Number:
         return repr(float(self.value)) if math.isfinite(self.value) else ""
 
 
-def worst_numbers(worst: AuditRow) -> list[tuple[str, Number]]:
-    """(name, number) pairs of the worst row's headline numbers."""
+def worst_numbers(worst: AuditRow | None) -> list[tuple[str, Number]]:
+    """(name, number) pairs of the worst row's headline numbers; TPR only at the FPRs its
+    non-members resolve (an unresolvable TPR is never a headline)."""
+    if worst is None:
+        return []
     numbers = [("AUC", Number(worst.auc, "worst.auc")),
                ("advantage", Number(worst.advantage, "worst.advantage")),
                ("PPV", Number(worst.ppv, "worst.ppv"))]
     numbers += [(metric_title(m), Number(metric_value(worst, m), "worst." + m))
-                for m in (f"tpr@{f:g}" for f in sorted(worst.tpr_at_fpr))]
+                for m in (f"tpr@{f:g}" for f, v in sorted(worst.tpr_at_fpr.items())
+                          if v is not None)]
+    if worst.p_value is not None:
+        numbers.append(("p-value", Number(worst.p_value, "worst.p_value", -2)))
     return numbers
 
 
@@ -446,6 +504,7 @@ def render_page(inputs: PageInputs) -> str:
         generated=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         version=__version__, explanations=METRIC_EXPLANATIONS,
         worst_numbers=worst_numbers(summary.worst) if summary is not None else [],
+        quiet={model for model, _ in summary.quiet_models} if summary is not None else set(),
         dp_points=last_dp_points(summary) if summary is not None else [],
         figures=[(fig, _data_uri(fig.png)) for fig in inputs.figures],
         summary_json=Markup(json_for_script(summary.to_dict() if summary else {})),

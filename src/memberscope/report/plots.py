@@ -6,7 +6,11 @@ machines without a display). ``results`` is a :class:`~memberscope.ResultsCollec
 :class:`~memberscope.AuditResult` or any iterable of rows.
 
 Where a figure summarises several slices it shows the *worst* slice (highest metric) at each
-point, as the attacker would pick it; the single worst point is marked with a star.
+point, as the attacker would pick it; the single worst point is marked with a star. Such a
+maximum climbs above 0.5 by chance alone, so AUC and advantage figures shade the *chance band*:
+up to the 95% quantile of that maximum when nothing leaks (:func:`~memberscope.report._data.
+chance_band`; the math is in :mod:`memberscope.null_reference`). A point inside the band is
+what noise produces; the rows' p-values say which results are distinguishable from chance.
 """
 
 from __future__ import annotations
@@ -20,8 +24,10 @@ import numpy as np
 from memberscope.errors import InputError
 from memberscope.metrics import RocCurve
 from memberscope.report._data import (
+    ChanceBand,
     Rows,
     as_rows,
+    chance_band,
     epoch_sort_key,
     field_value,
     metric_title,
@@ -99,6 +105,24 @@ def _annotate_worst(ax: Axes, x: float, y: float, text: str, xs: Sequence[float]
                 ha="left" if right else "right", va="center", fontsize=8, linespacing=1.0)
 
 
+#: The ``gid`` of the chance band's artist (tests and scripts find it by this).
+CHANCE_BAND_GID = "chance-band"
+
+
+def _band_label(band: ChanceBand) -> str:
+    return f"chance: {band.level:.0%} of no-leakage maxima"
+
+
+def _draw_band_by_epoch(ax: Axes, band: ChanceBand) -> None:
+    """Shade chance … upper at each epoch (a one-epoch band is drawn half an epoch wide)."""
+    epochs = band.epochs.astype(float)
+    upper = band.upper
+    if len(epochs) == 1:
+        epochs, upper = np.array([epochs[0] - 0.5, epochs[0] + 0.5]), np.repeat(upper, 2)
+    ax.fill_between(epochs, band.chance, upper, color="0.55", alpha=0.18, linewidth=0,
+                    zorder=0, label=_band_label(band), gid=CHANCE_BAND_GID)
+
+
 def plot_metric_by_epoch(results: Rows, metric: str = "auc", *,
                          slice: str | None = None,
                          mark_worst: bool = True, legend: bool = True,
@@ -112,10 +136,16 @@ def plot_metric_by_epoch(results: Rows, metric: str = "auc", *,
         ``auc``, ``advantage``, ``ppv``, ``epsilon_confident``, ``epsilon_point`` or ``tpr@F``.
     mark_worst : bool
         Star the single highest point and write its slice and attack next to it.
+
+    For ``auc`` and ``advantage`` the chance band is shaded (artist ``gid`` "chance-band"):
+    at each epoch, the 95% quantile of the maximum over a line's slices when nothing leaks.
     """
     rows = as_rows(results)
     ax = _new_axes(ax)
     series = worst_series(rows, metric, by=("model", "attack"), slice=slice)
+    band = chance_band(rows, metric, by=("model", "attack"), slice=slice) if series else None
+    if band is not None:
+        _draw_band_by_epoch(ax, band)
     models = list(dict.fromkeys(key[0] for key in series))
     attacks = list(dict.fromkeys(key[1] for key in series))
     for (model, attack), line in series.items():
@@ -161,11 +191,17 @@ def plot_privacy_vs_utility(results: Rows, metric: str = "auc", *,
     """Worst ``metric`` (over slices and attacks) against ``accuracy_key`` (metadata), one
     line per model variant in epoch order, points labelled by epoch (at most ``max_labels``
     labels per line); a dashed line at the privacy ``limit`` and a ring around the
-    ``highlight`` (model, epoch) point when given."""
+    ``highlight`` (model, epoch) point when given. For ``auc`` and ``advantage`` the chance
+    band is shaded (``gid`` "chance-band"): the 95% quantile of the maximum over one
+    epoch's slices and attacks when nothing leaks (the highest over the epochs drawn)."""
     rows = [r for r in as_rows(results)
             if isinstance(r.metadata.get(accuracy_key), int | float)]
     ax = _new_axes(ax)
     series = worst_series(rows, metric, by=("model",))
+    band = chance_band(rows, metric, by=("model",)) if series else None
+    if band is not None:  # x is accuracy, not epoch: the band of the widest epoch throughout
+        ax.axhspan(band.chance, float(band.upper.max()), color="0.55", alpha=0.18,
+                   linewidth=0, zorder=0, label=_band_label(band), gid=CHANCE_BAND_GID)
     for index, ((model,), line) in enumerate(series.items()):
         accuracy = np.array([r.metadata[accuracy_key] for r in line.rows], dtype=float)
         color = _color(index)

@@ -1,5 +1,10 @@
 """The answers at the top of a report: worst attack/slice, trend with training, suggested
-checkpoint under a privacy limit. Pure functions over result rows (no plotting, no I/O)."""
+checkpoint under a privacy limit. Pure functions over result rows (no plotting, no I/O).
+
+Every answer ranks only rows whose leakage is distinguishable from chance
+(:func:`~memberscope.results.distinguishable_rows`: significant after the audit's family-wise
+correction); where there are none it says "no leakage distinguishable from chance (N results
+tested)" instead of naming the largest of many noisy numbers."""
 
 from __future__ import annotations
 
@@ -16,7 +21,13 @@ from memberscope.report._data import (
     group_rows,
     worst_series,
 )
-from memberscope.results import AuditRow, ResultsCollection, worst_row
+from memberscope.results import (
+    AuditRow,
+    ResultsCollection,
+    distinguishable_rows,
+    no_leakage_text,
+    worst_distinguishable,
+)
 
 #: A change in the worst metric smaller than this between first and last epoch is "flat".
 FLAT_TOLERANCE = 0.01
@@ -25,7 +36,8 @@ ACCURACY_KEYS = ("test_accuracy", "train_accuracy")
 
 @dataclass(frozen=True)
 class Trend:
-    """How the worst ``metric`` of one model variant moved over training."""
+    """How the worst distinguishable ``metric`` of one model variant moved over training,
+    over the epochs that had a row distinguishable from chance (``n_epochs`` audited)."""
 
     model: Any
     metric: str
@@ -35,6 +47,7 @@ class Trend:
     last_value: float
     peak_epoch: Any
     peak_value: float
+    n_epochs: int = 0
 
     @property
     def direction(self) -> str:
@@ -47,15 +60,18 @@ class Trend:
 
 @dataclass(frozen=True)
 class Suggestion:
-    """The most accurate (model, epoch) whose worst ``metric`` stays within ``limit``."""
+    """The most accurate (model, epoch) whose worst distinguishable ``metric`` stays within
+    ``limit``; ``worst`` is None where no row of it is distinguishable from chance (of
+    ``n_tested`` rows)."""
 
     model: Any
     epoch: Any
     accuracy: float
     accuracy_key: str
-    worst: float
+    worst: float | None
     metric: str
     limit: float | None
+    n_tested: int = 0
 
 
 @dataclass(frozen=True)
@@ -73,9 +89,13 @@ class DpPoint:
 
 @dataclass(frozen=True)
 class ReportSummary:
-    """Everything the top of the page and the terminal table say."""
+    """Everything the top of the page and the terminal table say.
 
-    worst: AuditRow
+    ``worst`` is the worst row distinguishable from chance, None when no row is (then
+    :attr:`no_leakage` says so); ``quiet_models`` are (variant, rows tested) of the variants
+    with no such row at any epoch: no trend and no verdict for them."""
+
+    worst: AuditRow | None
     worst_low_fpr: AuditRow | None
     low_fpr_metric: str | None
     trends: tuple[Trend, ...]
@@ -87,11 +107,21 @@ class ReportSummary:
     models: tuple[Any, ...]
     attacks: tuple[str, ...]
     slices: tuple[str, ...]
+    n_significant: int = 0
+    quiet_models: tuple[tuple[Any, int], ...] = ()
+    has_epochs: bool = False
+
+    @property
+    def no_leakage(self) -> str:
+        """"no leakage distinguishable from chance (N results tested)"."""
+        return no_leakage_text(self.n_rows)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able numbers (embedded in the page for scripts and tests)."""
         return {
-            "worst": self.worst.to_dict(),
+            "worst": self.worst.to_dict() if self.worst else None,
+            "n_significant": self.n_significant,
+            "quiet_models": [list(q) for q in self.quiet_models],
             "worst_low_fpr": self.worst_low_fpr.to_dict() if self.worst_low_fpr else None,
             "low_fpr_metric": self.low_fpr_metric,
             "trends": [vars(t) | {"direction": t.direction} for t in self.trends],
@@ -119,22 +149,30 @@ def accuracy_key_of(rows: Sequence[AuditRow],
 
 
 def trends(rows: Sequence[AuditRow], metric: str = "auc") -> tuple[Trend, ...]:
-    """Per model variant: the worst ``metric`` (over slices and attacks) at its first, last and
-    peak epoch; variants seen at fewer than two epochs have no trend."""
+    """Per model variant: the worst distinguishable ``metric`` (over slices and attacks) at
+    the first, last and peak of the epochs that have such a row; variants with fewer than two
+    such epochs have no trend."""
     out = []
-    for (model,), series in worst_series(rows, metric, by=("model",)).items():
+    epochs_of: dict[Any, set[Any]] = {}
+    for row in rows:
+        if row.metadata.get("epoch") is not None:
+            epochs_of.setdefault(row.metadata.get("model"), set()).add(row.metadata["epoch"])
+    for (model,), series in worst_series(distinguishable_rows(rows), metric,
+                                         by=("model",)).items():
         if len(series.epochs) < 2:
             continue
         peak = int(series.values.argmax())
         out.append(Trend(model, metric, series.epochs[0].item(), float(series.values[0]),
                          series.epochs[-1].item(), float(series.values[-1]),
-                         series.epochs[peak].item(), float(series.values[peak])))
+                         series.epochs[peak].item(), float(series.values[peak]),
+                         len(epochs_of.get(model, ()))))
     return tuple(out)
 
 
 def suggest_checkpoint(rows: Sequence[AuditRow], *, limit: float | None, metric: str = "auc",
                        accuracy_key: str | None = None) -> Suggestion | None:
-    """The best-accuracy (model, epoch) whose worst ``metric`` is ≤ ``limit`` (any when None),
+    """The best-accuracy (model, epoch) whose worst distinguishable ``metric`` is ≤ ``limit``
+    (any when None),
     via :meth:`ResultsCollection.best_epoch`; None without accuracies or when none qualifies."""
     accuracy_key = accuracy_key or accuracy_key_of(rows)
     if accuracy_key is None:
@@ -143,8 +181,9 @@ def suggest_checkpoint(rows: Sequence[AuditRow], *, limit: float | None, metric:
                                               accuracy_key=accuracy_key)
     if best is None:
         return None
+    worst = None if best["worst"] is None else float(best["worst"])
     return Suggestion(best["model"], best["epoch"], float(best["accuracy"]), accuracy_key,
-                      float(best["worst"]), metric, limit)
+                      worst, metric, limit, int(best["n_tested"]))
 
 
 def dp_points(rows: Sequence[AuditRow], epsilon_key: str = "epsilon") -> tuple[DpPoint, ...]:
@@ -188,15 +227,18 @@ def summarize(results: Rows, *, max_auc: float | None = None, metric: str = "auc
     if max_auc is not None and metric == "auc" and not 0.0 <= max_auc <= 1.0:
         raise InputError(f"max_auc must be within [0, 1]; got {max_auc}")
     low_metric = lowest_fpr_metric(rows)
-    low_worst = None
-    if low_metric is not None:
-        try:
-            low_worst = worst_row(rows, low_metric)
-        except InputError:
-            low_worst = None
+    # TPR at the lowest FPR is a headline only where it is resolvable (a stored value, not
+    # None), its row is distinguishable from chance, and it beats guessing (TPR > FPR) there.
+    low_worst = worst_distinguishable(rows, low_metric) if low_metric is not None else None
+    if low_worst is not None and low_metric is not None \
+            and not low_worst.metric(low_metric) > float(low_metric[4:]):
+        low_worst = None
     key = accuracy_key or accuracy_key_of(rows)
+    significant = distinguishable_rows(rows)
+    models = tuple(dict.fromkeys(r.metadata.get("model") for r in rows))
+    leaking = {r.metadata.get("model") for r in significant}
     return ReportSummary(
-        worst=worst_row(rows, metric),
+        worst=worst_distinguishable(rows, metric),
         worst_low_fpr=low_worst,
         low_fpr_metric=low_metric,
         trends=trends(rows, metric),
@@ -205,9 +247,13 @@ def summarize(results: Rows, *, max_auc: float | None = None, metric: str = "auc
         accuracy_key=key,
         dp=dp_points(rows),
         n_rows=len(rows),
-        models=tuple(dict.fromkeys(r.metadata.get("model") for r in rows)),
+        models=models,
         attacks=tuple(dict.fromkeys(r.attack for r in rows)),
         slices=tuple(dict.fromkeys(r.slice for r in rows)),
+        n_significant=len(significant),
+        quiet_models=tuple((m, sum(r.metadata.get("model") == m for r in rows))
+                           for m in models if m not in leaking),
+        has_epochs=any(r.metadata.get("epoch") is not None for r in rows),
     )
 
 
