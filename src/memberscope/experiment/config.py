@@ -57,6 +57,7 @@ from memberscope.train.settings import OPTIMIZERS, TrainSettings
 CONFIG_SCHEMA_VERSION = 1
 SLICE_KINDS = ("entire", "class", "loss_percentile", "correctness")
 MEMBER_SAMPLE_WORDS = ("all", "balanced")
+NONMEMBER_SOURCES = ("test", "train")
 
 
 # --- the dataclasses ------------------------------------------------------------------------
@@ -66,13 +67,18 @@ MEMBER_SAMPLE_WORDS = ("all", "balanced")
 class DatasetConfig:
     """Which data: ``name`` (a dataset name or an ``.npz`` path); optional seeded subsets of
     at most ``max_train`` members and ``max_test`` non-members (for quick runs); ``pad``
-    zero pixels added on every side of each image (2 makes 28×28 images 32×32)."""
+    zero pixels added on every side of each image (2 makes 28×28 images 32×32).
+
+    ``nonmembers`` says where non-members come from: "test" (the test split) or "train"
+    (training images left out of training, disjoint from the members, so both sides share one
+    distribution even where the test split differs slightly from the training split)."""
 
     name: str
     max_train: int | None = None
     max_test: int | None = None
     cache_dir: str | None = None
     pad: int = 0
+    nonmembers: str = "test"
 
 
 @dataclass(frozen=True)
@@ -257,6 +263,7 @@ DATASET_FIELDS = {
     "max_test": _Field(_int(1), None),
     "cache_dir": _Field(_str(), None),
     "pad": _Field(_int(0), 0),
+    "nonmembers": _Field(_str("nonmembers", NONMEMBER_SOURCES), "test"),
 }
 TRAINING_FIELDS = {
     "epochs": _Field(_int(1)),
