@@ -93,7 +93,8 @@ def significance(run_dir: Path, group: list[dict]) -> tuple[list[bool | None], s
     p_values = [offline_p_value(row, scores) for row in group]
     tested = [i for i, p in enumerate(p_values) if p is not None]
     verdicts: list[bool | None] = [None] * len(group)
-    for i, verdict in zip(tested, holm([p_values[i] for i in tested]), strict=True):
+    family = [p for p in p_values if p is not None]
+    for i, verdict in zip(tested, holm(family), strict=True):
         verdicts[i] = verdict
     return verdicts, "scores"
 

@@ -7,6 +7,7 @@ override the training defaults and add DP. Example (``memberscope run`` takes th
     seed = 0
     [dataset]
     name = "fashion_mnist"          # cifar10 | fashion_mnist | digits | path/to/data.npz
+    nonmembers = "test"             # or "train": held-out training images
     [training]
     epochs = 10
     epochs_per_report = 2
