@@ -252,6 +252,41 @@ def test_dataset_pad_adds_zero_borders_and_refuses_non_images(tmp_path) -> None:
         load_run_dataset(parse_toml(base.format(path=tabular, extra="pad = 1\n")))
 
 
+def test_nonmembers_from_train_are_held_out_training_examples(tmp_path) -> None:
+    import numpy as np
+
+    from memberscope.errors import InputError
+    from memberscope.experiment.runner import load_run_dataset
+
+    n = 40
+    rows = np.arange(n, dtype=np.float32)  # each image holds its own training index
+    data = tmp_path / "data.npz"
+    np.savez(data, x_train=np.broadcast_to(rows[:, None], (n, 3)).copy(), y_train=np.arange(n) % 2,
+             x_test=np.full((5, 3), -1.0, dtype=np.float32), y_test=np.arange(5) % 2)
+    base = ('schema_version = 1\nname = "h"\n[dataset]\nname = "{path}"\n{extra}'
+            '[training]\nepochs = 1\n[[variants]]\nlabel = "a"\n')
+
+    def load(extra: str) -> tuple:
+        split = load_run_dataset(parse_toml(base.format(path=data, extra=extra)))
+        return split.x_train[:, 0].astype(int), split.x_test[:, 0].astype(int), split
+
+    members, nonmembers, split = load('nonmembers = "train"\nmax_train = 12\nmax_test = 9\n')
+    assert len(members) == 12 and len(nonmembers) == 9
+    assert not set(members) & set(nonmembers) and min(nonmembers) >= 0  # none from the test split
+    np.testing.assert_array_equal(split.y_test, nonmembers % 2)  # labels follow their images
+    assert sorted(members) != list(range(12))  # a seeded random draw, not the first N
+    again, _, _ = load('nonmembers = "train"\nmax_train = 12\nmax_test = 9\n')
+    np.testing.assert_array_equal(again, members)
+    members, nonmembers, _ = load('nonmembers = "train"\n')
+    assert sorted([*members, *nonmembers]) == list(range(n)) and len(members) == n // 2
+    _, nonmembers, _ = load("")
+    assert set(nonmembers) == {-1}
+    with pytest.raises(InputError, match=r"max_train \+ dataset\.max_test must fit in the 40"):
+        load('nonmembers = "train"\nmax_train = 30\nmax_test = 11\n')
+    with pytest.raises(ConfigError, match=r"dataset\.nonmembers: .*'holdout'"):
+        parse_toml(base.format(path=data, extra='nonmembers = "holdout"\n'))
+
+
 def test_busy_cpus_sees_a_busy_process() -> None:
     from memberscope._runtime import busy_cpus
 

@@ -14,6 +14,9 @@ def test_digits_fallback_config_is_valid_and_keeps_the_experiment() -> None:
     quickstart = parse_toml(quickstart_text())
     digits = parse_toml(digits_config(quickstart_text()))
     assert quickstart.dataset.name == "fashion_mnist" and digits.dataset.name == "digits"
+    # digits' 899 training images cannot hold the quickstart's members and non-members; its
+    # own test split is a stratified random half, as good a source of non-members
+    assert quickstart.dataset.nonmembers == "train" and digits.dataset.nonmembers == "test"
     assert [v.label for v in digits.variants] == ["MLP", "1 layer", "1 layer, DP-Adam"]
     assert digits.variants[2].training.dp == quickstart.variants[2].training.dp
     assert digits.audit == quickstart.audit

@@ -7,6 +7,7 @@ override the training defaults and add DP. Example (``memberscope run`` takes th
     seed = 0
     [dataset]
     name = "fashion_mnist"          # cifar10 | fashion_mnist | digits | path/to/data.npz
+    nonmembers = "test"             # or "train": held-out training images
     [training]
     epochs = 10
     epochs_per_report = 2
@@ -61,6 +62,7 @@ from memberscope.train.settings import OPTIMIZERS, TrainSettings
 CONFIG_SCHEMA_VERSION = 1
 SLICE_KINDS = ("entire", "class", "loss_percentile", "correctness")
 MEMBER_SAMPLE_WORDS = ("all", "balanced")
+NONMEMBER_SOURCES = ("test", "train")
 
 
 # --- the dataclasses ------------------------------------------------------------------------
@@ -72,7 +74,11 @@ class DatasetConfig:
     at most ``max_train`` members and ``max_test`` non-members (for quick runs); ``pad``
     zero pixels added on every side of each image (2 makes 28×28 images 32×32). For
     ``cifar10`` only: ``path`` of a local copy of the tarball, or a mirror ``url``, with the
-    file's ``sha256`` when it is not the official tarball."""
+    file's ``sha256`` when it is not the official tarball.
+
+    ``nonmembers`` says where non-members come from: "test" (the test split) or "train"
+    (training images left out of training, disjoint from the members, so both sides share one
+    distribution even where the test split differs slightly from the training split)."""
 
     name: str
     max_train: int | None = None
@@ -82,6 +88,7 @@ class DatasetConfig:
     path: str | None = None
     url: str | None = None
     sha256: str | None = None
+    nonmembers: str = "test"
 
 
 @dataclass(frozen=True)
@@ -300,6 +307,7 @@ DATASET_FIELDS = {
     "path": _Field(_str(), None),
     "url": _Field(_url, None),
     "sha256": _Field(_sha256, None),
+    "nonmembers": _Field(_str("nonmembers", NONMEMBER_SOURCES), "test"),
 }
 TRAINING_FIELDS = {
     "epochs": _Field(_int(1)),

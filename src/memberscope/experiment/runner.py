@@ -174,9 +174,11 @@ def load_run_dataset(config: ExperimentConfig) -> Dataset:
         raise InputError(f"dataset.name {spec.name!r}: {exc}") from exc
     if spec.pad:
         data = _padded(data, spec.pad)
+    rng = stream_rng(config.seed, "dataset-subset")
+    if spec.nonmembers == "train":
+        return _nonmembers_from_train(data, spec.max_train, spec.max_test, rng)
     if spec.max_train is None and spec.max_test is None:
         return data
-    rng = stream_rng(config.seed, "dataset-subset")
 
     def subset(n: int, limit: int | None) -> np.ndarray:
         if limit is None or limit >= n:
@@ -187,6 +189,28 @@ def load_run_dataset(config: ExperimentConfig) -> Dataset:
     test = subset(data.n_test, spec.max_test)
     return Dataset(x_train=data.x_train[train], y_train=data.y_train[train],
                    x_test=data.x_test[test], y_test=data.y_test[test], name=data.name,
+                   num_classes=data.num_classes, input_shape=data.input_shape,
+                   class_names=data.class_names)
+
+
+def _nonmembers_from_train(data: Dataset, max_train: int | None, max_test: int | None,
+                           rng: np.random.Generator) -> Dataset:
+    """Members and non-members both drawn from ``data``'s training split, disjoint and seeded:
+    ``max_train`` members (default half) and ``max_test`` non-members (default the rest)."""
+    from memberscope.data import Dataset
+
+    n = data.n_train
+    n_members = n // 2 if max_train is None else max_train
+    n_nonmembers = n - n_members if max_test is None else max_test
+    if n_members + n_nonmembers > n or n_nonmembers < 1:
+        raise InputError(f"dataset.max_train + dataset.max_test must fit in the {n} training "
+                         f"examples of {data.name!r} with dataset.nonmembers = \"train\"; got "
+                         f"{n_members} + {n_nonmembers}")
+    order = rng.permutation(n)
+    train = np.sort(order[:n_members])
+    test = np.sort(order[n_members:n_members + n_nonmembers])
+    return Dataset(x_train=data.x_train[train], y_train=data.y_train[train],
+                   x_test=data.x_train[test], y_test=data.y_train[test], name=data.name,
                    num_classes=data.num_classes, input_shape=data.input_shape,
                    class_names=data.class_names)
 
