@@ -349,3 +349,25 @@ def test_exposed_table_says_when_members_tie_at_a_score(tmp_path):
     section = _exposed_section(report_html.write_audit_report(
         distinct, tmp_path / "d.html").read_text("utf-8"))
     assert "tie" not in section and "members at this score" not in section
+
+
+@pytest.mark.parametrize(("white_box", "verdict"), [(1.04, "consistent"), (4.2, "INCONSISTENT")])
+def test_dp_card_shows_the_one_run_canary_bound_and_judges_it(tmp_path, white_box, verdict):
+    from memberscope import ModelOutputs, audit
+    from memberscope.report import write_results_report
+
+    rng = np.random.default_rng(0)
+    membership = np.arange(400) < 200
+    outputs = ModelOutputs(membership=membership, labels=rng.integers(0, 2, 400),
+                           loss=rng.exponential(1.0, 400))
+    result = audit(outputs, attacks=["threshold"], slices=["entire"], seed=0,
+                   fpr_targets=(0.1,), metadata={
+        "model": "dp", "epoch": 3, "epsilon": 3.53, "delta": 1e-5,
+        "epsilon_audit": {"white_box": white_box, "black_box": None, "method": "fdp",
+                          "m": 1000, "alpha": 0.05, "delta": 1e-5}})
+    page = write_results_report(ResultsCollection(list(result.rows)),
+                                tmp_path / "dp.html").read_text("utf-8")
+    card = page[page.index('id="dp"'):]
+    card = re.sub(r"<[^>]+>", "", card[:card.index("</div>")])
+    assert f"one-run canary audit ε ≥ {white_box:.2f} (white-box)" in card
+    assert f"({verdict}:" in card
