@@ -75,12 +75,34 @@ def tied_no_signal(seed: int, m: int) -> tuple[np.ndarray, np.ndarray]:
     return rng.integers(0, 5, m).astype(float), rng.random(m) < 0.5
 
 
-def bench_coverage(runs: int, m: int) -> None:
-    print(f"coverage: gaussian bound on ideal Gaussian canaries, m = {m}, {runs} seeded runs; "
+def coupled_canaries(seed: int, m: int, mu: float, blocks: int = 20,
+                     rho: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian canaries whose noise is shared within blocks (correlation ``rho``): dependent
+    scores. The others in a canary's block reveal the shared part, so each canary is
+    μ·√(Σ⁻¹)ᵢᵢ-GDP, not μ-GDP (:func:`coupled_mu`)."""
+    rng = np.random.default_rng(seed)
+    included = rng.random(m) < 0.5
+    shared = rng.normal(size=blocks)[np.arange(m) % blocks]
+    noise = rho ** 0.5 * shared + (1 - rho) ** 0.5 * rng.normal(size=m)
+    return noise + mu * included, included
+
+
+def coupled_mu(mu: float, m: int, blocks: int = 20, rho: float = 0.9) -> float:
+    """True GDP μ of one canary of :func:`coupled_canaries`: μ·√((Σ⁻¹)ᵢᵢ), Σ equicorrelated."""
+    size = m // blocks
+    inverse_diagonal = (1 - rho / (1 + (size - 1) * rho)) / (1 - rho)
+    return mu * inverse_diagonal ** 0.5
+
+
+def bench_coverage(runs: int, m: int, data: object = gaussian_canaries,
+                   name: str = "ideal Gaussian canaries") -> None:
+    print(f"coverage: gaussian bound on {name}, m = {m}, {runs} seeded runs; "
           f"fraction with eps_hat <= true eps (valid: >= {1 - ALPHA})")
+    assert callable(data)
     for mu in (0.25, 0.5, 1.0, 2.0, 3.0):
-        true_epsilon = gdp_epsilon(mu, DELTA)
-        estimates = [epsilon_one_run(*gaussian_canaries(seed, m, mu), delta=DELTA, alpha=ALPHA,
+        true_mu = coupled_mu(mu, m) if data is coupled_canaries else mu
+        true_epsilon = gdp_epsilon(true_mu, DELTA)
+        estimates = [epsilon_one_run(*data(seed, m, mu), delta=DELTA, alpha=ALPHA,
                                      method="gaussian").epsilon for seed in range(runs)]
         covered = sum(e <= true_epsilon for e in estimates)
         print(f"  mu {mu:4.2f}  true eps {true_epsilon:6.2f}  covered {covered:3d}/{runs} = "
@@ -123,6 +145,8 @@ def main() -> None:
     if "coverage" in args.parts:
         bench_coverage(args.runs, args.m)
         bench_coverage(args.runs, 20 * args.m)
+        bench_coverage(args.runs, args.m, coupled_canaries,
+                       "block-coupled canaries (20 blocks, noise correlation 0.9)")
     if "power" not in args.parts:
         return
     bench_power(args.power_seeds, args.m)
