@@ -6,8 +6,10 @@ Not part of the test suite. Prints:
 1. validity: on no-signal canary scores (independent of inclusion) the fraction of seeded runs in
    which each bound is > 0 — a valid (1−α) bound allows at most about α. For contrast, the same
    search over the guess grid without the Bonferroni correction.
-2. power: scores of ideal Gaussian canaries, N(μ·included, 1), whose true privacy is μ-GDP,
-   with the Steinke and the f-DP bound beside the true ε of μ-GDP at δ.
+2. coverage of the continuous-score bound (``method="gaussian"``): on ideal Gaussian canaries
+   with known μ, the fraction of seeded runs with ε̂ ≤ the true ε of μ-GDP (valid: ≥ 1 − α);
+3. power: scores of ideal Gaussian canaries, N(μ·included, 1), whose true privacy is μ-GDP,
+   with the Steinke, f-DP and Gaussian bounds beside the true ε of μ-GDP at δ.
 """
 
 from __future__ import annotations
@@ -58,24 +60,77 @@ def bench_validity(runs: int, m: int) -> None:
         positive = sum(uncorrected_search(*no_signal(seed, m), method) > 0 for seed in range(runs))
         print(f"  {method:<7} {'grid, no corr.':<16} positive {positive:3d}/{runs} = "
               f"{positive / runs:.3f}   (invalid search, for contrast)")
+    for data, name in ((no_signal, "normal scores"), (tied_no_signal, "tied scores")):
+        started = time.perf_counter()
+        positive = sum(epsilon_one_run(*data(seed, m), delta=DELTA, alpha=ALPHA,
+                                       method="gaussian").epsilon > 0 for seed in range(runs))
+        seconds = (time.perf_counter() - started) / runs
+        print(f"  gaussian {name:<15} positive {positive:3d}/{runs} = {positive / runs:.3f}   "
+              f"({seconds * 1000:.1f} ms per call)")
+
+
+def tied_no_signal(seed: int, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """No-signal scores with heavy ties (5 distinct values)."""
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 5, m).astype(float), rng.random(m) < 0.5
+
+
+def coupled_canaries(seed: int, m: int, mu: float, blocks: int = 20,
+                     rho: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian canaries whose noise is shared within blocks (correlation ``rho``): dependent
+    scores. The others in a canary's block reveal the shared part, so each canary is
+    μ·√(Σ⁻¹)ᵢᵢ-GDP, not μ-GDP (:func:`coupled_mu`)."""
+    rng = np.random.default_rng(seed)
+    included = rng.random(m) < 0.5
+    shared = rng.normal(size=blocks)[np.arange(m) % blocks]
+    noise = rho ** 0.5 * shared + (1 - rho) ** 0.5 * rng.normal(size=m)
+    return noise + mu * included, included
+
+
+def coupled_mu(mu: float, m: int, blocks: int = 20, rho: float = 0.9) -> float:
+    """True GDP μ of one canary of :func:`coupled_canaries`: μ·√((Σ⁻¹)ᵢᵢ), Σ equicorrelated."""
+    size = m // blocks
+    inverse_diagonal = (1 - rho / (1 + (size - 1) * rho)) / (1 - rho)
+    return mu * inverse_diagonal ** 0.5
+
+
+def bench_coverage(runs: int, m: int, data: object = gaussian_canaries,
+                   name: str = "ideal Gaussian canaries") -> None:
+    print(f"coverage: gaussian bound on {name}, m = {m}, {runs} seeded runs; "
+          f"fraction with eps_hat <= true eps (valid: >= {1 - ALPHA})")
+    assert callable(data)
+    for mu in (0.25, 0.5, 1.0, 2.0, 3.0):
+        true_mu = coupled_mu(mu, m) if data is coupled_canaries else mu
+        true_epsilon = gdp_epsilon(true_mu, DELTA)
+        estimates = [epsilon_one_run(*data(seed, m, mu), delta=DELTA, alpha=ALPHA,
+                                     method="gaussian").epsilon for seed in range(runs)]
+        covered = sum(e <= true_epsilon for e in estimates)
+        print(f"  mu {mu:4.2f}  true eps {true_epsilon:6.2f}  covered {covered:3d}/{runs} = "
+              f"{covered / runs:.3f}   median eps_hat {statistics.median(estimates):.2f} "
+              f"({statistics.median(estimates) / true_epsilon:.2f}x)")
 
 
 def bench_power(seeds: int, m: int) -> None:
     print(f"power: ideal Gaussian canaries N(mu*included, 1), m = {m}, grid+Bonferroni, "
           f"median over {seeds} seeds")
-    print("   mu   eps(mu-GDP)  steinke  fdp    fdp/steinke  fdp/eps")
+    print("   mu   eps(mu-GDP)  steinke  fdp    gauss  fdp/steinke  fdp/eps  gauss/eps  "
+          "gauss/fdp")
     for mu in (0.5, 1.0, 2.0, 3.0, 4.0):
-        steinke, fdp = [], []
+        steinke, fdp, gauss = [], [], []
         for seed in range(seeds):
             scores, included = gaussian_canaries(seed, m, mu)
             steinke.append(epsilon_one_run(scores, included, delta=DELTA).epsilon)
             fdp.append(epsilon_one_run(scores, included, delta=DELTA, method="fdp").epsilon)
+            gauss.append(epsilon_one_run(scores, included, delta=DELTA,
+                                         method="gaussian").epsilon)
         true_epsilon = gdp_epsilon(mu, DELTA)
-        s, f = statistics.median(steinke), statistics.median(fdp)
+        s, f, g = (statistics.median(v) for v in (steinke, fdp, gauss))
         ratio = f"{f / s:11.2f}" if s > 0 else "          -"
-        print(f"  {mu:3.1f}  {true_epsilon:10.2f}  {s:7.2f}  {f:5.2f}  {ratio}  "
-              f"{f / true_epsilon:7.2f}   (fdp >= steinke in "
-              f"{sum(a >= b for a, b in zip(fdp, steinke, strict=True))}/{seeds} seeds)")
+        power = f"{g / f:9.2f}" if f > 0 else "        -"
+        print(f"  {mu:3.1f}  {true_epsilon:10.2f}  {s:7.2f}  {f:5.2f}  {g:5.2f}  {ratio}  "
+              f"{f / true_epsilon:7.2f}  {g / true_epsilon:9.2f}  {power}   (fdp >= steinke in "
+              f"{sum(a >= b for a, b in zip(fdp, steinke, strict=True))}/{seeds} seeds, "
+              f"gauss > fdp in {sum(a > b for a, b in zip(gauss, fdp, strict=True))})")
 
 
 def main() -> None:
@@ -83,8 +138,17 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--m", type=int, default=1000)
     parser.add_argument("--power-seeds", type=int, default=20)
+    parser.add_argument("--parts", default="validity,coverage,power")
     args = parser.parse_args()
-    bench_validity(args.runs, args.m)
+    if "validity" in args.parts:
+        bench_validity(args.runs, args.m)
+    if "coverage" in args.parts:
+        bench_coverage(args.runs, args.m)
+        bench_coverage(args.runs, 20 * args.m)
+        bench_coverage(args.runs, args.m, coupled_canaries,
+                       "block-coupled canaries (20 blocks, noise correlation 0.9)")
+    if "power" not in args.parts:
+        return
     bench_power(args.power_seeds, args.m)
     bench_power(max(3, args.power_seeds // 4), 20 * args.m)
 
