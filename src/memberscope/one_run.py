@@ -18,7 +18,7 @@ Two tests of that claim (``method``):
   signal than the Steinke test; with weak signal at a fixed k it can be lower.
 
 - ``"gaussian"`` — no guesses: the continuous scores (the Gaussian view of one-run auditing,
-  Agrawal, Wei, Singh, Magdon-Ismail & Zikas 2026, "Let's Ask Gauss"), through the area under
+  Agrawal et al. 2026, "Let's Ask Gauss"), through the area under
   the ROC curve (:func:`gaussian_mu`, which states when it is a bound and when an estimate).
 
 Choosing k: with ``n_guesses=None`` each k of a fixed grid (:func:`guess_grid`, fractions
