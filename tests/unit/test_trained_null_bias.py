@@ -15,8 +15,10 @@ from collections.abc import Mapping
 
 import numpy as np
 import pytest
+from scipy.stats import rankdata
 
 from memberscope import LowResolutionWarning, ModelOutputs, audit, get_attack
+from memberscope.attacks.trained import fold_percentiles
 
 
 def no_signal_outputs(seed: int, n_per_side: int, num_classes: int = 10) -> ModelOutputs:
@@ -140,3 +142,18 @@ def test_rf_pooled_scores_give_the_within_fold_auc_on_slices_of_300_per_side():
         warnings.simplefilter("ignore", LowResolutionWarning)
         check_pooled_is_within_fold(pooled_and_within_fold_aucs("rf", 12, 3000,
                                                                 dict(RF[3])))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_fold_percentiles_are_within_fold_mid_ranks(seed):
+    """The slow oracle: scipy's mid-ranks per fold, scaled by the fold's size."""
+    rng = np.random.default_rng(seed)
+    scores = np.round(rng.random(500), 1 + seed % 3)  # many ties
+    folds = rng.integers(0, 3, 500)
+    expected = np.empty(500)
+    for fold in range(3):
+        inside = folds == fold
+        expected[inside] = (rankdata(scores[inside]) - 0.5) / inside.sum()
+    got = fold_percentiles(scores, folds)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+    assert ((got > 0) & (got < 1)).all()
