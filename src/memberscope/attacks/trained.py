@@ -9,6 +9,14 @@ Everything is deterministic under ``seed``.
 The fold of each score is returned with it: under H0 the held-out scores of one fold (one
 model, fit on other data) are exchangeable, scores of different folds are not, so the p-value
 compares scores within folds only.
+
+The stored score is the example's mid-rank among its fold's held-out scores, scaled to (0, 1)
+(``fold_percentiles``), not the fold model's raw P(member). Each fold model has its own
+calibration, and pooling raw probabilities of different models put the pooled AUC below 0.5
+under no signal (rf: 0.494 on slices of ~300 per side; Forman & Scholz 2010). Within-fold
+percentiles share one scale: the pooled AUC is then close to the size-weighted mean of the
+within-fold AUCs, each unbiased under H0, and the within-fold order (hence the p-value) is
+unchanged.
 """
 
 from __future__ import annotations
@@ -133,7 +141,43 @@ def _cross_validated_scores(features: np.ndarray, membership: np.ndarray, seed: 
         member_column = list(model.classes_).index(True)
         probabilities = model.predict_proba(scaler.transform(features[held_out]))
         scores[held_out] = probabilities[:, member_column]
-    return SliceScores(scores, folds)
+    return SliceScores(fold_percentiles(scores, folds), folds)
+
+
+def fold_percentiles(scores: np.ndarray, folds: np.ndarray) -> np.ndarray:
+    """Each score's mid-rank within its fold, scaled to (0, 1): (rank - 1/2) / fold size.
+
+    Parameters
+    ----------
+    scores : (n,) float
+        Out-of-fold scores, higher = member.
+    folds : (n,) int
+        The fold that scored each example.
+
+    Returns
+    -------
+    (n,) float in (0, 1); ties within a fold share their mid-rank, so every fold's order and
+    ties are kept and only the scale across folds changes.
+    """
+    percentiles = np.empty(len(scores))
+    for fold in np.unique(folds):
+        inside = folds == fold
+        percentiles[inside] = (_mid_ranks(scores[inside]) - 0.5) / np.count_nonzero(inside)
+    return percentiles
+
+
+def _mid_ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks (n,), tied values sharing the mean of their ranks; what
+    ``scipy.stats.rankdata`` gives, ~4x faster on 20,000 scores."""
+    order = np.argsort(values)
+    ordered = values[order]
+    starts_group = np.ones(len(values), dtype=bool)
+    np.not_equal(ordered[1:], ordered[:-1], out=starts_group[1:])
+    starts = np.flatnonzero(starts_group)
+    ends = np.append(starts[1:], len(values))
+    ranks = np.empty(len(values))
+    ranks[order] = ((starts + 1 + ends) / 2)[np.cumsum(starts_group) - 1]
+    return ranks
 
 
 def _scorer(make_model: Callable[[int, Mapping[str, Any]], Any]) -> Any:
