@@ -30,7 +30,7 @@ import numpy as np
 
 from memberscope._validation import as_bool_array, as_float_array, check_probability
 from memberscope.errors import InputError
-from memberscope.significance import combine_strata, u_test_p_value
+from memberscope.significance import p_value_from_groups
 
 DEFAULT_FPR_TARGETS: tuple[float, ...] = (0.001, 0.01, 0.1)
 PPV_CONFIDENCE = 0.99
@@ -307,17 +307,11 @@ def tpr_at_fpr_from_roc(roc: RocCurve, fpr_targets: Sequence[float] = DEFAULT_FP
     return result
 
 
-def _u_test_from_roc(roc: RocCurve, n_examples: int, auc: float | None = None) -> float | None:
-    """The Mann-Whitney p-value of an unweighted curve: U = AUC·P·N, ties from its steps."""
-    members, nonmembers = roc.n_members, roc.n_nonmembers
-    u = (auc_from_roc(roc) if auc is None else auc) * members * nonmembers
-    tie_term = 0.0
-    if len(roc.tpr) - 1 < n_examples:  # fewer thresholds than examples: some scores tie
-        sizes = np.diff(roc.tpr) * members
-        sizes += np.diff(roc.fpr) * nonmembers
-        np.rint(sizes, out=sizes)
-        tie_term = float(np.sum((sizes * sizes - 1) * sizes))
-    return u_test_p_value(u, int(members), int(nonmembers), tie_term)
+def _tie_groups_of(roc: RocCurve) -> tuple[np.ndarray, np.ndarray]:
+    """Members and non-members (k,) per threshold of an unweighted full curve: its steps are
+    the groups of tied scores, in descending score order (what the rank test counts)."""
+    return (np.rint(np.diff(roc.tpr) * roc.n_members),
+            np.rint(np.diff(roc.fpr) * roc.n_nonmembers))
 
 
 def _distinct(strata: np.ndarray) -> np.ndarray:
@@ -328,29 +322,27 @@ def _distinct(strata: np.ndarray) -> np.ndarray:
 
 
 def rank_test_p_value(scores: np.ndarray, membership: np.ndarray, *,
-                      strata: np.ndarray | None = None, roc: RocCurve | None = None,
-                      auc: float | None = None) -> float:
+                      strata: np.ndarray | None = None, roc: RocCurve | None = None) -> float:
     """One-sided p-value of H0 "the scores carry no membership information".
 
     Without ``strata`` (scores exchangeable under H0): Mann-Whitney U from the unweighted
     ``roc`` (computed when not given), exact for small slices without ties. With ``strata``
     (n,) (e.g. the folds of out-of-fold scores): one test per stratum, comparing only scores
     of one fold model, combined by Bonferroni (see :mod:`memberscope.significance`). Sample
-    weights play no part: H0 is about the examples. ``auc`` of ``roc``, when known, saves
-    recomputing it.
+    weights play no part: H0 is about the examples. The curve's steps are the tie groups
+    :func:`memberscope.significance.p_value_from_groups` counts, so there is one U statistic.
     """
     if strata is None:
         if roc is None:
-            roc, auc = _roc_curve(scores, membership, None), None
-        return combine_strata([_u_test_from_roc(roc, len(scores), auc)])
-    p_values = []
+            roc = _roc_curve(scores, membership, None)
+        return p_value_from_groups([_tie_groups_of(roc)])
+    groups = []
     for stratum in _distinct(strata):
         inside = strata == stratum
         side = membership[inside]
         if side.any() and not side.all():
-            p_values.append(_u_test_from_roc(_roc_curve(scores[inside], side, None),
-                                             len(side)))
-    return combine_strata(p_values)
+            groups.append(_tie_groups_of(_roc_curve(scores[inside], side, None)))
+    return p_value_from_groups(groups)
 
 
 def roc_metrics(scores: np.ndarray, membership: np.ndarray,
@@ -563,7 +555,6 @@ def attack_metrics(scores: np.ndarray, membership: np.ndarray, *,
         tpr_at_fpr_ci=tpr_ci,
         roc=roc,
         p_value=rank_test_p_value(scores, membership, strata=None if strata is None
-                                  else np.asarray(strata), roc=unweighted,
-                                  auc=None if unweighted is None else auc),
+                                  else np.asarray(strata), roc=unweighted),
         notes=notes,
     )
