@@ -258,3 +258,22 @@ def test_heatmap_slice_labels_fit_in_the_figure(run):
     for ax in figure.axes[:1]:
         for label in ax.get_yticklabels():
             assert label.get_window_extent(renderer).x0 >= 0, label.get_text()
+
+
+def test_the_star_marks_only_a_significant_result(run):
+    rows = list(run)
+    top = max(rows, key=lambda r: r.auc)
+    quiet = ResultsCollection([replace(r, significant=False) for r in rows])
+    assert not any(label.startswith("worst: ")
+                   for label in _labelled_lines(plots.plot_metric_by_epoch(quiet, "auc")))
+    # The highest point is chance; the star goes to the highest significant one.
+    second = max((r for r in rows if r is not top), key=lambda r: r.auc)
+    mixed = ResultsCollection([replace(r, significant=False) if r is top
+                               else replace(r, significant=True) if r is second else r
+                               for r in rows])
+    star = next(line for label, line in
+                _labelled_lines(plots.plot_metric_by_epoch(mixed, "auc")).items()
+                if label.startswith("worst: "))
+    expected = max((r for r in mixed if r.significant), key=lambda r: r.auc)
+    assert expected.auc < top.auc
+    assert star.get_ydata()[0] == pytest.approx(expected.auc)

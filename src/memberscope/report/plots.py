@@ -6,7 +6,8 @@ machines without a display). ``results`` is a :class:`~memberscope.ResultsCollec
 :class:`~memberscope.AuditResult` or any iterable of rows.
 
 Where a figure summarises several slices it shows the *worst* slice (highest metric) at each
-point, as the attacker would pick it; the single worst point is marked with a star. Such a
+point, as the attacker would pick it; the worst point whose result is significant is marked
+with a star (none when no plotted result is). Such a
 maximum climbs above 0.5 by chance alone, so AUC and advantage figures shade the *chance band*:
 up to the 95% quantile of that maximum when nothing leaks (:func:`~memberscope.report._data.
 chance_band`; the math is in :mod:`memberscope.null_reference`). A point inside the band is
@@ -36,6 +37,7 @@ from memberscope.report._data import (
     worst_series,
 )
 from memberscope.report.summary import dp_points
+from memberscope.results import distinguishable_rows
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -135,7 +137,8 @@ def plot_metric_by_epoch(results: Rows, metric: str = "auc", *,
     metric : str
         ``auc``, ``advantage``, ``ppv``, ``epsilon_confident``, ``epsilon_point`` or ``tpr@F``.
     mark_worst : bool
-        Star the single highest point and write its slice and attack next to it.
+        Star the single highest point whose result is significant (any point of files that
+        were never tested) and write its slice and attack next to it; no star when none is.
 
     For ``auc`` and ``advantage`` the chance band is shaded (artist ``gid`` "chance-band"):
     at each epoch, the 95% quantile of the maximum over a line's slices when nothing leaks.
@@ -155,9 +158,11 @@ def plot_metric_by_epoch(results: Rows, metric: str = "auc", *,
     if metric == "auc":
         ax.axhline(0.5, color="0.6", linewidth=0.8, linestyle=":", label="chance (0.5)")
     if mark_worst and series:
+        # Like every headline, the star names only a result distinguishable from chance.
+        marked = {id(r) for r in distinguishable_rows(r for s in series.values() for r in s.rows)}
         candidates = [(v, e, r) for s in series.values()
                       for v, e, r in zip(s.values, s.epochs, s.rows, strict=True)
-                      if not math.isnan(v)]
+                      if not math.isnan(v) and id(r) in marked]
         if candidates:
             value, epoch, row = max(candidates, key=lambda c: c[0])
             ax.plot([epoch], [value], linestyle="none", marker="*", markersize=13,
