@@ -12,7 +12,11 @@ Per row, the null distribution used:
 - ``advantage`` (max over thresholds of TPR − FPR, the one-sided two-sample
   Kolmogorov-Smirnov statistic D⁺): Smirnov's limit P(D⁺ ≥ d) = exp(−2 d² n₁ n₂ / (n₁ + n₂)),
   slightly conservative for small slices (the maximum of 11 slices of 40 + 30: 0.396 against
-  0.375 by simulation; AUC quantiles agree with simulation within 0.003).
+  0.375 by simulation; AUC quantiles agree with simulation within 0.003);
+- ``tpr@F`` (the largest TPR with FPR ≤ F): exact. With k = ⌊F·n₂⌋ false positives allowed,
+  TPR·n₁ is the number X of members ranked above the (k+1)-th highest non-member, and
+  P(X ≤ x) = P(at least k+1 non-members among the top x+k+1 scores), a hypergeometric tail.
+  Its chance level is F.
 
 The maximum of k rows is taken as if the rows were independent: P(max ≤ q) = Π Fᵢ(q), solved
 for q. Rows of one audit are positively dependent (the entire dataset contains every class
@@ -29,13 +33,32 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import optimize, special
+from scipy import optimize, special, stats
 
 from memberscope._validation import check_probability
 from memberscope.errors import InputError
 
-#: Metrics with a chance band, and the value a no-signal attack centres on.
+#: Metrics with a chance band, and the value a no-signal attack centres on (``tpr@F`` too, at F).
 CHANCE_LEVEL = {"auc": 0.5, "advantage": 0.0}
+
+
+def chance_level(metric: str) -> float | None:
+    """The value a no-signal attack centres on — AUC 0.5, advantage 0, TPR at FPR F: F — or
+    None for a metric without a chance band."""
+    if metric in CHANCE_LEVEL:
+        return CHANCE_LEVEL[metric]
+    return _fpr_target(metric)
+
+
+def _fpr_target(metric: str) -> float | None:
+    """F of ``tpr@F`` when 0 < F < 1, else None."""
+    if not metric.startswith("tpr@"):
+        return None
+    try:
+        target = float(metric.removeprefix("tpr@"))
+    except ValueError:
+        return None
+    return target if 0.0 < target < 1.0 else None
 
 
 def null_auc_sd(n_members: int, n_nonmembers: int) -> float:
@@ -54,9 +77,10 @@ def max_null_quantile(metric: str, sizes: Sequence[tuple[int, int]],
 
     Parameters
     ----------
-    metric : {"auc", "advantage"}
+    metric : {"auc", "advantage", "tpr@F"}
     sizes : sequence of (n_members, n_nonmembers), one per row the maximum is taken over
-        (rows with an empty side compare nothing and are left out).
+        (rows with an empty side compare nothing and are left out; for ``tpr@F`` every row
+        must resolve F: n_nonmembers · F ≥ 1).
     level : float in (0, 1)
 
     Returns
@@ -71,9 +95,10 @@ def max_null_quantile(metric: str, sizes: Sequence[tuple[int, int]],
     >>> max_null_quantile("auc", [(100, 100)] * 11) > max_null_quantile("auc", [(100, 100)])
     True
     """
-    if metric not in CHANCE_LEVEL:
-        raise InputError(f"metric must be one of {', '.join(CHANCE_LEVEL)} for a chance band; "
-                         f"got {metric!r}")
+    chance = chance_level(metric)
+    if chance is None:
+        raise InputError(f"metric must be one of {', '.join(CHANCE_LEVEL)} or tpr@F "
+                         f"(0 < F < 1) for a chance band; got {metric!r}")
     level = check_probability("level", level)
     _check_sizes([(a, b) for a, b in sizes if a != 0 and b != 0])
     pairs = [(int(a), int(b)) for a, b in sizes if a > 0 and b > 0]
@@ -86,6 +111,8 @@ def max_null_quantile(metric: str, sizes: Sequence[tuple[int, int]],
 
         def log_cdf(q: float) -> float:
             return float(special.log_ndtr((q - 0.5) / sd).sum())
+    elif metric != "advantage":
+        return _max_null_tpr_quantile(chance, n1, n2, target)
     else:
         effective = n1 * n2 / (n1 + n2)
 
@@ -93,12 +120,37 @@ def max_null_quantile(metric: str, sizes: Sequence[tuple[int, int]],
             tail = np.exp(-2 * q * q * effective)
             return -math.inf if tail.max() >= 1 else float(np.log1p(-tail).sum())
 
-    low, high = CHANCE_LEVEL[metric], 1.0
+    low, high = chance, 1.0
     if log_cdf(high) <= target:
         return high
     if metric == "auc" and log_cdf(low) >= target:  # only for level ≤ 0.5^k
         return low
     return float(optimize.brentq(lambda q: log_cdf(q) - target, low, high, xtol=1e-9))
+
+
+def _max_null_tpr_quantile(fpr: float, n1: np.ndarray, n2: np.ndarray, target: float) -> float:
+    """The smallest TPR q with Π P(TPRᵢ ≤ q) ≥ e^target (TPRs are steps of 1/n₁ᵢ)."""
+    allowed = np.floor(fpr * n2 + 1e-9)  # false positives a threshold may admit
+    if np.any(allowed < 1):
+        raise InputError(f"sizes must resolve FPR {fpr:g} (n_nonmembers x FPR >= 1); the "
+                         f"smallest has {int(n2.min())} non-members")
+    total = n1 + n2
+
+    def log_cdf(q: float) -> float:
+        found = np.floor(q * n1 + 1e-9)  # members above the threshold
+        drawn = np.minimum(found + allowed + 1, total)
+        return float(np.log(stats.hypergeom.sf(allowed, total, n2, drawn)).sum())
+
+    # Candidate answers are the values the rows can take; the CDF product only steps there.
+    candidates = np.unique(np.concatenate([np.arange(int(a) + 1) / a for a in n1]))
+    low, high = 0, len(candidates) - 1
+    while low < high:
+        middle = (low + high) // 2
+        if log_cdf(float(candidates[middle])) >= target:
+            high = middle
+        else:
+            low = middle + 1
+    return float(candidates[low])
 
 
 def _check_sizes(sizes: Sequence[tuple[int, int]]) -> None:

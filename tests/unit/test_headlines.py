@@ -225,7 +225,11 @@ def test_by_epoch_plot_draws_the_chance_band():
     assert top == pytest.approx(expected)
     assert band.get_label().startswith("chance: 95%")
     _band(plots.plot_metric_by_epoch(rows, "advantage"))
-    ax = plots.plot_metric_by_epoch(rows, "tpr@0.01")  # no null reference for TPR: no band
+    band = _band(plots.plot_metric_by_epoch(rows, "tpr@0.01"))  # exact null for TPR at FPR
+    vertices = band.get_paths()[0].vertices[:, 1]
+    assert vertices.min() == pytest.approx(0.01)  # the chance level: TPR = FPR
+    assert vertices.max() == pytest.approx(max_null_quantile("tpr@0.01", [(500, 500)] * 3))
+    ax = plots.plot_metric_by_epoch(rows, "ppv")  # no null reference for PPV: no band
     assert not [a for a in ax.collections if a.get_gid() == plots.CHANCE_BAND_GID]
 
 

@@ -85,3 +85,40 @@ def test_rows_with_an_empty_side_are_left_out():
 def test_bad_input_names_the_argument(kwargs, match):
     with pytest.raises(InputError, match=match):
         max_null_quantile(**kwargs)
+
+
+def _null_tpr_maxima(sizes, fpr: float, reps: int, seed: int) -> np.ndarray:
+    """(reps,) maxima over independent no-signal slices of the largest TPR among thresholds
+    with FPR ≤ ``fpr``, by scanning every threshold."""
+    rng = np.random.default_rng(seed)
+    tprs = np.empty((reps, len(sizes)))
+    for j, (n_members, n_nonmembers) in enumerate(sizes):
+        members = rng.random((reps, n_members))
+        nonmembers = rng.random((reps, n_nonmembers))
+        thresholds = np.concatenate([members, nonmembers], axis=1)
+        tpr = (members[:, None, :] >= thresholds[:, :, None]).mean(axis=2)
+        fpr_at = (nonmembers[:, None, :] >= thresholds[:, :, None]).mean(axis=2)
+        tprs[:, j] = np.where(fpr_at <= fpr, tpr, 0.0).max(axis=1)
+    return tprs.max(axis=1)
+
+
+@pytest.mark.parametrize(("sizes", "fpr"), [
+    ([(100, 100)], 0.1),
+    ([(60, 40)] * 6, 0.1),
+    ([(150, 100), (80, 120)], 0.01),
+])
+def test_tpr_at_fpr_quantile_matches_a_monte_carlo_oracle(sizes, fpr):
+    maxima = _null_tpr_maxima(sizes, fpr, reps=3000, seed=5)
+    quantile = max_null_quantile(f"tpr@{fpr:g}", sizes)
+    # Exact per row, so the only error is the oracle's: its 95% quantile may sit one step away.
+    step = 1 / min(n for n, _ in sizes)
+    assert abs(quantile - np.quantile(maxima, 0.95)) <= step + 1e-12
+    assert np.mean(maxima <= quantile) >= 0.95 - 0.015
+    assert quantile >= fpr  # the band starts at the chance level TPR = FPR
+
+
+def test_tpr_band_needs_resolvable_slices():
+    with pytest.raises(InputError, match=r"resolve FPR 0\.01"):
+        max_null_quantile("tpr@0.01", [(100, 50)])
+    with pytest.raises(InputError, match=r"tpr@F"):
+        max_null_quantile("tpr@1.5", [(100, 100)])

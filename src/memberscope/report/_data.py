@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from memberscope.errors import InputError
-from memberscope.null_reference import CHANCE_LEVEL, max_null_quantile
+from memberscope.metrics import resolvable
+from memberscope.null_reference import chance_level, max_null_quantile
 from memberscope.results import AuditResult, AuditRow, ResultsCollection, worst_row
 
 Rows = ResultsCollection | AuditResult | Iterable[AuditRow]
@@ -143,13 +144,17 @@ def chance_band(rows: Iterable[AuditRow], metric: str, *, by: Sequence[str] = ("
     ``by`` and ``slice``: at each epoch, for each plotted line, the ``level`` quantile of the
     maximum of its rows' ``metric`` under H0 (:func:`~memberscope.null_reference.max_null_quantile`
     for their sizes); where lines differ, the highest. None for metrics without a null
-    reference (only ``auc`` and ``advantage`` have one) or without rows with an epoch."""
-    if metric not in CHANCE_LEVEL:
+    reference (``auc``, ``advantage`` and ``tpr@F`` have one) or without rows with an epoch."""
+    chance = chance_level(metric)
+    if chance is None:
         return None
+    fpr = chance if metric.startswith("tpr@") else None
     picked = [r for r in rows if r.metadata.get("epoch") is not None
               and (slice is None or r.slice == slice)
               and r.n_members > 0 and r.n_nonmembers > 0
-              and not math.isnan(metric_value(r, metric))]
+              and not math.isnan(metric_value(r, metric))
+              # Files written before TPR was left null where unresolvable may still hold it.
+              and (fpr is None or resolvable(fpr, r.n_nonmembers))]
     upper: dict[Any, float] = {}
     for key, group in group_rows(picked, (*by, "epoch")).items():
         quantile = max_null_quantile(metric, [(r.n_members, r.n_nonmembers) for r in group],
@@ -159,7 +164,7 @@ def chance_band(rows: Iterable[AuditRow], metric: str, *, by: Sequence[str] = ("
         return None
     epochs = sorted(upper, key=epoch_sort_key)
     return ChanceBand(np.array(epochs), np.array([upper[e] for e in epochs]),
-                      CHANCE_LEVEL[metric], level)
+                      chance, level)
 
 
 def available_metrics(rows: Sequence[AuditRow], wanted: Sequence[str] = EPOCH_METRICS) -> list[str]:

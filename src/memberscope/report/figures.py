@@ -102,9 +102,10 @@ def epoch_figure(rows: Sequence[AuditRow],
     return RenderedFigure(
         "by_epoch", "Leakage by epoch",
         "Each point is the worst slice at that epoch (as an attacker would pick it); colour is "
-        "the model variant, line style the attack. The star marks the single worst point. "
-        "The grey band (AUC, advantage) is where the worst of that many slices lands 95% of "
-        "the time when nothing leaks: points inside it are indistinguishable from chance.",
+        "the model variant, line style the attack. The star marks the worst point whose "
+        "result is significant. The grey band (AUC, advantage, TPR at low FPR) is where the "
+        "worst of that many slices lands 95% of the time when nothing leaks: points inside it "
+        "are indistinguishable from chance.",
         to_png(figure))
 
 

@@ -7,11 +7,11 @@ machines without a display). ``results`` is a :class:`~memberscope.ResultsCollec
 
 Where a figure summarises several slices it shows the *worst* slice (highest metric) at each
 point, as the attacker would pick it; the worst point whose result is significant is marked
-with a star (none when no plotted result is). Such a
-maximum climbs above 0.5 by chance alone, so AUC and advantage figures shade the *chance band*:
-up to the 95% quantile of that maximum when nothing leaks (:func:`~memberscope.report._data.
-chance_band`; the math is in :mod:`memberscope.null_reference`). A point inside the band is
-what noise produces; the rows' p-values say which results are distinguishable from chance.
+with a star (none when no plotted result is). Such a maximum climbs above chance by chance
+alone, so AUC, advantage and TPR-at-FPR figures shade the *chance band*: up to the 95%
+quantile of that maximum when nothing leaks (:func:`~memberscope.report._data.chance_band`;
+the math is in :mod:`memberscope.null_reference`). A point inside the band is what noise
+produces; the rows' p-values say which results are distinguishable from chance.
 """
 
 from __future__ import annotations
@@ -140,8 +140,9 @@ def plot_metric_by_epoch(results: Rows, metric: str = "auc", *,
         Star the single highest point whose result is significant (any point of files that
         were never tested) and write its slice and attack next to it; no star when none is.
 
-    For ``auc`` and ``advantage`` the chance band is shaded (artist ``gid`` "chance-band"):
-    at each epoch, the 95% quantile of the maximum over a line's slices when nothing leaks.
+    For ``auc``, ``advantage`` and ``tpr@F`` the chance band is shaded (artist ``gid``
+    "chance-band"): at each epoch, the 95% quantile of the maximum over a line's slices when
+    nothing leaks.
     """
     rows = as_rows(results)
     ax = _new_axes(ax)
