@@ -198,3 +198,18 @@ def test_likelihood_ratio_beats_the_sum_on_ideal_canaries():
         ranks = values.argsort().argsort()
         auc[score] = (ranks[included].mean() - (included.sum() - 1) / 2) / (~included).sum()
     assert auc["likelihood_ratio"] > auc["sum"] + 0.03 > 0.55
+
+
+def test_canary_state_survives_the_run_checkpoint_file(tmp_path):
+    from memberscope.train.checkpoint import load_checkpoint, save_checkpoint
+
+    first = _trainer(epochs=2, m=100)
+    first.train_epoch()
+    path = save_checkpoint(tmp_path / "cnn.pt", first.state_dict(), fingerprint="f", label="cnn")
+    first.train_epoch()
+    resumed = _trainer(epochs=2, m=100)
+    resumed.load_state_dict(load_checkpoint(path, fingerprint="f", label="cnn")["trainer"])
+    resumed.train_epoch()
+    np.testing.assert_array_equal(first.canaries.history()[0], resumed.canaries.history()[0])
+    for mine, theirs in zip(first.model.parameters(), resumed.model.parameters(), strict=True):
+        assert torch.equal(mine, theirs)
