@@ -45,8 +45,8 @@ import numpy as np
 from memberscope._validation import as_nan_float_array
 from memberscope.errors import InputError, UnknownNameError
 
-__all__ = ["RISK_METHODS", "RiskMethod", "as_loss_traces", "get_risk_method", "loss_trace_iqr",
-           "rank_by_risk", "top_k", "trace_risk"]
+__all__ = ["RISK_METHODS", "LossTraces", "RiskMethod", "as_loss_traces", "get_risk_method",
+           "loss_trace_iqr", "rank_by_risk", "risk_summary", "top_k", "trace_risk"]
 
 
 @dataclass(frozen=True)
@@ -146,6 +146,105 @@ def trace_risk(loss_traces: Any, *, method: str = "iqr",
     risk = risk.copy()
     risk[recorded < needed] = np.nan
     return risk
+
+
+@dataclass(frozen=True, eq=False)
+class LossTraces:
+    """One model's recorded loss traces: the input of :func:`trace_risk`, with who each row is.
+
+    Parameters
+    ----------
+    losses : (n, n_epochs) float
+        Row i is the loss of training example ``example_index[i]`` at each epoch in
+        ``epochs``; NaN where none was recorded. Kept as float32 (what is recorded).
+    epochs : (n_epochs,) int
+        The 1-based epoch of each column, increasing.
+    example_index : (n,) int, optional
+        Training-set index of each row; defaults to ``0..n-1``.
+    labels : (n,) int, optional
+        Class label of each row.
+    model : str
+        The model (variant) label.
+    """
+
+    losses: np.ndarray
+    epochs: np.ndarray
+    example_index: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    model: str = "model"
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        losses = as_loss_traces("losses", self.losses).astype(np.float32)
+        set_(self, "losses", losses)
+        n, width = losses.shape
+        epochs = _index_vector("epochs", self.epochs, width, "column of losses")
+        if len(epochs) and (epochs.min() < 1 or (np.diff(epochs) <= 0).any()):
+            raise InputError(f"epochs must be increasing 1-based epoch numbers; got "
+                             f"{epochs.tolist()[:10]}")
+        set_(self, "epochs", epochs)
+        index = np.arange(n, dtype=np.int64) if self.example_index is None else \
+            _index_vector("example_index", self.example_index, n, "row of losses")
+        set_(self, "example_index", index)
+        if self.labels is not None:
+            set_(self, "labels", _index_vector("labels", self.labels, n, "row of losses"))
+        if not isinstance(self.model, str) or not self.model:
+            raise InputError(f"model must be a non-empty label; got {self.model!r}")
+
+    @property
+    def n(self) -> int:
+        """Number of examples (rows)."""
+        return int(self.losses.shape[0])
+
+    def risk(self, method: str = "iqr", *, min_entries: int | None = None) -> np.ndarray:
+        """(n,) :func:`trace_risk` of these traces."""
+        return trace_risk(self.losses, method=method, min_entries=min_entries)
+
+    def last_loss(self) -> np.ndarray:
+        """(n,) float64: each row's last recorded loss (NaN when it has none)."""
+        recorded = ~np.isnan(self.losses)
+        if not recorded.any():
+            return np.full(self.n, np.nan)
+        last = self.losses.shape[1] - 1 - np.argmax(recorded[:, ::-1], axis=1)
+        values = self.losses[np.arange(self.n), last].astype(np.float64)
+        return np.where(recorded.any(axis=1), values, np.nan)
+
+
+def _index_vector(name: str, value: Any, length: int, what: str) -> np.ndarray:
+    """(length,) int64 of non-negative integers, named ``name`` in errors."""
+    array = np.asarray(value)
+    if array.size == 0:
+        array = array.astype(np.int64)
+    if array.ndim != 1 or len(array) != length:
+        raise InputError(f"{name} must be ({length},), one per {what}; got shape "
+                         f"{array.shape}")
+    if not np.issubdtype(array.dtype, np.integer) or (array < 0).any():
+        raise InputError(f"{name} must hold non-negative integers; got dtype {array.dtype}")
+    return array.astype(np.int64)
+
+
+def risk_summary(risk: Any, *, method: str = "iqr", top_fraction: float = 0.01
+                 ) -> dict[str, Any]:
+    """A few numbers that describe per-example ``risk`` (n,) for a results row's metadata.
+
+    Returns a dict: ``method``; ``n_examples``; ``n_scored`` (risk not NaN);
+    ``top_fraction``; ``top_threshold``, the smallest risk among the ``top_fraction`` most
+    exposed scored examples (at least one), None when none is scored; ``max`` and
+    ``median`` of the scored risk. In the method's unit; a description of a ranking, not a
+    measure of leakage (it has no chance level).
+    """
+    values = _risk_vector(risk)
+    if not 0.0 < float(top_fraction) <= 1.0:
+        raise InputError(f"top_fraction must be in (0, 1]; got {top_fraction!r}")
+    scored = np.sort(values[~np.isnan(values)])[::-1]
+    summary: dict[str, Any] = {"method": method, "n_examples": len(values),
+                               "n_scored": len(scored), "top_fraction": float(top_fraction),
+                               "top_threshold": None, "max": None, "median": None}
+    if len(scored):
+        count = max(1, int(np.ceil(top_fraction * len(scored))))
+        summary.update(top_threshold=float(scored[count - 1]), max=float(scored[0]),
+                       median=float(np.median(scored)))
+    return summary
 
 
 def rank_by_risk(risk: Any) -> np.ndarray:
