@@ -16,9 +16,10 @@ Methods (a registry, by name; an unknown name suggests the closest):
     statistics (numpy's and pandas' default, as in the authors' code). Examples that are learnt
     late (their loss falls from high to near zero during training) have a wide range; those the
     model fits at once, or never, have a narrow one. The paper found the top 1% by LT-IQR to be
-    92% of LiRA's top 1% most vulnerable CIFAR-10 examples. The authors' traces are losses in a
-    separate pass after each epoch; traces recorded in the training forward pass (what
-    memberscope's trainer keeps, at no extra cost) are taken mid-epoch, in training mode.
+    92% of LiRA's top 1% most vulnerable CIFAR-10 examples. The authors' code computes its
+    traces in a separate eval-mode pass after each epoch; traces recorded in the training
+    forward pass (what memberscope's trainer keeps, at no extra cost) are taken mid-epoch, in
+    training mode.
 
 A rule for short traces: an example with fewer recorded entries than the method's
 ``min_entries`` gets risk NaN (ranked last, never in a top-k). For ``"iqr"`` that is 5, the

@@ -21,6 +21,7 @@ from memberscope.metrics import RocCurve
 from memberscope.report import figures as _figures
 from memberscope.report.page import ExposedExample, PageInputs, render_page
 from memberscope.results import AuditResult, AuditRow, ResultsCollection
+from memberscope.risk import LossTraces
 from memberscope.rundir import AuditScores
 from memberscope.store import load_results
 
@@ -28,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 MAX_ROC_CURVES = 8
 EXPOSED_ROWS = 10
+TRACE_RISK_METHOD = "iqr"
 
 __all__ = ["write_audit_report", "write_results_report", "write_run_report"]
 
@@ -154,6 +156,25 @@ def _run_exposed(audits: Sequence[AuditScores]) -> list[ExposedExample]:
             out.append(ExposedExample(example.attack, example.index if index is None else index,
                                       example.score, example.label, audit.model, audit.epoch,
                                       example.ties))
+    return out
+
+
+def _trace_exposed(traces: Sequence[LossTraces], method: str = TRACE_RISK_METHOD,
+                   k: int = EXPOSED_ROWS) -> list[ExposedExample]:
+    """The ``k`` members of each model with the highest loss-trace risk (a ranking by
+    :func:`memberscope.risk.trace_risk`, not by an attack), at the last recorded epoch."""
+    from memberscope.risk import top_k
+
+    out = []
+    for model in traces:
+        risk = model.risk(method)
+        index = np.asarray(model.example_index)
+        last_epoch = int(model.epochs[-1]) if len(model.epochs) else None
+        for row in top_k(risk, k):
+            label = None if model.labels is None else int(model.labels[row])
+            out.append(ExposedExample(f"trace risk ({method})", int(index[row]),
+                                      float(risk[row]), label, model.model, last_epoch,
+                                      ties=int(np.count_nonzero(risk == risk[row]))))
     return out
 
 
