@@ -132,6 +132,38 @@ def test_the_codelab_call_gives_tf_privacy_aucs_on_recorded_inputs(case, tf_atta
         assert ours[slice_name] == pytest.approx(auc, abs=1e-9), slice_name
 
 
+def _compat_cases() -> list:
+    reference = json.loads((FIXTURES / "tfp_compat_reference.json").read_text())
+    assert reference["schema_version"] == 1
+    return [pytest.param(name, case, id=name) for name, case in reference["cases"].items()]
+
+
+@pytest.mark.parametrize(("case", "tf_case"), _compat_cases())
+def test_inputs_tf_privacy_defines_give_its_slices_and_aucs(case, tf_case):
+    """Sample weights, multi-label data, entropies, one-logit binary models, the squared loss,
+    percentile and custom slices: TF Privacy 0.9.0's answers recorded by
+    ``benchmarks/tfp_compat_reference.py``, replayed on the compat layer."""
+    with np.load(FIXTURES / "tfp_compat_inputs.npz", allow_pickle=False) as stored:
+        arrays = {key.split("__", 1)[1]: stored[key] for key in stored.files
+                  if key.startswith(f"{case}__")}
+    options = tf_case["options"]
+    spec = {k: options[k] for k in ("entire_dataset", "by_class", "by_percentiles",
+                                    "by_classification_correctness") if k in options}
+    if options.get("custom"):
+        spec.update(all_custom_train_indices=[arrays.pop("groups_train")],
+                    all_custom_test_indices=[arrays.pop("groups_test")],
+                    custom_slices_names={0: "a", 1: "b", 2: "c"})
+    data = AttackInputData(**arrays, loss_function=options.get("loss_function",
+                                                               "cross_entropy"))
+    results = mia.run_attacks(data, SlicingSpec(**spec),
+                              attack_types=(AttackType(options.get("attack", "threshold")),))
+    ours = [(str(r.slice_spec), *r.data_size) for r in results.single_attack_results]
+    assert ours == [(r["slice"], r["ntrain"], r["ntest"]) for r in tf_case["results"]]
+    for single, tf_result in zip(results.single_attack_results, tf_case["results"],
+                                 strict=True):
+        assert single.get_auc() == pytest.approx(tf_result["auc"], abs=1e-9), tf_result["slice"]
+
+
 # --- attack types and slicing specs --------------------------------------------------------
 
 

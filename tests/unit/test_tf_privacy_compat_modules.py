@@ -370,3 +370,16 @@ def test_every_name_tf_privacys_tests_use_is_public(module_name):
     module = importlib.import_module(f"memberscope.compat.tf_privacy.{module_name}")
     assert TF_TEST_NAMES[module_name] <= set(module.__all__)
     assert all(getattr(module, name) is not None for name in module.__all__)
+
+
+def test_audit_runs_an_attack_object_as_given_without_registering_it():
+    from dataclasses import replace
+
+    rng = np.random.default_rng(4)
+    membership = np.arange(300) < 150
+    signal = rng.normal(size=300) + membership
+    custom = replace(ms.get_attack("threshold"), signal=lambda outputs, reference, options: signal)
+    outputs = ms.ModelOutputs(membership=membership, loss=np.zeros(300))
+    result = ms.audit(outputs, attacks=[custom], slices=["entire"])
+    assert result.rows[0].auc == ms.roc_metrics(signal, membership)["auc"]
+    assert ms.get_attack("threshold").signal is not custom.signal

@@ -378,8 +378,8 @@ def _accuracy(data: AttackInputData, side: str) -> float | None:
         predicted = expit(np.asarray(logits, float)) if probs is None else np.asarray(probs)
         return float(np.mean(np.asarray(labels) == np.round(predicted)))
     scores = np.asarray(logits if logits is not None else probs)
-    if scores.ndim == 1:  # one output per example: class 1's logit or probability
-        predicted = scores > (0.0 if logits is not None else 0.5)
+    if scores.ndim == 1 or scores.shape[1] == 1:  # one output: class 1's logit or probability
+        predicted = scores.reshape(-1) > (0.0 if logits is not None else 0.5)
         return float(np.mean(np.asarray(labels) == predicted))
     return float(np.mean(np.asarray(labels) == scores.argmax(axis=1)))
 
