@@ -3,8 +3,9 @@
 ``benchmarks/tfp_reference.py`` records TF Privacy's threshold AUCs on logits, probabilities
 and losses; this script adds the inputs whose *meaning* TF Privacy defines and that
 ``memberscope.compat.tf_privacy`` must read the same way: sample weights, multi-label data,
-given entropies, label-free entropy, a binary model's one logit per example (as an (n, 1) column: TF Privacy's ``run_attacks``
-fails on (n,) arrays), the squared loss, and its loss-percentile and custom-group slices. Run it ONLY in a scratch venv
+given entropies, label-free entropy, a binary model's one logit per example (as an (n, 1)
+column: TF Privacy's ``run_attacks`` fails on (n,) arrays), the squared loss, and its
+loss-percentile, correctness and custom-group slices. Run it ONLY in a scratch venv
 with TF Privacy (not a memberscope dependency):
 
     python3 -m venv /tmp/tfp-venv
