@@ -57,8 +57,10 @@ def run_audit(capsys, argv: list[str]) -> tuple[int, str, str]:
 
 
 def check_result_contract(document: dict) -> None:
-    assert set(document) == {"schema_version", "memberscope_version", "rows", "skipped"}
-    assert document["schema_version"] == 2
+    assert set(document) == {"schema_version", "memberscope_version", "alpha", "correction",
+                             "rows", "skipped"}
+    assert document["schema_version"] == 3
+    assert (document["alpha"], document["correction"]) == (0.05, "holm")
     assert document["memberscope_version"] == memberscope.__version__
     assert document["rows"]
     for row in document["rows"]:

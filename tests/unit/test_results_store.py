@@ -94,7 +94,7 @@ def test_non_finite_values_become_null_not_invalid_json(tmp_path):
                                                              "d": "p"}
 
 
-@pytest.mark.parametrize("version", [3, 0, None, "1"])
+@pytest.mark.parametrize("version", [4, 0, None, "1"])
 def test_schema_version_mismatch_raises_schema_error(tmp_path, version):
     save_result(small_result(), tmp_path)
     document = json.loads((tmp_path / "result.json").read_text())
@@ -104,7 +104,7 @@ def test_schema_version_mismatch_raises_schema_error(tmp_path, version):
         document["schema_version"] = version
     (tmp_path / "result.json").write_text(json.dumps(document))
     with pytest.raises(SchemaError, match=r"result.json has schema_version .*; this memberscope "
-                                          r"reads 1, 2"):
+                                          r"reads 1, 2, 3"):
         load_result(tmp_path)
 
 
@@ -161,7 +161,7 @@ def test_results_jsonl_append_and_load(tmp_path):
     assert collection.skipped == [*first.skipped, *second.skipped]
     lines = path.read_text().splitlines()
     assert len(lines) == len(collection.rows) + len(collection.skipped)
-    assert all(json.loads(line)["schema_version"] == 2 for line in lines)
+    assert all(json.loads(line)["schema_version"] == 3 for line in lines)
 
 
 def test_partial_last_line_is_dropped_and_the_next_append_repairs_it(tmp_path):
@@ -196,8 +196,8 @@ def test_a_bad_line_before_the_end_is_an_error_naming_the_line(tmp_path):
 def test_results_jsonl_schema_mismatch(tmp_path):
     path = tmp_path / "results.jsonl"
     append_jsonl(path, [{"schema_version": 1, "kind": "row", **make_row().to_dict()},
-                        {"schema_version": 3, "kind": "row", **make_row().to_dict()}])
-    with pytest.raises(SchemaError, match=r"results.jsonl:2 has schema_version 3"):
+                        {"schema_version": 4, "kind": "row", **make_row().to_dict()}])
+    with pytest.raises(SchemaError, match=r"results.jsonl:2 has schema_version 4"):
         load_results(path)
 
 
@@ -311,7 +311,7 @@ def test_schema_2_fields_round_trip_through_json_jsonl_and_pandas(tmp_path):
     assert 0.0 < row.p_value < 1.0 and isinstance(row.significant, bool)
     save_result(result, tmp_path)
     document = json.loads((tmp_path / "result.json").read_text())
-    assert document["schema_version"] == 2
+    assert document["schema_version"] == 3
     stored = document["rows"][0]
     assert stored["tpr_at_fpr"]["0.001"] is None and stored["p_value"] == row.p_value
     assert stored["significant"] is row.significant and stored["notes"] == list(row.notes)
@@ -326,7 +326,7 @@ def test_schema_2_fields_round_trip_through_json_jsonl_and_pandas(tmp_path):
 
 def test_schema_1_rows_still_load_with_the_new_fields_none(tmp_path):
     old = make_row().to_dict()
-    for key in ("p_value", "significant", "notes"):
+    for key in ("p_value", "significant", "notes", "alpha", "correction"):
         del old[key]
     (tmp_path / "result.json").write_text(json.dumps(
         {"schema_version": 1, "memberscope_version": "0.1", "rows": [old], "skipped": []}))

@@ -78,6 +78,7 @@ def print_summary(summary: Any, rows: Any) -> None:
     from rich.table import Table
     from rich.text import Text
 
+    from memberscope.metric_definitions import parse_metric
     from memberscope.report._data import group_rows, metric_value
     from memberscope.report.summary import format_number
     from memberscope.results import distinguishable_rows, worst_distinguishable, worst_row
@@ -91,7 +92,7 @@ def print_summary(summary: Any, rows: Any) -> None:
     headers = ["model", "epoch", "test acc"] if with_epoch else ["slice"]
     headers += ["ε (DP)"] if has_dp else []
     headers += ["worst" if with_epoch else "worst attack", "AUC", "adv."]
-    headers += [f"TPR@{float(low[4:]) * 100:g}%"] if low else []
+    headers += [parse_metric(low).header] if low else []
     headers.append("ε ≥")
     for header in headers:
         text_column = header in ("model", "slice") or header.startswith("worst")

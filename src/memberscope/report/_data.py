@@ -15,22 +15,24 @@ from typing import Any
 import numpy as np
 
 from memberscope.errors import InputError
+from memberscope.metric_definitions import (
+    ADVANTAGE,
+    AUC,
+    EPSILON_CONFIDENT,
+    parse_metric,
+    parse_metrics,
+    tpr_metric,
+)
 from memberscope.metrics import resolvable
-from memberscope.null_reference import chance_level, max_null_quantile
-from memberscope.results import AuditResult, AuditRow, ResultsCollection, worst_row
+from memberscope.null_reference import max_null_quantile
+from memberscope.results import AuditResult, AuditRow, ResultsCollection, metric_value, worst_row
 
 Rows = ResultsCollection | AuditResult | Iterable[AuditRow]
 
 #: Metrics the by-epoch figure shows by default (those a row lacks are left out).
-EPOCH_METRICS = ("auc", "advantage", "tpr@0.001", "tpr@0.01", "epsilon_confident")
+EPOCH_METRICS = tuple(m.key for m in (AUC, ADVANTAGE, tpr_metric(0.001), tpr_metric(0.01),
+                                      EPSILON_CONFIDENT))
 
-_TITLES = {
-    "auc": "attack AUC",
-    "advantage": "attacker advantage",
-    "ppv": "positive predictive value",
-    "epsilon_confident": "empirical ε lower bound",
-    "epsilon_point": "empirical ε (point estimate)",
-}
 _ROW_FIELDS = ("slice", "attack")
 
 
@@ -47,17 +49,7 @@ def as_rows(results: Rows) -> list[AuditRow]:
 
 def metric_title(metric: str) -> str:
     """A human name for a metric key (``tpr@0.001`` -> ``TPR at 0.1% FPR``)."""
-    if metric.startswith("tpr@"):
-        return f"TPR at {float(metric[4:]) * 100:g}% FPR"
-    return _TITLES.get(metric, metric)
-
-
-def metric_value(row: AuditRow, metric: str) -> float:
-    """``row.metric(metric)``, or NaN when the row does not store it (e.g. another FPR)."""
-    try:
-        return row.metric(metric)
-    except InputError:
-        return math.nan
+    return parse_metric(metric).title
 
 
 def field_value(row: AuditRow, key: str) -> Any:
@@ -104,8 +96,9 @@ def worst_series(rows: Iterable[AuditRow], metric: str, *, by: Sequence[str] = (
     """For each group of ``by`` values, the worst ``metric`` over slices (and over whatever
     ``by`` leaves out) at each epoch, or the value on one ``slice`` when given.
 
-    Rows without an ``epoch`` in their metadata are left out.
+    Rows without an ``epoch`` in their metadata are left out; a name that is no metric raises.
     """
+    parsed = parse_metric(metric)
     picked = [r for r in rows if r.metadata.get("epoch") is not None
               and (slice is None or r.slice == slice)]
     out: dict[tuple[Any, ...], Series] = {}
@@ -115,13 +108,13 @@ def worst_series(rows: Iterable[AuditRow], metric: str, *, by: Sequence[str] = (
         worst: list[AuditRow] = []
         for epoch in epochs:
             try:
-                worst.append(worst_row(by_epoch[epoch], metric))
-            except InputError:
+                worst.append(worst_row(by_epoch[epoch], parsed))
+            except InputError:  # no row of this epoch stores the metric
                 continue
         if worst:
             out[key] = Series(
                 epochs=np.array([r.metadata["epoch"] for r in worst]),
-                values=np.array([metric_value(r, metric) for r in worst], dtype=float),
+                values=np.array([metric_value(r, parsed) for r in worst], dtype=float),
                 rows=tuple(worst))
     return out
 
@@ -145,10 +138,10 @@ def chance_band(rows: Iterable[AuditRow], metric: str, *, by: Sequence[str] = ("
     maximum of its rows' ``metric`` under H0 (:func:`~memberscope.null_reference.max_null_quantile`
     for their sizes); where lines differ, the highest. None for metrics without a null
     reference (``auc``, ``advantage`` and ``tpr@F`` have one) or without rows with an epoch."""
-    chance = chance_level(metric)
+    parsed = parse_metric(metric)
+    chance, fpr = parsed.chance, parsed.fpr
     if chance is None:
         return None
-    fpr = chance if metric.startswith("tpr@") else None
     picked = [r for r in rows if r.metadata.get("epoch") is not None
               and (slice is None or r.slice == slice)
               and r.n_members > 0 and r.n_nonmembers > 0
@@ -168,8 +161,10 @@ def chance_band(rows: Iterable[AuditRow], metric: str, *, by: Sequence[str] = ("
 
 
 def available_metrics(rows: Sequence[AuditRow], wanted: Sequence[str] = EPOCH_METRICS) -> list[str]:
-    """The metrics of ``wanted`` that at least one row stores."""
-    return [m for m in wanted if any(not math.isnan(metric_value(r, m)) for r in rows)]
+    """The metrics of ``wanted`` that at least one row stores; a name that is no metric
+    raises (:func:`~memberscope.metric_definitions.parse_metric`), never silently dropped."""
+    return [m.key for m in parse_metrics(wanted)
+            if any(not math.isnan(metric_value(r, m)) for r in rows)]
 
 
 def metadata_keys(rows: Iterable[AuditRow]) -> list[str]:

@@ -25,6 +25,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from memberscope._io import json_value
+from memberscope.metric_definitions import (
+    EPSILON_CONFIDENT,
+    EPSILON_POINT,
+    parse_metric,
+    tpr_metric,
+)
 from memberscope.report._data import (
     epoch_sort_key,
     group_rows,
@@ -196,14 +202,11 @@ def make_table(table_id: str, headers: Sequence[str], columns: Sequence[Sequence
 
 
 def _fpr_metrics(rows: Sequence[AuditRow]) -> list[str]:
-    return [f"tpr@{f:g}" for f in sorted({f for r in rows for f in r.tpr_at_fpr})]
+    return [tpr_metric(f).key for f in sorted({f for r in rows for f in r.tpr_at_fpr})]
 
 
 def _metric_header(metric: str) -> str:
-    if metric.startswith("tpr@"):
-        return f"TPR@{float(metric[4:]) * 100:g}%"
-    return {"auc": "AUC", "advantage": "advantage", "ppv": "PPV",
-            "epsilon_confident": "ε ≥ (conf.)", "epsilon_point": "ε (point)"}.get(metric, metric)
+    return parse_metric(metric).header
 
 
 def _scalar(value: Any) -> Any:
@@ -255,12 +258,12 @@ def results_table(rows: Sequence[AuditRow]) -> Table:
         add("significant", [_significance_text(r) for r in ordered])
     for metric in ["advantage", "ppv", *fprs]:
         add(_metric_header(metric), [metric_value(r, metric) for r in ordered])
-        if metric in fprs:
-            fpr = float(metric[4:])
+        fpr = parse_metric(metric).fpr
+        if fpr is not None:
             intervals = [_tpr_interval(r, fpr) for r in ordered]
             if any(i is not None for i in intervals):
                 add(f"{_metric_header(metric)} CI", [_interval_text(i) for i in intervals])
-    for metric in ("epsilon_confident", "epsilon_point"):
+    for metric in (EPSILON_CONFIDENT.key, EPSILON_POINT.key):
         add(_metric_header(metric), [metric_value(r, metric) for r in ordered])
     for key in meta[2:]:
         add(key.replace("_", " "), [_scalar(r.metadata.get(key)) for r in ordered])
@@ -416,8 +419,8 @@ def worst_numbers(worst: AuditRow | None) -> list[tuple[str, Number]]:
     numbers = [("AUC", Number(worst.auc, "worst.auc")),
                ("advantage", Number(worst.advantage, "worst.advantage")),
                ("PPV", Number(worst.ppv, "worst.ppv"))]
-    numbers += [(metric_title(m), Number(metric_value(worst, m), "worst." + m))
-                for m in (f"tpr@{f:g}" for f, v in sorted(worst.tpr_at_fpr.items())
+    numbers += [(m.title, Number(metric_value(worst, m), "worst." + m.key))
+                for m in (tpr_metric(f) for f, v in sorted(worst.tpr_at_fpr.items())
                           if v is not None)]
     if worst.p_value is not None:
         numbers.append(("p-value", Number(worst.p_value, "worst.p_value", -2)))

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from memberscope.errors import InputError
+from memberscope.metric_definitions import parse_metric, tpr_metric
 from memberscope.report._data import (
     Rows,
     as_rows,
@@ -136,7 +137,7 @@ class ReportSummary:
 def lowest_fpr_metric(rows: Sequence[AuditRow]) -> str | None:
     """``tpr@F`` for the smallest FPR target the rows store, or None."""
     targets = sorted({f for r in rows for f in r.tpr_at_fpr})
-    return f"tpr@{targets[0]:g}" if targets else None
+    return tpr_metric(targets[0]).key if targets else None
 
 
 def accuracy_key_of(rows: Sequence[AuditRow],
@@ -231,7 +232,7 @@ def summarize(results: Rows, *, max_auc: float | None = None, metric: str = "auc
     # None), its row is distinguishable from chance, and it beats guessing (TPR > FPR) there.
     low_worst = worst_distinguishable(rows, low_metric) if low_metric is not None else None
     if low_worst is not None and low_metric is not None \
-            and not low_worst.metric(low_metric) > float(low_metric[4:]):
+            and not low_worst.metric(low_metric) > (parse_metric(low_metric).fpr or 0.0):
         low_worst = None
     key = accuracy_key or accuracy_key_of(rows)
     significant = distinguishable_rows(rows)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from memberscope.errors import InputError, require
+from memberscope.metric_definitions import ADVANTAGE, AUC, EPSILON_CONFIDENT, PPV
 from memberscope.metrics import RocCurve
 from memberscope.outputs import ModelOutputs
 from memberscope.results import AuditResult, AuditRow, ResultsCollection, SkippedEntry
@@ -199,9 +200,8 @@ class PrivacyMetric(enum.Enum):
     @property
     def metric(self) -> str:
         """The :meth:`memberscope.AuditRow.metric` name (the ε bound is the confident one)."""
-        return {"AUC": "auc", "Attacker advantage": "advantage",
-                "Positive predictive value": "ppv",
-                "Epsilon lower bound": "epsilon_confident"}[self.value]
+        return {"AUC": AUC, "Attacker advantage": ADVANTAGE, "Positive predictive value": PPV,
+                "Epsilon lower bound": EPSILON_CONFIDENT}[self.value].key
 
     def __str__(self) -> str:
         return self.value
