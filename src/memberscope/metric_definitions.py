@@ -60,7 +60,7 @@ ADVANTAGE_DEFINITION = Definition(
     "How much better than a coin flip the attacker does at its best threshold: 0 is no "
     "better, 1 is perfect.",
     "max over thresholds of TPR − FPR, in our score direction (≥ 0: an attack worse than "
-    "chance has advantage 0; TF Privacy takes |TPR − FPR|)")
+    "chance has advantage 0, where TF Privacy takes the absolute difference)")
 PPV_DEFINITION = Definition(
     "ppv", "PPV",
     "When the attack says 'member', how often it is demonstrably right at its best threshold, "
@@ -205,7 +205,11 @@ def parse_metrics(names: str | Iterable[str]) -> tuple[Metric, ...]:
 
 
 def contract_table() -> str:
-    """The README's "Definitions (the contract)" table, in Markdown, one row per field."""
+    """The README's "Definitions (the contract)" table, in Markdown, one row per field.
+
+    Regenerate the README's table after changing a definition: ``python -c "from
+    memberscope.metric_definitions import contract_table; print(contract_table())"``.
+    """
     lines = ["| metric | definition |", "|---|---|"]
     lines += [f"| `{d.field}` | {d.text} |" for d in CONTRACT]
     return "\n".join(lines)

@@ -28,6 +28,7 @@ from memberscope._io import json_value
 from memberscope.metric_definitions import (
     EPSILON_CONFIDENT,
     EPSILON_POINT,
+    GLOSSARY,
     parse_metric,
     tpr_metric,
 )
@@ -49,6 +50,7 @@ from memberscope.results import (
 
 if TYPE_CHECKING:
     import jinja2
+    from markupsafe import Markup
 
     from memberscope.report.figures import RenderedFigure
 
@@ -114,35 +116,17 @@ class PageInputs:
     notes: list[str] = field(default_factory=list)
 
 
-# --- metric explanations (plain language + definition, DESIGN.md) ---------------------------
+# --- the glossary ----------------------------------------------------------------------------
 
-METRIC_EXPLANATIONS: tuple[tuple[str, str, str], ...] = (
-    ("AUC", "How well the attack's score separates training examples (members) from unseen "
-     "ones (non-members). 0.5 is guessing; 1.0 means every member scores above every "
-     "non-member.",
-     "Area under the ROC curve over all thresholds, ties counting one half (the probability "
-     "that a random member outscores a random non-member)."),
-    ("Advantage", "How much better than a coin flip the attacker does at its best threshold: "
-     "0 is no better, 1 is perfect.",
-     "max over thresholds of |TPR − FPR| (as TF Privacy)."),
-    ("PPV", "When the attack says 'member', how often it is right, at its best threshold, "
-     "accounting for how many members and non-members there are.",
-     "max over thresholds of TPR / (TPR + r·FPR) with r = non-members / members; "
-     "1/(1+r) where TPR = FPR = 0."),
-    ("TPR at x% FPR", "The share of members the attack finds while wrongly flagging at most "
-     "x% of non-members. Low FPR is what matters: an attack that confidently identifies even "
-     "a few training examples is a real privacy risk even when its AUC is modest.",
-     "The largest TPR among thresholds with FPR ≤ x (on the full ROC curve)."),
-    ("ε lower bound", "A floor on the differential-privacy ε this model can have, proven by "
-     "the attack. Higher means more leakage; 0 means the attack proves nothing.",
-     "ε ≥ max(ln((TPR_lo − δ)/FPR_hi), ln((TNR_lo − δ)/FNR_hi)) with Clopper-Pearson "
-     "intervals at confidence 1−α; the threshold is chosen on one half of the examples and "
-     "the bound computed on the other, so the 'confident' value is a valid (1−α) bound. "
-     "'point' is the plug-in estimate at the best threshold."),
-    ("Accountant ε", "Under DP training: the privacy guarantee the training algorithm "
-     "promises (with its δ). The empirical lower bound should stay below it.",
-     "ε of (ε, δ)-DP spent so far, from the privacy accountant (RDP or PRV) of DP-SGD/DP-Adam."),
-)
+
+def code_spans(text: str) -> Markup:
+    """``text`` escaped for HTML, with each `backticked` part as ``<code>`` (the definitions'
+    text is written for the README's Markdown too)."""
+    from markupsafe import Markup
+
+    parts = text.split("`")
+    return Markup("").join(Markup("<code>{}</code>").format(part) if index % 2
+                           else Markup("{}").format(part) for index, part in enumerate(parts))
 
 
 # --- tables ---------------------------------------------------------------------------------
@@ -459,7 +443,7 @@ def _environment() -> jinja2.Environment:
         autoescape=True, trim_blocks=True, lstrip_blocks=True,
         undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     env.globals.update(placement=placement, metric_title=metric_title, metric_value=metric_value,
-                       verdict=verdict,
+                       verdict=verdict, code_spans=code_spans,
                        Number=Number)
     return env
 
@@ -505,7 +489,7 @@ def render_page(inputs: PageInputs) -> str:
     return _environment().get_template("page.html.j2").render(
         inputs=inputs, summary=summary, facts=facts, tables=tables,
         generated=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        version=__version__, explanations=METRIC_EXPLANATIONS,
+        version=__version__, glossary=GLOSSARY,
         worst_numbers=worst_numbers(summary.worst) if summary is not None else [],
         quiet={model for model, _ in summary.quiet_models} if summary is not None else set(),
         dp_points=last_dp_points(summary) if summary is not None else [],
