@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from memberscope import rundir
-from memberscope._io import atomic_write_npz, atomic_write_text
+from memberscope._io import atomic_write_text
 from memberscope._seeding import stream_rng, stream_seed
 from memberscope.errors import InputError, MemberscopeError, MissingExtraError, require
 from memberscope.experiment.config import ExperimentConfig, VariantConfig, load_config, to_toml
@@ -318,13 +318,12 @@ def train_variant(config: ExperimentConfig, variant: VariantConfig, data: Datase
         on_result=record, batch_size=config.audit.batch_size,
         device=trainer.device, verbose=False)  # the epoch line below reports each audit
     epochs = variant.training.epochs
-    canary_path = rundir.canaries_path(run_dir, variant.label)
     while trainer.epoch < epochs:
         stats = trainer.train_epoch()
         extra = {}
         audited = trainer.canaries is not None or input_canaries is not None
         if audited and hook.monitor.should_audit(stats.epoch):
-            extra["epsilon_audit"] = _audit_canaries(trainer, input_canaries, canary_path,
+            extra["epsilon_audit"] = _audit_canaries(trainer, input_canaries, variant.label,
                                                      run_dir)
         result = hook.on_epoch_end(stats.epoch, train_loss=stats.loss,
                                    epoch_seconds=stats.seconds,
@@ -347,27 +346,30 @@ def _input_canaries(variant: VariantConfig, data: Dataset) -> Any:
                                seed=dp.canaries.seed)
 
 
-def _audit_canaries(trainer: Any, input_canaries: Any, path: Path,
+def _audit_canaries(trainer: Any, input_canaries: Any, label: str,
                     run_dir: Path) -> dict[str, Any]:
     """The one-run ε̂ of the canaries so far; keeps their identities, inclusion and scores in
-    ``path``."""
+    the run's canary file (:func:`memberscope.rundir.write_canaries`)."""
     from memberscope.train.dp.canaries import epsilon_audit
 
-    arrays: dict[str, np.ndarray] = {"epoch": np.asarray(trainer.epoch)}
     black_box = None
     if input_canaries is not None:
         # The canaries' own rows come first in trainer.x: the training set, then the copies.
         logits = trainer.predict(trainer.x, input_canaries.index)
-        black_box = input_canaries.scores(logits)
-        arrays.update(input_canaries.to_arrays(), black_box_scores=black_box)
+        black_box = rundir.BlackBoxCanaries(
+            input_canaries.index, input_canaries.wrong_labels, input_canaries.included,
+            input_canaries.seed, input_canaries.scores(logits))
     canaries = trainer.canaries
-    if canaries is not None:
-        arrays.update(canaries.plan.to_arrays(), white_box_scores=canaries.scores())
+    white_box = None if canaries is None else rundir.WhiteBoxCanaries(
+        canaries.plan.coordinates, canaries.plan.included, canaries.plan.gradient_norm,
+        canaries.plan.seed, canaries.scores())
     record = epsilon_audit(canaries, delta=trainer.settings.dp.delta,
-                           black_box_scores=black_box,
-                           black_box_included=None if input_canaries is None else
-                           input_canaries.included)
-    _write(lambda: atomic_write_npz(path, arrays), path, run_dir)
+                           black_box_scores=None if black_box is None else black_box.scores,
+                           black_box_included=None if black_box is None else
+                           black_box.included)
+    audited = rundir.AuditedCanaries(label, trainer.epoch, white_box, black_box)
+    path = rundir.canaries_path(run_dir, label)
+    _write(lambda: rundir.write_canaries(run_dir, audited), path, run_dir)
     return record
 
 
