@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -338,25 +338,6 @@ def distinguishable_rows(rows: Iterable[AuditRow],
     return [row for row in rows if row.significant]
 
 
-def no_leakage_text(n_tested: int) -> str:
-    """What a headline says when no row is significant: ``no leakage distinguishable from
-    chance (22 results tested)``."""
-    return f"no leakage distinguishable from chance ({n_tested} results tested)"
-
-
-def leakage_headline(rows: Sequence[AuditRow]) -> str:
-    """An audit's leakage in one phrase, for terminal lines: ``worst significant AUC 0.612
-    (lr on class=3; 4 of 22 significant)``, or :func:`no_leakage_text`."""
-    worst = worst_distinguishable(rows)
-    if worst is None:
-        return no_leakage_text(len(rows))
-    if all(row.significant is None for row in rows):  # schema-1 rows: never tested
-        return f"worst AUC {worst.auc:.3f} ({worst.attack} on {worst.slice}; not tested)"
-    n_significant = len(distinguishable_rows(rows))
-    return (f"worst significant AUC {worst.auc:.3f} ({worst.attack} on {worst.slice}; "
-            f"{n_significant} of {len(rows)} significant)")
-
-
 def never_tested(rows: Iterable[AuditRow]) -> bool:
     """Whether no row carries a significance verdict (rows of schema-1 files)."""
     return all(row.significant is None for row in rows)
@@ -444,10 +425,11 @@ class ResultsCollection:
         return worst_row(rows, metric)
 
     def best_epoch(self, *, model: Any = None, metric: str = "auc", max_value: float | None = None,
-                   accuracy_key: str = "test_accuracy") -> dict[str, Any] | None:
+                   accuracy_key: str = "test_accuracy",
+                   family: Family | None = None) -> dict[str, Any] | None:
         """The (model, epoch) with the best ``accuracy_key`` whose worst ``metric`` over the
-        slices and attacks distinguishable from chance (:func:`distinguishable_rows`) stays
-        ≤ ``max_value`` (no limit when None). An epoch with no such row qualifies under any
+        slices and attacks distinguishable from chance in ``family`` (:func:`distinguishable_rows`)
+        stays ≤ ``max_value`` (no limit when None). An epoch with no such row qualifies under any
         limit: its ``worst`` is None (no leakage distinguishable from chance).
 
         Returns ``{"model", "epoch", "accuracy", "worst", "n_tested"}`` or None when no point
@@ -463,7 +445,7 @@ class ResultsCollection:
         for (model_label, epoch), rows in groups.items():
             if not any(not math.isnan(metric_value(r, metric)) for r in rows):
                 continue  # no row of this epoch has a value of the metric
-            worst_pick = worst_distinguishable(rows, metric)
+            worst_pick = worst_distinguishable(rows, metric, family)
             worst = None if worst_pick is None else worst_pick.metric(metric)
             accuracy = rows[0].metadata.get(accuracy_key)
             if accuracy is None or (max_value is not None and worst is not None

@@ -24,7 +24,8 @@ def test_report_on_a_run_directory_prints_summary_and_writes_html(tmp_path, caps
     assert out.is_file() and not (run_dir / "report.html").exists()
     assert "memberscope privacy summary" in printed
     assert MARKUP_LABEL in printed.replace("\n", "")  # shown literally, not as rich markup
-    assert "suggested checkpoint (worst AUC ≤ 0.7)" in printed
+    assert "suggested checkpoint: most accurate checkpoint with worst significant AUC ≤ 0.7" \
+        in printed
     assert "DP-Adam" in printed and "trend:" in printed
     assert f"wrote {out}" in printed
     assert "[bold red]loud[/bold red]" in out.read_text("utf-8")  # in HTML, no markup either

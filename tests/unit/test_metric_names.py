@@ -75,7 +75,8 @@ def test_a_typo_raises_with_did_you_mean_everywhere_a_name_is_taken():
 
 
 def test_report_helpers_and_plots_refuse_a_typo_instead_of_dropping_it():
-    from memberscope.report._data import available_metrics, chance_band, worst_series
+    from memberscope.report._data import available_metrics, chance_band
+    from memberscope.summary import worst_series
 
     rows = [_row(1), _row(2, 0.7)]
     assert available_metrics(rows, ["auc", "tpr@0.001"]) == ["auc"]  # not stored: left out

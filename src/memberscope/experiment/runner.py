@@ -32,14 +32,9 @@ from memberscope._seeding import stream_rng, stream_seed
 from memberscope.errors import InputError, MemberscopeError, MissingExtraError, require
 from memberscope.experiment.config import ExperimentConfig, VariantConfig, load_config, to_toml
 from memberscope.metrics import DEFAULT_FPR_TARGETS, LowResolutionWarning
-from memberscope.results import (
-    AuditResult,
-    AuditRow,
-    leakage_headline,
-    worst_distinguishable,
-    worst_row,
-)
-from memberscope.store import append_result, read_jsonl, write_jsonl
+from memberscope.results import AuditResult
+from memberscope.store import append_result, load_results, read_jsonl, write_jsonl
+from memberscope.summary import Group, summarize
 from memberscope.train.checkpoint import (
     CheckpointMismatchError,
     load_checkpoint,
@@ -379,7 +374,7 @@ def _epoch_line(label: str, stats: Any, epochs: int, result: AuditResult | None)
             f"({stats.images_per_second:,.0f} img/s)")
     if result is not None and result.rows:
         meta = result.rows[0].metadata
-        line += f"; audit: test acc {meta['test_accuracy']:.4f}, {leakage_headline(result.rows)}"
+        line += f"; audit: test acc {meta['test_accuracy']:.4f}, {summarize(result).headline_text}"
         if meta.get("epsilon") is not None:
             line += f", eps {meta['epsilon']:.2f}"
         one_run = meta.get("epsilon_audit")
@@ -395,26 +390,29 @@ def _epoch_line(label: str, stats: Any, epochs: int, result: AuditResult | None)
 # --- the whole run --------------------------------------------------------------------------
 
 
-def summarize(run_dir: Path, config: ExperimentConfig) -> tuple[VariantSummary, ...]:
-    """Each variant's last audited epoch, read back from ``results.jsonl``."""
+def variant_summaries(run_dir: Path, config: ExperimentConfig) -> tuple[VariantSummary, ...]:
+    """Each variant's last audited epoch, read back from ``results.jsonl``, as the run's one
+    summary (:func:`memberscope.summary.summarize`) has it."""
     path = rundir.results_path(run_dir)
-    records = [r for r in read_jsonl(path) if r.get("kind") == "row"] if path.exists() else []
+    if not path.exists():
+        return ()
+    collection = load_results(path)
+    last: dict[Any, Group] = {} if not collection.rows else {
+        checkpoint.key[0]: checkpoint for checkpoint in summarize(collection).checkpoints}
     summaries = []
     for variant in config.variants:
-        rows = [r for r in records if r.get("metadata", {}).get("model") == variant.label]
-        if not rows:
+        checkpoint = last.get(variant.label)
+        if checkpoint is None:
             continue
-        last = max(int(r["metadata"]["epoch"]) for r in rows)
-        final = [r for r in rows if int(r["metadata"]["epoch"]) == last]
-        meta = final[0]["metadata"]
-        final_rows = [AuditRow.from_dict(r) for r in final]
-        significant = worst_distinguishable(final_rows)
+        meta = checkpoint.metadata
+        final = summarize(checkpoint.rows)  # the last audit's own headline
         summaries.append(VariantSummary(
-            label=variant.label, epoch=last, train_accuracy=float(meta["train_accuracy"]),
+            label=variant.label, epoch=int(checkpoint.key[1]),
+            train_accuracy=float(meta["train_accuracy"]),
             test_accuracy=float(meta["test_accuracy"]), epsilon=meta.get("epsilon"),
-            max_auc=worst_row(final_rows).auc,
-            worst_significant_auc=None if significant is None else significant.auc,
-            n_results=len(final_rows), leakage=leakage_headline(final_rows)))
+            max_auc=checkpoint.highest,
+            worst_significant_auc=None if checkpoint.worst is None else checkpoint.worst.auc,
+            n_results=len(checkpoint.rows), leakage=final.headline_text))
     return tuple(summaries)
 
 
@@ -486,4 +484,4 @@ def run_experiment(config: ExperimentConfig | str | Path, run_dir: str | Path, *
         apply_threads(tuning.previous_threads)
     report = write_report(run_dir)
     return RunSummary(run_dir=run_dir, results_path=rundir.results_path(run_dir),
-                      report_path=report, variants=summarize(run_dir, config))
+                      report_path=report, variants=variant_summaries(run_dir, config))

@@ -23,6 +23,7 @@ from memberscope.report.page import ExposedExample, PageInputs, render_page
 from memberscope.results import AuditResult, AuditRow, ResultsCollection
 from memberscope.rundir import AuditScores
 from memberscope.store import load_results
+from memberscope.summary import Summary, summarize
 
 logger = logging.getLogger(__name__)
 
@@ -61,17 +62,19 @@ def _audit_curves(result: AuditResult) -> dict[str, RocCurve]:
     return curves
 
 
-def _render_figures(rows: Sequence[AuditRow], limit: float | None,
+def _summary(rows: Sequence[AuditRow], max_auc: float | None) -> Summary | None:
+    """The one summary the page and its figures show (None when every pair was skipped)."""
+    return summarize(rows, max_auc=max_auc) if rows else None
+
+
+def _render_figures(rows: Sequence[AuditRow], summary: Summary | None,
                     curves: Mapping[str, RocCurve | tuple[np.ndarray, np.ndarray]],
                     gallery: tuple[np.ndarray, np.ndarray, np.ndarray | None,
                                    np.ndarray | None] | None) -> list[_figures.RenderedFigure]:
-    from memberscope.report.summary import accuracy_key_of, suggest_checkpoint
-
     built: list[_figures.RenderedFigure | None] = [_figures.epoch_figure(rows)]
-    accuracy_key = accuracy_key_of(rows)
-    if accuracy_key is not None:
-        pick = suggest_checkpoint(rows, limit=limit, accuracy_key=accuracy_key)
-        built.append(_figures.utility_figure(rows, accuracy_key, limit,
+    if summary is not None and summary.accuracy_key is not None:
+        pick = summary.suggestion
+        built.append(_figures.utility_figure(rows, summary.accuracy_key, summary.limit,
                                              (pick.model, pick.epoch) if pick else None))
     built.append(_figures.roc_figure(curves))
     built.append(_figures.heatmap_figure(rows))
@@ -115,11 +118,12 @@ def write_audit_report(result: AuditResult, path: str | Path, *,
     notes = []
     if not curves:
         notes.append("No ROC curves: they are kept in arrays.npz next to result.json.")
+    summary = _summary(rows, max_auc)
     inputs = PageInputs(
         title=title, source=source or str(path.parent), rows=rows, skipped=list(result.skipped),
-        figures=_render_figures(rows, max_auc, curves, gallery),
+        figures=_render_figures(rows, summary, curves, gallery),
         exposed=_exposed_examples(result.scores, result.membership, result.labels),
-        max_auc=max_auc, notes=notes)
+        max_auc=max_auc, notes=notes, summary=summary)
     atomic_write_text(path, render_page(inputs))
     return path
 
@@ -183,8 +187,10 @@ def write_results_report(results: ResultsCollection, path: str | Path, *,
                          "(for one AuditResult use write_audit_report)")
     path = Path(path)
     rows = list(results.rows)
+    summary = _summary(rows, max_auc)
     inputs = PageInputs(title=title, source=source, rows=rows, skipped=list(results.skipped),
-                        figures=_render_figures(rows, max_auc, {}, None), max_auc=max_auc)
+                        figures=_render_figures(rows, summary, {}, None), max_auc=max_auc,
+                        summary=summary)
     atomic_write_text(path, render_page(inputs))
     return path
 
@@ -227,11 +233,12 @@ def write_run_report(run_dir: str | Path, *, out: str | Path | None = None,
     audited = {(str(r.metadata.get("model")), r.metadata["epoch"]) for r in rows
                if isinstance(r.metadata.get("epoch"), int)}
     audits = rundir.last_scores(folder, audited)
-    rendered = _render_figures(rows, max_auc, _run_curves(audits), None)
+    summary = _summary(rows, max_auc)
+    rendered = _render_figures(rows, summary, _run_curves(audits), None)
     inputs = PageInputs(
         title=f"memberscope privacy report: {folder.resolve().name}", source=str(given),
         rows=rows, skipped=list(collection.skipped), figures=rendered, config_text=config_text,
-        exposed=_run_exposed(audits), max_auc=max_auc)
+        exposed=_run_exposed(audits), max_auc=max_auc, summary=summary)
     path = Path(out) if out is not None else rundir.report_path(folder)
     page = render_page(inputs)
     if write_figures:

@@ -26,27 +26,18 @@ import numpy as np
 
 from memberscope._io import json_value
 from memberscope.metric_definitions import (
+    ADVANTAGE,
+    AUC,
     EPSILON_CONFIDENT,
     EPSILON_POINT,
     GLOSSARY,
+    PPV,
     parse_metric,
     tpr_metric,
 )
-from memberscope.report._data import (
-    epoch_sort_key,
-    group_rows,
-    metadata_keys,
-    metric_title,
-    metric_value,
-    slice_sort_key,
-)
-from memberscope.report.summary import ReportSummary, format_number, summarize
-from memberscope.results import (
-    AuditRow,
-    SkippedEntry,
-    distinguishable_rows,
-    worst_distinguishable,
-)
+from memberscope.report._data import metadata_keys, slice_sort_key
+from memberscope.results import AuditRow, SkippedEntry, metric_value
+from memberscope.summary import Label, Number, Summary, epoch_sort_key, format_number, summarize
 
 if TYPE_CHECKING:
     import jinja2
@@ -114,6 +105,7 @@ class PageInputs:
     exposed: list[ExposedExample] = field(default_factory=list)
     max_auc: float | None = None
     notes: list[str] = field(default_factory=list)
+    summary: Summary | None = None  # of ``rows`` with ``max_auc``; computed when not given
 
 
 # --- the glossary ----------------------------------------------------------------------------
@@ -211,9 +203,10 @@ def _significance_text(row: AuditRow) -> str | None:
     return None if row.significant is None else ("yes" if row.significant else "no")
 
 
-def results_table(rows: Sequence[AuditRow]) -> Table:
+def results_table(rows: Sequence[AuditRow], summary: Summary | None = None) -> Table:
     """Every result row with every metric and metadata value, the p-value and significance
-    verdict, and the bootstrap intervals where rows have them."""
+    verdict (described by ``summary``'s family), and the bootstrap intervals where rows have
+    them."""
     fprs = _fpr_metrics(rows)
     keys = metadata_keys(rows)
     if rows and all(r.metadata.get("epoch") is not None for r in rows):  # a checkpoints table
@@ -234,13 +227,13 @@ def results_table(rows: Sequence[AuditRow]) -> Table:
         columns.append(values)
         digits.append(places)
 
-    add("AUC", [r.auc for r in ordered])
+    add(AUC.header, [r.auc for r in ordered])
     if any(r.auc_ci is not None for r in ordered):
         add("AUC 95% CI", [_interval_text(r.auc_ci) for r in ordered])
     if any(r.p_value is not None for r in ordered):
         add("p-value", [r.p_value for r in ordered], -2)
         add("significant", [_significance_text(r) for r in ordered])
-    for metric in ["advantage", "ppv", *fprs]:
+    for metric in [ADVANTAGE.key, PPV.key, *fprs]:
         add(_metric_header(metric), [metric_value(r, metric) for r in ordered])
         fpr = parse_metric(metric).fpr
         if fpr is not None:
@@ -254,60 +247,62 @@ def results_table(rows: Sequence[AuditRow]) -> Table:
     return make_table("all-results", headers, columns, digits=digits,
                       caption=f"{len(rows)} results: click a column header to sort. "
                               "p-value: one-sided test of 'no membership information'; "
-                              "significant: after Holm's correction over the audit's results; "
-                              "CI: bootstrap 95% interval")
+                              + ("" if summary is None else
+                                 f"significant: {summary.family_text}; ")
+                              + "CI: bootstrap 95% interval")
 
 
-def checkpoints_table(rows: Sequence[AuditRow], summary: ReportSummary) -> Table | None:
-    """One row per (model, epoch): accuracies, ε, and the worst of each metric over slices."""
-    with_epoch = [r for r in rows if r.metadata.get("epoch") is not None]
-    if not with_epoch:
+def checkpoints_table(summary: Summary) -> Table | None:
+    """One row per (model, epoch) of ``summary.checkpoints``: accuracies, ε, and the worst of
+    each metric over the slices and attacks distinguishable from chance."""
+    checkpoints = summary.checkpoints
+    if not checkpoints:
         return None
-    low = summary.low_fpr_metric
-    has_eps = any(isinstance(r.metadata.get("epsilon"), int | float) for r in with_epoch)
-    has = {k: any(isinstance(r.metadata.get(k), int | float) for r in with_epoch)
-           for k in ("train_accuracy", "test_accuracy")}
-    diagnostics = [k for k in EPOCH_DIAGNOSTICS
-                   if any(isinstance(r.metadata.get(k), int | float) for r in with_epoch)]
-    groups = group_rows(with_epoch, ("model", "epoch"))
-    keys = sorted(groups, key=lambda k: (str(k[0]), epoch_sort_key(k[1])))
+    metric = parse_metric(summary.metric)
+    low = None if summary.low_fpr_metric is None else parse_metric(summary.low_fpr_metric)
+
+    def present(key: str) -> bool:
+        return any(isinstance(c.metadata.get(key), int | float) for c in checkpoints)
+
+    accuracies = [k for k in ("train_accuracy", "test_accuracy") if present(k)]
+    has_eps = present("epsilon")
+    diagnostics = [k for k in EPOCH_DIAGNOSTICS if present(k)]
     records = []
     classes = []
-    suggestion = summary.suggestion
-    for model, epoch in keys:
-        group = groups[(model, epoch)]
-        leaking = distinguishable_rows(group)
-        worst = worst_distinguishable(group, "auc")
-        record: list[Any] = [model, epoch]
-        record += [group[0].metadata.get(k) for k in has if has[k]]
+    pick = summary.suggestion
+    for checkpoint in checkpoints:
+        worst = checkpoint.worst
+        record: list[Any] = [*checkpoint.key, *(checkpoint.metadata.get(k) for k in accuracies)]
         if has_eps:
-            record.append(group[0].metadata.get("epsilon"))
-        record.append(f"{len(leaking)} of {len(group)}")
-        record += ([None, "none distinguishable from chance", None, None] if worst is None else
-                   [worst.auc, worst.slice, worst.attack, max(r.advantage for r in leaking)])
-        if low:
-            low_values = [v for v in (metric_value(r, low) for r in leaking) if not math.isnan(v)]
-            record.append(max(low_values) if low_values else None)
-        record.append(max(r.epsilon_lower_bound.confident for r in group))
-        record += [group[0].metadata.get(k) for k in diagnostics]
+            record.append(checkpoint.metadata.get("epsilon"))
+        record.append(f"{checkpoint.n_significant} of {len(checkpoint.rows)}"
+                      if checkpoint.tested else "not tested")
+        record += ([None, "none distinguishable from chance", None] if worst is None else
+                   [worst.metric(metric), worst.slice, worst.attack])
+        record.append(checkpoint.max_advantage)
+        if low is not None:
+            record.append(checkpoint.max_low_fpr)
+        record.append(checkpoint.max_epsilon)
+        record += [checkpoint.metadata.get(k) for k in diagnostics]
         records.append(record)
-        is_pick = suggestion is not None and (suggestion.model, suggestion.epoch) == (model,
-                                                                                      epoch)
+        is_pick = pick is not None and (pick.model, pick.epoch) == checkpoint.key
         classes.append("suggested" if is_pick else "")
-    headers = ["model", "epoch", *(k.replace("_", " ") for k in has if has[k])]
+    headers = ["model", "epoch", *(k.replace("_", " ") for k in accuracies)]
     if has_eps:
         headers.append("accountant ε")
-    headers += ["significant", "worst AUC", "worst slice", "attack", "max advantage"]
-    if low:
-        headers.append(f"max {_metric_header(low)}")
-    headers.append("max ε ≥")
+    headers += ["significant", f"worst {metric.header}", "worst slice", "attack",
+                f"max {ADVANTAGE.header}"]
+    if low is not None:
+        headers.append(f"max {low.header}")
+    headers.append(f"max {EPSILON_CONFIDENT.header}")
     headers += [k.replace("_", " ") for k in diagnostics]
     digits = [3] * (len(headers) - len(diagnostics)) + [EPOCH_DIAGNOSTICS[k] for k in diagnostics]
     columns = [list(col) for col in zip(*records, strict=True)]
     return make_table("checkpoints", headers, columns, row_classes=classes, digits=digits,
                       caption="One row per model variant and epoch: the worst over the slices "
-                              "and attacks distinguishable from chance (significant after "
-                              "Holm's correction); the suggested checkpoint is highlighted")
+                              "and attacks distinguishable from chance "
+                              f"({summary.family_text}); the suggested checkpoint is "
+                              "highlighted")
 
 
 def skipped_table(skipped: Sequence[SkippedEntry]) -> Table | None:
@@ -358,72 +353,6 @@ def _ties_text(tied: Sequence[ExposedExample], most: int = 3) -> str:
     return "; ".join(parts) + ("; …" if len(seen) > most else "")
 
 
-# --- the answers at the top -----------------------------------------------------------------
-
-
-def verdict(auc: float) -> str:
-    """How strong the worst leakage is, in words; only for a row distinguishable from chance
-    (a non-significant row gets :func:`~memberscope.results.no_leakage_text` instead)."""
-    if not math.isfinite(auc):
-        return "undefined"
-    if auc < 0.55:
-        return "slight: distinguishable from chance, but the attack does little better"
-    if auc < 0.6:
-        return "weak: the attack does slightly better than guessing"
-    if auc < 0.7:
-        return "moderate: the attack clearly tells members from non-members"
-    return "strong: the model reveals which examples it was trained on"
-
-
-@dataclass(frozen=True)
-class Number:
-    """A summary number: shown rounded, with its exact value for scripts and tests."""
-
-    value: float
-    key: str
-    digits: int = 3
-
-    @property
-    def text(self) -> str:
-        """``digits`` decimals, or -``digits`` significant digits when negative (p-values)."""
-        if self.digits < 0 and math.isfinite(self.value):
-            return f"{float(self.value):.{-self.digits}g}"
-        return format_number(float(self.value), self.digits)
-
-    @property
-    def exact(self) -> str:
-        return repr(float(self.value)) if math.isfinite(self.value) else ""
-
-
-def worst_numbers(worst: AuditRow | None) -> list[tuple[str, Number]]:
-    """(name, number) pairs of the worst row's headline numbers; TPR only at the FPRs its
-    non-members resolve (an unresolvable TPR is never a headline)."""
-    if worst is None:
-        return []
-    numbers = [("AUC", Number(worst.auc, "worst.auc")),
-               ("advantage", Number(worst.advantage, "worst.advantage")),
-               ("PPV", Number(worst.ppv, "worst.ppv"))]
-    numbers += [(m.title, Number(metric_value(worst, m), "worst." + m.key))
-                for m in (tpr_metric(f) for f, v in sorted(worst.tpr_at_fpr.items())
-                          if v is not None)]
-    if worst.p_value is not None:
-        numbers.append(("p-value", Number(worst.p_value, "worst.p_value", -2)))
-    return numbers
-
-
-def placement(row: AuditRow) -> list[tuple[str, Any]]:
-    """("model", …) and ("epoch", …) where the row has them."""
-    return [(k, row.metadata[k]) for k in ("model", "epoch") if row.metadata.get(k) is not None]
-
-
-def last_dp_points(summary: ReportSummary) -> list[Any]:
-    """Each model variant's last DP point."""
-    last: dict[Any, Any] = {}
-    for point in summary.dp:
-        last[point.model] = point
-    return list(last.values())
-
-
 # --- rendering ------------------------------------------------------------------------------
 
 
@@ -442,9 +371,8 @@ def _environment() -> jinja2.Environment:
         loader=jinja2.PackageLoader("memberscope.report", "templates"),
         autoescape=True, trim_blocks=True, lstrip_blocks=True,
         undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
-    env.globals.update(placement=placement, metric_title=metric_title, metric_value=metric_value,
-                       verdict=verdict, code_spans=code_spans,
-                       Number=Number)
+    env.globals.update(code_spans=code_spans, is_number=_is_number_part,
+                       is_label=_is_label_part)
     return env
 
 
@@ -460,6 +388,14 @@ def _assets() -> tuple[str, str, str]:
     return style, script, csp
 
 
+def _is_number_part(part: object) -> bool:
+    return isinstance(part, Number)
+
+
+def _is_label_part(part: object) -> bool:
+    return isinstance(part, Label)
+
+
 def _data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
@@ -471,7 +407,9 @@ def render_page(inputs: PageInputs) -> str:
     from memberscope._version import __version__
 
     rows = inputs.rows
-    summary = summarize(rows, max_auc=inputs.max_auc) if rows else None
+    summary = inputs.summary
+    if summary is None and rows:
+        summary = summarize(rows, max_auc=inputs.max_auc)
     models = [m for m in dict.fromkeys(r.metadata.get("model") for r in rows) if m is not None]
     facts = [f"{len(rows)} results", f"{len({r.attack for r in rows})} attack(s)",
              f"{len({r.slice for r in rows})} slice(s)"]
@@ -481,8 +419,8 @@ def render_page(inputs: PageInputs) -> str:
         facts.append(f"{len(inputs.skipped)} skipped")
     style, script, csp = _assets()
     tables = {
-        "checkpoints": checkpoints_table(rows, summary) if summary is not None else None,
-        "results": results_table(rows),
+        "checkpoints": checkpoints_table(summary) if summary is not None else None,
+        "results": results_table(rows, summary),
         "exposed": exposed_table(inputs.exposed),
         "skipped": skipped_table(inputs.skipped),
     }
@@ -490,9 +428,6 @@ def render_page(inputs: PageInputs) -> str:
         inputs=inputs, summary=summary, facts=facts, tables=tables,
         generated=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         version=__version__, glossary=GLOSSARY,
-        worst_numbers=worst_numbers(summary.worst) if summary is not None else [],
-        quiet={model for model, _ in summary.quiet_models} if summary is not None else set(),
-        dp_points=last_dp_points(summary) if summary is not None else [],
         figures=[(fig, _data_uri(fig.png)) for fig in inputs.figures],
         summary_json=Markup(json_for_script(summary.to_dict() if summary else {})),
         style=Markup(style), script=Markup(script), csp=csp)

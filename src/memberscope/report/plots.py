@@ -25,20 +25,16 @@ import numpy as np
 from memberscope.errors import InputError
 from memberscope.metric_definitions import parse_metric
 from memberscope.metrics import RocCurve
-from memberscope.report._data import (
-    ChanceBand,
+from memberscope.report._data import ChanceBand, chance_band, metric_title, slice_sort_key
+from memberscope.results import distinguishable_rows, metric_value
+from memberscope.summary import (
     Rows,
     as_rows,
-    chance_band,
+    dp_points,
     epoch_sort_key,
     field_value,
-    metric_title,
-    metric_value,
-    slice_sort_key,
     worst_series,
 )
-from memberscope.report.summary import dp_points
-from memberscope.results import distinguishable_rows
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
