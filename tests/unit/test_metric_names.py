@@ -20,6 +20,7 @@ from memberscope.metric_definitions import (
 from memberscope.metrics import EpsilonBound
 from memberscope.null_reference import chance_level, max_null_quantile
 from memberscope.results import AuditRow, ResultsCollection, metric_value, worst_row
+from memberscope.summary import suggest_checkpoint, summarize, trends
 
 DID_YOU_MEAN = r"unknown metric 'aucc' \(did you mean 'auc'\?\); valid: auc, advantage, ppv"
 SRC = Path(memberscope.__file__).resolve().parent
@@ -66,6 +67,9 @@ def test_a_typo_raises_with_did_you_mean_everywhere_a_name_is_taken():
         lambda: ResultsCollection(rows).best_epoch(metric="aucc"),
         lambda: chance_level("aucc"),
         lambda: max_null_quantile("aucc", [(10, 10)]),
+        lambda: summarize(rows, metric="aucc"),
+        lambda: trends(rows, "aucc"),
+        lambda: suggest_checkpoint(rows, limit=None, metric="aucc"),
     ]
     for call in calls:
         with pytest.raises(UnknownNameError, match=DID_YOU_MEAN):
@@ -74,7 +78,7 @@ def test_a_typo_raises_with_did_you_mean_everywhere_a_name_is_taken():
         rows[0].metric("ppvv")
 
 
-def test_report_helpers_and_plots_refuse_a_typo_instead_of_dropping_it():
+def test_report_helpers_and_plots_refuse_a_typo_instead_of_dropping_it(tmp_path):
     from memberscope.report._data import available_metrics, chance_band
     from memberscope.summary import worst_series
 
@@ -88,12 +92,15 @@ def test_report_helpers_and_plots_refuse_a_typo_instead_of_dropping_it():
 
     pytest.importorskip("matplotlib")
     from memberscope.report import figures, plots
+    from memberscope.report.html import write_results_report
 
     for call in (lambda: plots.plot_metric_by_epoch(rows, "aucc"),
                  lambda: plots.plot_privacy_vs_utility(rows, "aucc"),
                  lambda: plots.plot_slice_heatmap(rows, "aucc"),
                  lambda: figures.epoch_figure(rows, metrics=["auc", "aucc"]),
-                 lambda: figures.heatmap_figure(rows, "aucc")):
+                 lambda: figures.heatmap_figure(rows, "aucc"),
+                 lambda: write_results_report(ResultsCollection(rows), tmp_path / "r.html",
+                                              metric="aucc")):
         with pytest.raises(UnknownNameError, match=DID_YOU_MEAN):
             call()
 

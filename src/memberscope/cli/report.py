@@ -26,6 +26,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--max-auc", type=float, default=None, dest="max_auc",
                         help="privacy limit for the suggested checkpoint: the most accurate "
                              "epoch whose worst AUC is at most this (e.g. 0.6)")
+    parser.add_argument("--metric", default="auc",
+                        help="the metric the worst result, the trends and the suggested "
+                             "checkpoint rank by: auc (default), advantage, ppv, "
+                             "epsilon_confident, epsilon_point or tpr@F (e.g. tpr@0.01)")
     parser.set_defaults(handler=handle)
 
 
@@ -49,25 +53,31 @@ def _kind(path: Path) -> str:
 def handle(args: argparse.Namespace) -> int:
     """Write the report and print the summary table."""
     from memberscope.errors import InputError
+    from memberscope.metric_definitions import AUC, parse_metric
     from memberscope.report.html import write_audit_report, write_run_report
     from memberscope.store import REPORT_FILE, load_result, load_results
     from memberscope.summary import summarize
 
+    metric = parse_metric(args.metric)
     if args.max_auc is not None and not 0.0 <= args.max_auc <= 1.0:
         raise InputError(f"--max-auc must be within [0, 1]; got {args.max_auc}")
+    if args.max_auc is not None and metric is not AUC:
+        raise InputError(f"--max-auc limits the worst AUC; it cannot be combined with "
+                         f"--metric {metric.key}")
     path: Path = args.path
     kind = _kind(path)
     if kind == "run":
         rows = load_results(path).rows  # the run directory's results.jsonl, or the file given
-        written = write_run_report(path, out=args.out, max_auc=args.max_auc)
+        written = write_run_report(path, out=args.out, max_auc=args.max_auc,
+                                   metric=metric.key)
     else:
         result = load_result(path)
         rows = list(result.rows)
         base = path.parent if path.is_file() else path
         written = write_audit_report(result, args.out or base / REPORT_FILE,
-                                     max_auc=args.max_auc, source=str(path))
+                                     max_auc=args.max_auc, metric=metric.key, source=str(path))
     if rows:
-        print_summary(summarize(rows, max_auc=args.max_auc))
+        print_summary(summarize(rows, max_auc=args.max_auc, metric=metric.key))
     else:
         print("no results: every slice × attack pair was skipped")
     print(f"\nwrote {written}")

@@ -17,6 +17,7 @@ import numpy as np
 from memberscope import rundir
 from memberscope._io import atomic_write_bytes, atomic_write_text
 from memberscope.errors import InputError
+from memberscope.metric_definitions import AUC
 from memberscope.metrics import RocCurve
 from memberscope.report import figures as _figures
 from memberscope.report.page import ExposedExample, PageInputs, render_page
@@ -62,9 +63,9 @@ def _audit_curves(result: AuditResult) -> dict[str, RocCurve]:
     return curves
 
 
-def _summary(rows: Sequence[AuditRow], max_auc: float | None) -> Summary | None:
+def _summary(rows: Sequence[AuditRow], max_auc: float | None, metric: str) -> Summary | None:
     """The one summary the page and its figures show (None when every pair was skipped)."""
-    return summarize(rows, max_auc=max_auc) if rows else None
+    return summarize(rows, max_auc=max_auc, metric=metric) if rows else None
 
 
 def _render_figures(rows: Sequence[AuditRow], summary: Summary | None,
@@ -74,7 +75,8 @@ def _render_figures(rows: Sequence[AuditRow], summary: Summary | None,
     built: list[_figures.RenderedFigure | None] = [_figures.epoch_figure(rows)]
     if summary is not None and summary.accuracy_key is not None:
         pick = summary.suggestion
-        built.append(_figures.utility_figure(rows, summary.accuracy_key, summary.limit,
+        limit = summary.limit if summary.metric == AUC.key else None  # the figure's y is AUC
+        built.append(_figures.utility_figure(rows, summary.accuracy_key, limit,
                                              (pick.model, pick.epoch) if pick else None))
     built.append(_figures.roc_figure(curves))
     built.append(_figures.heatmap_figure(rows))
@@ -87,7 +89,8 @@ def _render_figures(rows: Sequence[AuditRow], summary: Summary | None,
 
 
 def write_audit_report(result: AuditResult, path: str | Path, *,
-                       max_auc: float | None = None, images: np.ndarray | None = None,
+                       max_auc: float | None = None, metric: str = "auc",
+                       images: np.ndarray | None = None,
                        title: str = "memberscope privacy report",
                        source: str | None = None) -> Path:
     """Write the self-contained HTML report of one audit to ``path`` (atomically).
@@ -99,6 +102,9 @@ def write_audit_report(result: AuditResult, path: str | Path, *,
         per-example scores appear when the result carries them).
     max_auc : float, optional
         Privacy limit for the suggested checkpoint (rows need accuracy metadata).
+    metric : str
+        The metric the worst result, trends and the limit rank by (default AUC; a name that
+        is no metric raises with a did-you-mean).
     images : (n, H, W[, C]), optional
         The audited examples, aligned with the result's scores: adds a gallery of the most
         exposed training examples.
@@ -118,7 +124,7 @@ def write_audit_report(result: AuditResult, path: str | Path, *,
     notes = []
     if not curves:
         notes.append("No ROC curves: they are kept in arrays.npz next to result.json.")
-    summary = _summary(rows, max_auc)
+    summary = _summary(rows, max_auc, metric)
     inputs = PageInputs(
         title=title, source=source or str(path.parent), rows=rows, skipped=list(result.skipped),
         figures=_render_figures(rows, summary, curves, gallery),
@@ -162,7 +168,7 @@ def _run_exposed(audits: Sequence[AuditScores]) -> list[ExposedExample]:
 
 
 def write_results_report(results: ResultsCollection, path: str | Path, *,
-                         max_auc: float | None = None,
+                         max_auc: float | None = None, metric: str = "auc",
                          title: str = "memberscope privacy report",
                          source: str = "results in memory") -> Path:
     """Write the HTML report of results held in memory (e.g. ``PrivacyMonitor.results``)
@@ -174,8 +180,9 @@ def write_results_report(results: ResultsCollection, path: str | Path, *,
         Rows (and skipped entries) of one or more audits.
     path : path
         The HTML file to write.
-    max_auc : float, optional
-        Privacy limit for the suggested checkpoint (see :func:`write_run_report`).
+    max_auc, metric :
+        Privacy limit for the suggested checkpoint and the metric it limits (see
+        :func:`write_run_report`).
 
     Returns
     -------
@@ -187,7 +194,7 @@ def write_results_report(results: ResultsCollection, path: str | Path, *,
                          "(for one AuditResult use write_audit_report)")
     path = Path(path)
     rows = list(results.rows)
-    summary = _summary(rows, max_auc)
+    summary = _summary(rows, max_auc, metric)
     inputs = PageInputs(title=title, source=source, rows=rows, skipped=list(results.skipped),
                         figures=_render_figures(rows, summary, {}, None), max_auc=max_auc,
                         summary=summary)
@@ -196,7 +203,8 @@ def write_results_report(results: ResultsCollection, path: str | Path, *,
 
 
 def write_run_report(run_dir: str | Path, *, out: str | Path | None = None,
-                     max_auc: float | None = None, write_figures: bool = True) -> Path:
+                     max_auc: float | None = None, metric: str = "auc",
+                     write_figures: bool = True) -> Path:
     """Write the HTML report of a training run directory (``results.jsonl``, ``config.toml``,
     optional per-example scores: :mod:`memberscope.rundir`) atomically.
 
@@ -210,7 +218,10 @@ def write_run_report(run_dir: str | Path, *, out: str | Path | None = None,
         The HTML file (default ``report.html`` in the run directory).
     max_auc : float, optional
         Privacy limit: the suggested checkpoint is the most accurate (model, epoch) whose
-        worst AUC over slices and attacks is ≤ ``max_auc``.
+        worst ``metric`` over the slices and attacks distinguishable from chance is
+        ≤ ``max_auc``.
+    metric : str
+        The metric the worst result, trends and the limit rank by (default AUC).
     write_figures : bool
         Also save each figure as ``figures/<name>.png`` in the run directory.
 
@@ -233,7 +244,7 @@ def write_run_report(run_dir: str | Path, *, out: str | Path | None = None,
     audited = {(str(r.metadata.get("model")), r.metadata["epoch"]) for r in rows
                if isinstance(r.metadata.get("epoch"), int)}
     audits = rundir.last_scores(folder, audited)
-    summary = _summary(rows, max_auc)
+    summary = _summary(rows, max_auc, metric)
     rendered = _render_figures(rows, summary, _run_curves(audits), None)
     inputs = PageInputs(
         title=f"memberscope privacy report: {folder.resolve().name}", source=str(given),
