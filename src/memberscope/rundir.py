@@ -184,16 +184,9 @@ def read_scores(path: str | Path) -> AuditScores:
         Another schema version, no ``membership``, or scores not aligned with it.
     """
     path = Path(path)
-    try:
-        arrays = load_npz(path)
-    except ValueError as exc:
-        raise SchemaError(f"{path} is not a plain-array .npz: {exc}") from exc
-    version = arrays.get("schema_version")
-    if version is None or version.shape != () or int(version) not in (1, SCORES_SCHEMA_VERSION):
-        raise SchemaError(f"{path} has schema_version "
-                          f"{None if version is None else version.tolist()!r}; this memberscope "
-                          f"reads score files of schema_version 1 and {SCORES_SCHEMA_VERSION}")
-    prefix = SCORES_PREFIX if int(version) == SCORES_SCHEMA_VERSION else _LEGACY_SCORES_PREFIX
+    arrays, version = _read_versioned(path, "score files", SCORES_SCHEMA_VERSION,
+                                      unversioned=None)
+    prefix = SCORES_PREFIX if version == SCORES_SCHEMA_VERSION else _LEGACY_SCORES_PREFIX
     if "membership" not in arrays:
         raise SchemaError(f"{path} has no 'membership' array")
     membership = arrays["membership"].astype(bool)
@@ -208,6 +201,24 @@ def read_scores(path: str | Path) -> AuditScores:
     return AuditScores(model=model, epoch=epoch, scores=scores, membership=membership,
                        labels=arrays.get("labels"), member_index=arrays.get("member_index"),
                        path=path)
+
+
+def _read_versioned(path: Path, what: str, current: int,
+                    unversioned: int | None) -> tuple[dict[str, np.ndarray], int]:
+    """The arrays of ``path`` and its schema version (1 or ``current``; a file without one
+    is version ``unversioned``, or refused when that is None), never unpickling."""
+    try:
+        arrays = load_npz(path)
+    except ValueError as exc:
+        raise SchemaError(f"{path} is not a plain-array .npz: {exc}") from exc
+    stored = arrays.get("schema_version")
+    version = unversioned if stored is None else (
+        int(stored) if stored.shape == () and stored.dtype.kind in "iu" else None)
+    if version not in (1, current):
+        raise SchemaError(f"{path} has schema_version "
+                          f"{None if stored is None else stored.tolist()!r}; this memberscope "
+                          f"reads {what} of schema_version 1 and {current}")
+    return arrays, int(version)
 
 
 def _file_epoch(path: Path) -> int:
@@ -319,16 +330,8 @@ def read_canaries(path: str | Path) -> AuditedCanaries:
         Another schema version, or a part whose arrays are missing or not all (m,).
     """
     path = Path(path)
-    try:
-        arrays = load_npz(path)
-    except ValueError as exc:
-        raise SchemaError(f"{path} is not a plain-array .npz: {exc}") from exc
-    version = arrays.get("schema_version")
-    if version is not None and (version.shape != () or
-                                int(version) not in (1, CANARIES_SCHEMA_VERSION)):
-        raise SchemaError(f"{path} has schema_version {version.tolist()!r}; this memberscope "
-                          f"reads canary files of schema_version 1 and "
-                          f"{CANARIES_SCHEMA_VERSION}")
+    # Version 1 wrote a schema_version only beside gradient canaries.
+    arrays, _ = _read_versioned(path, "canary files", CANARIES_SCHEMA_VERSION, unversioned=1)
     if "epoch" not in arrays:
         raise SchemaError(f"{path} has no 'epoch' array")
     white_box = _canary_part(arrays, _WHITE_BOX_KEYS, path)
