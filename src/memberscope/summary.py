@@ -47,8 +47,11 @@ ACCURACY_KEYS = ("test_accuracy", "train_accuracy")
 _CORRECTION_NAMES = {"holm": "Holm's", "bonferroni": "Bonferroni's"}
 _ROW_FIELDS = ("slice", "attack")
 
-__all__ = ["DpPoint", "Group", "Label", "Number", "Statement", "Suggestion", "Summary", "Trend",
-           "format_number", "no_leakage_text", "summarize", "verdict"]
+__all__ = ["DpPoint", "Group", "Label", "Number", "Series", "Statement", "Suggestion", "Summary",
+           "Trend", "accuracy_key_of", "as_rows", "dp_points", "epoch_sort_key", "family_text",
+           "field_value", "format_number", "group_rows", "lowest_fpr_metric", "no_leakage_text",
+           "suggest_checkpoint", "summarize", "summarize_group", "trends", "verdict",
+           "worst_series"]
 
 
 # --- rows, grouped ----------------------------------------------------------------------------
