@@ -45,6 +45,7 @@ import numpy as np
 
 from memberscope._validation import as_nan_float_array
 from memberscope.errors import InputError, UnknownNameError
+from memberscope.outputs import ModelOutputs
 
 __all__ = ["RISK_METHODS", "LossTraces", "RiskMethod", "as_loss_traces", "get_risk_method",
            "loss_trace_iqr", "rank_by_risk", "risk_summary", "top_k", "trace_risk"]
@@ -191,6 +192,21 @@ class LossTraces:
             set_(self, "labels", _index_vector("labels", self.labels, n, "row of losses"))
         if not isinstance(self.model, str) or not self.model:
             raise InputError(f"model must be a non-empty label; got {self.model!r}")
+
+    @classmethod
+    def of_members(cls, losses: Any, outputs: ModelOutputs, model: str = "model"
+                   ) -> LossTraces:
+        """The traces of ``outputs``' members: ``losses`` (n_members, n_epochs) in the order
+        the members appear in ``outputs`` (e.g. an audit ``.npz``'s ``loss_trace_train``),
+        epochs numbered 1.., rows indexed by their position among the members, with their
+        labels where ``outputs`` has them."""
+        losses = as_loss_traces("loss_trace_train", losses)
+        if len(losses) != outputs.n_members:
+            raise InputError(f"loss_trace_train has {len(losses)} rows; expected one per "
+                             f"member ({outputs.n_members})")
+        labels = None if outputs.labels is None else outputs.labels[outputs.membership]
+        return cls(losses=losses, epochs=np.arange(1, losses.shape[1] + 1), labels=labels,
+                   model=model)
 
     @property
     def n(self) -> int:
