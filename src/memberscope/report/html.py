@@ -94,7 +94,7 @@ def write_audit_report(result: AuditResult, path: str | Path, *,
                        max_auc: float | None = None, metric: str = "auc",
                        images: np.ndarray | None = None,
                        title: str = "memberscope privacy report",
-                       source: str | None = None) -> Path:
+                       source: str | None = None, traces: LossTraces | None = None) -> Path:
     """Write the self-contained HTML report of one audit to ``path`` (atomically).
 
     Parameters
@@ -110,6 +110,9 @@ def write_audit_report(result: AuditResult, path: str | Path, *,
     images : (n, H, W[, C]), optional
         The audited examples, aligned with the result's scores: adds a gallery of the most
         exposed training examples.
+    traces : LossTraces, optional
+        The members' loss traces (e.g. an audit ``.npz``'s ``loss_trace_train``): adds the
+        members they rank most exposed (:func:`memberscope.risk.trace_risk`).
 
     Returns
     -------
@@ -131,6 +134,7 @@ def write_audit_report(result: AuditResult, path: str | Path, *,
         title=title, source=source or str(path.parent), rows=rows, skipped=list(result.skipped),
         figures=_render_figures(rows, summary, curves, gallery),
         exposed=_exposed_examples(result.scores, result.membership, result.labels),
+        trace_exposed=_trace_exposed([] if traces is None else [traces]),
         max_auc=max_auc, notes=notes, summary=summary)
     atomic_write_text(path, render_page(inputs))
     return path
@@ -182,7 +186,7 @@ def _trace_exposed(traces: Sequence[LossTraces], method: str = TRACE_RISK_METHOD
         last_epoch = int(model.epochs[-1]) if len(model.epochs) else None
         for row in top_k(risk, k):
             label = None if model.labels is None else int(model.labels[row])
-            out.append(ExposedExample(f"trace risk ({method})", int(index[row]),
+            out.append(ExposedExample(method, int(index[row]),
                                       float(risk[row]), label, model.model, last_epoch,
                                       ties=int(np.count_nonzero(risk == risk[row]))))
     return out
@@ -270,7 +274,8 @@ def write_run_report(run_dir: str | Path, *, out: str | Path | None = None,
     inputs = PageInputs(
         title=f"memberscope privacy report: {folder.resolve().name}", source=str(given),
         rows=rows, skipped=list(collection.skipped), figures=rendered, config_text=config_text,
-        exposed=_run_exposed(audits), max_auc=max_auc, summary=summary)
+        exposed=_run_exposed(audits), trace_exposed=_trace_exposed(rundir.run_traces(folder)),
+        max_auc=max_auc, summary=summary)
     path = Path(out) if out is not None else rundir.report_path(folder)
     page = render_page(inputs)
     if write_figures:
