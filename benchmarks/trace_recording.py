@@ -9,14 +9,14 @@ Adam, epochs of ``--n`` images with the trainer's loss recording on and off, int
 recording is timed in the training loop itself (robust on a shared machine, where whole epochs
 vary by far more than the recording costs; the paired epoch ratios are printed with their
 spread). Recording's cost per step does not depend on ``--n``. Then the per-epoch rewrite of
-the traces file: the time to build and write a (50,000, e) trace through
-``rundir.write_traces`` for e = 1..36, averaged over the epochs, against a 50,000-image
-training epoch at the measured speed. Target: recording +
+the traces file: the time to write it (epoch 1, ``rundir.write_traces``) or append an epoch
+to it (``rundir.append_traces``), 50,000 members, averaged over 36 epochs, against a
+50,000-image training epoch at the measured speed. Target: recording +
 writing <= 2% of training time.
 
 ``size``: trains the quickstart's 2-conv CNN (Adam, lr 0.003, batch 50) on ``--members``
-padded Fashion-MNIST images for ``--epochs`` epochs with the real trainer, rewriting the
-traces file after each epoch as the runner does, and prints its size per epoch (one thread,
+padded Fashion-MNIST images for ``--epochs`` epochs with the real trainer, writing the traces
+file after each epoch as the runner does, and prints its size per epoch (one thread,
 niced: it takes about 25 minutes on 2 shared cores). Target: 50,000 x 36 <= 8 MB.
 
 Both write ``benchmarks/results/trace_recording_<mode>.json``.
@@ -122,21 +122,25 @@ def cost(args: argparse.Namespace) -> dict[str, object]:
                                           strict=True)]
     epoch_50k = median["not recording"] * MEMBERS / args.n
 
-    # What the runner adds after each epoch: the LossTraces of the members (checked on
-    # construction) and the atomic rewrite of traces/LABEL.npz; at audit epochs the risk
-    # summary in the rows' metadata.
+    # What the runner adds after each epoch: traces/LABEL.npz written (epoch 1) or the
+    # epoch's losses appended to it (atomically); at audit epochs the members' LossTraces
+    # and the risk summary in the rows' metadata.
     trace = _realistic_trace(MEMBERS, EPOCHS)
     labels = rng.integers(0, 10, MEMBERS)
     writes, writes_cpu, summaries = [], [], []
     with tempfile.TemporaryDirectory() as folder:
         for epochs in range(1, EPOCHS + 1):
             started, started_cpu = time.perf_counter(), time.process_time()
-            traces = LossTraces(losses=trace[:, :epochs], epochs=np.arange(1, epochs + 1),
-                                labels=labels, model="m")
-            rundir.write_traces(folder, traces)
+            if epochs == 1:
+                rundir.write_traces(folder, LossTraces(losses=trace[:, :1], epochs=[1],
+                                                       labels=labels, model="m"))
+            else:
+                rundir.append_traces(folder, "m", epochs, trace[:, epochs - 1])
             writes.append(time.perf_counter() - started)
             writes_cpu.append(time.process_time() - started_cpu)
             started = time.perf_counter()
+            traces = LossTraces(losses=trace[:, :epochs], epochs=np.arange(1, epochs + 1),
+                                labels=labels, model="m")
             risk_summary(traces.risk())
             summaries.append(time.perf_counter() - started)
     write_per_epoch = statistics.mean(writes)
@@ -164,13 +168,13 @@ def cost(args: argparse.Namespace) -> dict[str, object]:
     print(f"  epoch with / without recording: {statistics.median(paired):.3f} (median of "
           f"paired ratios, {min(paired):.2f}-{max(paired):.2f}: the machine's noise); epochs "
           f"{median['recording']:.1f} s / {median['not recording']:.1f} s (medians)")
-    print(f"  traces built + file rewritten (50,000 members): {write_per_epoch:.3f} s per "
+    print(f"  traces file written or appended to (50,000 members): {write_per_epoch:.3f} s per "
           f"epoch on average over {EPOCHS} epochs ({writes[-1]:.3f} s at epoch {EPOCHS}); a "
           f"50,000-image epoch takes {epoch_50k:.1f} s here: "
           f"{100 * report['write_fraction_of_epoch']:.2f}%; CPU time "
           f"{statistics.mean(writes_cpu):.3f} s per epoch on average")
     print(f"  total: {100 * report['total_overhead']:.2f}% of training time (target <= 2%)")
-    print(f"  risk summary of an audit row at epoch {EPOCHS}: {summaries[-1]:.3f} s "
+    print(f"  traces and risk summary of an audit row at epoch {EPOCHS}: {summaries[-1]:.3f} s "
           f"({100 * summaries[-1] / epoch_50k:.2f}% of an epoch, at audit epochs only)")
     return report
 
@@ -188,11 +192,14 @@ def size(args: argparse.Namespace) -> dict[str, object]:
                       device="cpu")
     out = Path(args.out)
     sizes = []
+    label = "fashion_mnist_2conv"
     for _ in range(args.epochs):
         stats = trainer.train_epoch()
-        path = rundir.write_traces(out, LossTraces(
-            losses=trainer.loss_trace, epochs=np.arange(1, trainer.epoch + 1), labels=y,
-            model="fashion_mnist_2conv"))
+        if trainer.epoch == 1:  # as the runner does: write, then append each epoch
+            path = rundir.write_traces(out, LossTraces(
+                losses=trainer.loss_trace, epochs=[1], labels=y, model=label))
+        else:
+            path = rundir.append_traces(out, label, trainer.epoch, trainer.loss_trace[:, -1])
         sizes.append(path.stat().st_size)
         print(f"epoch {stats.epoch}: loss {stats.loss:.4f}, accuracy {stats.accuracy:.4f}, "
               f"{stats.seconds:.0f} s, traces file {sizes[-1] / 1e6:.3f} MB", flush=True)

@@ -37,21 +37,24 @@ A canary file (``canaries/<slug>.npz``, :class:`AuditedCanaries`) holds, at
 (m,), the scores at the last audit), with ``model`` and ``epoch``. Version 1 (the same keys, a
 ``schema_version`` 1 only beside gradient canaries, no ``model``) is still read.
 
-A loss-trace file (``traces/<slug>.npz``, rewritten atomically after every epoch, before the
-checkpoint) holds, at ``schema_version`` 1, what :class:`memberscope.risk.LossTraces` holds:
+A loss-trace file (``traces/<slug>.npz``) holds, at ``schema_version`` 1, what
+:class:`memberscope.risk.LossTraces` holds, one array per recorded epoch:
 
-=================  ==========================  ==========================================
-``schema_version``  () int                     1
-``model``           () str                     the variant label
-``loss_trace``      (n, n_epochs) float32      each member's training loss per epoch, NaN
-                                               where none was recorded (Poisson sampling)
-``epochs``          (n_epochs,) int            1-based epoch of each column
-``example_index``   (n,) int                   training-set index of each row
-``labels``          (n,) int                   class label of each row
-=================  ==========================  ==========================================
+=====================  ====================  ==============================================
+``schema_version``      () int               1
+``model``               () str               the variant label
+``example_index``       (n,) int             training-set index of each member (row)
+``labels``              (n,) int             class label of each member
+``loss_epoch_NNNN``     (n,) float32         each member's training loss in the 1-based
+                                             epoch NNNN, NaN where none was recorded
+                                             (Poisson sampling); one array per epoch
+=====================  ====================  ==============================================
 
-Stored compressed: 50,000 members × 36 epochs of real training losses take under the 7.2 MB
-of the raw float32 values (see docs/risk.md for the measured size).
+The runner writes the file after the first epoch and appends each later epoch's array
+atomically (:func:`append_traces`: the stored arrays are copied, only the new one is
+compressed), before the epoch's checkpoint; a resumed run rewrites it from the epochs its
+checkpoint holds. 50,000 members × 36 epochs of real training losses took 4.3 MB (raw
+float32: 7.2 MB; docs/risk.md).
 """
 
 from __future__ import annotations
@@ -64,7 +67,7 @@ from pathlib import Path
 
 import numpy as np
 
-from memberscope._io import atomic_write_npz, load_npz
+from memberscope._io import atomic_append_npz, atomic_write_npz, load_npz
 from memberscope.errors import InputError, SchemaError
 from memberscope.results import AuditResult
 from memberscope.risk import LossTraces
@@ -87,11 +90,11 @@ _EPOCH_FILE = re.compile(r"epoch_(\d+)\.npz")
 __all__ = ["CANARIES_DIR", "CANARIES_SCHEMA_VERSION", "CHECKPOINTS_DIR", "CONFIG_FILE",
            "FIGURES_DIR", "REPORT_FILE", "RESULTS_FILE", "SCORES_DIR", "SCORES_SCHEMA_VERSION",
            "TRACES_DIR", "TRACES_SCHEMA_VERSION", "AuditScores", "AuditedCanaries",
-           "BlackBoxCanaries", "WhiteBoxCanaries", "canaries_path", "checkpoint_path",
-           "config_path", "figure_path", "is_run_dir", "last_scores", "read_canaries",
-           "read_scores", "read_traces", "report_path", "results_path", "run_traces",
-           "scores_path", "slug", "traces_path", "write_canaries", "write_scores",
-           "write_traces"]
+           "BlackBoxCanaries", "WhiteBoxCanaries", "append_traces", "canaries_path",
+           "checkpoint_path", "config_path", "figure_path", "is_run_dir", "last_scores",
+           "read_canaries", "read_scores", "read_traces", "report_path", "results_path",
+           "run_traces", "scores_path", "slug", "traces_path", "write_canaries",
+           "write_scores", "write_traces"]
 
 
 # --- paths -------------------------------------------------------------------------------
@@ -394,20 +397,36 @@ def _canary_part(arrays: Mapping[str, np.ndarray], keys: Mapping[str, str],
 # --- loss-trace files ----------------------------------------------------------------------
 
 
+_TRACE_EPOCH_KEY = re.compile(r"loss_epoch_(\d+)")
+
+
+def _epoch_key(epoch: int) -> str:
+    return f"loss_epoch_{int(epoch):04d}"
+
+
 def write_traces(run_dir: str | Path, traces: LossTraces) -> Path:
-    """Write ``traces`` as ``traces/<slug of traces.model>.npz`` (atomically); returns the
-    path."""
+    """Write ``traces`` as ``traces/<slug of traces.model>.npz`` (atomically, replacing the
+    file); returns the path."""
     path = traces_path(run_dir, traces.model)
     arrays: dict[str, np.ndarray] = {
         "schema_version": np.asarray(TRACES_SCHEMA_VERSION),
         "model": np.asarray(traces.model),
-        "loss_trace": np.asarray(traces.losses, dtype=np.float32),
-        "epochs": np.asarray(traces.epochs),
         "example_index": np.asarray(traces.example_index),
+        **{_epoch_key(epoch): np.asarray(traces.losses[:, column], dtype=np.float32)
+           for column, epoch in enumerate(traces.epochs)},
     }
     if traces.labels is not None:
         arrays["labels"] = np.asarray(traces.labels)
     atomic_write_npz(path, arrays)
+    return path
+
+
+def append_traces(run_dir: str | Path, label: str, epoch: int, losses: np.ndarray) -> Path:
+    """Add the losses (n,) of a later ``epoch`` to the variant's traces file (atomically; the
+    file must exist, from :func:`write_traces`, and not yet hold that epoch); returns its
+    path."""
+    path = traces_path(run_dir, label)
+    atomic_append_npz(path, {_epoch_key(epoch): np.asarray(losses, dtype=np.float32)})
     return path
 
 
@@ -423,11 +442,19 @@ def read_traces(path: str | Path) -> LossTraces:
     path = Path(path)
     arrays, _ = _read_versioned(path, "loss-trace files", TRACES_SCHEMA_VERSION,
                                 unversioned=None)
-    missing = [key for key in ("loss_trace", "epochs", "example_index") if key not in arrays]
-    if missing:
-        raise SchemaError(f"{path} has no {', '.join(repr(key) for key in missing)} array")
+    if "example_index" not in arrays:
+        raise SchemaError(f"{path} has no 'example_index' array")
+    n = len(arrays["example_index"])
+    columns = sorted((int(match.group(1)), array) for key, array in arrays.items()
+                     if (match := _TRACE_EPOCH_KEY.fullmatch(key)))
+    for epoch, column in columns:
+        if column.shape != (n,):
+            raise SchemaError(f"{path}: {_epoch_key(epoch)} has shape {column.shape}; "
+                              f"expected ({n},) like example_index")
+    losses = np.stack([column for _, column in columns], axis=1) if columns else \
+        np.zeros((n, 0), dtype=np.float32)
     try:
-        return LossTraces(losses=arrays["loss_trace"], epochs=arrays["epochs"],
+        return LossTraces(losses=losses, epochs=np.array([e for e, _ in columns], np.int64),
                           example_index=arrays["example_index"], labels=arrays.get("labels"),
                           model=str(arrays["model"]) if "model" in arrays else path.stem)
     except InputError as exc:

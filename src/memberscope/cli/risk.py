@@ -117,7 +117,7 @@ def _is_traces_file(path: Path) -> bool:
         return False
     with zipfile.ZipFile(path) as archive:
         names = set(archive.namelist())
-    return {"schema_version.npy", "loss_trace.npy"} <= names
+    return {"schema_version.npy", "example_index.npy"} <= names
 
 
 def _audit_file_traces(path: Path) -> LossTraces:

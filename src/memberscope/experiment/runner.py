@@ -10,11 +10,12 @@ everything in a run directory (its layout: :mod:`memberscope.rundir`)::
     RUN_DIR/traces/LABEL.npz           every member's training loss at every epoch
     RUN_DIR/report.html        when the report module is installed
 
-After each epoch the runner rewrites the loss traces, audits (at report epochs; each row
-carries a summary of the members' trace risk so far), appends the rows, then writes the
-checkpoint. Killing it at any moment loses at most the epoch in progress: with ``resume=True``
-each variant continues from its checkpoint, and rows a killed run wrote after its last
-checkpoint are dropped (they are recomputed identically, training being deterministic).
+After each epoch the runner adds the members' losses to their loss traces, audits (at report
+epochs; each row carries a summary of the members' trace risk so far), appends the rows, then
+writes the checkpoint. Killing it at any moment loses at most the epoch in progress: with
+``resume=True`` each variant continues from its checkpoint, and rows (and trace epochs) a
+killed run wrote after its last checkpoint are dropped (they are recomputed identically,
+training being deterministic).
 """
 
 from __future__ import annotations
@@ -321,12 +322,15 @@ def train_variant(config: ExperimentConfig, variant: VariantConfig, data: Datase
         device=trainer.device, verbose=False)  # the epoch line below reports each audit
     epochs = variant.training.epochs
     traces_path = rundir.traces_path(run_dir, variant.label)
+    traces_written = False  # by this process: the first write drops epochs after a checkpoint
     while trainer.epoch < epochs:
         stats = trainer.train_epoch()
-        traces = _member_traces(trainer, variant.label, data)
-        _write(functools.partial(rundir.write_traces, run_dir, traces), traces_path, run_dir)
+        _write(functools.partial(_record_traces, trainer, variant.label, data, run_dir,
+                                 append=traces_written), traces_path, run_dir)
+        traces_written = True
         extra: dict[str, Any] = {}
         if hook.monitor.should_audit(stats.epoch):
+            traces = _member_traces(trainer, variant.label, data)
             extra["trace_risk"] = risk_summary(traces.risk(TRACE_RISK_METHOD),
                                                method=TRACE_RISK_METHOD)
         audited = trainer.canaries is not None or input_canaries is not None
@@ -349,6 +353,19 @@ def _member_traces(trainer: Any, label: str, data: Dataset) -> LossTraces:
     n = data.n_train
     return LossTraces(losses=trainer.loss_trace[:n], epochs=np.arange(1, trainer.epoch + 1),
                       labels=data.y_train, model=label)
+
+
+def _record_traces(trainer: Any, label: str, data: Dataset, run_dir: Path, *,
+                   append: bool) -> None:
+    """Keep the members' losses of the epoch just trained in ``traces/LABEL.npz``: appended
+    (its cost does not grow with the epochs), or the whole file written from the trainer's
+    trace (the first time in this process, which drops epochs a killed run wrote after the
+    checkpoint it resumes from)."""
+    if append:
+        rundir.append_traces(run_dir, label, trainer.epoch,
+                             trainer.loss_trace[:data.n_train, -1])
+    else:
+        rundir.write_traces(run_dir, _member_traces(trainer, label, data))
 
 
 def _saved_trace(run_dir: Path, label: str, n_rows: int) -> np.ndarray | None:
