@@ -163,12 +163,13 @@ def test_dp_variant_with_canaries_records_epsilon_audit(tmp_path: Path, data: Pa
     assert all("epsilon_audit" not in r["metadata"] for r in rows if r not in dp_rows)
     for row in dp_rows:
         audit = row["metadata"]["epsilon_audit"]
-        assert audit["method"] == "fdp" and audit["m"] == 200 and audit["delta"] == 1e-5
-        assert audit["alpha"] == 0.05
+        assert audit["method"] == "approx_dp" and audit["assumption"] is None
+        assert audit["m"] == 200 and audit["delta"] == 1e-5 and audit["alpha"] == 0.05
+        assert set(audit["by_method"]) == {"approx_dp", "steinke", "gaussian_fdp"}
         for kind in ("white_box", "black_box"):
             assert 0 <= audit[kind] <= row["metadata"]["epsilon"]
-            assert set(audit["by_method"]) == {"steinke", "fdp"}
-            assert audit["by_method"]["fdp"][kind] == audit[kind]
+            assert audit["by_method"]["approx_dp"][kind] == audit[kind]
+            assert 0 <= audit["by_method"]["gaussian_fdp"][kind] <= row["metadata"]["epsilon"]
     canaries = load_npz(out / "canaries" / "cnn_DP-Adam.npz")
     assert canaries["coordinates"].shape == canaries["included"].shape == (200,)
     assert canaries["white_box_scores"].shape == canaries["black_box_scores"].shape == (200,)
