@@ -74,6 +74,20 @@ def test_approx_dp_is_the_larger_of_steinke_and_the_tradeoff_recursion():
         assert combined >= steinke
 
 
+def test_approx_dp_never_rejects_more_than_the_exact_law_of_randomised_response_allows():
+    # With k ≤ m/5 guesses on ε-randomised-response canaries the count is Bin(k, q) (but with
+    # probability < 1e-40), so no test valid for every (ε, δ)-DP mechanism rejects where
+    # Steinke's δ = 0 tail (exactly that law) does not: an upper bound on any valid method.
+    rng = np.random.default_rng(2)
+    for _ in range(60):
+        m = int(rng.integers(50, 3000))
+        k = int(rng.integers(1, m // 5 + 1))
+        c = int(rng.integers(k // 2, k + 1))
+        delta, alpha = 10 ** rng.uniform(-8, -2), rng.uniform(0.001, 0.2)
+        assert approx_dp_epsilon(m, k, c, alpha=alpha, delta=delta) <= \
+            steinke_epsilon(m, k, c, alpha=alpha, delta=0.0) + 1e-6
+
+
 def test_where_delta_matters_the_recursion_beats_steinke_and_at_delta_0_steinke_wins():
     # 10 of 10 guesses right among 1,000 canaries at the grid's level α/6: Steinke's 2mδ term
     # (0.02 at δ = 1e-5) is worth more than the level itself.
