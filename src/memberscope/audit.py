@@ -140,7 +140,8 @@ def audit(
     if rows:
         verdicts = significant_rows([1.0 if r.p_value is None else r.p_value for r in rows],
                                     alpha=alpha, correction=correction)
-        rows = [replace(r, significant=bool(v)) for r, v in zip(rows, verdicts, strict=True)]
+        rows = [replace(r, significant=bool(v), alpha=alpha, correction=correction)
+                for r, v in zip(rows, verdicts, strict=True)]
     _warn_unresolvable(rows, fpr_targets)
     result = AuditResult(
         rows=tuple(rows), skipped=tuple(skipped), rocs=tuple(rocs),
@@ -148,6 +149,7 @@ def audit(
         membership=outputs.membership if keep_scores else None,
         labels=outputs.labels if keep_scores else None,
         notes=tuple(dict.fromkeys(notes)),
+        alpha=alpha, correction=correction,
     )
     for entry in skipped:
         logger.info("skipped slice %s, attack %s: %s", entry.slice, entry.attack, entry.reason)

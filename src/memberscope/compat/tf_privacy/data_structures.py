@@ -40,6 +40,7 @@ from memberscope.compat.tf_privacy.utils import (
     get_loss,
 )
 from memberscope.errors import InputError, SchemaError, require
+from memberscope.metric_definitions import ADVANTAGE, AUC, EPSILON_CONFIDENT, PPV
 from memberscope.results import AuditRow, ResultsCollection, SkippedEntry
 
 if TYPE_CHECKING:
@@ -230,9 +231,8 @@ class PrivacyMetric(enum.Enum):
     @property
     def metric(self) -> str:
         """The :meth:`memberscope.AuditRow.metric` name (the ε bound is the confident one)."""
-        return {"AUC": "auc", "Attacker advantage": "advantage",
-                "Positive predictive value": "ppv",
-                "Epsilon lower bound": "epsilon_confident"}[self.value]
+        return {"AUC": AUC, "Attacker advantage": ADVANTAGE, "Positive predictive value": PPV,
+                "Epsilon lower bound": EPSILON_CONFIDENT}[self.value].key
 
     @classmethod
     def parse(cls, value: PrivacyMetric | str, where: str = "privacy_metric") -> PrivacyMetric:
