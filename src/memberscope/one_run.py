@@ -46,7 +46,7 @@ Records written before these names existed used ``"fdp"`` for ``"gaussian_fdp"``
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Any
@@ -166,25 +166,44 @@ def epsilon_one_run(scores: object, included: object, *, delta: float, alpha: fl
     candidates = guess_grid(m) if n_guesses is None else (_check_n_guesses(n_guesses, m),)
     order = np.argsort(-score_array, kind="stable")
     correct_so_far = np.cumsum(included_array[order])
-    level = alpha / len(candidates)
-    best: OneRunEpsilon | None = None
-    for k in candidates:
-        c = int(correct_so_far[k - 1])
+    counts = [(k, int(correct_so_far[k - 1])) for k in candidates]
+    epsilon, k, c, mu = best_of_counts(m, counts, delta=delta, alpha=alpha, method=method)
+    return OneRunEpsilon(epsilon, method, m, k, c, float(score_array[order[k - 1]]), alpha,
+                         delta, candidates, mu)
+
+
+def guess_counts(scores: object, included: object) -> list[tuple[int, int]]:
+    """(k, correct) for each k of :func:`guess_grid`: how many of the k highest-scored canaries
+    (ties broken by lower index) were included — all a binary-guess bound needs."""
+    score_array, included_array = _check_canaries(scores, included)
+    correct_so_far = np.cumsum(included_array[np.argsort(-score_array, kind="stable")])
+    return [(k, int(correct_so_far[k - 1])) for k in guess_grid(len(score_array))]
+
+
+def best_of_counts(m: int, counts: Sequence[tuple[int, int]], *, delta: float, alpha: float,
+                   method: str) -> tuple[float, int, int, float | None]:
+    """The largest binary-guess bound over ``counts`` [(k, correct), …] of m canaries, each k
+    tested at level α / len(counts) (Bonferroni): (ε, its k, its correct count, μ or None)."""
+    if method not in METHODS:
+        raise UnknownNameError("method", str(method), METHODS)
+    level = alpha / len(counts)
+    best: tuple[float, int, int, float | None] | None = None
+    for k, c in counts:
         # Only a bound above the best so far matters: each search starts there.
+        above = best[0] if best else 0.0
         mu = None
         if method == "approx_dp":
-            epsilon = approx_dp_epsilon(m, k, c, alpha=level, delta=delta,
-                                        above=best.epsilon if best else 0.0)
+            epsilon = approx_dp_epsilon(m, k, c, alpha=level, delta=delta, above=above)
         elif method == "steinke":
-            epsilon = steinke_epsilon(m, k, c, alpha=level, delta=delta,
-                                      above=best.epsilon if best else 0.0)
+            epsilon = steinke_epsilon(m, k, c, alpha=level, delta=delta, above=above)
         else:
-            mu = gaussian_fdp_mu(m, k, c, alpha=level, above=best.mu or 0.0 if best else 0.0)
+            mu = gaussian_fdp_mu(m, k, c, alpha=level,
+                                 above=(best[3] or 0.0) if best else 0.0)
             epsilon = gdp_epsilon(mu, delta)
-        if best is None or epsilon > best.epsilon:
-            best = OneRunEpsilon(epsilon, method, m, k, c, float(score_array[order[k - 1]]),
-                                 alpha, delta, candidates, mu)
-    assert best is not None  # candidates is never empty
+        if best is None or epsilon > best[0]:
+            best = (epsilon, k, c, mu)
+    if best is None:
+        raise InputError("counts must hold at least one (k, correct) pair; got none")
     return best
 
 
@@ -221,22 +240,23 @@ CANARY_SOURCES = ("white_box", "black_box")
 
 @dataclass(frozen=True)
 class CanaryBounds:
-    """One method's one-run ε bounds of a run's canaries, as recorded in ``epsilon_audit``.
+    """One method's one-run ε bounds of a run's canaries, read from a row's ``epsilon_audit``.
 
     ``method`` is the name the record used (older records: ``"fdp"``); ``assumption`` what it
     assumes of training (None: valid for every (ε, δ)-DP mechanism); ``white_box`` and
-    ``black_box`` the bounds from each canary source, None where the run had none.
+    ``black_box`` the (1 − ``alpha``) bounds from each canary source, None where the run had
+    none.
     """
 
     method: str
     assumption: str | None
     white_box: float | None
     black_box: float | None
+    alpha: float | None = None
 
-    def largest(self) -> float | None:
-        """The larger of the two sources' bounds (None when neither was recorded)."""
-        values = [v for v in (self.white_box, self.black_box) if v is not None]
-        return max(values) if values else None
+    def sources(self) -> tuple[str, ...]:
+        """The canary sources this method has a bound from."""
+        return tuple(kind for kind in CANARY_SOURCES if getattr(self, kind) is not None)
 
 
 def epsilon_audit_record(sources: Mapping[str, tuple[np.ndarray, np.ndarray]], *,
@@ -246,38 +266,51 @@ def epsilon_audit_record(sources: Mapping[str, tuple[np.ndarray, np.ndarray]], *
     ``sources`` maps each of :data:`CANARY_SOURCES` present to its (scores (m,), included (m,)).
     The record's ``white_box`` / ``black_box`` are the default, assumption-free method's bounds
     (``method``, ``assumption`` = None); ``by_method`` holds every binary-guess method's bounds,
-    guesses and assumption — the Gaussian-assumption ``"gaussian_fdp"`` among them.
+    guesses and assumption — the Gaussian-assumption ``"gaussian_fdp"`` among them; ``guesses``
+    holds each source's (k, correct) on the whole guess grid (:func:`guess_counts`), from which
+    :func:`recorded_bounds` recomputes every bound at another level.
     """
     unknown = set(sources) - set(CANARY_SOURCES)
     if unknown:
         raise UnknownNameError("canary source", sorted(unknown)[0], CANARY_SOURCES)
+    guesses = {kind: guess_counts(scores, included)
+               for kind, (scores, included) in sources.items()}
+    sizes = {kind: len(included) for kind, (_, included) in sources.items()}
     by_method: dict[str, dict[str, Any]] = {}
     for name in METHODS:
         entry: dict[str, Any] = {"assumption": method_assumption(name)}
-        for kind, (scores, included) in sources.items():
-            bound = epsilon_one_run(scores, included, delta=delta, alpha=alpha, method=name)
-            entry[kind] = bound.epsilon
-            entry[f"{kind}_guesses"] = [bound.n_guesses, bound.n_correct]
+        for kind, counts in guesses.items():
+            epsilon, k, c, _ = best_of_counts(sizes[kind], counts, delta=delta, alpha=alpha,
+                                              method=name)
+            entry[kind] = epsilon
+            entry[f"{kind}_guesses"] = [k, c]
         by_method[name] = entry
     headline = by_method[DEFAULT_METHOD]
     return {"white_box": headline.get("white_box"), "black_box": headline.get("black_box"),
             "method": DEFAULT_METHOD, "assumption": None,
-            "m": len(next(iter(sources.values()))[1]) if sources else 0, "alpha": alpha,
-            "delta": delta, "by_method": by_method}
+            "m": next(iter(sizes.values())) if sizes else 0, "alpha": alpha, "delta": delta,
+            "by_method": by_method,
+            "guesses": {kind: [list(pair) for pair in counts] for kind, counts in guesses.items()},
+            "sizes": sizes}
 
 
-def recorded_bounds(record: Mapping[str, Any]) -> tuple[CanaryBounds, ...]:
+def recorded_bounds(record: Mapping[str, Any],
+                    alpha: float | None = None) -> tuple[CanaryBounds, ...]:
     """Every method's bounds in an ``epsilon_audit`` record, its headline method first.
 
-    Records written before the methods were renamed carry ``"fdp"`` (the Gaussian-assumption
-    f-DP bound) as their headline and ``"steinke"`` beside it; each is labelled by what it was.
-    A method whose name this version does not know is left out.
+    With ``alpha``, each bound is recomputed at that level from the record's ``guesses``
+    (e.g. α/s for a statement that combines s bounds); a record without them (written before
+    they were kept) gives its bounds at the level they were recorded at, which ``alpha`` of
+    each result says. Records written before the methods were renamed carry ``"fdp"`` (the
+    Gaussian-assumption f-DP bound) as their headline and ``"steinke"`` beside it; each is
+    labelled by what it was. A method whose name this version does not know is left out.
     """
     by_method = record.get("by_method")
     by_method = by_method if isinstance(by_method, Mapping) else {}
     headline = record.get("method")
     names = [headline] if isinstance(headline, str) else []
     names += [name for name in by_method if name not in names]
+    recorded_alpha = _finite_or_none(record.get("alpha"))
     out = []
     for name in names:
         if RENAMED_METHODS.get(name, name) not in ALL_METHODS:
@@ -285,9 +318,26 @@ def recorded_bounds(record: Mapping[str, Any]) -> tuple[CanaryBounds, ...]:
         entry = by_method.get(name)
         if not isinstance(entry, Mapping):  # the headline's numbers are also at the top
             entry = record if name == headline else {}
-        out.append(CanaryBounds(name, method_assumption(name), _finite_or_none(
-            entry.get("white_box")), _finite_or_none(entry.get("black_box"))))
+        bounds = CanaryBounds(name, method_assumption(name), _finite_or_none(
+            entry.get("white_box")), _finite_or_none(entry.get("black_box")), recorded_alpha)
+        if alpha is not None and name in METHODS and isinstance(record.get("guesses"), Mapping):
+            bounds = _recomputed(bounds, record, alpha)
+        out.append(bounds)
     return tuple(out)
+
+
+def _recomputed(bounds: CanaryBounds, record: Mapping[str, Any], alpha: float) -> CanaryBounds:
+    """``bounds`` recomputed at ``alpha`` from the record's grid counts."""
+    delta = float(record["delta"])
+    values: dict[str, float | None] = {}
+    for kind in CANARY_SOURCES:
+        counts = record["guesses"].get(kind)
+        values[kind] = None if not counts else best_of_counts(
+            int(record.get("sizes", {}).get(kind, record["m"])),
+            [(int(k), int(c)) for k, c in counts], delta=delta, alpha=alpha,
+            method=bounds.method)[0]
+    return CanaryBounds(bounds.method, bounds.assumption, values["white_box"],
+                        values["black_box"], alpha)
 
 
 def _finite_or_none(value: object) -> float | None:

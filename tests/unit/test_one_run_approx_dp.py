@@ -25,6 +25,7 @@ from memberscope.one_run import (
     epsilon_audit_record,
     gaussian_fdp_mu,
     gdp_epsilon,
+    guess_counts,
     recorded_bounds,
     steinke_epsilon,
     tradeoff_epsilon,
@@ -163,19 +164,37 @@ def test_record_headlines_the_assumption_free_bound_and_keeps_the_gaussian_one_b
     assert record["white_box"] == epsilon_one_run(scores, included, delta=1e-5).epsilon > 0
     assert record["by_method"]["gaussian_fdp"]["assumption"] == \
         "Gaussian trade-off curve (mu-GDP)"
+    assert record["guesses"]["white_box"] == [list(p) for p in guess_counts(scores, included)]
     bounds = recorded_bounds(record)
     assert [b.method for b in bounds] == ["approx_dp", "steinke", "gaussian_fdp"]
-    assert bounds[0] == CanaryBounds("approx_dp", None, record["white_box"], None)
+    assert bounds[0] == CanaryBounds("approx_dp", None, record["white_box"], None, 0.05)
     assert bounds[2].white_box == record["by_method"]["gaussian_fdp"]["white_box"]
+
+
+def test_recorded_bounds_are_recomputed_at_another_level_from_the_guess_counts():
+    rng = np.random.default_rng(6)
+    included = rng.random(500) < 0.5
+    white = rng.normal(size=500) + 2.5 * included
+    black = rng.normal(size=500) + 1.0 * included
+    record = epsilon_audit_record({"white_box": (white, included),
+                                   "black_box": (black, included)}, delta=1e-5)
+    for bounds in recorded_bounds(record, alpha=0.05 / 3):
+        for kind, scores in (("white_box", white), ("black_box", black)):
+            direct = epsilon_one_run(scores, included, delta=1e-5, alpha=0.05 / 3,
+                                     method=bounds.method).epsilon
+            assert getattr(bounds, kind) == direct
+        assert bounds.alpha == 0.05 / 3 and bounds.sources() == ("white_box", "black_box")
+    assert recorded_bounds(record, alpha=0.05)[0].white_box == record["white_box"]
+    assert recorded_bounds(record, alpha=0.01)[0].white_box < record["white_box"]
 
 
 def test_old_records_are_labelled_by_what_they_were():
     old = {"white_box": 1.4, "black_box": None, "method": "fdp", "m": 1000, "alpha": 0.05,
            "delta": 1e-5, "by_method": {"steinke": {"white_box": 0.9, "n_guesses": 100},
                                         "fdp": {"white_box": 1.4}}}
-    fdp, steinke = recorded_bounds(old)
-    assert fdp == CanaryBounds("fdp", "Gaussian trade-off curve (mu-GDP)", 1.4, None)
-    assert steinke == CanaryBounds("steinke", None, 0.9, None)
+    fdp, steinke = recorded_bounds(old, alpha=0.01)  # no guess counts: kept at their level
+    assert fdp == CanaryBounds("fdp", "Gaussian trade-off curve (mu-GDP)", 1.4, None, 0.05)
+    assert steinke == CanaryBounds("steinke", None, 0.9, None, 0.05)
     assert recorded_bounds({"white_box": 2.0, "method": "fdp"}) == (
         CanaryBounds("fdp", "Gaussian trade-off curve (mu-GDP)", 2.0, None),)
     assert recorded_bounds({"method": "someday", "white_box": 1.0}) == ()
