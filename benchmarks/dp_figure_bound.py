@@ -14,8 +14,10 @@ Prints, per ε0, how many audits have each number above ε0 (a (1−α) bound al
 
 - ``max of rows``: the largest row's 95% bound — what the figure drew before (each row valid
   alone, the largest of 22 not);
-- ``family``: :func:`memberscope.metrics.family_epsilon_lower_bound`, each row at α/22
-  (Bonferroni) and then the largest — what the figure and the DP verdict read now;
+- ``figure``: the DP figure's point and the verdict's number, ``memberscope.summary.dp_points``
+  (the run has no canaries: :func:`memberscope.metrics.family_epsilon_lower_bound`, each row at
+  α/22, Bonferroni, then the largest); the verdict says INCONSISTENT exactly when it is above
+  the accountant's ε, here ε0;
 - ``entire/threshold``: one pre-chosen row at 95% (the fallback for rows stored without their
   held-out counts);
 
@@ -35,7 +37,8 @@ import numpy as np
 
 from memberscope import ModelOutputs, audit
 from memberscope._io import atomic_write_json
-from memberscope.metrics import LowResolutionWarning, family_epsilon_lower_bound
+from memberscope.metrics import LowResolutionWarning
+from memberscope.summary import dp_points
 
 BASE_SEED = 17_004
 PER_SIDE = 1000
@@ -54,19 +57,22 @@ def randomised_response_outputs(epsilon: float, rng: np.random.Generator) -> Mod
 
 
 def bench(epsilon: float, index: int, audits: int) -> dict[str, object]:
-    values: dict[str, list[float]] = {"max of rows": [], "family": [], "entire/threshold": []}
+    values: dict[str, list[float]] = {"max of rows": [], "figure": [], "entire/threshold": []}
+    inconsistent = 0
     rows_per_audit = set()
     started = time.perf_counter()
     for number in range(audits):
         rng = np.random.default_rng(np.random.SeedSequence([BASE_SEED, index, number]))
         result = audit(randomised_response_outputs(epsilon, rng), seed=number,
-                       keep_scores=False)
+                       keep_scores=False, metadata={"model": "rr", "epoch": 1,
+                                                    "epsilon": epsilon})
         rows = result.rows
         rows_per_audit.add(len(rows))
-        family = family_epsilon_lower_bound([r.epsilon_lower_bound for r in rows])
-        assert family is not None  # fresh rows keep their held-out counts
+        (point,) = dp_points(rows)
+        assert point.pre_chosen is None  # fresh rows keep their held-out counts
+        inconsistent += not point.consistent
         values["max of rows"].append(max(r.epsilon_lower_bound.confident for r in rows))
-        values["family"].append(family.epsilon)
+        values["figure"].append(point.empirical)
         values["entire/threshold"].append(next(
             r.epsilon_lower_bound.confident for r in rows
             if r.slice == "entire_dataset" and r.attack == "threshold"))
@@ -75,9 +81,10 @@ def bench(epsilon: float, index: int, audits: int) -> dict[str, object]:
     print(f"  eps0 = {epsilon:g}: rows per audit {sorted(rows_per_audit)}; above eps0 in "
           + ", ".join(f"{name} {above[name]}/{audits}" for name in values) + "; median "
           + ", ".join(f"{name} {medians[name]:.3f}" for name in values)
+          + f"; verdict INCONSISTENT in {inconsistent}/{audits}"
           + f"  ({(time.perf_counter() - started) / audits:.2f} s per audit)", flush=True)
     return {"epsilon0": epsilon, "audits": audits, "rows_per_audit": sorted(rows_per_audit),
-            "above": above, "median": medians}
+            "above": above, "median": medians, "inconsistent": inconsistent}
 
 
 def main() -> None:

@@ -11,10 +11,11 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+from tests.helpers.canaries import two_source_record
 
 from memberscope import ModelOutputs, audit
 from memberscope.metrics import EpsilonBound
-from memberscope.one_run import epsilon_audit_record, epsilon_one_run
+from memberscope.one_run import epsilon_one_run
 from memberscope.summary import dp_points
 
 
@@ -43,12 +44,7 @@ def test_without_canaries_the_attacks_share_alpha_over_their_results():
 
 
 def test_with_both_canary_sources_each_source_gets_a_third():
-    rng = np.random.default_rng(1)
-    included = rng.random(1000) < 0.5
-    white = rng.normal(size=1000) + 2.0 * included
-    black = rng.normal(size=1000) + 0.5 * included
-    record = epsilon_audit_record({"white_box": (white, included),
-                                   "black_box": (black, included)}, delta=1e-5)
+    included, white, black, record = two_source_record(1, 1000, 2.0, 0.5)
     rows = _dp_audit(record)
     (point,) = dp_points(rows)
     assert (point.n_sources, point.confidence) == (3, 0.95)

@@ -16,6 +16,7 @@ import math
 import numpy as np
 import pytest
 from scipy import stats
+from tests.helpers.canaries import two_source_record
 from tests.unit.test_one_run import CASES, _bisect_largest, slow_steinke_epsilon
 
 from memberscope import epsilon_one_run
@@ -61,13 +62,18 @@ def test_approx_dp_bound_matches_slow_oracle(m, k, c, delta, alpha):
     assert fast == pytest.approx(slow_approx_dp_epsilon(m, k, c, alpha, delta), abs=1e-5)
 
 
+def _random_counts(seed: int, cases: int, *, most_guessed: float):
+    """Seeded (m, k, c, δ, α) with k ≤ ``most_guessed``·m and at least half the guesses right."""
+    rng = np.random.default_rng(seed)
+    for _ in range(cases):
+        m = int(rng.integers(20, 3000))
+        k = int(rng.integers(1, int(most_guessed * m) + 1))
+        yield m, k, int(rng.integers(k // 2, k + 1)), 10 ** rng.uniform(-8, -2), \
+            rng.uniform(0.002, 0.2)
+
+
 def test_approx_dp_is_the_larger_of_steinke_and_the_tradeoff_recursion():
-    rng = np.random.default_rng(11)
-    for _ in range(40):
-        m = int(rng.integers(20, 2000))
-        k = int(rng.integers(1, m // 2 + 1))
-        c = int(rng.integers(k // 2, k + 1))
-        delta, alpha = 10 ** rng.uniform(-7, -2), rng.uniform(0.005, 0.2)
+    for m, k, c, delta, alpha in _random_counts(11, 40, most_guessed=0.5):
         steinke = steinke_epsilon(m, k, c, alpha=alpha, delta=delta)
         tradeoff = tradeoff_epsilon(m, k, c, alpha=alpha, delta=delta)
         combined = approx_dp_epsilon(m, k, c, alpha=alpha, delta=delta)
@@ -79,12 +85,7 @@ def test_approx_dp_never_rejects_more_than_the_exact_law_of_randomised_response_
     # With k ≤ m/5 guesses on ε-randomised-response canaries the count is Bin(k, q) (but with
     # probability < 1e-40), so no test valid for every (ε, δ)-DP mechanism rejects where
     # Steinke's δ = 0 tail (exactly that law) does not: an upper bound on any valid method.
-    rng = np.random.default_rng(2)
-    for _ in range(60):
-        m = int(rng.integers(50, 3000))
-        k = int(rng.integers(1, m // 5 + 1))
-        c = int(rng.integers(k // 2, k + 1))
-        delta, alpha = 10 ** rng.uniform(-8, -2), rng.uniform(0.001, 0.2)
+    for m, k, c, delta, alpha in _random_counts(2, 60, most_guessed=0.2):
         assert approx_dp_epsilon(m, k, c, alpha=alpha, delta=delta) <= \
             steinke_epsilon(m, k, c, alpha=alpha, delta=0.0) + 1e-6
 
@@ -172,12 +173,7 @@ def test_record_headlines_the_assumption_free_bound_and_keeps_the_gaussian_one_b
 
 
 def test_recorded_bounds_are_recomputed_at_another_level_from_the_guess_counts():
-    rng = np.random.default_rng(6)
-    included = rng.random(500) < 0.5
-    white = rng.normal(size=500) + 2.5 * included
-    black = rng.normal(size=500) + 1.0 * included
-    record = epsilon_audit_record({"white_box": (white, included),
-                                   "black_box": (black, included)}, delta=1e-5)
+    included, white, black, record = two_source_record(6, 500, 2.5, 1.0)
     for bounds in recorded_bounds(record, alpha=0.05 / 3):
         for kind, scores in (("white_box", white), ("black_box", black)):
             direct = epsilon_one_run(scores, included, delta=1e-5, alpha=0.05 / 3,
