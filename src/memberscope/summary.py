@@ -421,7 +421,8 @@ class Group:
     where none was ``tested``: rows of schema-1 files), the
     ``worst`` of those by the summary's metric (None when none is), the largest advantage and
     TPR at the lowest FPR among them (None when none), the ``highest`` value of the metric
-    over every row (chance included) and the largest confident ε bound over every row."""
+    over every row (chance included) and ``max_epsilon``, a confident ε lower bound for the
+    largest over every row (:func:`largest_epsilon_bound`)."""
 
     key: tuple[Any, ...]
     rows: tuple[AuditRow, ...]
@@ -450,7 +451,19 @@ def summarize_group(key: tuple[Any, ...], rows: Sequence[AuditRow], metric: Metr
                  worst_distinguishable(rows, metric, family),
                  max((r.advantage for r in leaking), default=None),
                  max(low_values, default=None), max(values, default=math.nan),
-                 max(r.epsilon_lower_bound.confident for r in rows))
+                 largest_epsilon_bound(rows))
+
+
+def largest_epsilon_bound(rows: Sequence[AuditRow]) -> float:
+    """A lower bound on ε at the rows' confidence about the largest of them: each of the k
+    rows' bounds at α/k (:func:`~memberscope.metrics.family_epsilon_lower_bound`), or, where
+    rows were stored without what that needs, the bound of one row chosen before seeing any
+    (the first attack's entire-dataset row, else the first row). The plain largest of k rows'
+    95% bounds is not a 95% bound."""
+    family = family_epsilon_lower_bound([r.epsilon_lower_bound for r in rows],
+                                        alpha=rows[0].epsilon_lower_bound.alpha)
+    return family.epsilon if family is not None else \
+        _pre_chosen_row(rows).epsilon_lower_bound.confident
 
 
 def lowest_fpr_metric(rows: Sequence[AuditRow]) -> Metric | None:
