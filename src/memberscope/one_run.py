@@ -35,7 +35,6 @@ from dataclasses import dataclass
 from statistics import NormalDist
 
 import numpy as np
-from scipy import optimize, special, stats
 
 from memberscope._validation import as_bool_array, as_float_array, check_probability
 from memberscope.errors import InputError, UnknownNameError
@@ -160,6 +159,8 @@ def guess_grid(m: int) -> tuple[int, ...]:
 
 def steinke_p_value(m: int, k: int, c: int, epsilon: float, delta: float) -> float:
     """P-value of ≥ c correct out of k guesses among m canaries under (ε, δ)-DP (Theorem 5.2)."""
+    from scipy import special, stats
+
     q = special.expit(epsilon)
     tail = float(stats.binom.sf(c - 1, k, q))
     if delta == 0 or c == 0:
@@ -221,6 +222,8 @@ def gdp_epsilon(mu: float, delta: float) -> float:
 
     if excess_delta(0.0) <= 0:
         return 0.0
+    from scipy import optimize
+
     high = max(1.0, mu * mu)
     while excess_delta(high) > 0:
         high *= 2
@@ -228,6 +231,8 @@ def gdp_epsilon(mu: float, delta: float) -> float:
 
 
 def _gdp_delta(mu: float, epsilon: float) -> float:
+    from scipy import special
+
     first = special.ndtr(-epsilon / mu + mu / 2)
     second = math.exp(epsilon + special.log_ndtr(-epsilon / mu - mu / 2))
     return float(first - second)
@@ -301,6 +306,8 @@ def gaussian_mu(scores: object, included: object, *, alpha: float) -> tuple[floa
 
 def rank_auc(scores: np.ndarray, included: np.ndarray) -> float:
     """Mann–Whitney AUC of included (m₁,) vs excluded scores, ties counted ½; needs both."""
+    from scipy import stats
+
     ranks = stats.rankdata(scores)
     n_in = int(included.sum())
     n_out = len(included) - n_in
