@@ -527,12 +527,18 @@ def family_epsilon_lower_bound(bounds: Sequence[EpsilonBound], *,
 
 
 def _stratified_half(membership: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A random mask holding about half of the members and half of the non-members.
+    """A seeded mask holding exactly ⌊n₁/2⌋ of the n₁ members and ⌊n₀/2⌋ of the n₀
+    non-members, each side's subset uniform among those of its size.
 
-    Validity needs only that the split ignores the scores; an exact half is not required, so
-    a coin flip per example (cheaper than a permutation per side) is enough.
+    The ε bound picks its threshold on this half and bounds on the rest (⌈n/2⌉ per side, the
+    larger share for the bound). Validity needs only that the split ignores the scores; exact
+    sizes make both halves as large as they can be, where a coin flip per example could leave
+    one side of a small slice nearly empty.
     """
-    return rng.random(len(membership)) < 0.5
+    mask = np.zeros(len(membership), dtype=bool)
+    for side in (np.flatnonzero(membership), np.flatnonzero(~membership)):
+        mask[rng.choice(side, len(side) // 2, replace=False)] = True
+    return mask
 
 
 def _both_sides(membership: np.ndarray, mask: np.ndarray) -> bool:

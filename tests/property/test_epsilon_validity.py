@@ -13,7 +13,7 @@ import pytest
 from scipy import stats
 
 from memberscope import epsilon_lower_bound
-from memberscope.metrics import _clopper_pearson_lower, _clopper_pearson_upper
+from memberscope.metrics import _clopper_pearson_lower, _clopper_pearson_upper, _stratified_half
 
 RUNS = 200
 ALPHA = 0.05
@@ -139,3 +139,24 @@ def test_family_bound_holds_over_an_audits_rows_where_their_largest_does_not():
         family_above += family.epsilon > epsilon
     allowed = _allowed_positive_runs(FAMILY_AUDITS, ALPHA)
     assert family_above <= allowed < largest_above, (family_above, largest_above)
+
+
+# --- the seeded half ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("n_members", "n_nonmembers"), [(1, 1), (2, 3), (7, 10), (501, 999)])
+def test_the_selection_half_is_exactly_half_of_each_side(n_members, n_nonmembers):
+    rng = np.random.default_rng(n_members)
+    membership = rng.permutation(np.r_[np.ones(n_members, bool), np.zeros(n_nonmembers, bool)])
+    half = _stratified_half(membership, np.random.default_rng(0))
+    assert (membership & half).sum() == n_members // 2
+    assert (~membership & half).sum() == n_nonmembers // 2
+    np.testing.assert_array_equal(half, _stratified_half(membership, np.random.default_rng(0)))
+
+
+def test_the_selection_half_is_uniform_among_subsets_of_its_size():
+    # 2 members, 3 non-members: each member is chosen with probability 1/2, each non-member 1/3.
+    membership = np.array([True, False, True, False, False])
+    rng = np.random.default_rng(1)
+    counts = np.sum([_stratified_half(membership, rng) for _ in range(6000)], axis=0)
+    np.testing.assert_allclose(counts / 6000, [1 / 2, 1 / 3, 1 / 2, 1 / 3, 1 / 3], atol=0.025)
