@@ -504,7 +504,7 @@ def family_epsilon_lower_bound(bounds: Sequence[EpsilonBound], *,
     """(1−α) lower bound on ε from the largest of k rows' bounds (k = ``len(bounds)`` ≥ 1).
 
     The largest of k bounds each valid at 1−α is not a (1−α) bound: on randomised-response
-    outputs (exactly ε0-DP) the largest of an audit's 22 rows exceeded ε0 in 44 and 53 of 700
+    outputs (exactly ε0-DP) the largest of an audit's 22 rows exceeded ε0 in 37 and 51 of 700
     audits (ε0 = 1, 2; benchmarks/dp_figure_bound.py), this bound in none. Each row's bound
     recomputed at α/k from its held-out counts makes the largest exceed the true ε with
     probability ≤ α by the union bound, however the rows depend on each other. Rows whose
