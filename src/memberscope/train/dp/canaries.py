@@ -50,7 +50,12 @@ import torch
 
 from memberscope._seeding import stream_rng
 from memberscope.errors import InputError, UnknownNameError
-from memberscope.one_run import METHODS, OneRunEpsilon, epsilon_one_run
+from memberscope.one_run import (
+    METHODS,
+    OneRunEpsilon,
+    epsilon_audit_record,
+    epsilon_one_run,
+)
 
 SCORES = ("sum", "likelihood_ratio", "centred_likelihood_ratio")
 DEFAULT_SCORE = "centred_likelihood_ratio"
@@ -352,34 +357,28 @@ class GradientCanaries:
 
 def audit_white_box(canaries: GradientCanaries, *, delta: float, alpha: float = 0.05,
                     score: str = DEFAULT_SCORE) -> dict[str, OneRunEpsilon]:
-    """One-run ε lower bounds by method ("steinke", "fdp") from the steps observed so far."""
+    """One-run ε lower bounds by binary-guess method (:data:`memberscope.one_run.METHODS`)
+    from the steps observed so far."""
     scores = canaries.scores(score)
     return {method: epsilon_one_run(scores, canaries.plan.included, delta=delta, alpha=alpha,
                                     method=method) for method in METHODS}
 
 
 def epsilon_audit(canaries: GradientCanaries | None, *, delta: float, alpha: float = 0.05,
-                  method: str = "fdp", black_box_scores: np.ndarray | None = None,
+                  black_box_scores: np.ndarray | None = None,
                   black_box_included: np.ndarray | None = None) -> dict[str, Any]:
-    """The ``epsilon_audit`` record of a DP result row: the one-run bounds of ``method`` from
-    the white-box (gradient) canaries and, when given, the black-box (input) canaries' scores,
-    beside what identifies them; both methods' bounds under ``by_method``."""
+    """The ``epsilon_audit`` record of a DP result row
+    (:func:`memberscope.one_run.epsilon_audit_record`) from the white-box (gradient) canaries
+    and, when given, the black-box (input) canaries' scores, with the white-box score's name
+    and the steps observed."""
     sources: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     if canaries is not None:
         sources["white_box"] = (canaries.scores(), canaries.plan.included)
     if black_box_scores is not None and black_box_included is not None:
         sources["black_box"] = (black_box_scores, black_box_included)
-    by_method: dict[str, dict[str, Any]] = {name: {} for name in METHODS}
-    for kind, (scores, included) in sources.items():
-        for name in METHODS:
-            bound = epsilon_one_run(scores, included, delta=delta, alpha=alpha, method=name)
-            by_method[name][kind] = bound.epsilon
-            by_method[name][f"{kind}_guesses"] = [bound.n_guesses, bound.n_correct]
-    return {"white_box": by_method[method].get("white_box"),
-            "black_box": by_method[method].get("black_box"), "method": method,
-            "m": len(next(iter(sources.values()))[1]) if sources else 0, "alpha": alpha,
-            "delta": delta, "white_box_score": DEFAULT_SCORE,
-            "steps": canaries.steps if canaries is not None else None, "by_method": by_method}
+    return {**epsilon_audit_record(sources, delta=delta, alpha=alpha),
+            "white_box_score": DEFAULT_SCORE,
+            "steps": canaries.steps if canaries is not None else None}
 
 
 def canary_scores(observations: np.ndarray, score: str, *, sample_rate: float,
