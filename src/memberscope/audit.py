@@ -139,7 +139,8 @@ def audit(
     if rows:
         verdicts = significant_rows([1.0 if r.p_value is None else r.p_value for r in rows],
                                     alpha=alpha, correction=correction)
-        rows = [replace(r, significant=bool(v)) for r, v in zip(rows, verdicts, strict=True)]
+        rows = [replace(r, significant=bool(v), alpha=alpha, correction=correction)
+                for r, v in zip(rows, verdicts, strict=True)]
     _warn_unresolvable(rows, fpr_targets)
     result = AuditResult(
         rows=tuple(rows), skipped=tuple(skipped), rocs=tuple(rocs),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -11,6 +12,7 @@ import numpy as np
 
 from memberscope.errors import InputError, SchemaError, UnknownNameError
 from memberscope.metrics import EpsilonBound, RocCurve
+from memberscope.significance import Family, family_verdicts
 
 if TYPE_CHECKING:
     import pandas
@@ -32,8 +34,9 @@ class AuditRow:
 
     ``tpr_at_fpr`` values are None where the non-members cannot resolve the FPR (then
     ``notes`` says why). ``p_value`` is the one-sided test of H0 "no membership information";
-    ``significant`` the verdict after the family-wise correction over all rows of the audit
-    (None on rows read from schema-1 files, which had neither).
+    ``significant`` the verdict after the family-wise ``correction`` at level ``alpha`` over
+    all rows of the audit (None on rows read from schema-1 files, which had neither; rows
+    of older schema-2 files lack ``alpha`` and ``correction``: :attr:`test_alpha`).
     """
 
     slice: str
@@ -51,6 +54,20 @@ class AuditRow:
     p_value: float | None = None
     significant: bool | None = None
     notes: tuple[str, ...] = ()
+    alpha: float | None = None
+    correction: str | None = None
+
+    @property
+    def test_alpha(self) -> float:
+        """The level of the audit's family-wise test: ``alpha`` where recorded, else the ε
+        bound's α (``audit`` passes one ``alpha`` to both)."""
+        return self.epsilon_lower_bound.alpha if self.alpha is None else self.alpha
+
+    @property
+    def test_correction(self) -> str:
+        """The audit's family-wise correction: ``correction`` where recorded, else ``holm``
+        (the only correction of files that did not record it)."""
+        return "holm" if self.correction is None else self.correction
 
     def metric(self, name: str) -> float:
         """A scalar metric by name: auc, advantage, ppv, epsilon_confident, epsilon_point,
@@ -80,6 +97,7 @@ class AuditRow:
             "tpr_at_fpr": {_fpr_key(k): v for k, v in self.tpr_at_fpr.items()},
             "epsilon_lower_bound": self.epsilon_lower_bound.to_dict(),
             "p_value": self.p_value, "significant": self.significant,
+            "alpha": self.alpha, "correction": self.correction,
             "notes": list(self.notes),
             "metadata": dict(self.metadata),
         }
@@ -114,6 +132,8 @@ class AuditRow:
                 significant=(None if data.get("significant") is None
                              else bool(data["significant"])),
                 notes=tuple(str(n) for n in data.get("notes", ())),
+                alpha=None if data.get("alpha") is None else float(data["alpha"]),
+                correction=None if data.get("correction") is None else str(data["correction"]),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise SchemaError(f"result row is malformed ({type(exc).__name__}: {exc})") from exc
@@ -273,6 +293,28 @@ def distinguishable_rows(rows: Iterable[AuditRow]) -> list[AuditRow]:
     if all(row.significant is None for row in rows):
         return rows
     return [row for row in rows if row.significant]
+
+
+def audit_of(row: AuditRow) -> str:
+    """Which audit a row came from, as a key: every row of one audit carries the same
+    metadata (model, epoch, accuracies, …), and rows of different audits of a run differ in
+    it (a result without metadata is one audit)."""
+    return json.dumps(row.metadata, sort_keys=True, default=str)
+
+
+def run_family(rows: Iterable[AuditRow]) -> Family:
+    """The family of a statement about all ``rows`` together (a run: every variant and
+    epoch; "no leakage at any epoch", the worst result, which variants leak).
+
+    The audits' recorded correction (Holm) over every tested row of every audit, at their
+    recorded α (:func:`~memberscope.significance.family_verdicts`); ``significant`` in the
+    order of ``rows``, None for rows never tested. Each row keeps its own ``significant``
+    (its audit's family); with one audit the two agree.
+    """
+    rows = list(rows)
+    return family_verdicts([row.p_value for row in rows], [audit_of(row) for row in rows],
+                           alphas=[row.test_alpha for row in rows],
+                           corrections=[row.test_correction for row in rows])
 
 
 def no_leakage_text(n_tested: int) -> str:

@@ -26,7 +26,7 @@ from memberscope import (
     load_results,
     save_result,
 )
-from memberscope.results import worst_row
+from memberscope.results import audit_of, run_family, worst_row
 from memberscope.store import (
     append_jsonl,
     append_result,
@@ -335,3 +335,39 @@ def test_schema_1_rows_still_load_with_the_new_fields_none(tmp_path):
     append_jsonl(tmp_path / "results.jsonl", [{"schema_version": 1, "kind": "row", **old}])
     assert load_results(tmp_path / "results.jsonl").rows == [row]
     assert ResultsCollection([row]).to_pandas()["p_value"].isna().all()
+
+
+# --- the audit's family: alpha and correction, and a run's family ---------------------------
+
+
+def test_rows_record_their_audits_alpha_and_correction(tmp_path):
+    rng = np.random.default_rng(0)
+    outputs = ModelOutputs(membership=np.arange(200) < 100, labels=np.arange(200) % 2,
+                           loss=rng.exponential(1.0, 200))
+    result = audit(outputs, attacks="threshold", slices="entire,class", alpha=0.01,
+                   correction="bonferroni")
+    assert {(r.alpha, r.correction) for r in result} == {(0.01, "bonferroni")}
+    save_result(result, tmp_path)
+    stored = json.loads((tmp_path / "result.json").read_text())["rows"][0]
+    assert (stored["alpha"], stored["correction"]) == (0.01, "bonferroni")
+    assert load_result(tmp_path).rows == result.rows
+
+
+def test_rows_without_a_recorded_family_read_the_epsilon_alpha_and_holm():
+    old = make_row().to_dict()
+    del old["alpha"], old["correction"]  # as in files of schema 1 and 2
+    row = AuditRow.from_dict(old)
+    assert (row.alpha, row.correction) == (None, None)
+    assert (row.test_alpha, row.test_correction) == (0.05, "holm")
+
+
+def test_run_family_groups_rows_by_their_audits_metadata():
+    audits = [small_result(seed, model="m", epoch=epoch) for seed, epoch in ((1, 1), (2, 2))]
+    rows = [row for result in audits for row in result]
+    family = run_family(rows)
+    assert family.n_audits == 2 and family.size == len(rows)
+    assert family.describe() == f"after Holm over the run's {len(rows)} results (2 audits)"
+    alone = run_family(audits[0].rows)
+    assert alone.n_audits == 1
+    assert list(alone.significant) == [row.significant for row in audits[0]]
+    assert audit_of(rows[0]) != audit_of(rows[-1])
