@@ -18,19 +18,37 @@ Per row, the null distribution used:
   P(X ≤ x) = P(at least k+1 non-members among the top x+k+1 scores), a hypergeometric tail.
   Its chance level is F.
 
+Trained attacks (:class:`FoldPooling`) pool the out-of-fold scores of k fold models, each
+fold's scores as within-fold percentiles. Were the folds independent, the pooled AUC would
+spread exactly like the Mann-Whitney AUC (simulated: sd ratio 0.99-1.02): it is, to first
+order, the mean of the k within-fold AUCs (each member's percentile is its rank among its
+fold), and the cross-fold comparisons add nothing to the variance. The extra spread comes from
+the fold models: the model scoring fold f learnt the noise of fold g and the model scoring g
+learnt that of f, so the folds' AUCs are positively correlated under H0. For a linear attacker
+whose weights follow the training mean difference, that correlation is
+
+    ρ = V_held-out / ((k − 1)² V_train),  V_held-out = 1/m_f + 1/n_f,  V_train = 2 / t,
+
+(m_f, n_f a fold's members and non-members, t the members = non-members a training fold
+keeps after balancing and capping): 1/(k − 1) for balanced slices, less where the larger side
+is subsampled. The pooled AUC's variance is then the Mann-Whitney variance × (1 + (k − 1) ρ)
+(√2 × the sd for three balanced folds). Each attack scales ρ by its measured ``dependence``
+(nonlinear models and ranks share less than the linear ideal; ``benchmarks/chance_bands.py``).
+The advantage's effective size n₁n₂/(n₁+n₂) is divided by the same factor.
+
 The maximum of k rows is taken as if the rows were independent: P(max ≤ q) = Π Fᵢ(q), solved
 for q. Rows of one audit are positively dependent (the entire dataset contains every class
 slice; attacks score the same examples), and for positively dependent normal statistics the
 product is a lower bound on P(max ≤ q) (Slepian's inequality), so the band is at or above the
-true quantile: conservative, never a band that real noise routinely clears. Scores of trained
-attacks (out-of-fold models) vary a little more under H0 than exchangeable scores; the band is
-a reference for the eye, the row's ``p_value`` and ``significant`` are the tests.
+true quantile: conservative, never a band that real noise routinely clears. The band is a
+reference for the eye; the row's ``p_value`` and ``significant`` are the tests.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import optimize, special, stats
@@ -61,18 +79,67 @@ def _fpr_target(metric: str) -> float | None:
     return target if 0.0 < target < 1.0 else None
 
 
-def null_auc_sd(n_members: int, n_nonmembers: int) -> float:
-    """Standard deviation of a slice's AUC under H0 (no ties), √((n₁+n₂+1)/(12 n₁ n₂)).
+@dataclass(frozen=True)
+class FoldPooling:
+    """How a trained attack pools out-of-fold scores, as far as their spread under H0
+    depends on it: ``n_folds`` (k), ``max_train_per_side`` (the cap on each side of a
+    training fold, after balancing) and ``dependence``, the correlation of two folds' AUCs
+    relative to a linear attacker's (see the module docstring)."""
+
+    n_folds: int
+    max_train_per_side: int
+    dependence: float
+
+    def __post_init__(self) -> None:
+        if self.n_folds < 2 or self.max_train_per_side < 1:
+            raise InputError(f"FoldPooling needs n_folds >= 2 and max_train_per_side >= 1; "
+                             f"got {self.n_folds} and {self.max_train_per_side}")
+        if not 0.0 <= self.dependence <= 1.0:
+            raise InputError(f"FoldPooling.dependence must be within [0, 1]; got "
+                             f"{self.dependence}")
+
+
+def fold_correlation(n_members: float, n_nonmembers: float, pooling: FoldPooling) -> float:
+    """Correlation of two folds' AUCs under H0 for a slice of these sizes (module docstring).
+
+    >>> round(fold_correlation(1000, 1000, FoldPooling(3, 5000, 1.0)), 3)  # 1 / (k - 1)
+    0.5
+    >>> round(fold_correlation(3000, 600, FoldPooling(3, 5000, 1.0)), 3)  # members subsampled
+    0.3
+    """
+    k = pooling.n_folds
+    kept = min(pooling.max_train_per_side, (k - 1) / k * min(n_members, n_nonmembers))
+    held_out = k / n_members + k / n_nonmembers
+    return min(1.0, pooling.dependence * held_out / ((k - 1) ** 2 * 2.0 / kept))
+
+
+def spread_factor(n_members: float, n_nonmembers: float,
+                  pooling: FoldPooling | None) -> float:
+    """How many times the Mann-Whitney sd a row's AUC spreads under H0: √(1 + (k − 1) ρ)
+    for pooled fold scores, 1 for exchangeable scores (``pooling`` None)."""
+    if pooling is None:
+        return 1.0
+    correlation = fold_correlation(n_members, n_nonmembers, pooling)
+    return math.sqrt(1.0 + (pooling.n_folds - 1) * correlation)
+
+
+def null_auc_sd(n_members: int, n_nonmembers: int, pooling: FoldPooling | None = None) -> float:
+    """Standard deviation of a slice's AUC under H0 (no ties): √((n₁+n₂+1)/(12 n₁ n₂)) for
+    exchangeable scores, × :func:`spread_factor` for a trained attack's pooled fold scores.
 
     >>> round(null_auc_sd(100, 100), 4)
     0.0409
+    >>> round(null_auc_sd(100, 100, FoldPooling(3, 5000, 1.0)), 4)  # x sqrt(2)
+    0.0579
     """
     _check_sizes([(n_members, n_nonmembers)])
-    return math.sqrt((n_members + n_nonmembers + 1) / (12.0 * n_members * n_nonmembers))
+    return spread_factor(n_members, n_nonmembers, pooling) * math.sqrt(
+        (n_members + n_nonmembers + 1) / (12.0 * n_members * n_nonmembers))
 
 
 def max_null_quantile(metric: str, sizes: Sequence[tuple[int, int]],
-                      level: float = 0.95) -> float:
+                      level: float = 0.95, *,
+                      pooling: Sequence[FoldPooling | None] | None = None) -> float:
     """The ``level`` quantile of the maximum of ``metric`` over rows of ``sizes`` under H0.
 
     Parameters
@@ -82,6 +149,10 @@ def max_null_quantile(metric: str, sizes: Sequence[tuple[int, int]],
         (rows with an empty side compare nothing and are left out; for ``tpr@F`` every row
         must resolve F: n_nonmembers · F ≥ 1).
     level : float in (0, 1)
+    pooling : sequence of FoldPooling or None, one per row, optional
+        How each row's attack pooled fold scores (None: exchangeable scores, the default
+        for every row): widens the AUC's and the advantage's null spread by
+        :func:`spread_factor`.
 
     Returns
     -------
@@ -101,20 +172,27 @@ def max_null_quantile(metric: str, sizes: Sequence[tuple[int, int]],
                          f"(0 < F < 1) for a chance band; got {metric!r}")
     level = check_probability("level", level)
     _check_sizes([(a, b) for a, b in sizes if a != 0 and b != 0])
-    pairs = [(int(a), int(b)) for a, b in sizes if a > 0 and b > 0]
-    if not pairs:
+    poolings = [None] * len(sizes) if pooling is None else list(pooling)
+    if len(poolings) != len(sizes):
+        raise InputError(f"pooling must have one entry per row of sizes ({len(sizes)}); got "
+                         f"{len(poolings)}")
+    kept = [(int(a), int(b), how) for (a, b), how in zip(sizes, poolings, strict=True)
+            if a > 0 and b > 0]
+    if not kept:
         raise InputError("sizes must hold at least one row with members and non-members")
-    n1, n2 = np.array(pairs, dtype=np.float64).T
+    n1 = np.array([a for a, _, _ in kept], dtype=np.float64)
+    n2 = np.array([b for _, b, _ in kept], dtype=np.float64)
+    spread = np.array([spread_factor(a, b, how) for a, b, how in kept])
     target = math.log(level)
     if metric == "auc":
-        sd = np.sqrt((n1 + n2 + 1) / (12 * n1 * n2))
+        sd = spread * np.sqrt((n1 + n2 + 1) / (12 * n1 * n2))
 
         def log_cdf(q: float) -> float:
             return float(special.log_ndtr((q - 0.5) / sd).sum())
     elif metric != "advantage":
         return _max_null_tpr_quantile(chance, n1, n2, target)
     else:
-        effective = n1 * n2 / (n1 + n2)
+        effective = n1 * n2 / (n1 + n2) / spread**2
 
         def log_cdf(q: float) -> float:
             tail = np.exp(-2 * q * q * effective)
@@ -151,6 +229,43 @@ def _max_null_tpr_quantile(fpr: float, n1: np.ndarray, n2: np.ndarray, target: f
         else:
             low = middle + 1
     return float(candidates[low])
+
+
+def tpr_at_fpr_p_value(tpr: float, n_members: int, n_nonmembers: int, fpr: float) -> float:
+    """One-sided p-value of a row's TPR at FPR ≤ ``fpr``: P(TPR ≥ ``tpr``) under H0.
+
+    With k = ⌊F·n₂⌋ false positives allowed, TPR·n₁ ≥ x exactly when at most k non-members
+    are among the top x + k scores, a hypergeometric probability: exact for exchangeable
+    scores without ties. Ties only lower the TPR a curve reaches (its thresholds are a subset
+    of those of any tie-breaking), so the p-value stays valid with them.
+
+    Parameters
+    ----------
+    tpr : float in [0, 1]
+        The row's largest TPR with FPR ≤ ``fpr``.
+    n_members, n_nonmembers : int
+        The slice's sizes; the non-members must resolve ``fpr`` (n₂·F ≥ 1).
+    fpr : float in (0, 1)
+
+    Examples
+    --------
+    >>> round(tpr_at_fpr_p_value(0.0, 1000, 1000, 0.01), 3)  # nothing found: 1
+    1.0
+    >>> tpr_at_fpr_p_value(0.05, 1000, 1000, 0.01) < 1e-4  # 5x the chance level F
+    True
+    """
+    from scipy import stats
+
+    _check_sizes([(n_members, n_nonmembers)])
+    allowed = math.floor(fpr * n_nonmembers + 1e-9)
+    if allowed < 1:
+        raise InputError(f"n_nonmembers={n_nonmembers} cannot resolve FPR {fpr:g} (need "
+                         "n_nonmembers x FPR >= 1)")
+    found = round(tpr * n_members)
+    if found <= 0:
+        return 1.0
+    total = n_members + n_nonmembers
+    return float(stats.hypergeom.cdf(allowed, total, n_nonmembers, found + allowed))
 
 
 def _check_sizes(sizes: Sequence[tuple[int, int]]) -> None:
