@@ -51,7 +51,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize, special, stats
 
 from memberscope._validation import check_probability
 from memberscope.errors import InputError
@@ -166,6 +165,8 @@ def max_null_quantile(metric: str, sizes: Sequence[tuple[int, int]],
     >>> max_null_quantile("auc", [(100, 100)] * 11) > max_null_quantile("auc", [(100, 100)])
     True
     """
+    from scipy import optimize, special  # here: scipy's submodules cost import time
+
     chance = chance_level(metric)
     if chance is None:
         raise InputError(f"metric must be one of {', '.join(CHANCE_LEVEL)} or tpr@F "
@@ -208,6 +209,8 @@ def max_null_quantile(metric: str, sizes: Sequence[tuple[int, int]],
 
 def _max_null_tpr_quantile(fpr: float, n1: np.ndarray, n2: np.ndarray, target: float) -> float:
     """The smallest TPR q with Π P(TPRᵢ ≤ q) ≥ e^target (TPRs are steps of 1/n₁ᵢ)."""
+    from scipy import stats
+
     allowed = np.floor(fpr * n2 + 1e-9)  # false positives a threshold may admit
     if np.any(allowed < 1):
         raise InputError(f"sizes must resolve FPR {fpr:g} (n_nonmembers x FPR >= 1); the "

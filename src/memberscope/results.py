@@ -12,6 +12,7 @@ import numpy as np
 
 from memberscope.errors import InputError, SchemaError, UnknownNameError
 from memberscope.metrics import EpsilonBound, RocCurve
+from memberscope.null_reference import tpr_at_fpr_p_value
 from memberscope.significance import Family, family_verdicts
 
 if TYPE_CHECKING:
@@ -315,6 +316,31 @@ def run_family(rows: Iterable[AuditRow]) -> Family:
     return family_verdicts([row.p_value for row in rows], [audit_of(row) for row in rows],
                            alphas=[row.test_alpha for row in rows],
                            corrections=[row.test_correction for row in rows])
+
+
+def tpr_family(rows: Iterable[AuditRow], fpr: float) -> Family:
+    """The family of a headline "TPR at FPR ``fpr``": each row's TPR there tested on its own
+    (the exact one-sided test, :func:`~memberscope.null_reference.tpr_at_fpr_p_value`) and
+    corrected over every row given that resolves ``fpr`` (of one audit, or of a run), with
+    the audits' recorded α and correction. A row that does not resolve or store ``fpr``
+    gets the verdict None.
+
+    A TPR picked as the largest of many, or from rows significant by AUC, is not itself
+    shown to beat chance: at 0.1% FPR a row is one or two lucky members away from its
+    "headline".
+    """
+    rows = list(rows)
+    p_values = [_tpr_p_value(row, fpr) for row in rows]
+    return family_verdicts(p_values, [audit_of(row) for row in rows],
+                           alphas=[row.test_alpha for row in rows],
+                           corrections=[row.test_correction for row in rows])
+
+
+def _tpr_p_value(row: AuditRow, fpr: float) -> float | None:
+    value = next((v for k, v in row.tpr_at_fpr.items() if math.isclose(k, fpr)), None)
+    if value is None or row.n_nonmembers * fpr < 1 - 1e-9 or row.n_members < 1:
+        return None
+    return tpr_at_fpr_p_value(value, row.n_members, row.n_nonmembers, fpr)
 
 
 def no_leakage_text(n_tested: int) -> str:

@@ -26,7 +26,7 @@ from memberscope import (
     load_results,
     save_result,
 )
-from memberscope.results import audit_of, run_family, worst_row
+from memberscope.results import audit_of, run_family, tpr_family, worst_row
 from memberscope.store import (
     append_jsonl,
     append_result,
@@ -371,3 +371,21 @@ def test_run_family_groups_rows_by_their_audits_metadata():
     assert alone.n_audits == 1
     assert list(alone.significant) == [row.significant for row in audits[0]]
     assert audit_of(rows[0]) != audit_of(rows[-1])
+
+
+def test_tpr_family_tests_each_rows_tpr_on_its_own_over_the_resolving_rows():
+    def row(tpr: float, n_nonmembers: int, epoch: int) -> AuditRow:
+        return replace(make_row(epoch=epoch), n_members=1000, n_nonmembers=n_nonmembers,
+                       tpr_at_fpr={0.01: tpr if n_nonmembers >= 100 else None})
+
+    rows = [row(0.2, 1000, 1),    # 200 members above the 11th non-member: p ~ 1e-50
+            row(0.012, 1000, 1),  # about the chance level 0.01
+            row(0.5, 50, 2),      # 50 non-members cannot resolve 1%
+            row(0.03, 1000, 2)]
+    family = tpr_family(rows, 0.01)
+    assert family.significant[:3] == (True, False, None)
+    assert family.size == 3 and family.n_audits == 2
+    # Alone, 30 members above the 11th of 1,000 non-members beats chance (p = 0.001); it is
+    # still significant after Holm over the three resolving rows.
+    assert family.significant[3] is True
+    assert tpr_family(rows[1:2], 0.01).significant == (False,)
