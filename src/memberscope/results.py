@@ -13,7 +13,7 @@ import numpy as np
 from memberscope.errors import InputError, SchemaError, UnknownNameError
 from memberscope.metrics import EpsilonBound, RocCurve
 from memberscope.null_reference import tpr_at_fpr_p_value
-from memberscope.significance import Family, family_verdicts
+from memberscope.significance import FamilyVerdicts, family_verdicts
 
 if TYPE_CHECKING:
     import pandas
@@ -303,7 +303,7 @@ def audit_of(row: AuditRow) -> str:
     return json.dumps(row.metadata, sort_keys=True, default=str)
 
 
-def run_family(rows: Iterable[AuditRow]) -> Family:
+def run_family(rows: Iterable[AuditRow]) -> FamilyVerdicts:
     """The family of a statement about all ``rows`` together (a run: every variant and
     epoch; "no leakage at any epoch", the worst result, which variants leak).
 
@@ -318,7 +318,7 @@ def run_family(rows: Iterable[AuditRow]) -> Family:
                            corrections=[row.test_correction for row in rows])
 
 
-def tpr_family(rows: Iterable[AuditRow], fpr: float) -> Family:
+def tpr_family(rows: Iterable[AuditRow], fpr: float) -> FamilyVerdicts:
     """The family of a headline "TPR at FPR ``fpr``": each row's TPR there tested on its own
     (the exact one-sided test, :func:`~memberscope.null_reference.tpr_at_fpr_p_value`) and
     corrected over every row given that resolves ``fpr`` (of one audit, or of a run), with

@@ -23,7 +23,7 @@ A statement about several audits ("no leakage at any epoch", the run's worst res
 variants leak) is a test over all their rows: an audit's own correction no longer bounds it
 (6 no-signal audits of 22 rows each had a significant row in 13.5% of runs).
 :func:`family_verdicts` corrects over every test of the audits given, with the audits'
-recorded α and correction, and :class:`Family` says which family a statement refers to.
+recorded α and correction, and :class:`FamilyVerdicts` says which family a statement refers to.
 """
 
 from __future__ import annotations
@@ -215,7 +215,7 @@ def check_correction(correction: object) -> str:
 
 
 @dataclass(frozen=True)
-class Family:
+class FamilyVerdicts:
     """A family of tests whose family-wise error rate one statement controls, and the
     verdict on each of its tests.
 
@@ -245,7 +245,7 @@ class Family:
 
 
 def family_verdicts(p_values: Sequence[float | None], audits: Sequence[object], *,
-                    alphas: Sequence[float], corrections: Sequence[str]) -> Family:
+                    alphas: Sequence[float], corrections: Sequence[str]) -> FamilyVerdicts:
     """Which tests are significant when the family is every test of every audit given.
 
     Parameters
@@ -262,7 +262,7 @@ def family_verdicts(p_values: Sequence[float | None], audits: Sequence[object], 
 
     Returns
     -------
-    Family
+    FamilyVerdicts
         ``significant`` (m,) in the order of ``p_values``. With one audit this is exactly
         that audit's own verdict.
 
@@ -280,7 +280,7 @@ def family_verdicts(p_values: Sequence[float | None], audits: Sequence[object], 
                          f"{len(corrections)}")
     tested = [(i, p) for i, p in enumerate(p_values) if p is not None]
     if not tested:
-        return Family((None,) * m, 0.05, "holm", len(dict.fromkeys(audits)))
+        return FamilyVerdicts((None,) * m, 0.05, "holm", len(dict.fromkeys(audits)))
     alpha = min(check_probability("alphas", alphas[i]) for i, _ in tested)
     chosen = {check_correction(corrections[i]) for i, _ in tested}
     correction = chosen.pop() if len(chosen) == 1 else "bonferroni"
@@ -288,5 +288,5 @@ def family_verdicts(p_values: Sequence[float | None], audits: Sequence[object], 
     significant: list[bool | None] = [None] * m
     for (index, _), verdict in zip(tested, verdicts, strict=True):
         significant[index] = bool(verdict)
-    return Family(tuple(significant), alpha, correction,
+    return FamilyVerdicts(tuple(significant), alpha, correction,
                   len(dict.fromkeys(audits[i] for i, _ in tested)))
