@@ -56,7 +56,8 @@ warnings.filterwarnings("ignore", category=ms.LowResolutionWarning)
 
 PER_SIDE = 1000
 METRICS = ("auc", "advantage", "tpr@0.001", "tpr@0.01", "tpr@0.1")
-CALIBRATION_SIZES = ((100, 100), (300, 300), (1000, 1000), (3000, 600), (200, 1000))
+CALIBRATION_SIZES = ((100, 100), (300, 300), (1000, 1000), (3000, 3000), (3000, 600),
+                     (200, 1000))
 
 
 def _resolved(rows: Sequence[ms.AuditRow], metric: str) -> list[ms.AuditRow]:
@@ -136,15 +137,16 @@ def summarize(out: Path) -> None:
                               for row in r[kind]] for r in records if kind in r])
 
 
-def calibrate(out: Path, reps: int, kinds: Sequence[str]) -> None:
+def calibrate(out: Path, reps: int, kinds: Sequence[str],
+              sizes: Sequence[tuple[int, int]] = CALIBRATION_SIZES) -> None:
     path = out / "calibration.jsonl"
     for kind in kinds:
         attack = ms.get_attack(kind)
         options = attack.validate_options({})
         pooling = attack.null_pooling()
         assert pooling is not None, f"{kind} pools no folds"
-        linear = type(pooling)(pooling.n_folds, pooling.max_train_per_side, 1.0)
-        for n_members, n_nonmembers in CALIBRATION_SIZES:
+        linear = type(pooling)(pooling.n_folds, pooling.max_train_per_side, ((1, 1.0),))
+        for n_members, n_nonmembers in sizes:
             started = time.perf_counter()
             aucs = []
             for rep in range(reps):
@@ -174,12 +176,16 @@ def main() -> None:
     parser.add_argument("--summarize", action="store_true")
     parser.add_argument("--calibrate", action="store_true")
     parser.add_argument("--reps", type=int, default=300)
+    parser.add_argument("--sizes", default=None,
+                        help="calibration sizes as members:non-members,… (default: all)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     if args.summarize:
         summarize(args.out)
     elif args.calibrate:
-        calibrate(args.out, args.reps, (args.kinds or "lr,mlp,rf,knn").split(","))
+        sizes = CALIBRATION_SIZES if args.sizes is None else [
+            tuple(int(n) for n in size.split(":")) for size in args.sizes.split(",")]
+        calibrate(args.out, args.reps, (args.kinds or "lr,mlp,rf,knn").split(","), sizes)
     else:
         validate(args.out, args.start, args.audits,
                  (args.kinds or "threshold,lr,rf,knn").split(","))

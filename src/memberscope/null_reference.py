@@ -32,8 +32,9 @@ whose weights follow the training mean difference, that correlation is
 (m_f, n_f a fold's members and non-members, t the members = non-members a training fold
 keeps after balancing and capping): 1/(k − 1) for balanced slices, less where the larger side
 is subsampled. The pooled AUC's variance is then the Mann-Whitney variance × (1 + (k − 1) ρ)
-(√2 × the sd for three balanced folds). Each attack scales ρ by its measured ``dependence``
-(nonlinear models and ranks share less than the linear ideal; ``benchmarks/chance_bands.py``).
+(√2 × the sd for three balanced folds). Each attack scales ρ by its ``dependence``, measured
+at several sizes (ranks and nonlinear models share less than the linear ideal, and forests
+and neighbours fit on few examples less still; ``benchmarks/chance_bands.py --calibrate``).
 The advantage's effective size n₁n₂/(n₁+n₂) is divided by the same factor.
 
 The maximum of k rows is taken as if the rows were independent: P(max ≤ q) = Π Fᵢ(q), solved
@@ -82,34 +83,46 @@ def _fpr_target(metric: str) -> float | None:
 class FoldPooling:
     """How a trained attack pools out-of-fold scores, as far as their spread under H0
     depends on it: ``n_folds`` (k), ``max_train_per_side`` (the cap on each side of a
-    training fold, after balancing) and ``dependence``, the correlation of two folds' AUCs
-    relative to a linear attacker's (see the module docstring)."""
+    training fold, after balancing) and ``dependence``: the correlation of two folds' AUCs
+    relative to a linear attacker's (see the module docstring), as points
+    (training examples per side, dependence) measured at several sizes, interpolated
+    linearly in the log of the size and constant beyond the measured sizes."""
 
     n_folds: int
     max_train_per_side: int
-    dependence: float
+    dependence: tuple[tuple[float, float], ...]
 
     def __post_init__(self) -> None:
         if self.n_folds < 2 or self.max_train_per_side < 1:
             raise InputError(f"FoldPooling needs n_folds >= 2 and max_train_per_side >= 1; "
                              f"got {self.n_folds} and {self.max_train_per_side}")
-        if not 0.0 <= self.dependence <= 1.0:
-            raise InputError(f"FoldPooling.dependence must be within [0, 1]; got "
-                             f"{self.dependence}")
+        sizes = [size for size, _ in self.dependence]
+        if not sizes or min(sizes) <= 0 or sizes != sorted(set(sizes)) or not all(
+                0.0 <= value <= 1.0 for _, value in self.dependence):
+            raise InputError(f"FoldPooling.dependence must be (size, value) points with "
+                             f"increasing positive sizes and values within [0, 1]; got "
+                             f"{self.dependence!r}")
+
+    def dependence_at(self, train_per_side: float) -> float:
+        """The dependence for training folds of ``train_per_side`` examples per side."""
+        sizes = np.log([size for size, _ in self.dependence])
+        values = [value for _, value in self.dependence]
+        return float(np.interp(math.log(train_per_side), sizes, values))
 
 
 def fold_correlation(n_members: float, n_nonmembers: float, pooling: FoldPooling) -> float:
     """Correlation of two folds' AUCs under H0 for a slice of these sizes (module docstring).
 
-    >>> round(fold_correlation(1000, 1000, FoldPooling(3, 5000, 1.0)), 3)  # 1 / (k - 1)
+    >>> linear = FoldPooling(3, 5000, ((1, 1.0),))
+    >>> round(fold_correlation(1000, 1000, linear), 3)  # 1 / (k - 1)
     0.5
-    >>> round(fold_correlation(3000, 600, FoldPooling(3, 5000, 1.0)), 3)  # members subsampled
+    >>> round(fold_correlation(3000, 600, linear), 3)  # the members subsampled
     0.3
     """
     k = pooling.n_folds
     kept = min(pooling.max_train_per_side, (k - 1) / k * min(n_members, n_nonmembers))
     held_out = k / n_members + k / n_nonmembers
-    return min(1.0, pooling.dependence * held_out / ((k - 1) ** 2 * 2.0 / kept))
+    return min(1.0, pooling.dependence_at(kept) * held_out / ((k - 1) ** 2 * 2.0 / kept))
 
 
 def spread_factor(n_members: float, n_nonmembers: float,
@@ -128,7 +141,7 @@ def null_auc_sd(n_members: int, n_nonmembers: int, pooling: FoldPooling | None =
 
     >>> round(null_auc_sd(100, 100), 4)
     0.0409
-    >>> round(null_auc_sd(100, 100, FoldPooling(3, 5000, 1.0)), 4)  # x sqrt(2)
+    >>> round(null_auc_sd(100, 100, FoldPooling(3, 5000, ((1, 1.0),))), 4)  # x sqrt(2)
     0.0579
     """
     _check_sizes([(n_members, n_nonmembers)])

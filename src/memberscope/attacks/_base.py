@@ -49,8 +49,9 @@ class Attack:
     ``reference_models`` says how many reference models the attack needs, per mode.
     ``fold_dependence``, for an attack that pools the scores of several fold models (its
     options then hold ``n_folds`` and ``max_train_per_side``): how strongly its folds' AUCs
-    are correlated under H0, relative to a linear attacker's (measured; see
-    :mod:`memberscope.null_reference`); None for scores exchangeable under H0.
+    are correlated under H0, relative to a linear attacker's, as (training examples per
+    side, dependence) points measured at several sizes (:class:`FoldPooling`); None for
+    scores exchangeable under H0.
     """
 
     name: str
@@ -63,7 +64,7 @@ class Attack:
     defaults: Mapping[str, Any] = field(default_factory=dict)
     check_options: OptionCheck | None = None
     reference_models: str = ""
-    fold_dependence: float | None = None
+    fold_dependence: tuple[tuple[float, float], ...] | None = None
 
     def null_pooling(self, options: Mapping[str, Any] | None = None) -> FoldPooling | None:
         """How this attack's scores pool fold models under ``options`` (merged over the
