@@ -35,7 +35,12 @@ is subsampled. The pooled AUC's variance is then the Mann-Whitney variance × (1
 (√2 × the sd for three balanced folds). Each attack scales ρ by its ``dependence``, measured
 at several sizes (ranks and nonlinear models share less than the linear ideal, and forests
 and neighbours fit on few examples less still; ``benchmarks/chance_bands.py --calibrate``).
-The advantage's effective size n₁n₂/(n₁+n₂) is divided by the same factor.
+The advantage's effective size n₁n₂/(n₁+n₂) is divided by the same factor², and a TPR's
+distance from its mean under H0, (k + 1)/(n₂ + 1) for k = ⌊F·n₂⌋, is divided by it before
+the exact null below is read. For the TPR this is a measured choice, not a derivation: a
+shared shift of the members' scores in a normal model moves the TPR at 1% FPR less than the
+AUC, yet no-signal lr and rf audits exceeded that model's band at 1% FPR in 7-8% of 150;
+with the AUC's factor 4.0-5.3% (1% FPR) and 2.0-4.0% (10%) (``benchmarks/chance_bands.py``).
 
 The maximum of k rows is taken as if the rows were independent: P(max ≤ q) = Π Fᵢ(q), solved
 for q. Rows of one audit are positively dependent (the entire dataset contains every class
@@ -150,7 +155,7 @@ def max_null_quantile(metric: str | Metric, sizes: Sequence[tuple[int, int]],
     pooling : sequence of FoldPooling or None, one per row, optional
         How each row's attack pooled fold scores (None: exchangeable scores, the default
         for every row): widens the AUC's and the advantage's null spread by
-        :func:`spread_factor`.
+        :func:`spread_factor`, and the TPR's distance from its mean by the same factor.
 
     Returns
     -------
@@ -192,7 +197,7 @@ def max_null_quantile(metric: str | Metric, sizes: Sequence[tuple[int, int]],
         def log_cdf(q: float) -> float:
             return float(special.log_ndtr((q - 0.5) / sd).sum())
     elif parsed.fpr is not None:
-        return _max_null_tpr_quantile(parsed.fpr, n1, n2, target)
+        return _max_null_tpr_quantile(parsed.fpr, n1, n2, target, spread)
     else:
         effective = n1 * n2 / (n1 + n2) / spread**2
 
@@ -208,8 +213,11 @@ def max_null_quantile(metric: str | Metric, sizes: Sequence[tuple[int, int]],
     return float(optimize.brentq(lambda q: log_cdf(q) - target, low, high, xtol=1e-9))
 
 
-def _max_null_tpr_quantile(fpr: float, n1: np.ndarray, n2: np.ndarray, target: float) -> float:
-    """The smallest TPR q with Π P(TPRᵢ ≤ q) ≥ e^target (TPRs are steps of 1/n₁ᵢ)."""
+def _max_null_tpr_quantile(fpr: float, n1: np.ndarray, n2: np.ndarray, target: float,
+                           widen: np.ndarray) -> float:
+    """The smallest TPR q with Π P(TPRᵢ ≤ q) ≥ e^target; row i's TPR spreads ``widen``ᵢ
+    times as far from its mean under H0 as for exchangeable scores (TPRs of exchangeable
+    scores are steps of 1/n₁ᵢ)."""
     from scipy import stats
 
     allowed = np.floor(fpr * n2 + 1e-9)  # false positives a threshold may admit
@@ -217,14 +225,19 @@ def _max_null_tpr_quantile(fpr: float, n1: np.ndarray, n2: np.ndarray, target: f
         raise InputError(f"sizes must resolve FPR {fpr:g} (n_nonmembers x FPR >= 1); the "
                          f"smallest has {int(n2.min())} non-members")
     total = n1 + n2
+    centre = (allowed + 1) / (n2 + 1)  # the mean TPR under H0
 
     def log_cdf(q: float) -> float:
-        found = np.floor(q * n1 + 1e-9)  # members above the threshold
-        drawn = np.minimum(found + allowed + 1, total)
+        # Members above the threshold, for q brought back to the exchangeable spread.
+        found = np.floor((centre + (q - centre) / widen) * n1 + 1e-9)
+        drawn = np.clip(found + allowed + 1, 0, total)
         return float(np.log(stats.hypergeom.sf(allowed, total, n2, drawn)).sum())
 
-    # Candidate answers are the values the rows can take; the CDF product only steps there.
-    candidates = np.unique(np.concatenate([np.arange(int(a) + 1) / a for a in n1]))
+    # Candidate answers are where some row's CDF steps; the product only steps there.
+    candidates = np.unique(np.concatenate(
+        [c + w * (np.arange(int(a) + 1) / a - c) for a, c, w in zip(n1, centre, widen,
+                                                                   strict=True)]))
+    candidates = candidates[(candidates >= 0) & (candidates <= 1)]
     low, high = 0, len(candidates) - 1
     while low < high:
         middle = (low + high) // 2
@@ -235,13 +248,16 @@ def _max_null_tpr_quantile(fpr: float, n1: np.ndarray, n2: np.ndarray, target: f
     return float(candidates[low])
 
 
-def tpr_at_fpr_p_value(tpr: float, n_members: int, n_nonmembers: int, fpr: float) -> float:
+def tpr_at_fpr_p_value(tpr: float, n_members: int, n_nonmembers: int, fpr: float,
+                       pooling: FoldPooling | None = None) -> float:
     """One-sided p-value of a row's TPR at FPR ≤ ``fpr``: P(TPR ≥ ``tpr``) under H0.
 
     With k = ⌊F·n₂⌋ false positives allowed, TPR·n₁ ≥ x exactly when at most k non-members
     are among the top x + k scores, a hypergeometric probability: exact for exchangeable
     scores without ties. Ties only lower the TPR a curve reaches (its thresholds are a subset
-    of those of any tie-breaking), so the p-value stays valid with them.
+    of those of any tie-breaking), so the p-value stays valid with them. For a trained
+    attack's pooled fold scores (``pooling``) the TPR's distance from its mean under H0 is
+    first divided by :func:`spread_factor` (module docstring).
 
     Parameters
     ----------
@@ -265,7 +281,9 @@ def tpr_at_fpr_p_value(tpr: float, n_members: int, n_nonmembers: int, fpr: float
     if allowed < 1:
         raise InputError(f"n_nonmembers={n_nonmembers} cannot resolve FPR {fpr:g} (need "
                          "n_nonmembers x FPR >= 1)")
-    found = round(tpr * n_members)
+    centre = (allowed + 1) / (n_nonmembers + 1)  # the mean TPR under H0
+    widen = spread_factor(n_members, n_nonmembers, pooling)
+    found = math.ceil((centre + (tpr - centre) / widen) * n_members - 1e-6)
     if found <= 0:
         return 1.0
     total = n_members + n_nonmembers

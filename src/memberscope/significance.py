@@ -23,7 +23,7 @@ A statement about several audits ("no leakage at any epoch", the run's worst res
 variants leak) is a test over all their rows: an audit's own correction no longer bounds it
 (6 no-signal audits of 22 rows each had a significant row in 13.5% of runs).
 :func:`family_verdicts` corrects over every test of the audits given, with the audits'
-recorded α and correction, and :class:`FamilyVerdicts` says which family a statement refers to.
+recorded α and correction (:class:`FamilyVerdicts`).
 """
 
 from __future__ import annotations
@@ -234,15 +234,6 @@ class FamilyVerdicts:
         """The number of tests in the family."""
         return sum(verdict is not None for verdict in self.significant)
 
-    def describe(self) -> str:
-        """Which family, for a sentence: ``after Holm over this audit's 22 results`` or
-        ``after Holm over the run's 132 results (6 audits)``."""
-        method = "Holm" if self.correction == "holm" else "Bonferroni"
-        results = f"{self.size} result{'' if self.size == 1 else 's'}"
-        if self.n_audits <= 1:
-            return f"after {method} over this audit's {results}"
-        return f"after {method} over the run's {results} ({self.n_audits} audits)"
-
 
 def family_verdicts(p_values: Sequence[float | None], audits: Sequence[object], *,
                     alphas: Sequence[float], corrections: Sequence[str]) -> FamilyVerdicts:
@@ -270,8 +261,8 @@ def family_verdicts(p_values: Sequence[float | None], audits: Sequence[object], 
     --------
     >>> family = family_verdicts([0.001, 0.03, 0.3], ["a", "a", "b"], alphas=[0.05] * 3,
     ...                          corrections=["holm"] * 3)
-    >>> family.significant, family.describe()
-    ((True, False, False), "after Holm over the run's 3 results (2 audits)")
+    >>> family.significant, family.size, family.n_audits
+    ((True, False, False), 3, 2)
     """
     m = len(p_values)
     if not (len(audits) == len(alphas) == len(corrections) == m):

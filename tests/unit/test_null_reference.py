@@ -161,6 +161,13 @@ def test_pooled_rows_widen_the_auc_and_advantage_bands_only_for_their_rows():
                                     abs=1e-6)
     assert max_null_quantile("advantage", sizes, pooling=[linear] * 4) > max_null_quantile(
         "advantage", sizes)
+    # TPR: the distance from its null mean widened by the same factor.
+    plain_tpr = max_null_quantile("tpr@0.1", sizes)
+    wide_tpr = max_null_quantile("tpr@0.1", sizes, pooling=[linear] * 4)
+    centre = 31 / 301  # (k + 1) / (n2 + 1), k = 30 false positives allowed
+    assert wide_tpr - centre == pytest.approx(np.sqrt(2) * (plain_tpr - centre), abs=2 / 300)
+    assert tpr_at_fpr_p_value(0.2, 300, 300, 0.1, linear) > tpr_at_fpr_p_value(0.2, 300, 300,
+                                                                                 0.1)
     with pytest.raises(InputError, match=r"pooling must have one entry per row of sizes \(4\)"):
         max_null_quantile("auc", sizes, pooling=[linear])
     with pytest.raises(InputError, match="dependence must be"):
