@@ -29,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 import memberscope as ms
 from _synthetic import codelab_outputs
-from memberscope.report.summary import summarize
+from memberscope.summary import summarize
 from memberscope.results import ResultsCollection, run_family
 
 warnings.filterwarnings("ignore", category=ms.LowResolutionWarning)
