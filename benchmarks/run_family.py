@@ -57,7 +57,7 @@ def one_run(run: int) -> dict[str, object]:
     leaking_variants = len(summary.models) - len(summary.quiet_models)
     return {"run": run, "rows": len(rows), "family": family.describe(),
             "per_audit": any(row.significant for row in rows),
-            "run_family": any(family.significant),
+            "run_family": bool(family.significant_keys),
             "report": summary.worst is not None or leaking_variants > 0,
             "min_p": min(row.p_value for row in rows if row.p_value is not None)}
 
