@@ -11,7 +11,7 @@ For every run this counts
   what the run's report used to read as "leakage";
 - ``run family``: some row is significant after Holm over the run's 132 rows
   (:func:`memberscope.results.run_family`), which every run-level statement now reads;
-- ``report``: the report's summary (:func:`memberscope.report.summary.summarize`) names a
+- ``report``: the report's summary (:func:`memberscope.summary.summarize`) names a
   worst result or a leaking variant: a run-level statement of leakage (target ≤ 5% of runs).
 
 One line per run goes to ``--out`` (JSON lines) as it finishes, so a long run loses nothing.
