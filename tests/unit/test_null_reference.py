@@ -242,3 +242,25 @@ def test_tpr_p_value_with_ties_stays_valid():
 def test_tpr_p_value_needs_a_resolvable_fpr():
     with pytest.raises(InputError, match=r"cannot resolve FPR 0\.01"):
         tpr_at_fpr_p_value(0.1, 100, 50, 0.01)
+
+
+@pytest.mark.filterwarnings("ignore::memberscope.metrics.LowResolutionWarning")
+def test_lr_band_holds_the_maximum_of_no_signal_audits_where_mann_whitneys_does_not():
+    """80 fresh no-signal audits, lr on the entire dataset and 4 classes: the maximum AUC
+    leaves the lr band in about 5% (binomial: <= 9 of 80 with probability 0.99), the
+    exchangeable (Mann-Whitney) band in about a sixth."""
+    from memberscope import ModelOutputs, audit, get_attack
+
+    pooling = get_attack("lr").null_pooling()
+    rng = np.random.default_rng(21)
+    membership = np.arange(600) < 300
+    above = above_exchangeable = 0
+    for seed in range(80):
+        outputs = ModelOutputs(membership=membership, labels=rng.integers(0, 4, 600),
+                               logits=rng.normal(size=(600, 4)))
+        rows = audit(outputs, attacks="lr", slices="entire,class", seed=seed).rows
+        sizes = [(r.n_members, r.n_nonmembers) for r in rows]
+        maximum = max(r.auc for r in rows)
+        above += maximum > max_null_quantile("auc", sizes, pooling=[pooling] * len(rows))
+        above_exchangeable += maximum > max_null_quantile("auc", sizes)
+    assert above <= 9 < 11 <= above_exchangeable  # measured: 5 and 13
