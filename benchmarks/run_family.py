@@ -29,8 +29,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 import memberscope as ms
 from _synthetic import codelab_outputs
-from memberscope.summary import summarize
 from memberscope.results import ResultsCollection, run_family
+from memberscope.summary import summarize
 
 warnings.filterwarnings("ignore", category=ms.LowResolutionWarning)
 
