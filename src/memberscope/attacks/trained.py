@@ -294,13 +294,14 @@ def _trained(name: str, description: str, make_model: Callable[[int, Mapping[str
 # outputs (benchmarks/chance_bands.py --calibrate; null_reference explains the model).
 TRAINED_ATTACKS = (
     _trained("lr", "logistic regression on output features", _logistic_regression,
-             ((67, 0.8), (667, 0.9)), l2=1.0),
-    _trained("mlp", "multi-layer perceptron on output features", _mlp, ((67, 1.0),),
+             ((67, 0.82), (2000, 1.0)), l2=1.0),
+    _trained("mlp", "multi-layer perceptron on output features", _mlp,
+             ((67, 0.23), (200, 0.29)),
              max_train_per_side=3000, hidden_layer_sizes=(64, 32)),
     _trained("rf", "random forest on output features", _random_forest,
-             ((67, 0.4), (200, 0.65), (667, 0.87)), max_train_per_side=3000, n_estimators=50),
+             ((67, 0.70), (2000, 0.72)), max_train_per_side=3000, n_estimators=50),
     _trained("knn", "k-nearest neighbours on output features", _knn,
-             ((67, 0.5), (667, 0.73)), max_train_per_side=2000, n_neighbors=25),
+             ((67, 0.56), (2000, 0.63)), max_train_per_side=2000, n_neighbors=25),
 )
 
 
