@@ -4,7 +4,10 @@
         [--start 0] [--kinds threshold,lr,rf,knn]       # validation, appends DIR/audits.jsonl
     PYTHONPATH=src .venv/bin/python benchmarks/chance_bands.py --out DIR --summarize
     PYTHONPATH=src .venv/bin/python benchmarks/chance_bands.py --out DIR --calibrate
-        [--reps 300] [--kinds lr,mlp,rf,knn]             # appends DIR/calibration.jsonl
+        [--reps 300] [--kinds lr,mlp,rf,knn] [--sizes 100:100,…]  # DIR/calibration.jsonl
+    PYTHONPATH=src .venv/bin/python benchmarks/chance_bands.py --out DIR
+        --calibrate-class-slices [--audits 300] [--kinds lr,knn,rf]
+                                            # DIR/calibration_class_slices.jsonl
 
 A figure's band is the 95% quantile of the maximum, over the rows a point is the worst of,
 of a metric under H0 (``memberscope.null_reference``); trained attacks' bands widen by their
@@ -26,7 +29,10 @@ Calibration (seeds 700000 + rep, other than the validation's): per trained kind 
 size, the sd of the pooled AUC over ``--reps`` no-signal slices, divided by the Mann-Whitney
 sd, and the ``fold_dependence`` it implies: (ratio² − 1) / ((k − 1) ρ_linear).
 
-Both modes append one JSON line per audit (or size) as it finishes, so a long run (rf takes
+Calibration on class slices: the same, from the class slices (about 100 per side) of
+no-signal audits shaped like the validation's but on other seeds (810000 + index).
+
+Every mode appends one JSON line per audit (or size) as it finishes, so a long run (rf takes
 ~2-5 s an audit on a shared core) can be split with ``--start``/``--audits`` and resumed.
 """
 
@@ -168,6 +174,35 @@ def calibrate(out: Path, reps: int, kinds: Sequence[str],
             print(json.dumps(record), flush=True)
 
 
+def calibrate_on_class_slices(out: Path, audits: int, kinds: Sequence[str]) -> None:
+    """The dependence as audits see it: class slices (about 100 per side) of no-signal
+    audits of 1,000 members and 1,000 non-members (seeds 810000 + index, apart from the
+    validation's), each row's AUC standardised by its Mann-Whitney sd."""
+    path = out / "calibration_class_slices.jsonl"
+    for kind in kinds:
+        started = time.perf_counter()
+        pooling = ms.get_attack(kind).null_pooling()
+        assert pooling is not None, f"{kind} pools no folds"
+        linear = type(pooling)(pooling.n_folds, pooling.max_train_per_side, ((1, 1.0),))
+        standardised, linear_rho = [], []
+        for index in range(audits):
+            seed = 810_000 + index
+            outputs = codelab_outputs(seed=seed, n_members=PER_SIDE, n_nonmembers=PER_SIDE,
+                                      leak=0.0)
+            for row in ms.audit(outputs, attacks=kind, slices="class", seed=seed):
+                sd = null_auc_sd(row.n_members, row.n_nonmembers)
+                standardised.append((row.auc - 0.5) / sd)
+                linear_rho.append(fold_correlation(row.n_members, row.n_nonmembers, linear))
+        ratio = float(np.sqrt(np.mean(np.square(standardised))))
+        record = {"attack": kind, "audits": audits, "rows": len(standardised),
+                  "sd_ratio": ratio,
+                  "dependence": (ratio**2 - 1) / ((pooling.n_folds - 1) * np.mean(linear_rho)),
+                  "seconds": round(time.perf_counter() - started)}
+        with path.open("a") as sink:
+            sink.write(json.dumps(record) + "\n")
+        print(json.dumps(record), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", type=Path, required=True)
@@ -176,6 +211,8 @@ def main() -> None:
     parser.add_argument("--kinds", default=None)
     parser.add_argument("--summarize", action="store_true")
     parser.add_argument("--calibrate", action="store_true")
+    parser.add_argument("--calibrate-class-slices", action="store_true",
+                        dest="class_slices")
     parser.add_argument("--reps", type=int, default=300)
     parser.add_argument("--sizes", default=None,
                         help="calibration sizes as members:non-members,… (default: all)")
@@ -183,6 +220,8 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     if args.summarize:
         summarize(args.out)
+    elif args.class_slices:
+        calibrate_on_class_slices(args.out, args.audits, (args.kinds or "lr,knn,rf").split(","))
     elif args.calibrate:
         sizes = CALIBRATION_SIZES if args.sizes is None else [
             tuple(int(n) for n in size.split(":")) for size in args.sizes.split(",")]
