@@ -13,7 +13,7 @@ import numpy as np
 
 from memberscope.errors import InputError, SchemaError, UnknownNameError
 from memberscope.metric_definitions import SCALAR_METRICS, Metric, parse_metric, tpr_metric
-from memberscope.metrics import EpsilonBound, RocCurve
+from memberscope.metrics import EpsilonBound, HeldOutCounts, RocCurve
 from memberscope.null_reference import FoldPooling, tpr_at_fpr_p_value
 from memberscope.significance import FamilyVerdicts, family_verdicts
 
@@ -31,6 +31,14 @@ _AUDIT_FIELDS = ("alpha", "correction")
 
 def _fpr_key(value: float) -> str:
     return f"{value:g}"
+
+
+def _held_out(data: Mapping[str, Any] | None) -> HeldOutCounts | None:
+    """A row's held-out ε counts; None on rows written before they were kept."""
+    if data is None:
+        return None
+    return HeldOutCounts(int(data["tp"]), int(data["fp"]), int(data["n_members"]),
+                         int(data["n_nonmembers"]), bool(data["forward"]))
 
 
 @dataclass(frozen=True)
@@ -128,7 +136,8 @@ class AuditRow:
                             for k, v in data["tpr_at_fpr"].items()},
                 epsilon_lower_bound=EpsilonBound(
                     float(epsilon["point"]), float(epsilon["confident"]),
-                    float(epsilon["alpha"]), float(epsilon["delta"])),
+                    float(epsilon["alpha"]), float(epsilon["delta"]),
+                    _held_out(epsilon.get("held_out"))),
                 metadata=dict(data.get("metadata", {})),
                 auc_ci=tuple(data["auc_ci"]) if data.get("auc_ci") else None,
                 tpr_at_fpr_ci=({float(k): None if v is None else tuple(v)

@@ -33,6 +33,8 @@ import numpy as np
 from memberscope.attacks import null_pooling
 from memberscope.errors import InputError
 from memberscope.metric_definitions import AUC, Metric, parse_metric, tpr_metric
+from memberscope.metrics import family_epsilon_lower_bound
+from memberscope.one_run import recorded_bounds
 from memberscope.results import (
     AuditResult,
     AuditRow,
@@ -341,9 +343,19 @@ class Suggestion:
 
 @dataclass(frozen=True)
 class DpPoint:
-    """Under DP: the accountant's ε of a variant next to the empirical lower bound, and the
-    one-run canary audit's white-box and black-box ε̂ where the run had canaries; ``quiet``
-    when the variant has no row distinguishable from chance at any epoch."""
+    """Under DP, one audit of a variant: the accountant's ε beside what the audit shows.
+
+    ``empirical`` is the largest attack result's ε lower bound and ``white_box``/``black_box``
+    the one-run canary audit's bounds valid for every (ε, δ)-DP mechanism (None without such
+    canaries): together, a lower bound on ε at ``confidence`` — each of the ``n_sources``
+    sources at level α/``n_sources`` and each of the ``n_results`` attack results at
+    α/(``n_sources``·``n_results``) (Bonferroni), so that the largest of them all holds
+    (:func:`dp_points`). ``pre_chosen`` names the one attack result used instead where the rows
+    were stored without what the correction needs. ``gaussian_white_box``/
+    ``gaussian_black_box`` are the canaries' bounds that assume a Gaussian trade-off curve
+    (μ-GDP): shown, never part of the verdict. ``quiet`` when the variant has no row
+    distinguishable from chance at any epoch.
+    """
 
     model: Any
     epoch: Any
@@ -353,38 +365,77 @@ class DpPoint:
     black_box: float | None = None
     quiet: bool = False
     family: Family | None = None
+    gaussian_white_box: float | None = None
+    gaussian_black_box: float | None = None
+    confidence: float = 0.95
+    n_results: int = 1
+    n_sources: int = 1
+    pre_chosen: str | None = None
 
     @property
     def audited(self) -> float:
-        """The largest lower bound any audit proved (empirical, white-box, black-box)."""
+        """The largest of the lower bounds the verdict reads (attacks, canaries without
+        assumptions)."""
         return max(self.empirical, self.white_box or 0.0, self.black_box or 0.0)
 
     @property
     def consistent(self) -> bool:
-        """Whether every proven lower bound stays at or below the accountant's ε (a bound
-        above it means the training or the accounting is broken)."""
+        """Whether every lower bound the verdict reads stays at or below the accountant's ε (a
+        bound above it means the training or the accounting is broken, at ``confidence``)."""
         return self.audited <= self.accountant
 
+    @property
+    def gaussian_above(self) -> bool:
+        """Whether a Gaussian-assumption canary bound exceeds the accountant's ε."""
+        return max(self.gaussian_white_box or 0.0,
+                   self.gaussian_black_box or 0.0) > self.accountant
+
     def statement(self) -> Statement:
-        """``M at epoch 3: accountant ε = 3.00, empirical ε ≥ 0.10, one-run canary audit
-        ε ≥ 1.04 (white-box) (consistent: …)`` or ``(INCONSISTENT: …)``."""
+        """``M at epoch 3: accountant ε = 3.00; at 95% confidence for all together, the
+        attacks show ε ≥ 0.10 (largest of 22 results), the one-run canary audit ε ≥ 1.04
+        (white-box), valid for any (ε, δ)-DP mechanism (consistent: …)``; the verdict reads
+        only those, and any Gaussian-assumption bound follows, labelled."""
         parts: list[Part] = [Label(str(self.model)), f" at epoch {self.epoch}: accountant ε = ",
-                             Number(self.accountant, "dp.accountant", 2), ", empirical ε ≥ ",
-                             Number(self.empirical, "dp.empirical", 2)]
+                             Number(self.accountant, "dp.accountant", 2),
+                             f"; at {self.confidence:.0%} confidence for all together, the "
+                             "attacks show ε ≥ ", Number(self.empirical, "dp.empirical", 2),
+                             f" ({self.empirical_basis})"]
         if self.white_box is not None:
-            parts += [", one-run canary audit ε ≥ ", Number(self.white_box, "dp.white_box", 2),
-                      " (white-box)"]
+            parts += [", the one-run canary audit ε ≥ ",
+                      Number(self.white_box, "dp.white_box", 2), " (white-box)"]
         if self.black_box is not None:
-            parts += [", ≥ ", Number(self.black_box, "dp.black_box", 2), " (black-box)"]
+            parts += [", ≥ " if self.white_box is not None else
+                      ", the one-run canary audit ε ≥ ",
+                      Number(self.black_box, "dp.black_box", 2), " (black-box)"]
+        parts.append(", valid for any (ε, δ)-DP mechanism")
         if not self.consistent:
-            parts.append(" (INCONSISTENT: this run provably leaks more than DP allows; check "
-                         "the training and accounting)")
+            parts.append(f" (INCONSISTENT: at {self.confidence:.0%} confidence this run leaks "
+                         "more than DP allows; check the training and accounting)")
         else:
             below = ("what this run measurably leaks stays below the guarantee"
                      if self.white_box is not None else "the attacks stay below the guarantee")
             quiet = "; no result distinguishable from chance" if self.quiet else ""
             parts.append(f" (consistent: {below}{quiet})")
+        gaussian = [(kind, value) for kind, value in (("white-box", self.gaussian_white_box),
+                                                      ("black-box", self.gaussian_black_box))
+                    if value is not None]
+        if gaussian:
+            parts.append("; assuming a Gaussian trade-off curve (μ-GDP), the canaries show ε ≥ ")
+            for index, (kind, value) in enumerate(gaussian):
+                parts += [", ≥ " if index else "",
+                          Number(value, f"dp.gaussian_{kind.replace('-', '_')}", 2),
+                          f" ({kind})"]
+            if self.gaussian_above:
+                parts.append(", above the accountant's ε: evidence against the Gaussian model, "
+                             "not against (ε, δ)-DP itself")
         return Statement(tuple(parts), self.family)
+
+    @property
+    def empirical_basis(self) -> str:
+        """Which attack results ``empirical`` is the largest of."""
+        if self.pre_chosen is not None:
+            return f"the pre-chosen result {self.pre_chosen}"
+        return f"largest of {self.n_results} results"
 
 
 @dataclass(frozen=True)
@@ -395,7 +446,8 @@ class Group:
     ``worst`` of those by the summary's metric (None when none is), the largest advantage
     among them and the largest TPR at the lowest FPR among the rows whose TPR there beats
     chance by its own test (None when none), the ``highest`` value of the metric over every
-    row (chance included) and the largest confident ε bound over every row."""
+    row (chance included) and ``max_epsilon``, a confident ε lower bound for the largest over
+    every row (:func:`largest_epsilon_bound`)."""
 
     key: tuple[Any, ...]
     rows: tuple[AuditRow, ...]
@@ -427,7 +479,19 @@ def summarize_group(key: tuple[Any, ...], rows: Sequence[AuditRow], metric: Metr
                  worst_distinguishable(rows, metric, family),
                  max((r.advantage for r in leaking), default=None),
                  max(low_values, default=None), max(values, default=math.nan),
-                 max(r.epsilon_lower_bound.confident for r in rows))
+                 largest_epsilon_bound(rows))
+
+
+def largest_epsilon_bound(rows: Sequence[AuditRow]) -> float:
+    """A lower bound on ε at the rows' confidence about the largest of them: each of the k
+    rows' bounds at α/k (:func:`~memberscope.metrics.family_epsilon_lower_bound`), or, where
+    rows were stored without what that needs, the bound of one row chosen before seeing any
+    (the first attack's entire-dataset row, else the first row). The plain largest of k rows'
+    95% bounds is not a 95% bound."""
+    family = family_epsilon_lower_bound([r.epsilon_lower_bound for r in rows],
+                                        alpha=rows[0].epsilon_lower_bound.alpha)
+    return family.epsilon if family is not None else \
+        _pre_chosen_row(rows).epsilon_lower_bound.confident
 
 
 def lowest_fpr_metric(rows: Sequence[AuditRow]) -> Metric | None:
@@ -490,21 +554,62 @@ def suggest_checkpoint(rows: Sequence[AuditRow], *, limit: float | None,
 def dp_points(rows: Sequence[AuditRow], epsilon_key: str = "epsilon", *,
               quiet_models: Iterable[Any] = (), family: Family | None = None
               ) -> tuple[DpPoint, ...]:
-    """For each (model, epoch) whose rows carry the accountant's ε: it and the largest
-    confident empirical lower bound over slices and attacks (non-finite ε is left out)."""
+    """For each (model, epoch) whose rows carry the accountant's ε: it beside the audit's
+    lower bounds, corrected so that the largest of them all holds at the rows' 1 − α.
+
+    The sources are the attacks and each canary source with an assumption-free bound; with s
+    of them, each canary bound is recomputed at α/s from its recorded guess counts and each of
+    the k attack results at α/(s·k) from its held-out counts
+    (:func:`~memberscope.metrics.family_epsilon_lower_bound`), Bonferroni. Rows stored without
+    held-out counts give the entire-dataset result of the first attack, a choice made before
+    seeing any result, at its own level; canary records without guess counts their bounds at
+    the level recorded; ``confidence`` then says what is left. Non-finite ε is left out.
+    """
     quiet = set(quiet_models)
-    points = []
     with_epsilon = [r for r in rows if _number_or_none(r.metadata.get(epsilon_key)) is not None]
-    for (model, epoch), group in group_rows(with_epsilon, ("model", "epoch")).items():
-        empirical = max(r.epsilon_lower_bound.confident for r in group)
-        one_run = group[0].metadata.get("epsilon_audit")
-        one_run = one_run if isinstance(one_run, dict) else {}
-        points.append(DpPoint(model, epoch, float(group[0].metadata[epsilon_key]),
-                              float(empirical), _number_or_none(one_run.get("white_box")),
-                              _number_or_none(one_run.get("black_box")), model in quiet,
-                              family))
+    points = [_dp_point(group, float(group[0].metadata[epsilon_key]), model in quiet, family)
+              for (model, _), group in group_rows(with_epsilon, ("model", "epoch")).items()]
     points.sort(key=lambda p: (str(p.model), epoch_sort_key(p.epoch)))
     return tuple(points)
+
+
+def _dp_point(group: Sequence[AuditRow], accountant: float, quiet: bool,
+              family: Family | None) -> DpPoint:
+    """One audit's :class:`DpPoint` (:func:`dp_points` says how it is corrected)."""
+    alpha = group[0].epsilon_lower_bound.alpha
+    record = group[0].metadata.get("epsilon_audit")
+    record = record if isinstance(record, dict) else {}
+    recorded = next((b for b in recorded_bounds(record) if b.assumption is None), None)
+    n_sources = 1 + len(recorded.sources() if recorded else ())
+    level = alpha / n_sources
+    canaries = recorded_bounds(record, level)
+    free = next((b for b in canaries if b.assumption is None), None)
+    gaussian = next((b for b in canaries if b.assumption is not None), None)
+    attacks = family_epsilon_lower_bound([r.epsilon_lower_bound for r in group], alpha=level)
+    pre_chosen = None
+    if attacks is not None:
+        empirical, spent = attacks.epsilon, level
+    else:
+        chosen = _pre_chosen_row(group)
+        empirical, spent = chosen.epsilon_lower_bound.confident, chosen.epsilon_lower_bound.alpha
+        pre_chosen = f"{chosen.slice} / {chosen.attack}"
+    if free is not None:
+        spent += len(free.sources()) * (free.alpha if free.alpha is not None else alpha)
+    metadata = group[0].metadata
+    return DpPoint(
+        metadata.get("model"), metadata.get("epoch"), accountant, float(empirical),
+        free.white_box if free else None, free.black_box if free else None, quiet, family,
+        gaussian.white_box if gaussian else None, gaussian.black_box if gaussian else None,
+        confidence=max(0.0, 1.0 - spent), n_results=len(group), n_sources=n_sources,
+        pre_chosen=pre_chosen)
+
+
+def _pre_chosen_row(rows: Sequence[AuditRow]) -> AuditRow:
+    """The entire-dataset row of the first attack (else the first row): fixed before seeing
+    any result, so its own bound holds without a correction."""
+    first_attack = rows[0].attack
+    return next((r for r in rows if r.attack == first_attack and r.slice == "entire_dataset"),
+                rows[0])
 
 
 def _number_or_none(value: Any) -> float | None:

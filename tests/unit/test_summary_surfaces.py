@@ -98,7 +98,9 @@ def test_a_runs_checkpoints_are_the_same_numbers_in_the_page_and_the_terminal():
         leaking = [r for r in result.rows if r.significant]
         assert checkpoint.n_significant == len(leaking)
         assert checkpoint.worst is (max(leaking, key=lambda r: r.auc) if leaking else None)
-        assert checkpoint.max_epsilon == max(r.epsilon_lower_bound.confident
+        # a bound on the largest of the audit's k rows: each row at 95%/k (issue 17)
+        k = len(result.rows)
+        assert checkpoint.max_epsilon == max(r.epsilon_lower_bound.confident_at(0.05 / k)
                                              for r in result.rows)
 
     page = render_page(PageInputs("t", "s", rows, max_auc=0.65))

@@ -195,7 +195,10 @@ class NewtonLogisticRegression:
 
     With a dozen features Newton converges in ~6-10 steps of one (d × d) solve each, an order of
     magnitude faster than a general-purpose quasi-Newton solver, and the optimum is unique, so
-    the fit is deterministic. Objective: mean log-loss + ``l2 / (2 n)`` ||w||² (intercept free).
+    the fit is deterministic. Objective: mean log-loss + ``l2 / (2 n)`` ||w||² (intercept free),
+    scikit-learn's ``LogisticRegression(C=1/l2)``; against its "newton-cholesky" solver, at equal
+    AUC, one fit takes 0.5× the time on 10,000 rows and 0.06× on 1,300 (the class slices' folds)
+    (``benchmarks/lr_solver.py``, ``docs/lr-solver.md``).
     """
 
     def __init__(self, l2: float = 1.0, max_iter: int = 50, tol: float = 1e-8) -> None:

@@ -382,7 +382,7 @@ def _epoch_line(label: str, stats: Any, epochs: int, result: AuditResult | None)
             found = ", ".join(f"{kind.replace('_', '-')} {one_run[kind]:.2f}"
                               for kind in ("white_box", "black_box")
                               if one_run[kind] is not None)
-            line += f" (one-run audit eps >= {found})"
+            line += f" (one-run canary audit, any DP mechanism, 95% each: eps >= {found})"
         line += f", {meta['inference_seconds'] + meta['audit_seconds']:.1f} s"
     return line
 

@@ -363,37 +363,45 @@ def plot_slice_heatmap(results: Rows, metric: str = "auc", *, by: str = "epoch",
 
 def plot_epsilon_by_epoch(results: Rows, *, epsilon_key: str = "epsilon", legend: bool = True,
                           ax: Axes | None = None) -> Axes:
-    """Under DP: the accountant's ε (solid), the empirical ε lower bound (dashed: the
-    largest confident bound over slices and attacks) and, for runs with canaries, the one-run
-    audit's white-box (▲) and black-box (▼) ε̂ (dotted) by epoch, per model variant.
+    """Under DP, per model variant by epoch: the accountant's ε (solid) and the empirical ε
+    lower bound (dashed: at each audit the largest of its results, corrected so that it holds
+    at the stated confidence together with the canary bounds, :func:`dp_points`); for runs
+    with canaries, the one-run audit's white-box (▲) and black-box (▼) ε̂ at the final
+    epoch only (the one the verdict reads): filled where valid for any (ε, δ)-DP mechanism,
+    hollow where they assume a Gaussian trade-off curve.
 
-    The accountant's ε is an upper bound on what any attack can show; an empirical bound
-    above it would mean the DP implementation or the accounting is wrong."""
+    The accountant's ε is an upper bound on what any attack can show; an assumption-free
+    bound above it would mean the DP implementation or the accounting is wrong."""
     rows = as_rows(results)
     points = dp_points(rows, epsilon_key)
     if not points:
         raise InputError(f"no rows carry the accountant's epsilon in metadata[{epsilon_key!r}]; "
                          "this figure is for DP training runs")
     ax = _new_axes(ax)
-    confidence = 1.0 - rows[0].epsilon_lower_bound.alpha
     all_models = list(dict.fromkeys(r.metadata.get("model") for r in rows))
     for model in dict.fromkeys(p.model for p in points):
         index = all_models.index(model)
         mine = [p for p in points if p.model == model]
         epochs = [p.epoch for p in mine]
         color = _color(index)
+        last = mine[-1]
         ax.plot(epochs, [p.accountant for p in mine], color=color, marker="o", markersize=4,
                 label=_series_label(model, "accountant ε"))
         ax.plot(epochs, [p.empirical for p in mine], color=color, linestyle="--", marker="s",
-                markersize=4,
-                label=_series_label(model, f"empirical ε lower bound ({confidence:.0%})"))
+                markersize=4, label=_series_label(
+                    model, f"attacks' ε lower bound ({last.empirical_basis}, "
+                           f"{last.confidence:.0%} with the canaries)"))
         for kind, marker, name in (("white_box", "^", "white-box"),
                                    ("black_box", "v", "black-box")):
-            audited = [(p.epoch, getattr(p, kind)) for p in mine if getattr(p, kind) is not None]
-            if audited:
-                ax.plot([e for e, _ in audited], [v for _, v in audited], color=color,
-                        linestyle=":", marker=marker, markersize=5,
-                        label=_series_label(model, f"one-run canary audit ε̂, {name}"))
+            free, gaussian = getattr(last, kind), getattr(last, f"gaussian_{kind}")
+            if free is not None:
+                ax.plot([last.epoch], [free], color=color, linestyle="none", marker=marker,
+                        markersize=7, label=_series_label(
+                            model, f"canary ε̂, {name}, final epoch (any DP mechanism)"))
+            if gaussian is not None:
+                ax.plot([last.epoch], [gaussian], color=color, linestyle="none", marker=marker,
+                        markersize=7, markerfacecolor="none", label=_series_label(
+                            model, f"canary ε̂, {name}, final epoch (assumes Gaussian curve)"))
     ax.set_title("DP: accountant ε vs empirical lower bound", fontsize=10)
     ax.set_xlabel("epoch")
     _integer_epochs(ax, [p.epoch for p in points])
