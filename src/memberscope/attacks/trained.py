@@ -299,7 +299,7 @@ TRAINED_ATTACKS = (
     _trained("lr", "logistic regression on output features", _logistic_regression,
              ((67, 0.82), (2000, 1.0)), l2=1.0),
     _trained("mlp", "multi-layer perceptron on output features", _mlp,
-             ((67, 0.23), (200, 0.29)),
+             ((67, 0.23), (200, 0.29), (667, 0.61)),
              max_train_per_side=3000, hidden_layer_sizes=(64, 32)),
     _trained("rf", "random forest on output features", _random_forest,
              ((67, 0.70), (2000, 0.72)), max_train_per_side=3000, n_estimators=50),
