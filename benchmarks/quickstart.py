@@ -44,7 +44,7 @@ import numpy as np
 from scipy.stats import mannwhitneyu
 
 from memberscope import rundir
-from memberscope.results import AuditRow, run_family
+from memberscope.results import AuditRow, row_key, run_family
 from memberscope.store import read_jsonl
 
 ALPHA = 0.05
@@ -107,9 +107,10 @@ def audits(run_dir: Path) -> dict[str, list[tuple[int, list[dict], list[bool | N
     rows = [r for r in read_jsonl(rundir.results_path(run_dir)) if r.get("kind") == "row"]
     family = None
     if all(row.get("p_value") is not None for row in rows):
-        family = run_family([AuditRow.from_dict(row) for row in rows])
-        in_family = {id(row): verdict for row, verdict in zip(rows, family.significant,
-                                                               strict=True)}
+        parsed = [AuditRow.from_dict(row) for row in rows]
+        family = run_family(parsed)
+        in_family = {id(row): row_key(audit_row) in family.significant_keys
+                     for row, audit_row in zip(rows, parsed, strict=True)}
     grouped: dict[tuple[str, int], list[dict]] = defaultdict(list)
     for row in rows:
         grouped[row["metadata"]["model"], int(row["metadata"]["epoch"])].append(row)
