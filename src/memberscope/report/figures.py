@@ -166,15 +166,17 @@ def heatmaps(rows: Sequence[AuditRow], metric: str = "auc") -> tuple[Figure, str
             plots.plot_slice_heatmap(with_epoch, metric, by="epoch", model=model, vmin=low,
                                      vmax=high, ax=ax)
         caption = ("Worst attack per slice and epoch for each variant, on one colour scale; the "
-                   "outlined cell is each variant's worst. A slice much brighter than the rest "
-                   "leaks more than the average.")
+                   "outlined cell is each variant's worst result distinguishable from chance "
+                   "(over the whole run; none on a variant without one). A slice much brighter "
+                   "than the rest leaks more than the average.")
         if len(every_model) > len(models):
             caption += (f" Showing the first {len(models)} of {len(every_model)} variants; the "
                         "tables below list them all.")
     else:
         figure, axes = _grid(1, 1, (5.15 + left, 4.0), left=left)
         plots.plot_slice_heatmap(rows, metric, by="attack", ax=axes[0])
-        caption = "Each attack on each slice; the outlined cell is the worst."
+        caption = ("Each attack on each slice; the outlined cell is the worst result "
+                   "distinguishable from chance (none when no result is).")
     return figure, caption
 
 
