@@ -32,7 +32,13 @@ import numpy as np
 
 from memberscope.attacks import null_pooling
 from memberscope.errors import InputError
-from memberscope.metric_definitions import AUC, Metric, parse_metric, tpr_metric
+from memberscope.metric_definitions import (
+    AUC,
+    EPSILON_CONFIDENT,
+    Metric,
+    parse_metric,
+    tpr_metric,
+)
 from memberscope.metrics import family_epsilon_lower_bound
 from memberscope.one_run import recorded_bounds
 from memberscope.results import (
@@ -116,6 +122,9 @@ def worst_series(rows: Iterable[AuditRow], metric: str | Metric, *,
     """For each group of ``by`` values, the worst ``metric`` over slices (and over whatever
     ``by`` leaves out) at each epoch, or the value on one ``slice`` when given.
 
+    For ``epsilon_confident`` over several slices the value is not the largest row's bound
+    (the largest of k bounds, each at 1 − α, is no (1 − α) bound) but
+    :func:`largest_epsilon_bound`: a bound at the rows' confidence for the largest of them.
     Rows without an ``epoch`` in their metadata are left out; a name that is no metric raises.
     """
     parsed = metric if isinstance(metric, Metric) else parse_metric(metric)
@@ -125,17 +134,23 @@ def worst_series(rows: Iterable[AuditRow], metric: str | Metric, *,
     for key, group in group_rows(picked, by).items():
         by_epoch = group_rows(group, ("epoch",))
         epochs = sorted(by_epoch, key=lambda e: epoch_sort_key(e[0]))
-        worst: list[AuditRow] = []
+        points: list[tuple[AuditRow, float]] = []
         for epoch in epochs:
+            at_epoch = by_epoch[epoch]
+            if parsed == EPSILON_CONFIDENT and len(at_epoch) > 1:
+                value, row = _largest_epsilon_bound_row(at_epoch)
+                points.append((row, value))
+                continue
             try:
-                worst.append(worst_row(by_epoch[epoch], parsed))
+                row = worst_row(at_epoch, parsed)
             except InputError:  # no row of this epoch stores the metric
                 continue
-        if worst:
+            points.append((row, metric_value(row, parsed)))
+        if points:
             out[key] = Series(
-                epochs=np.array([r.metadata["epoch"] for r in worst]),
-                values=np.array([metric_value(r, parsed) for r in worst], dtype=float),
-                rows=tuple(worst))
+                epochs=np.array([r.metadata["epoch"] for r, _ in points]),
+                values=np.array([v for _, v in points], dtype=float),
+                rows=tuple(r for r, _ in points))
     return out
 
 
@@ -488,10 +503,17 @@ def largest_epsilon_bound(rows: Sequence[AuditRow]) -> float:
     rows were stored without what that needs, the bound of one row chosen before seeing any
     (the first attack's entire-dataset row, else the first row). The plain largest of k rows'
     95% bounds is not a 95% bound."""
+    return _largest_epsilon_bound_row(rows)[0]
+
+
+def _largest_epsilon_bound_row(rows: Sequence[AuditRow]) -> tuple[float, AuditRow]:
+    """:func:`largest_epsilon_bound` and the row it comes from (at least one row)."""
     family = family_epsilon_lower_bound([r.epsilon_lower_bound for r in rows],
                                         alpha=rows[0].epsilon_lower_bound.alpha)
-    return family.epsilon if family is not None else \
-        _pre_chosen_row(rows).epsilon_lower_bound.confident
+    if family is not None:
+        return family.epsilon, rows[family.index]
+    chosen = _pre_chosen_row(rows)
+    return chosen.epsilon_lower_bound.confident, chosen
 
 
 def lowest_fpr_metric(rows: Sequence[AuditRow]) -> Metric | None:

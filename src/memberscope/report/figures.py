@@ -106,7 +106,10 @@ def epoch_figure(rows: Sequence[AuditRow],
         "the model variant, line style the attack. The star marks the worst point whose "
         "result is significant. The grey band (AUC, advantage, TPR at low FPR) is where the "
         "worst of that many slices lands 95% of the time when nothing leaks: points inside it "
-        "are indistinguishable from chance.",
+        "are indistinguishable from chance. The empirical ε panel shows, per line and epoch, "
+        "a lower bound that holds at its stated confidence for the largest of the slices "
+        "together (each slice's bound at α/k, Bonferroni), not the largest of k separate "
+        "95% bounds.",
         to_png(figure))
 
 

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from memberscope.errors import InputError
-from memberscope.metric_definitions import parse_metric
+from memberscope.metric_definitions import EPSILON_CONFIDENT, parse_metric
 from memberscope.metrics import RocCurve
 from memberscope.report._data import ChanceBand, chance_band, metric_title, slice_sort_key
 from memberscope.results import Family, distinguishable_rows, metric_value, run_family
@@ -182,7 +182,14 @@ def plot_metric_by_epoch(results: Rows, metric: str = "auc", *,
                             text_for_matplotlib(f"{row.slice}\n({row.attack})"),
                             [float(c[1]) for c in candidates])
             ax.margins(y=0.12)
-    where = f"slice {slice}" if slice is not None else "worst slice per epoch"
+    if slice is not None:
+        where = f"slice {slice}"
+    elif metric == EPSILON_CONFIDENT.key and rows:
+        # The largest of k rows' bounds is no bound at their level; worst_series corrects it.
+        where = (f"largest over slices, {1 - rows[0].epsilon_lower_bound.alpha:.0%} "
+                 f"for the largest")
+    else:
+        where = "worst slice per epoch"
     ax.set_title(text_for_matplotlib(f"{metric_title(metric)} by epoch ({where})"), fontsize=10)
     ax.set_xlabel("epoch")
     _integer_epochs(ax, [e for line in series.values() for e in line.epochs.tolist()])
