@@ -11,8 +11,14 @@ them up and the terminal print them literally.
 Every statement ranks only rows distinguishable from chance in its family
 (:func:`~memberscope.results.distinguishable_rows`, the one rule) and carries that
 :class:`~memberscope.results.Family`; where none is it says "no leakage distinguishable from
-chance (N results tested)" instead of naming the largest of many noisy numbers. Statements
-that must precede the headline on every surface go in :attr:`Summary.leading`.
+chance" instead of naming the largest of many noisy numbers. A summary is about all the rows
+it is given, so by default its family is all of them (:func:`~memberscope.results.run_family`:
+Holm over the run's results, one audit's when it is given one): "at any epoch", which
+variants leak, the worst result and the suggested checkpoint are then controlled at α over
+the whole run, while each row keeps its own audit's ``significant``. The TPR at the lowest
+FPR is a headline only where it beats chance by its own exact test, corrected over the rows
+it is picked from (:func:`~memberscope.results.tpr_family`). Statements that must precede
+the headline on every surface go in :attr:`Summary.leading`.
 """
 
 from __future__ import annotations
@@ -24,8 +30,15 @@ from typing import Any
 
 import numpy as np
 
+from memberscope.attacks import null_pooling
 from memberscope.errors import InputError
-from memberscope.metric_definitions import AUC, Metric, parse_metric, tpr_metric
+from memberscope.metric_definitions import (
+    AUC,
+    EPSILON_CONFIDENT,
+    Metric,
+    parse_metric,
+    tpr_metric,
+)
 from memberscope.metrics import family_epsilon_lower_bound
 from memberscope.one_run import recorded_bounds
 from memberscope.results import (
@@ -33,10 +46,11 @@ from memberscope.results import (
     AuditRow,
     Family,
     ResultsCollection,
-    audit_family,
     distinguishable_rows,
     metric_value,
     never_tested,
+    run_family,
+    tpr_family,
     worst_distinguishable,
     worst_row,
 )
@@ -108,6 +122,9 @@ def worst_series(rows: Iterable[AuditRow], metric: str | Metric, *,
     """For each group of ``by`` values, the worst ``metric`` over slices (and over whatever
     ``by`` leaves out) at each epoch, or the value on one ``slice`` when given.
 
+    For ``epsilon_confident`` over several slices the value is not the largest row's bound
+    (the largest of k bounds, each at 1 − α, is no (1 − α) bound) but
+    :func:`largest_epsilon_bound`: a bound at the rows' confidence for the largest of them.
     Rows without an ``epoch`` in their metadata are left out; a name that is no metric raises.
     """
     parsed = metric if isinstance(metric, Metric) else parse_metric(metric)
@@ -117,17 +134,23 @@ def worst_series(rows: Iterable[AuditRow], metric: str | Metric, *,
     for key, group in group_rows(picked, by).items():
         by_epoch = group_rows(group, ("epoch",))
         epochs = sorted(by_epoch, key=lambda e: epoch_sort_key(e[0]))
-        worst: list[AuditRow] = []
+        points: list[tuple[AuditRow, float]] = []
         for epoch in epochs:
+            at_epoch = by_epoch[epoch]
+            if parsed == EPSILON_CONFIDENT and len(at_epoch) > 1:
+                value, row = _largest_epsilon_bound_row(at_epoch)
+                points.append((row, value))
+                continue
             try:
-                worst.append(worst_row(by_epoch[epoch], parsed))
+                row = worst_row(at_epoch, parsed)
             except InputError:  # no row of this epoch stores the metric
                 continue
-        if worst:
+            points.append((row, metric_value(row, parsed)))
+        if points:
             out[key] = Series(
-                epochs=np.array([r.metadata["epoch"] for r in worst]),
-                values=np.array([metric_value(r, parsed) for r in worst], dtype=float),
-                rows=tuple(worst))
+                epochs=np.array([r.metadata["epoch"] for r, _ in points]),
+                values=np.array([v for _, v in points], dtype=float),
+                rows=tuple(r for r, _ in points))
     return out
 
 
@@ -215,10 +238,17 @@ def _place(row: AuditRow) -> tuple[Part, ...]:
     return (*parts, ")")
 
 
-def no_leakage_text(n_tested: int) -> str:
+def no_leakage_text(n_tested: int, family: Family | None = None) -> str:
     """What a headline says when no row is significant: ``no leakage distinguishable from
-    chance (22 results tested)``."""
-    return f"no leakage distinguishable from chance ({n_tested} results tested)"
+    chance (22 results tested)``; in the family of a run of several audits also which:
+    ``(132 results tested, after Holm's correction over the run's results (6 audits))``, or
+    for part of it ``(22 results tested, after Holm's correction over the run's 132
+    results (6 audits))``."""
+    text = f"no leakage distinguishable from chance ({n_tested} results tested"
+    counts = None if family is None else family.n_results_audits
+    if family is None or counts is None or counts[1] <= 1:
+        return text + ")"
+    return f"{text}, {family.describe(counted=n_tested != counts[0])})"
 
 
 def verdict(auc: float) -> str:
@@ -236,9 +266,18 @@ def verdict(auc: float) -> str:
 
 
 def family_text(family: Family, n_audits: int = 1) -> str:
-    """How ``family``'s rows were judged: "significant after Holm's correction over this
-    audit's results at α = 0.05" (over "each audit's" for several audits); without a recorded
-    level (files of schema 1 and 2), "significant after each audit's family-wise correction"."""
+    """How ``family``'s rows were judged: in a run family "significant after Holm's
+    correction over the run's 132 results (6 audits) at α = 0.05" ("over this audit's
+    results" for one audit; "its own exact test of TPR at 0.1% FPR, significant after …"
+    for a TPR family); in the per-audit family "significant after Holm's correction over
+    this audit's results at α = 0.05" (over "each audit's" for several audits); without a
+    recorded level (files of schema 1 and 2), "significant after each audit's family-wise
+    correction"."""
+    if family.n_results_audits is not None and family.alpha is not None:
+        text = f"significant {family.describe()} at α = {family.alpha:g}"
+        if family.test is None:
+            return text
+        return f"its own exact test of {parse_metric(family.test).title}, {text}"
     whose = "this audit's" if n_audits <= 1 else "each audit's"
     if family.correction is None or family.alpha is None:
         return f"significant after {whose} family-wise correction"
@@ -309,7 +348,7 @@ class Suggestion:
             (f"with worst significant {header} ≤ ", Number(self.limit, "limit"))
             if self.limit is not None else ("(no privacy limit set: pass --max-auc, e.g. 0.6)",))
         leakage: tuple[Part, ...] = (
-            (no_leakage_text(self.n_tested),) if self.worst is None else
+            (no_leakage_text(self.n_tested, self.family),) if self.worst is None else
             (f"worst significant {header} ", Number(self.worst, "suggestion.worst")))
         return Statement((
             "most accurate checkpoint ", *condition, ": model ", Label(str(self.model)),
@@ -419,10 +458,11 @@ class Group:
     """The summary of one group of rows, e.g. one checkpoint (model, epoch) or one slice:
     its ``key`` values, ``n_significant`` of its rows distinguishable from chance (all of them
     where none was ``tested``: rows of schema-1 files), the
-    ``worst`` of those by the summary's metric (None when none is), the largest advantage and
-    TPR at the lowest FPR among them (None when none), the ``highest`` value of the metric
-    over every row (chance included) and ``max_epsilon``, a confident ε lower bound for the
-    largest over every row (:func:`largest_epsilon_bound`)."""
+    ``worst`` of those by the summary's metric (None when none is), the largest advantage
+    among them and the largest TPR at the lowest FPR among the rows whose TPR there beats
+    chance by its own test (None when none), the ``highest`` value of the metric over every
+    row (chance included) and ``max_epsilon``, a confident ε lower bound for the largest over
+    every row (:func:`largest_epsilon_bound`)."""
 
     key: tuple[Any, ...]
     rows: tuple[AuditRow, ...]
@@ -441,11 +481,14 @@ class Group:
 
 
 def summarize_group(key: tuple[Any, ...], rows: Sequence[AuditRow], metric: Metric,
-                    low_metric: Metric | None, family: Family) -> Group:
-    """:class:`Group` of ``rows`` (at least one)."""
+                    low_metric: Metric | None, family: Family,
+                    low_family: Family | None = None) -> Group:
+    """:class:`Group` of ``rows`` (at least one); the TPR at ``low_metric`` of the rows
+    distinguishable in ``low_family`` (that TPR's own test), else in ``family``."""
     leaking = distinguishable_rows(rows, family)
+    low_rows = leaking if low_family is None else distinguishable_rows(rows, low_family)
     low_values = [] if low_metric is None else [
-        v for v in (metric_value(r, low_metric) for r in leaking) if not math.isnan(v)]
+        v for v in (metric_value(r, low_metric) for r in low_rows) if not math.isnan(v)]
     values = [v for v in (metric_value(r, metric) for r in rows) if not math.isnan(v)]
     return Group(key, tuple(rows), len(leaking), not never_tested(rows),
                  worst_distinguishable(rows, metric, family),
@@ -460,10 +503,17 @@ def largest_epsilon_bound(rows: Sequence[AuditRow]) -> float:
     rows were stored without what that needs, the bound of one row chosen before seeing any
     (the first attack's entire-dataset row, else the first row). The plain largest of k rows'
     95% bounds is not a 95% bound."""
+    return _largest_epsilon_bound_row(rows)[0]
+
+
+def _largest_epsilon_bound_row(rows: Sequence[AuditRow]) -> tuple[float, AuditRow]:
+    """:func:`largest_epsilon_bound` and the row it comes from (at least one row)."""
     family = family_epsilon_lower_bound([r.epsilon_lower_bound for r in rows],
                                         alpha=rows[0].epsilon_lower_bound.alpha)
-    return family.epsilon if family is not None else \
-        _pre_chosen_row(rows).epsilon_lower_bound.confident
+    if family is not None:
+        return family.epsilon, rows[family.index]
+    chosen = _pre_chosen_row(rows)
+    return chosen.epsilon_lower_bound.confident, chosen
 
 
 def lowest_fpr_metric(rows: Sequence[AuditRow]) -> Metric | None:
@@ -628,11 +678,12 @@ class Summary:
     checkpoints: tuple[Group, ...] = ()
     by_slice: tuple[Group, ...] = ()
     leading: tuple[Statement, ...] = ()
+    low_fpr_family: Family | None = None
 
     @property
     def no_leakage(self) -> str:
-        """"no leakage distinguishable from chance (N results tested)"."""
-        return no_leakage_text(self.n_rows)
+        """"no leakage distinguishable from chance (after Holm over the run's N results)"."""
+        return no_leakage_text(self.n_rows, self.family)
 
     @property
     def family_text(self) -> str:
@@ -655,9 +706,13 @@ class Summary:
         if not self.tested:  # schema-1 rows: never tested
             return Statement((f"worst {header} ", value, " (", Label(worst.attack), " on ",
                               Label(worst.slice), "; not tested)"))
+        counts = self.family.n_results_audits
+        which = (f" {self.family.describe(counted=False)}"
+                 if counts is not None and counts[1] > 1 else "")
         return Statement((f"worst significant {header} ", value, " (", Label(worst.attack),
                           " on ", Label(worst.slice),
-                          f"; {self.n_significant} of {self.n_rows} significant)"), self.family)
+                          f"; {self.n_significant} of {self.n_rows} significant{which})"),
+                         self.family)
 
     @property
     def headline_text(self) -> str:
@@ -701,16 +756,19 @@ class Summary:
 
     @property
     def low_fpr_statement(self) -> Statement | None:
-        """The most successful row at the lowest FPR where it is not the worst row: ``at the
-        lowest false-positive rate, the most successful is …: TPR at 0.1% FPR 0.050``."""
+        """The most successful row at the lowest FPR, where its TPR there beats chance by its
+        own test and it is not the worst row: ``at the lowest false-positive rate, the most
+        successful is …: TPR at 0.1% FPR 0.050 (its own exact test of TPR at 0.1% FPR,
+        significant after Holm over the run's 44 results at α = 0.05)``."""
         low, metric = self.worst_low_fpr, self.low_fpr_metric
         if low is None or metric is None or low is self.worst:
             return None
         parsed = parse_metric(metric)
+        family = self.low_fpr_family or self.family
         return Statement(("at the lowest false-positive rate, the most successful is ",
                           Label(low.attack), " on ", Label(low.slice), *_place(low),
-                          f": {parsed.title} ", Number(low.metric(parsed), "low_fpr.value")),
-                         self.family)
+                          f": {parsed.title} ", Number(low.metric(parsed), "low_fpr.value"),
+                          f" ({family_text(family, self.n_audits)})"), family)
 
     @property
     def quiet_statements(self) -> tuple[Statement, ...]:
@@ -718,8 +776,9 @@ class Summary:
         at any epoch (6 results tested)`` (only for runs with epochs)."""
         if not self.has_epochs:
             return ()
-        return tuple(Statement((Label(str(model)), ": no leakage distinguishable from chance "
-                                f"at any epoch ({n} results tested)"), self.family)
+        return tuple(Statement((Label(str(model)), ": "
+                                + no_leakage_text(n, self.family).replace(" (", " at any epoch (",
+                                                                           1)), self.family)
                      for model, n in self.quiet_models)
 
     @property
@@ -771,14 +830,16 @@ class Summary:
             "dp": [_plain(p) | {"consistent": p.consistent} for p in self.dp],
             "n_rows": self.n_rows,
             "metric": self.metric,
-            "family": _plain(self.family),
+            "family": self.family.to_dict(),
+            "low_fpr_family": (None if self.low_fpr_family is None
+                               else self.low_fpr_family.to_dict()),
             "headline": self.headline_text,
         }
 
 
 def _plain(item: Any) -> dict[str, Any]:
     """A summary dataclass's fields, its family as a plain dict."""
-    return {k: _plain(v) if isinstance(v, Family) else v for k, v in vars(item).items()}
+    return {k: v.to_dict() if isinstance(v, Family) else v for k, v in vars(item).items()}
 
 
 def summarize(results: Rows, *, max_auc: float | None = None, metric: str = "auc",
@@ -794,8 +855,9 @@ def summarize(results: Rows, *, max_auc: float | None = None, metric: str = "auc
     accuracy_key : str, optional
         Metadata key of the accuracy to maximise (default: test, else train accuracy).
     family : Family, optional
-        Which rows count as distinguishable from chance (default: each audit's own verdicts,
-        with the α and correction the rows record).
+        Which rows count as distinguishable from chance (default: :func:`run_family` of all
+        the rows given, at the α and with the correction they record; ``audit_family(rows)``
+        for each audit's own verdicts, from :mod:`memberscope.results`).
     """
     parsed = parse_metric(metric)
     rows = as_rows(results)
@@ -803,15 +865,14 @@ def summarize(results: Rows, *, max_auc: float | None = None, metric: str = "auc
         raise InputError("results have no rows: every (slice, attack) was skipped or none ran")
     if max_auc is not None and parsed is AUC and not 0.0 <= max_auc <= 1.0:
         raise InputError(f"max_auc must be within [0, 1]; got {max_auc}")
-    family = family or audit_family(rows)
+    family = family or run_family(rows)
     low_metric = lowest_fpr_metric(rows)
     # TPR at the lowest FPR is a headline only where it is resolvable (a stored value, not
-    # None), its row is distinguishable from chance, and it beats guessing (TPR > FPR) there.
-    low_worst = None
-    if low_metric is not None:
-        low_worst = worst_distinguishable(rows, low_metric, family)
-        if low_worst is not None and not low_worst.metric(low_metric) > (low_metric.fpr or 0.0):
-            low_worst = None
+    # None) and beats chance by its own exact test, corrected over every row resolving it.
+    low_worst = low_family = None
+    if low_metric is not None and low_metric.fpr is not None:
+        low_family = tpr_family(rows, low_metric.fpr, null_pooling)
+        low_worst = worst_distinguishable(rows, low_metric, low_family)
     key = accuracy_key or accuracy_key_of(rows)
     significant = distinguishable_rows(rows, family)
     models = tuple(dict.fromkeys(r.metadata.get("model") for r in rows))
@@ -840,10 +901,11 @@ def summarize(results: Rows, *, max_auc: float | None = None, metric: str = "auc
         has_epochs=bool(with_epoch),
         metric=parsed.key,
         family=family,
-        n_audits=max(len(group_rows(rows, ("model", "epoch"))), 1),
+        n_audits=family.n_audits or max(len(group_rows(rows, ("model", "epoch"))), 1),
         tested=not never_tested(rows),
-        checkpoints=tuple(summarize_group(k, checkpoint_groups[k], parsed, low_metric, family)
-                          for k in checkpoint_keys),
-        by_slice=tuple(summarize_group(k, group, parsed, low_metric, family)
+        checkpoints=tuple(summarize_group(k, checkpoint_groups[k], parsed, low_metric, family,
+                                          low_family) for k in checkpoint_keys),
+        by_slice=tuple(summarize_group(k, group, parsed, low_metric, family, low_family)
                        for k, group in group_rows(rows, ("slice",)).items()),
+        low_fpr_family=low_family,
     )

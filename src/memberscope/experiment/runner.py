@@ -452,15 +452,17 @@ def variant_summaries(run_dir: Path, config: ExperimentConfig) -> tuple[VariantS
     if not path.exists():
         return ()
     collection = load_results(path)
-    last: dict[Any, Group] = {} if not collection.rows else {
-        checkpoint.key[0]: checkpoint for checkpoint in summarize(collection).checkpoints}
+    run = summarize(collection) if collection.rows else None
+    last: dict[Any, Group] = {} if run is None else {
+        checkpoint.key[0]: checkpoint for checkpoint in run.checkpoints}
     summaries = []
     for variant in config.variants:
         checkpoint = last.get(variant.label)
         if checkpoint is None:
             continue
         meta = checkpoint.metadata
-        final = summarize(checkpoint.rows)  # the last audit's own headline
+        # The variants' last audits side by side are a statement about the run: its family.
+        final = summarize(checkpoint.rows, family=None if run is None else run.family)
         summaries.append(VariantSummary(
             label=variant.label, epoch=int(checkpoint.key[1]),
             train_accuracy=float(meta["train_accuracy"]),
