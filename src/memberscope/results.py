@@ -15,10 +15,15 @@ from memberscope.metrics import EpsilonBound, RocCurve
 if TYPE_CHECKING:
     import pandas
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # Version 1 rows lack p_value, significant and notes (read as None, None, ()) and may hold
-# TPR at unresolvable FPRs (kept as stored).
-READABLE_SCHEMA_VERSIONS = (1, 2)
+# TPR at unresolvable FPRs (kept as stored). Versions 1 and 2 lack the split guard and the
+# rows' beyond-split test (read as None: not checked).
+READABLE_SCHEMA_VERSIONS = (1, 2, 3)
+GUARD_ATTACKS = ("blind", "control")
+"""Rows of these attacks measure the split, not the model: never leakage in a headline."""
+SAME_DISTRIBUTION, SHIFTED, NOT_CHECKED = "same-distribution", "shifted", "not checked"
+VERDICTS = (SAME_DISTRIBUTION, SHIFTED, NOT_CHECKED)
 METRIC_NAMES = ("auc", "advantage", "ppv", "epsilon_confident", "epsilon_point")
 
 
@@ -34,6 +39,14 @@ class AuditRow:
     ``notes`` says why). ``p_value`` is the one-sided test of H0 "no membership information";
     ``significant`` the verdict after the family-wise correction over all rows of the audit
     (None on rows read from schema-1 files, which had neither).
+
+    ``beyond_split_p_value`` is the one-sided paired test, on the same examples, of H0 "the
+    attack separates members from non-members no better (AUC no higher) than the split
+    guard's score ``beyond_split_guard`` does" (``"control"``: the same attack on a control
+    model, or the reference models that saw neither example; ``"blind"``: the blind
+    attack); ``beyond_split_significant`` the verdict after the family-wise correction over
+    the audit's beyond-split tests. All three are None where no guard ran, and on the
+    guard's own rows.
     """
 
     slice: str
@@ -51,6 +64,14 @@ class AuditRow:
     p_value: float | None = None
     significant: bool | None = None
     notes: tuple[str, ...] = ()
+    beyond_split_p_value: float | None = None
+    beyond_split_significant: bool | None = None
+    beyond_split_guard: str | None = None
+
+    @property
+    def measures_split(self) -> bool:
+        """Whether this row is a split check (blind, control), not an attack on the model."""
+        return self.attack in GUARD_ATTACKS
 
     def metric(self, name: str) -> float:
         """A scalar metric by name: auc, advantage, ppv, epsilon_confident, epsilon_point,
@@ -80,6 +101,9 @@ class AuditRow:
             "tpr_at_fpr": {_fpr_key(k): v for k, v in self.tpr_at_fpr.items()},
             "epsilon_lower_bound": self.epsilon_lower_bound.to_dict(),
             "p_value": self.p_value, "significant": self.significant,
+            "beyond_split_p_value": self.beyond_split_p_value,
+            "beyond_split_significant": self.beyond_split_significant,
+            "beyond_split_guard": self.beyond_split_guard,
             "notes": list(self.notes),
             "metadata": dict(self.metadata),
         }
@@ -114,6 +138,11 @@ class AuditRow:
                 significant=(None if data.get("significant") is None
                              else bool(data["significant"])),
                 notes=tuple(str(n) for n in data.get("notes", ())),
+                beyond_split_p_value=_float_or_none(data.get("beyond_split_p_value")),
+                beyond_split_significant=(None if data.get("beyond_split_significant") is None
+                                          else bool(data["beyond_split_significant"])),
+                beyond_split_guard=(None if data.get("beyond_split_guard") is None
+                                    else str(data["beyond_split_guard"])),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise SchemaError(f"result row is malformed ({type(exc).__name__}: {exc})") from exc
@@ -126,10 +155,79 @@ class AuditRow:
             "ppv": self.ppv, "epsilon_point": self.epsilon_lower_bound.point,
             "epsilon_confident": self.epsilon_lower_bound.confident,
             "p_value": self.p_value, "significant": self.significant,
+            "beyond_split_p_value": self.beyond_split_p_value,
+            "beyond_split_significant": self.beyond_split_significant,
         }
         out.update({f"tpr@{_fpr_key(k)}": v for k, v in self.tpr_at_fpr.items()})
         out.update(self.metadata)
         return out
+
+
+def _float_or_none(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+@dataclass(frozen=True)
+class SplitGuard:
+    """Do members and non-members differ before the model sees them? One audit's answer.
+
+    ``verdict``: ``"shifted"`` when the blind check (the ``blind`` attack on the inputs,
+    over the whole audited split) or the control check (the loss of a model that saw
+    neither side: a control model, or the reference models that left each example out)
+    separates members from non-members significantly, at ``alpha`` after a family-wise
+    correction over these (at most two) checks; ``"same-distribution"`` when at least one
+    check ran and none did (no difference *detected*, not proven absent); ``"not checked"``
+    when none could run (``reason`` says why). AUCs and p-values are those of the guard's
+    rows on the entire dataset; None where a check did not run. ``control_source`` is
+    ``"control model"`` or ``"reference models"``.
+    """
+
+    verdict: str
+    blind_auc: float | None = None
+    blind_p_value: float | None = None
+    control_auc: float | None = None
+    control_p_value: float | None = None
+    control_source: str | None = None
+    alpha: float = 0.05
+    reason: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.verdict not in VERDICTS:
+            raise UnknownNameError("split verdict", str(self.verdict), VERDICTS)
+
+    @property
+    def shifted(self) -> bool:
+        """Whether members and non-members differ before any model sees them."""
+        return self.verdict == SHIFTED
+
+    def to_dict(self) -> dict[str, Any]:
+        """As in ``result.json`` (``split_guard``)."""
+        out: dict[str, Any] = {
+            "verdict": self.verdict, "blind_auc": self.blind_auc,
+            "blind_p_value": self.blind_p_value, "control_auc": self.control_auc,
+            "control_p_value": self.control_p_value, "control_source": self.control_source,
+            "alpha": self.alpha, "reason": self.reason}
+        if self.metadata:
+            out["metadata"] = dict(self.metadata)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SplitGuard:
+        """Inverse of :meth:`to_dict`; raises :class:`SchemaError` naming what is wrong."""
+        try:
+            return cls(
+                verdict=str(data["verdict"]),
+                blind_auc=_float_or_none(data.get("blind_auc")),
+                blind_p_value=_float_or_none(data.get("blind_p_value")),
+                control_auc=_float_or_none(data.get("control_auc")),
+                control_p_value=_float_or_none(data.get("control_p_value")),
+                control_source=(None if data.get("control_source") is None
+                                else str(data["control_source"])),
+                alpha=float(data.get("alpha", 0.05)), reason=str(data.get("reason", "")),
+                metadata=dict(data.get("metadata", {})))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SchemaError(f"split_guard is malformed ({type(exc).__name__}: {exc})") from exc
 
 
 @dataclass(frozen=True)
@@ -162,8 +260,9 @@ class SkippedEntry:
 class AuditResult:
     """Everything one ``audit`` call found.
 
-    ``rows``, ``skipped`` and ``notes`` (caveats an attack raised, e.g. a variance it could
-    not estimate; in ``result.json`` only when there are any) go to ``result.json``.
+    ``rows``, ``skipped``, ``split_guard`` (None on results read from files written before
+    it existed) and ``notes`` (caveats an attack raised, e.g. a variance it could not
+    estimate; in ``result.json`` only when there are any) go to ``result.json``.
     ``rocs`` (one thinned curve per row),
     ``scores`` (attack name -> (n,) per-example scores on the entire dataset), ``membership``
     and ``labels`` go to ``arrays.npz``.
@@ -176,6 +275,7 @@ class AuditResult:
     membership: np.ndarray | None = None
     labels: np.ndarray | None = None
     notes: tuple[str, ...] = ()
+    split_guard: SplitGuard | None = None
 
     def __iter__(self) -> Iterator[AuditRow]:
         return iter(self.rows)
@@ -192,11 +292,14 @@ class AuditResult:
         raise KeyError(f"no row for slice={slice!r}, attack={attack!r}; present: {present}")
 
     def with_metadata(self, **metadata: Any) -> AuditResult:
-        """A copy whose every row and skipped entry also carries ``metadata``."""
+        """A copy whose every row, skipped entry and split guard also carries ``metadata``."""
+        guard = self.split_guard
         return replace(
             self,
             rows=tuple(replace(r, metadata={**r.metadata, **metadata}) for r in self.rows),
             skipped=tuple(replace(s, metadata={**s.metadata, **metadata}) for s in self.skipped),
+            split_guard=(None if guard is None
+                         else replace(guard, metadata={**guard.metadata, **metadata})),
         )
 
     def worst(self, metric: str = "auc") -> AuditRow:
@@ -210,6 +313,8 @@ class AuditResult:
         document = {"schema_version": SCHEMA_VERSION, "memberscope_version": memberscope_version,
                     "rows": [r.to_dict() for r in self.rows],
                     "skipped": [s.to_dict() for s in self.skipped]}
+        if self.split_guard is not None:
+            document["split_guard"] = self.split_guard.to_dict()
         if self.notes:
             document["notes"] = list(self.notes)
         return document
@@ -218,9 +323,11 @@ class AuditResult:
     def from_dict(cls, data: Mapping[str, Any]) -> AuditResult:
         """Read a ``result.json`` document, checking its schema version."""
         check_schema_version(data, "result.json")
+        guard = data.get("split_guard")
         return cls(rows=tuple(AuditRow.from_dict(r) for r in data.get("rows", [])),
                    skipped=tuple(SkippedEntry.from_dict(s) for s in data.get("skipped", [])),
-                   notes=tuple(str(n) for n in data.get("notes", [])))
+                   notes=tuple(str(n) for n in data.get("notes", [])),
+                   split_guard=None if guard is None else SplitGuard.from_dict(guard))
 
     def to_pandas(self) -> pandas.DataFrame:
         """One row per (slice, attack) with flat metric and metadata columns."""
@@ -330,19 +437,30 @@ class ResultsCollection:
     """Rows of many audits (epochs × model variants) with queries across them."""
 
     def __init__(self, results: Iterable[AuditResult | AuditRow] = (),
-                 skipped: Iterable[SkippedEntry] = ()) -> None:
+                 skipped: Iterable[SkippedEntry] = (),
+                 split_guards: Iterable[SplitGuard] = ()) -> None:
         self.rows: list[AuditRow] = []
         self.skipped: list[SkippedEntry] = list(skipped)
+        self.split_guards: list[SplitGuard] = list(split_guards)
         for item in results:
             self.add(item)
 
     def add(self, item: AuditResult | AuditRow) -> None:
-        """Add one audit's rows (and skipped entries) or a single row."""
+        """Add one audit's rows (with its skipped entries and split guard) or a single row."""
         if isinstance(item, AuditResult):
             self.rows.extend(item.rows)
             self.skipped.extend(item.skipped)
+            if item.split_guard is not None:
+                self.split_guards.append(item.split_guard)
         else:
             self.rows.append(item)
+
+    def split_guard(self, **metadata: Any) -> SplitGuard | None:
+        """The split guard of the audit whose metadata matches ``metadata`` (e.g. ``model=…,
+        epoch=…``); the last one when several match; None when none does."""
+        matching = [g for g in self.split_guards
+                    if all(g.metadata.get(k) == v for k, v in metadata.items())]
+        return matching[-1] if matching else None
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -360,7 +478,10 @@ class ResultsCollection:
                     return False
             return True
 
-        return ResultsCollection([r for r in self.rows if keep(r)])
+        guards = [g for g in self.split_guards
+                  if all(g.metadata.get(k) == v for k, v in metadata_or_fields.items()
+                         if k not in ("slice", "attack"))]
+        return ResultsCollection([r for r in self.rows if keep(r)], split_guards=guards)
 
     def values(self, key: str) -> list[Any]:
         """Distinct values of a metadata key (e.g. ``model``, ``epoch``) in first-seen order."""

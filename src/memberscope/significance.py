@@ -18,6 +18,9 @@ valid under H0 is which scores are exchangeable between members and non-members:
 
 :func:`significant_rows` then applies Holm's step-down correction over all rows of one audit, so
 the chance that any row of a no-signal audit is called significant stays ≤ α.
+
+:func:`paired_auc_p_value` compares two scores *on the same examples* (an attack against the
+split guard's score): DeLong, DeLong & Clarke-Pearson's (1988) test on correlated AUCs.
 """
 
 from __future__ import annotations
@@ -171,6 +174,81 @@ def _exact_upper_tail(u: float, n_members: int, n_nonmembers: int) -> float:
 def _exact_is_affordable(n_members: int, n_nonmembers: int) -> bool:
     return (n_members * n_nonmembers <= _EXACT_MAX_PAIRS
             and math.comb(n_members + n_nonmembers, n_members) < 2**60)
+
+
+def auc_placements(scores: np.ndarray, membership: np.ndarray) -> np.ndarray:
+    """Each example's placement (n,) (DeLong's structural components): for a member, the
+    share of non-members it scores above; for a non-member, the share of members scoring
+    above it (ties count one half). Their mean over members, and over non-members, is the AUC.
+    One sort, O(n log n)."""
+    n_members = int(membership.sum())
+    n_nonmembers = len(membership) - n_members
+    order = np.argsort(-scores, kind="stable")
+    ordered = scores[order]
+    starts = np.ones(len(scores), dtype=bool)
+    np.not_equal(ordered[1:], ordered[:-1], out=starts[1:])
+    group = np.cumsum(starts) - 1
+    is_member = membership[order]
+    members = np.bincount(group, weights=is_member)
+    nonmembers = np.bincount(group, weights=~is_member)
+    member_placement = (n_nonmembers - np.cumsum(nonmembers) + 0.5 * nonmembers) / n_nonmembers
+    nonmember_placement = (np.cumsum(members) - 0.5 * members) / n_members
+    placements = np.empty(len(scores))
+    placements[order] = np.where(is_member, member_placement[group],
+                                 nonmember_placement[group])
+    return placements
+
+
+def paired_auc_p_value(scores: np.ndarray, guard_scores: np.ndarray, membership: np.ndarray,
+                       *, guard_placements: np.ndarray | None = None) -> float:
+    """One-sided p-value of H0 "AUC(scores) ≤ AUC(guard_scores)", both on the same examples.
+
+    DeLong's test for correlated AUCs: the AUC difference over its standard error from the
+    examples' paired placements (:func:`auc_placements`), normal approximation. The two
+    scores' dependence through the shared examples is what the pairing accounts for; each
+    score is taken as a fixed function of its example (a trained attack's fitting noise is
+    not in the standard error).
+
+    Parameters
+    ----------
+    scores, guard_scores : (n,) float
+        Higher = more likely member, for the same n examples in the same order.
+    membership : (n,) bool
+        With at least two members and two non-members.
+    guard_placements : (n,) float, optional
+        ``auc_placements(guard_scores, membership)``, when already computed (one guard is
+        compared with every attack on a slice).
+
+    Returns
+    -------
+    float
+        Φ̄(z) for z = (AUC − AUC_guard) / SE; 1.0 where the difference has no variance and
+        is ≤ 0, 0.0 where it has none and is > 0.
+
+    Examples
+    --------
+    >>> membership = np.array([True] * 50 + [False] * 50)
+    >>> better = np.r_[np.linspace(1, 2, 50), np.linspace(0, 1.2, 50)]
+    >>> worse = np.r_[np.linspace(0, 2, 50), np.linspace(0, 2, 50)]
+    >>> paired_auc_p_value(better, worse, membership) < 0.001
+    True
+    """
+    membership = np.asarray(membership, dtype=bool)
+    n_members = int(membership.sum())
+    if min(n_members, len(membership) - n_members) < 2:
+        raise InputError("the paired AUC test needs at least two members and two non-members")
+    if guard_placements is None:
+        guard_placements = auc_placements(np.asarray(guard_scores, dtype=np.float64),
+                                          membership)
+    difference = auc_placements(np.asarray(scores, dtype=np.float64), membership) \
+        - guard_placements
+    on_members, on_nonmembers = difference[membership], difference[~membership]
+    estimate = float(on_members.mean())
+    variance = (float(on_members.var(ddof=1)) / len(on_members)
+                + float(on_nonmembers.var(ddof=1)) / len(on_nonmembers))
+    if variance <= 1e-15:
+        return 1.0 if estimate <= 1e-12 else 0.0
+    return _normal_upper_tail(estimate / math.sqrt(variance))
 
 
 def significant_rows(p_values: Sequence[float], *, alpha: float = 0.05,

@@ -36,6 +36,7 @@ from memberscope.results import (
     AuditRow,
     ResultsCollection,
     SkippedEntry,
+    SplitGuard,
     check_schema_version,
 )
 
@@ -99,7 +100,7 @@ def load_result(path: str | Path) -> AuditResult:
               if k.startswith(SCORES_PREFIX)}
     return AuditResult(rows=result.rows, skipped=result.skipped, rocs=rocs, scores=scores,
                        membership=arrays.get("membership"), labels=arrays.get("labels"),
-                       notes=result.notes)
+                       notes=result.notes, split_guard=result.split_guard)
 
 
 # --- many audits: results.jsonl -----------------------------------------------------------
@@ -168,12 +169,16 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
 
 
 def append_result(path: str | Path, result: AuditResult) -> None:
-    """Append every row and skipped entry of ``result`` to a ``results.jsonl``."""
+    """Append every row, skipped entry and the split guard of ``result`` to a
+    ``results.jsonl`` (record kinds ``row``, ``skipped``, ``split_guard``)."""
     records: list[dict[str, Any]] = [
         {"schema_version": SCHEMA_VERSION, "kind": "row", **row.to_dict()} for row in result.rows
     ]
     records += [{"schema_version": SCHEMA_VERSION, "kind": "skipped", **s.to_dict()}
                 for s in result.skipped]
+    if result.split_guard is not None:
+        records.append({"schema_version": SCHEMA_VERSION, "kind": "split_guard",
+                        **result.split_guard.to_dict()})
     append_jsonl(path, records)
 
 
@@ -187,6 +192,8 @@ def load_results(path: str | Path) -> ResultsCollection:
         check_schema_version(record, f"{path}:{number}")
         if record.get("kind") == "skipped":
             collection.skipped.append(SkippedEntry.from_dict(record))
+        elif record.get("kind") == "split_guard":
+            collection.split_guards.append(SplitGuard.from_dict(record))
         else:
             collection.add(AuditRow.from_dict(record))
     return collection

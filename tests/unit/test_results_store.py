@@ -94,7 +94,7 @@ def test_non_finite_values_become_null_not_invalid_json(tmp_path):
                                                              "d": "p"}
 
 
-@pytest.mark.parametrize("version", [3, 0, None, "1"])
+@pytest.mark.parametrize("version", [4, 0, None, "1"])
 def test_schema_version_mismatch_raises_schema_error(tmp_path, version):
     save_result(small_result(), tmp_path)
     document = json.loads((tmp_path / "result.json").read_text())
@@ -159,9 +159,10 @@ def test_results_jsonl_append_and_load(tmp_path):
     collection = load_results(tmp_path / "run")  # a run directory works too
     assert collection.rows == [*first.rows, *second.rows]
     assert collection.skipped == [*first.skipped, *second.skipped]
+    assert collection.split_guards == [first.split_guard, second.split_guard]
     lines = path.read_text().splitlines()
-    assert len(lines) == len(collection.rows) + len(collection.skipped)
-    assert all(json.loads(line)["schema_version"] == 2 for line in lines)
+    assert len(lines) == len(collection.rows) + len(collection.skipped) + 2  # + split guards
+    assert all(json.loads(line)["schema_version"] == 3 for line in lines)
 
 
 def test_partial_last_line_is_dropped_and_the_next_append_repairs_it(tmp_path):
@@ -179,7 +180,7 @@ def test_partial_last_line_is_dropped_and_the_next_append_repairs_it(tmp_path):
     assert b"entire_da\"" not in content and b'"entire_da{' not in content
     records = [json.loads(line) for line in content.splitlines()]  # every line parses
     assert len(records) == len(first.rows) + len(first.skipped) + len(second.rows) + len(
-        second.skipped)
+        second.skipped) + 2  # one split guard per audit
     assert load_results(path).rows == [*first.rows, *second.rows]
 
 
@@ -196,8 +197,8 @@ def test_a_bad_line_before_the_end_is_an_error_naming_the_line(tmp_path):
 def test_results_jsonl_schema_mismatch(tmp_path):
     path = tmp_path / "results.jsonl"
     append_jsonl(path, [{"schema_version": 1, "kind": "row", **make_row().to_dict()},
-                        {"schema_version": 3, "kind": "row", **make_row().to_dict()}])
-    with pytest.raises(SchemaError, match=r"results.jsonl:2 has schema_version 3"):
+                        {"schema_version": 4, "kind": "row", **make_row().to_dict()}])
+    with pytest.raises(SchemaError, match=r"results.jsonl:2 has schema_version 4"):
         load_results(path)
 
 
@@ -311,7 +312,7 @@ def test_schema_2_fields_round_trip_through_json_jsonl_and_pandas(tmp_path):
     assert 0.0 < row.p_value < 1.0 and isinstance(row.significant, bool)
     save_result(result, tmp_path)
     document = json.loads((tmp_path / "result.json").read_text())
-    assert document["schema_version"] == 2
+    assert document["schema_version"] == 3
     stored = document["rows"][0]
     assert stored["tpr_at_fpr"]["0.001"] is None and stored["p_value"] == row.p_value
     assert stored["significant"] is row.significant and stored["notes"] == list(row.notes)

@@ -1,6 +1,8 @@
-"""Per-example outputs: the audited model's (``ModelOutputs``) and its reference models'
-(``ReferenceOutputs``). Both are validated once at construction; numpy only."""
+"""Per-example outputs: the audited model's (``ModelOutputs``, with the examples' inputs as
+``ExampleInputs``) and its reference models' (``ReferenceOutputs``). Both are validated once
+at construction; numpy only."""
 
+from memberscope.outputs._inputs import ExampleInputs
 from memberscope.outputs._model import ModelOutputs, load_outputs_npz
 from memberscope.outputs._reference import (
     REFERENCE_SCHEMA_VERSION,
@@ -11,6 +13,7 @@ from memberscope.outputs._reference import (
 
 __all__ = [
     "REFERENCE_SCHEMA_VERSION",
+    "ExampleInputs",
     "ModelOutputs",
     "ReferenceOutputs",
     "load_outputs_npz",
