@@ -12,7 +12,7 @@ import numpy as np
 
 from memberscope._seeding import stream_seed
 from memberscope._validation import check_probability
-from memberscope.attacks import Attack, AttackWarning, get_attack
+from memberscope.attacks import Attack, AttackWarning, SliceScores, get_attack
 from memberscope.errors import InputError
 from memberscope.metrics import (
     DEFAULT_FPR_TARGETS,
@@ -231,11 +231,16 @@ class _Context:
 
 @dataclass(frozen=True)
 class _Run:
-    """One evaluated (slice, attack): its row, full ROC curve and the slice's scores."""
+    """One evaluated (slice, attack): its row, full ROC curve and the slice's scores (with
+    their cross-validation folds, for trained attacks)."""
 
     row: AuditRow
     roc: Any
-    scores: np.ndarray
+    scored: SliceScores
+
+    @property
+    def scores(self) -> np.ndarray:
+        return self.scored.scores
 
 
 def _signal(attack: Attack, context: _Context, outputs: ModelOutputs | None = None
@@ -315,9 +320,9 @@ class _Comparator:
                 pass  # e.g. an attack the control's outputs cannot feed: use its loss
         self.guard = by_name.get(CONTROL) or by_name.get(BLIND)
 
-    def tested(self, outcome: tuple[AuditRow, Any, np.ndarray], slice_: Slice) -> _Run:
+    def tested(self, outcome: tuple[AuditRow, Any, SliceScores], slice_: Slice) -> _Run:
         """``outcome`` with its row's beyond-split p-value (None where no guard ran)."""
-        row, roc, scores = outcome
+        row, roc, scored = outcome
         membership = self.context.outputs.membership[slice_.mask]
         if self.control_signal is not None:
             guard_scores = self.attack.scores_for_slice(
@@ -328,10 +333,10 @@ class _Comparator:
         elif self.guard is not None:
             guard_scores, name = self.guard.scores[slice_.mask], self.guard.row.attack
         else:
-            return _Run(row, roc, scores)
-        p_value = paired_auc_p_value(scores, guard_scores, membership)
+            return _Run(row, roc, scored)
+        p_value = paired_auc_p_value(scored.scores, guard_scores, membership, scored.strata)
         return _Run(replace(row, beyond_split_p_value=p_value, beyond_split_guard=name), roc,
-                    scores)
+                    scored)
 
 
 def _with_verdicts(rows: list[AuditRow], *, alpha: float, correction: str) -> list[AuditRow]:
@@ -348,7 +353,7 @@ def _with_verdicts(rows: list[AuditRow], *, alpha: float, correction: str) -> li
 
 
 def _evaluate(attack: Attack, signal: np.ndarray, context: _Context, slice_: Slice
-              ) -> SkippedEntry | tuple[AuditRow, Any, np.ndarray]:
+              ) -> SkippedEntry | tuple[AuditRow, Any, SliceScores]:
     outputs = context.outputs
     membership = outputs.membership[slice_.mask]
     n_members = int(membership.sum())
@@ -382,4 +387,4 @@ def _evaluate(attack: Attack, signal: np.ndarray, context: _Context, slice_: Sli
         auc_ci=metrics.auc_ci, tpr_at_fpr_ci=metrics.tpr_at_fpr_ci,
         p_value=metrics.p_value, notes=metrics.notes,
     )
-    return row, metrics.roc, scored.scores
+    return row, metrics.roc, scored

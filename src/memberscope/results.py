@@ -382,6 +382,20 @@ def distinguishable_rows(rows: Iterable[AuditRow]) -> list[AuditRow]:
     return [row for row in rows if row.significant]
 
 
+def leakage_rows(rows: Iterable[AuditRow], split_guard: SplitGuard | None = None
+                 ) -> list[AuditRow]:
+    """The rows a headline may call leakage of the model.
+
+    Never the split guard's own rows (``blind``, ``control``: they measure the split). Where
+    the guard found the split shifted, only rows whose beyond-split test is significant
+    (the attack beats what the split alone gives); otherwise :func:`distinguishable_rows`.
+    """
+    attack_rows = [row for row in rows if not row.measures_split]
+    if split_guard is not None and split_guard.shifted:
+        return [row for row in attack_rows if row.beyond_split_significant]
+    return distinguishable_rows(attack_rows)
+
+
 def no_leakage_text(n_tested: int) -> str:
     """What a headline says when no row is significant: ``no leakage distinguishable from
     chance (22 results tested)``."""

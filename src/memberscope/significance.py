@@ -200,14 +200,18 @@ def auc_placements(scores: np.ndarray, membership: np.ndarray) -> np.ndarray:
 
 
 def paired_auc_p_value(scores: np.ndarray, guard_scores: np.ndarray, membership: np.ndarray,
-                       *, guard_placements: np.ndarray | None = None) -> float:
+                       strata: np.ndarray | None = None) -> float:
     """One-sided p-value of H0 "AUC(scores) ≤ AUC(guard_scores)", both on the same examples.
 
     DeLong's test for correlated AUCs: the AUC difference over its standard error from the
-    examples' paired placements (:func:`auc_placements`), normal approximation. The two
-    scores' dependence through the shared examples is what the pairing accounts for; each
-    score is taken as a fixed function of its example (a trained attack's fitting noise is
-    not in the standard error).
+    examples' paired placements (:func:`auc_placements`), normal approximation. The pairing
+    accounts for the two scores' dependence through the shared examples; the test needs the
+    pairs of different examples to be independent, i.e. each score a fixed function of its
+    example. Out-of-fold scores of a trained attack are not (every two fold models share
+    training data, which made a pooled test reject a true H0 far too often on small slices):
+    with ``strata`` (the folds) the test runs within each fold, where one fitted model scored
+    every example, and the folds' p-values are combined by Bonferroni (:func:`combine_strata`),
+    valid however the folds depend on each other.
 
     Parameters
     ----------
@@ -215,15 +219,16 @@ def paired_auc_p_value(scores: np.ndarray, guard_scores: np.ndarray, membership:
         Higher = more likely member, for the same n examples in the same order.
     membership : (n,) bool
         With at least two members and two non-members.
-    guard_placements : (n,) float, optional
-        ``auc_placements(guard_scores, membership)``, when already computed (one guard is
-        compared with every attack on a slice).
+    strata : (n,) int, optional
+        The cross-validation fold of each example, for out-of-fold ``scores`` (and guard
+        scores fitted with the same folds).
 
     Returns
     -------
     float
         Φ̄(z) for z = (AUC − AUC_guard) / SE; 1.0 where the difference has no variance and
-        is ≤ 0, 0.0 where it has none and is > 0.
+        is ≤ 0, 0.0 where it has none and is > 0. With strata: Bonferroni over the folds
+        holding at least two members and two non-members.
 
     Examples
     --------
@@ -233,15 +238,29 @@ def paired_auc_p_value(scores: np.ndarray, guard_scores: np.ndarray, membership:
     >>> paired_auc_p_value(better, worse, membership) < 0.001
     True
     """
+    scores = np.asarray(scores, dtype=np.float64)
+    guard_scores = np.asarray(guard_scores, dtype=np.float64)
     membership = np.asarray(membership, dtype=bool)
+    if strata is not None:
+        strata = np.asarray(strata)
+        return combine_strata([_paired_p_value(scores[inside], guard_scores[inside],
+                                               membership[inside])
+                               for inside in (strata == s for s in np.unique(strata))])
+    p_value = _paired_p_value(scores, guard_scores, membership)
+    if p_value is None:
+        raise InputError("the paired AUC test needs at least two members and two non-members")
+    return p_value
+
+
+def _paired_p_value(scores: np.ndarray, guard_scores: np.ndarray,
+                    membership: np.ndarray) -> float | None:
+    """DeLong's one-sided p-value on one group of independent pairs; None with fewer than
+    two members or two non-members."""
     n_members = int(membership.sum())
     if min(n_members, len(membership) - n_members) < 2:
-        raise InputError("the paired AUC test needs at least two members and two non-members")
-    if guard_placements is None:
-        guard_placements = auc_placements(np.asarray(guard_scores, dtype=np.float64),
-                                          membership)
-    difference = auc_placements(np.asarray(scores, dtype=np.float64), membership) \
-        - guard_placements
+        return None
+    difference = (auc_placements(scores, membership)
+                  - auc_placements(guard_scores, membership))
     on_members, on_nonmembers = difference[membership], difference[~membership]
     estimate = float(on_members.mean())
     variance = (float(on_members.var(ddof=1)) / len(on_members)
