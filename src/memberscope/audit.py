@@ -42,14 +42,14 @@ DEFAULT_MIN_SLICE_SIZE = 10
 ENTIRE_DATASET = "entire_dataset"
 
 
-def _names(value: str | Iterable[str]) -> list[str]:
+def _names(value: str | Iterable[Any]) -> list[Any]:
     return [v.strip() for v in value.split(",")] if isinstance(value, str) else list(value)
 
 
 def audit(
     outputs: ModelOutputs,
     *,
-    attacks: str | Sequence[str] = DEFAULT_ATTACKS,
+    attacks: str | Sequence[str | Attack] = DEFAULT_ATTACKS,
     slices: str | Sequence[str] = DEFAULT_SLICES,
     custom_slices: Mapping[str, np.ndarray] | None = None,
     seed: int = 0,
@@ -74,7 +74,8 @@ def audit(
     outputs : ModelOutputs
         Per-example outputs of members and non-members.
     attacks : names, default ("threshold", "lr")
-        Registered attack names (``memberscope attacks`` lists them), or "a,b".
+        Registered attack names (``memberscope attacks`` lists them), or "a,b"; an
+        :class:`~memberscope.attacks.Attack` object is run as given (not registered).
     slices : kinds, default ("entire", "class")
         Among entire, class, loss_percentile, correctness, custom.
     custom_slices : {name: (n,) mask or group vector}, optional
@@ -119,7 +120,7 @@ def audit(
         raise InputError(f"min_slice_size must be >= 1; got {min_slice_size}")
     alpha = check_probability("alpha", alpha)
     check_correction(correction)
-    attack_list = [get_attack(name) for name in _names(attacks)]
+    attack_list = [a if isinstance(a, Attack) else get_attack(a) for a in _names(attacks)]
     if not attack_list:
         raise InputError("attacks is empty; give at least one attack name")
     options = dict(attack_options or {})
@@ -139,7 +140,7 @@ def audit(
                        min_slice_size=min_slice_size)
 
     guard_runs, guard, guard_skipped = (_guard_checks(context, correction) if split_guard
-                                        else ([], _guard_off(alpha), []))
+                                        else ([], _guard_off(alpha, correction), []))
     runs: list[_Run] = []
     skipped: list[SkippedEntry] = []
     for attack in attack_list:
@@ -174,6 +175,7 @@ def audit(
         membership=outputs.membership if keep_scores else None,
         labels=outputs.labels if keep_scores else None,
         notes=tuple(dict.fromkeys(context.notes)), split_guard=guard,
+        alpha=alpha, correction=correction,
     )
     for entry in skipped:
         logger.info("skipped slice %s, attack %s: %s", entry.slice, entry.attack, entry.reason)
@@ -297,8 +299,9 @@ def _guard_checks(context: _Context, correction: str
     return list(runs.values()), guard, skipped
 
 
-def _guard_off(alpha: float) -> SplitGuard:
-    return SplitGuard(NOT_CHECKED, alpha=alpha, reason="not run (split_guard=False)")
+def _guard_off(alpha: float, correction: str) -> SplitGuard:
+    return SplitGuard(NOT_CHECKED, alpha=alpha, correction=correction,
+                      reason="not run (split_guard=False)")
 
 
 class _Comparator:
@@ -348,7 +351,8 @@ def _with_verdicts(rows: list[AuditRow], *, alpha: float, correction: str) -> li
                                 alpha=alpha, correction=correction)
     beyond = beyond_split_verdicts([r.beyond_split_p_value for r in rows], alpha=alpha,
                                    correction=correction)
-    return [replace(r, significant=bool(v), beyond_split_significant=b)
+    return [replace(r, significant=bool(v), beyond_split_significant=b, alpha=alpha,
+                    correction=correction)
             for r, v, b in zip(rows, verdicts, beyond, strict=True)]
 
 

@@ -3,21 +3,10 @@
 Convention: a higher score means "more likely a member". Every metric is computed on the full
 curve (every distinct score is a threshold; ties form one threshold), never on a thinned curve.
 
-Definitions (DESIGN.md, matching TF Privacy where it is sound):
-
-- ``auc``: area under the ROC curve, ties counting one half (Mann-Whitney U / (P·N)).
-- ``advantage``: max over thresholds of TPR − FPR (≥ 0): in our score direction, so an attack
-  worse than chance is not leakage (TF Privacy takes |TPR − FPR|).
-- ``ppv``: the precision the attack demonstrably reaches: max over thresholds of the 99%
-  Clopper-Pearson lower confidence bound on TP / (TP + FP). One lucky top-scored member gives
-  0.01, not 1.0; on no-signal data it stays below the prior P/(P+N) + 0.1.
-- ``tpr_at_fpr[f]``: the largest TPR among thresholds with FPR ≤ f, only where the non-members
-  resolve f (N·f ≥ 1); otherwise None, with a note.
-- ``p_value``: one-sided rank test of H0 "the scores carry no membership information"
-  (:mod:`memberscope.significance`).
-- ``epsilon_lower_bound``: empirical ε of (ε, δ)-DP from Clopper-Pearson intervals; the
-  ``confident`` value is a valid (1−α) lower bound: the threshold is chosen on one seeded half of
-  the examples and the bound is computed on the other half.
+What each metric means (the contract: ``auc``, one-sided ``advantage``, the ``ppv`` one lucky
+example cannot make 1.0, ``tpr_at_fpr`` only where resolvable, ``p_value``, the valid
+``epsilon_lower_bound``) is written once, in :mod:`memberscope.metric_definitions`; this module
+computes them.
 """
 
 from __future__ import annotations

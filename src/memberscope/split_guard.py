@@ -112,7 +112,7 @@ def split_verdict(blind: AuditRow | None, control: AuditRow | None, *, alpha: fl
     checks that ran. ``reason`` says what was not checked and why."""
     checks = [row for row in (blind, control) if row is not None]
     if not checks:
-        return SplitGuard(NOT_CHECKED, alpha=alpha, reason=reason)
+        return SplitGuard(NOT_CHECKED, alpha=alpha, correction=correction, reason=reason)
     verdicts = significant_rows([1.0 if r.p_value is None else r.p_value for r in checks],
                                 alpha=alpha, correction=correction)
     return SplitGuard(
@@ -122,7 +122,7 @@ def split_verdict(blind: AuditRow | None, control: AuditRow | None, *, alpha: fl
         control_auc=None if control is None else control.auc,
         control_p_value=None if control is None else control.p_value,
         control_source=None if control is None else control_source,
-        alpha=alpha, reason=reason)
+        alpha=alpha, correction=correction, reason=reason)
 
 
 def beyond_split_verdicts(p_values: Sequence[float | None], *, alpha: float,

@@ -18,9 +18,9 @@ from tests.helpers import report_synth as synth
 
 from memberscope.report import html as report_html
 from memberscope.report import page as report_page
-from memberscope.report.summary import summarize
 from memberscope.results import AuditResult, ResultsCollection
 from memberscope.store import load_result, load_results
+from memberscope.summary import summarize
 
 EVIL_CONFIG = 'name = "</pre><script>alert(2)</script>"\nnote = "<!-- & \' \\""\n'
 

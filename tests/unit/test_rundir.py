@@ -69,3 +69,67 @@ def test_unreadable_score_files_are_refused_naming_the_problem(tmp_path: Path) -
                             "scores_lr": np.ones(3)})
     with pytest.raises(SchemaError, match=r"scores_lr has shape \(3,\)"):
         rundir.read_scores(path)
+
+
+def _canaries(m: int = 6, seed: int = 0) -> rundir.AuditedCanaries:
+    rng = np.random.default_rng(seed)
+    white = rundir.WhiteBoxCanaries(rng.choice(1000, m, replace=False), rng.random(m) < 0.5,
+                                    4.0, seed, rng.normal(size=m))
+    black = rundir.BlackBoxCanaries(np.sort(rng.choice(50, m, replace=False)),
+                                    rng.integers(0, 3, m), rng.random(m) < 0.5, seed + 1,
+                                    rng.normal(size=m))
+    return rundir.AuditedCanaries("dp <1>", 4, white, black)
+
+
+def _same_canaries(read: rundir.AuditedCanaries, written: rundir.AuditedCanaries) -> None:
+    assert (read.model, read.epoch) == (written.model, written.epoch)
+    for kind in ("white_box", "black_box"):
+        got, expected = getattr(read, kind), getattr(written, kind)
+        assert (got is None) == (expected is None), kind
+        if expected is not None:
+            for name in vars(expected):
+                np.testing.assert_array_equal(getattr(got, name), getattr(expected, name))
+
+
+def test_canary_file_round_trip_through_its_owner(tmp_path: Path) -> None:
+    written = _canaries()
+    path = rundir.write_canaries(tmp_path, written)
+    assert path == rundir.canaries_path(tmp_path, "dp <1>") == tmp_path / "canaries" / "dp_1.npz"
+    assert int(np.load(path, allow_pickle=False)["schema_version"]) == 2
+    _same_canaries(rundir.read_canaries(path), written)
+    one_kind = rundir.AuditedCanaries("w", 2, white_box=written.white_box)
+    _same_canaries(rundir.read_canaries(rundir.write_canaries(tmp_path, one_kind)), one_kind)
+
+
+def test_version_1_canary_files_are_still_read(tmp_path: Path) -> None:
+    """As the runner wrote them before rundir owned the format: the gradient plan's arrays
+    (with their own schema_version 1), the input canaries' without any, and the scores."""
+    expected = _canaries()
+    white, black = expected.white_box, expected.black_box
+    plan = {"schema_version": np.array(1), "coordinates": white.coordinates,
+            "included": white.included, "gradient_norm": np.array(white.gradient_norm),
+            "seed": np.array(white.seed)}
+    inputs = {"input_index": black.index, "input_wrong_labels": black.wrong_labels,
+              "input_included": black.included, "input_seed": np.asarray(black.seed)}
+    path = tmp_path / "canaries" / "dp_1.npz"
+    atomic_write_npz(path, {"epoch": np.asarray(4), **inputs, "black_box_scores": black.scores,
+                            **plan, "white_box_scores": white.scores})
+    _same_canaries(rundir.read_canaries(path), rundir.AuditedCanaries("dp_1", 4, white, black))
+    atomic_write_npz(path, {"epoch": np.asarray(2), **inputs, "black_box_scores": black.scores})
+    _same_canaries(rundir.read_canaries(path),
+                   rundir.AuditedCanaries("dp_1", 2, black_box=black))
+
+
+def test_unreadable_canary_files_are_refused_naming_the_problem(tmp_path: Path) -> None:
+    path = rundir.write_canaries(tmp_path, _canaries())
+    arrays = dict(np.load(path, allow_pickle=False))
+    atomic_write_npz(path, {**arrays, "schema_version": np.asarray(3)})
+    with pytest.raises(SchemaError, match="schema_version 3"):
+        rundir.read_canaries(path)
+    atomic_write_npz(path, {**arrays, "white_box_scores": np.zeros(5)})
+    with pytest.raises(SchemaError, match=r"must be \(m,\) arrays of one m"):
+        rundir.read_canaries(path)
+    del arrays["input_seed"]
+    atomic_write_npz(path, arrays)
+    with pytest.raises(SchemaError, match="lacks input_seed"):
+        rundir.read_canaries(path)

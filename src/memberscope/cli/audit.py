@@ -8,7 +8,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from memberscope.cli._table import format_table
+from memberscope.cli._table import format_table, summary_lines
+from memberscope.metric_definitions import ADVANTAGE, AUC, EPSILON_CONFIDENT, PPV, tpr_metric
 
 
 def register(subparsers: Any) -> None:
@@ -118,30 +119,29 @@ def _write_report(result: Any, out_dir: Path) -> tuple[Path | None, str | None]:
 
 def summary_table(result: Any) -> str:
     """The terminal summary: one line per (slice, attack), worst first, with each row's
-    p-value and significance; the footer names the worst row distinguishable from chance, or
-    says there is none; then the skipped pairs."""
-    from memberscope.results import no_leakage_text, worst_distinguishable
+    p-value and significance; then the summary's statements (:func:`summary_lines`: how many
+    results are distinguishable from chance in which family, the worst of them or that there
+    is none); then the skipped pairs."""
+    from memberscope.summary import summarize
 
     rows = sorted(result.rows, key=lambda r: r.auc, reverse=True)
-    fprs = list(rows[0].tpr_at_fpr) if rows else []
-    headers = ["slice", "attack", "members", "non-members", "AUC", "adv.", "PPV",
-               *(f"TPR@{f:g}" for f in fprs), "eps (conf.)", "p-value", "sig."]
+    fprs = [tpr_metric(f) for f in rows[0].tpr_at_fpr] if rows else []
+    headers = ["slice", "attack", "members", "non-members",
+               *(m.header for m in (AUC, ADVANTAGE, PPV, *fprs, EPSILON_CONFIDENT)),
+               "p-value", "significant", "beyond split"]
     table = format_table(headers, [
         (r.slice, r.attack, r.n_members, r.n_nonmembers, r.auc, r.advantage, r.ppv,
          *r.tpr_at_fpr.values(), r.epsilon_lower_bound.confident,
          None if r.p_value is None else f"{r.p_value:.2g}",
-         None if r.significant is None else ("yes" if r.significant else "no"))
+         _yes_no(r.significant), _yes_no(r.beyond_split_significant))
         for r in rows])
     lines = [table]
     if rows:
-        worst = worst_distinguishable(rows)
-        lines.append(f"\n{no_leakage_text(len(rows))}" if worst is None else
-                     f"\nworst: {worst.attack} on {worst.slice}: AUC {worst.auc:.3f}, "
-                     f"advantage {worst.advantage:.3f}" + _p_text(worst))
+        lines += ["", *summary_lines(summarize(result))]
     for entry in result.skipped:
         lines.append(f"skipped {entry.slice} / {entry.attack}: {entry.reason}")
     return "\n".join(lines)
 
 
-def _p_text(row: Any) -> str:
-    return "" if row.p_value is None else f", p = {row.p_value:.2g} (significant after Holm)"
+def _yes_no(verdict: bool | None) -> str | None:
+    return None if verdict is None else ("yes" if verdict else "no")

@@ -12,8 +12,9 @@ import numpy as np
 
 from memberscope.metrics import RocCurve
 from memberscope.report import plots
-from memberscope.report._data import EPOCH_METRICS, available_metrics, metric_value
-from memberscope.results import AuditRow
+from memberscope.report._data import EPOCH_METRICS, available_metrics
+from memberscope.results import AuditRow, metric_value
+from memberscope.summary import dp_points
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -179,8 +180,6 @@ def heatmaps(rows: Sequence[AuditRow], metric: str = "auc") -> tuple[Figure, str
 
 def dp_figure(rows: Sequence[AuditRow], epsilon_key: str = "epsilon") -> RenderedFigure | None:
     """Accountant ε vs the empirical lower bound; None without DP rows."""
-    from memberscope.report.summary import dp_points
-
     if not dp_points(rows, epsilon_key):
         return None
     figure, axes = _grid(1, 1, (6.4, 3.8))

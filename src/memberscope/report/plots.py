@@ -23,21 +23,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from memberscope.errors import InputError
+from memberscope.metric_definitions import parse_metric
 from memberscope.metrics import RocCurve
-from memberscope.report._data import (
-    ChanceBand,
+from memberscope.report._data import ChanceBand, chance_band, metric_title, slice_sort_key
+from memberscope.results import distinguishable_rows, metric_value
+from memberscope.summary import (
     Rows,
     as_rows,
-    chance_band,
+    dp_points,
     epoch_sort_key,
     field_value,
-    metric_title,
-    metric_value,
-    slice_sort_key,
     worst_series,
 )
-from memberscope.report.summary import dp_points
-from memberscope.results import distinguishable_rows
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -144,6 +141,7 @@ def plot_metric_by_epoch(results: Rows, metric: str = "auc", *,
     "chance-band"): at each epoch, the 95% quantile of the maximum over a line's slices when
     nothing leaks.
     """
+    metric = parse_metric(metric).key
     rows = as_rows(results)
     ax = _new_axes(ax)
     series = worst_series(rows, metric, by=("model", "attack"), slice=slice)
@@ -200,6 +198,7 @@ def plot_privacy_vs_utility(results: Rows, metric: str = "auc", *,
     ``highlight`` (model, epoch) point when given. For ``auc`` and ``advantage`` the chance
     band is shaded (``gid`` "chance-band"): the 95% quantile of the maximum over one
     epoch's slices and attacks when nothing leaks (the highest over the epochs drawn)."""
+    metric = parse_metric(metric).key
     rows = [r for r in as_rows(results)
             if isinstance(r.metadata.get(accuracy_key), int | float)]
     ax = _new_axes(ax)
@@ -294,6 +293,7 @@ def plot_slice_heatmap(results: Rows, metric: str = "auc", *, by: str = "epoch",
     ``vmin``/``vmax`` fix the colour scale (give several panels the same one, so a private
     variant does not look as leaky as the others); by default it spans this panel's values
     (from at most 0.5 for AUC)."""
+    metric = parse_metric(metric).key
     rows = [r for r in as_rows(results)
             if (model is None or r.metadata.get("model") == model)
             and (attack is None or r.attack == attack)

@@ -54,7 +54,6 @@ from memberscope.one_run import METHODS, OneRunEpsilon, epsilon_one_run
 
 SCORES = ("sum", "likelihood_ratio", "centred_likelihood_ratio")
 DEFAULT_SCORE = "centred_likelihood_ratio"
-CANARY_SCHEMA_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -81,12 +80,6 @@ class CanaryPlan:
     def m(self) -> int:
         """Number of canaries."""
         return len(self.included)
-
-    def to_arrays(self) -> dict[str, np.ndarray]:
-        """Plain arrays for an ``.npz`` (``allow_pickle=False``)."""
-        return {"schema_version": np.array(CANARY_SCHEMA_VERSION),
-                "coordinates": self.coordinates, "included": self.included,
-                "gradient_norm": np.array(self.gradient_norm), "seed": np.array(self.seed)}
 
 
 def plan_gradient_canaries(parameter_sizes: Sequence[int], m: int, *, seed: int,

@@ -50,11 +50,6 @@ class InputCanaries:
         log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
         return log_probs[np.arange(self.m), self.wrong_labels]
 
-    def to_arrays(self) -> dict[str, np.ndarray]:
-        """Plain arrays for an ``.npz``."""
-        return {"input_index": self.index, "input_wrong_labels": self.wrong_labels,
-                "input_included": self.included, "input_seed": np.asarray(self.seed)}
-
 
 def plan_input_canaries(labels: np.ndarray, num_classes: int, m: int, *,
                         seed: int) -> InputCanaries:
