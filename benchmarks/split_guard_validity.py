@@ -7,11 +7,12 @@ test suite; ``tests/unit/test_split_guard.py`` runs a few audits of the same gen
 
 The synthetic world. Each example has inputs (8×8×3 images: pixel noise around the example's
 ``brightness``), a label (10 classes) and a latent ``difficulty``. A model's true-class
-logit margin is ``2.2 − difficulty − k·(brightness² − 1) + leak·member + ε``: ``k`` is how
+logit margin is ``3.3 − difficulty − k·(brightness² − 1) + leak·member + ε``: ``k`` is how
 strongly the model's fit degrades away from the training brightness (drawn per model, so two
 models of one recipe respond differently), ``ε`` (sd 0.7) the per-example disagreement
 between models, ``leak`` the memorisation of members (0 for a model that never saw them).
-The other nine logits are standard normal. A control model is another draw with leak 0.
+The other nine logits are standard normal, so a model classifies 86% of examples correctly
+(the quickstart's CNNs: 85-87% on non-members). A control model is another draw with leak 0.
 
 Shifts: ``input_shift`` moves the non-members' brightness (what the blind check sees);
 ``hardness`` raises their difficulty (only a model sees it: identical input statistics).
@@ -38,7 +39,7 @@ from memberscope.metrics import LowResolutionWarning
 from memberscope.results import leakage_rows
 
 NUM_CLASSES = 10
-BASE_MARGIN = 2.2
+BASE_MARGIN = 3.3
 MODEL_NOISE = 0.7
 RESPONSE_SPREAD = 0.25  # sd of log k across models of one recipe
 
@@ -157,7 +158,8 @@ def hardness_for_accuracy_drop(drop: float, response: float = 0.1) -> float:
     return (low + high) / 2
 
 
-INPUT_SHIFT = 0.34  # blind AUC about 0.60 at 2,000 per side (measured: see --summarize)
+INPUT_SHIFT = 0.42  # blind AUC about 0.60 at 2,000 per side (measured: see --summarize)
+LEAK = 0.95  # the threshold attack's AUC about 0.66 on a split of blind AUC 0.60
 
 
 def scenarios() -> list[Scenario]:
@@ -170,15 +172,16 @@ def scenarios() -> list[Scenario]:
         Scenario("no_false_leak_inputs_blind", 2000, input_shift=INPUT_SHIFT),
         Scenario("no_false_leak_inputs_control", 2000, input_shift=INPUT_SHIFT, control=True),
         Scenario("no_false_leak_model_only_control", 2000, hardness=hardness, control=True),
-        Scenario("leak_beyond_inputs_blind", 2000, input_shift=INPUT_SHIFT, leak=0.75),
-        Scenario("leak_beyond_inputs_control", 2000, input_shift=INPUT_SHIFT, leak=0.75,
+        Scenario("leak_beyond_inputs_blind", 2000, input_shift=INPUT_SHIFT, leak=LEAK),
+        Scenario("leak_beyond_inputs_control", 2000, input_shift=INPUT_SHIFT, leak=LEAK,
                  control=True),
-        Scenario("leak_beyond_model_only_control", 2000, hardness=hardness, leak=0.75,
+        Scenario("leak_beyond_model_only_control", 2000, hardness=hardness, leak=LEAK,
                  control=True),
-        # Limits, stated in the docs: a shift the model feels more than the blind featurizer
-        # sees, with no control; and a model-only shift with no control.
-        Scenario("limit_strong_response_blind_only", 2000, input_shift=INPUT_SHIFT,
-                 response=0.6),
+        # Limits, stated in the docs: a split the model feels more than the blind featurizer
+        # sees (inputs shifted a little, non-members also harder), with no control; and a
+        # model-only shift with no control.
+        Scenario("limit_model_feels_more_blind_only", 2000, input_shift=INPUT_SHIFT,
+                 hardness=0.6),
         Scenario("limit_model_only_no_control", 2000, hardness=hardness),
     ]
 

@@ -29,6 +29,7 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+from scipy import stats as scipy_stats
 
 from memberscope._validation import check_probability
 from memberscope.errors import InputError, UnknownNameError
@@ -226,9 +227,10 @@ def paired_auc_p_value(scores: np.ndarray, guard_scores: np.ndarray, membership:
     Returns
     -------
     float
-        Φ̄(z) for z = (AUC − AUC_guard) / SE; 1.0 where the difference has no variance and
-        is ≤ 0, 0.0 where it has none and is > 0. With strata: Bonferroni over the folds
-        holding at least two members and two non-members.
+        P(T ≥ t) for t = (AUC − AUC_guard) / SE and Student's T with Welch-Satterthwaite
+        degrees of freedom (the normal tail for large slices); 1.0 where the difference has
+        no variance and is ≤ 0, 0.0 where it has none and is > 0. With strata: Bonferroni
+        over the folds holding at least two members and two non-members.
 
     Examples
     --------
@@ -263,11 +265,17 @@ def _paired_p_value(scores: np.ndarray, guard_scores: np.ndarray,
                   - auc_placements(guard_scores, membership))
     on_members, on_nonmembers = difference[membership], difference[~membership]
     estimate = float(on_members.mean())
-    variance = (float(on_members.var(ddof=1)) / len(on_members)
-                + float(on_nonmembers.var(ddof=1)) / len(on_nonmembers))
+    from_members = float(on_members.var(ddof=1)) / len(on_members)
+    from_nonmembers = float(on_nonmembers.var(ddof=1)) / len(on_nonmembers)
+    variance = from_members + from_nonmembers
     if variance <= 1e-15:
         return 1.0 if estimate <= 1e-12 else 0.0
-    return _normal_upper_tail(estimate / math.sqrt(variance))
+    # Student's t with Welch-Satterthwaite degrees of freedom: the variance is estimated,
+    # and on slices of a few hundred examples the normal tail was up to 1.4x too light at
+    # the levels Holm's correction reaches (p ~ 0.002).
+    freedom = variance ** 2 / (from_members ** 2 / (len(on_members) - 1)
+                               + from_nonmembers ** 2 / (len(on_nonmembers) - 1))
+    return float(scipy_stats.t.sf(estimate / math.sqrt(variance), freedom))
 
 
 def significant_rows(p_values: Sequence[float], *, alpha: float = 0.05,

@@ -86,7 +86,7 @@ def input_summary(inputs: ExampleInputs) -> np.ndarray:
         # Copy the rows read (contiguous runs), then convert: converting a strided view
         # directly was 3x slower.
         read = np.ascontiguousarray(part.array[(rows, *layout.read)])
-        block = read.reshape(len(read), -1).astype(np.float32)
+        block = read.reshape(len(read), -1).astype(np.float64 if layout.raw else np.float32)
         if offset is None:
             offset = layout.offset(block)
         features[start:start + len(block)] = layout.summarise(block, offset)

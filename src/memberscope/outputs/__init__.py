@@ -2,7 +2,7 @@
 ``ExampleInputs``) and its reference models' (``ReferenceOutputs``). Both are validated once
 at construction; numpy only."""
 
-from memberscope.outputs._inputs import ExampleInputs
+from memberscope.outputs._inputs import ExampleInputs, InputPart, as_input_array
 from memberscope.outputs._model import ModelOutputs, load_outputs_npz
 from memberscope.outputs._reference import (
     REFERENCE_SCHEMA_VERSION,
@@ -14,8 +14,10 @@ from memberscope.outputs._reference import (
 __all__ = [
     "REFERENCE_SCHEMA_VERSION",
     "ExampleInputs",
+    "InputPart",
     "ModelOutputs",
     "ReferenceOutputs",
+    "as_input_array",
     "load_outputs_npz",
     "load_reference_npz",
     "true_class_signals",
