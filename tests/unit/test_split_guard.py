@@ -115,7 +115,7 @@ def _summary_oracle(image: np.ndarray, step: int, grid: tuple[int, int]) -> list
     channels = rows.shape[-1]
     flat = rows.reshape(-1, channels)
     features = [*flat.mean(axis=0), *flat.std(axis=0), flat.min(), flat.max()]
-    along = rows.reshape(-1)  # neighbours along the flattened rows read
+    along = rows[0].reshape(-1)  # neighbours along the first row read
     features.append(float(np.mean(np.abs(along[channels:] - along[:-channels]))))
     r, w = rows.shape[:2]
     cells = []
@@ -127,8 +127,8 @@ def _summary_oracle(image: np.ndarray, step: int, grid: tuple[int, int]) -> list
     return features + list(np.concatenate(cells))
 
 
-@pytest.mark.parametrize(("shape", "step", "grid"), [((32, 32, 3), 8, (2, 2)),
-                                                     ((28, 28, 1), 3, (4, 4))])
+@pytest.mark.parametrize(("shape", "step", "grid"), [((32, 32, 3), 16, (2, 2)),
+                                                     ((28, 28, 1), 5, (4, 4))])
 def test_input_summary_matches_a_slow_oracle(shape, step, grid):
     rng = np.random.default_rng(1)
     images = rng.integers(0, 256, size=(6, *shape), dtype=np.uint8)
@@ -327,7 +327,9 @@ def test_reference_models_that_left_an_example_out_are_the_control():
     guard = result.split_guard
     assert guard is not None and guard.control_source == "reference models"
     assert guard.control_auc > 0.6 and guard.verdict == "shifted"
-    expected = np.where(~membership, signal, 0).sum(0) / (~membership).sum(0)
+    out = ~membership
+    expected = [signal[out[:, j], j].mean() if out[:, j].any() else np.nan
+                for j in range(outputs.n)]
     np.testing.assert_allclose(reference.mean_out_signal(), expected)
 
 
@@ -347,3 +349,103 @@ def test_same_distribution_audits_are_rarely_called_shifted():
                         slices=["entire"], seed=seed).split_guard.shifted
                   for seed in range(40))
     assert shifted <= 6  # expected 2 at α = 0.05; P(> 6) < 0.5% under a valid test
+
+
+# --- the monitor core and the TF Privacy compat layer pass inputs and a control ------------
+
+
+def test_the_monitor_audits_the_sampled_members_inputs_without_copying_them():
+    from memberscope.monitor.core import PrivacyMonitor
+
+    outputs, difficulty = split(12, n_per_side=400, shift=0.8)
+    assert outputs.inputs is not None and outputs.labels is not None
+    x = outputs.inputs.to_array()
+    members, nonmembers = x[:400], x[400:]
+    monitor = PrivacyMonitor(outputs.labels[:400], outputs.labels[400:], attacks=["threshold"],
+                             slices=["entire"], member_sample=300, epochs_per_report=1,
+                             member_inputs=members, nonmember_inputs=nonmembers)
+    assert monitor.inputs is not None and monitor.inputs.parts[0].array is members
+    index = monitor.member_index
+    assert outputs.logits is not None
+    control = control_of(outputs, difficulty, 12)
+    assert control.logits is not None
+    result = monitor.audit_logits(outputs.logits[:400][index], outputs.logits[400:], epoch=1,
+                                  control_logits=(control.logits[:400][index],
+                                                  control.logits[400:]))
+    guard = result.split_guard
+    assert guard is not None and guard.verdict == "shifted" and guard.blind_auc > 0.6
+    assert guard.control_auc is not None and guard.metadata["epoch"] == 1
+    row = result.row("entire_dataset", "threshold")
+    assert row.beyond_split_guard == "control" and "control_test_accuracy" in row.metadata
+    assert result.row("entire_dataset", "blind").n_members == 300
+    with pytest.raises(InputError, match=r"members' inputs has 399 rows but there are 400"):
+        PrivacyMonitor(outputs.labels[:400], outputs.labels[400:], member_inputs=members[1:],
+                       nonmember_inputs=nonmembers)
+    with pytest.raises(InputError, match=r"'control' is set by the monitor.*control_model"):
+        PrivacyMonitor(outputs.labels[:400], outputs.labels[400:],
+                       audit_options={"control": control})
+
+
+def test_tf_privacy_compat_passes_inputs_to_the_guard_and_keeps_its_rows_out():
+    from memberscope.compat.tf_privacy.data_structures import AttackInputData, AttackType
+    from memberscope.compat.tf_privacy.membership_inference_attack import run_attacks
+
+    outputs, _ = split(13, shift=0.8)
+    assert outputs.inputs is not None and outputs.logits is not None
+    x = outputs.inputs.to_array()
+    data = AttackInputData(logits_train=outputs.logits[:300], logits_test=outputs.logits[300:],
+                           labels_train=outputs.labels[:300], labels_test=outputs.labels[300:],
+                           inputs_train=x[:300], inputs_test=x[300:])
+    results = run_attacks(data, attack_types=[AttackType.THRESHOLD_ATTACK])
+    assert [str(r.attack_type) for r in results.single_attack_results] == ["THRESHOLD_ATTACK"]
+    assert results.audit_result.split_guard.verdict == "shifted"
+    data.inputs_test = x[301:]
+    with pytest.raises(InputError, match=r"inputs_test has 299 rows but the test outputs have "
+                                         r"300"):
+        run_attacks(data, attack_types=[AttackType.THRESHOLD_ATTACK])
+
+
+# --- memberscope audit ----------------------------------------------------------------------------
+
+
+def test_cli_audit_reads_inputs_and_says_the_split_first(tmp_path, capsys):
+    from memberscope.cli import main
+
+    outputs, _ = split(14, shift=0.9)
+    assert outputs.inputs is not None and outputs.logits is not None
+    x = outputs.inputs.to_array()
+    np.savez(tmp_path / "shifted.npz", logits_train=outputs.logits[:300],
+             logits_test=outputs.logits[300:], labels_train=outputs.labels[:300],
+             labels_test=outputs.labels[300:], inputs_train=x[:300], inputs_test=x[300:])
+    code = main(["audit", str(tmp_path / "shifted.npz"), "--out", str(tmp_path / "out"),
+                 "--no-report"])
+    printed = capsys.readouterr().out
+    assert code == 0
+    summary = printed[printed.index("members and non-members differ"):]
+    assert summary.startswith("members and non-members differ before the model sees them "
+                              "(blind AUC 0.")
+    assert "beyond split" in printed  # the table's column
+    document = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert document["split_guard"]["verdict"] == "shifted"
+
+
+@pytest.mark.parametrize(("inputs_train", "inputs_test", "message"), [
+    (np.zeros((299, 8, 8, 3)), np.zeros((300, 8, 8, 3)),
+     "inputs_train has 299 rows but labels_train has 300 (one per member)"),
+    (np.zeros((300, 8, 8, 3)), np.full((300, 8, 8, 3), "x"),
+     "inputs_test has dtype <U1; expected numbers"),
+])
+def test_cli_audit_refuses_bad_inputs_naming_them_and_writes_nothing(
+        tmp_path, capsys, inputs_train, inputs_test, message):
+    from memberscope.cli import main
+
+    outputs, _ = split(15)
+    assert outputs.logits is not None and outputs.labels is not None
+    np.savez(tmp_path / "bad.npz", logits_train=outputs.logits[:300],
+             logits_test=outputs.logits[300:], labels_train=outputs.labels[:300],
+             labels_test=outputs.labels[300:], inputs_train=inputs_train,
+             inputs_test=inputs_test)
+    code = main(["audit", str(tmp_path / "bad.npz"), "--out", str(tmp_path / "out")])
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

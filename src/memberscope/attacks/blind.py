@@ -36,15 +36,17 @@ from memberscope.outputs import ExampleInputs, ModelOutputs
 
 RAW_VALUES = 32
 """Examples of at most this many values are described by the values themselves (tabular)."""
-SAMPLED_VALUES = 384
-"""About how many values of each larger example the summary reads (whole rows of it)."""
+SAMPLED_VALUES = 192
+"""About how many values of each larger example the summary reads (whole rows of it, at
+least :data:`MIN_ROWS`): a CIFAR-10 image's 2 rows of 96, a Fashion-MNIST image's 6 of 28."""
+MIN_ROWS = 2
 CELLS = 16
 """Cells of the coarse layout grid, over all channels."""
 MAX_ONE_HOT_CLASSES = 64
 BLOCK_ROWS = 4096
 _RIDGE = 1e-3
 
-BLIND_DEFAULTS: dict[str, Any] = {"features": None, "n_folds": 3, "max_train_per_side": 2500}
+BLIND_DEFAULTS: dict[str, Any] = {"features": None, "n_folds": 3, "max_train_per_side": 1000}
 
 
 # --- the default featurizer -----------------------------------------------------------------
@@ -56,12 +58,14 @@ def input_summary(inputs: ExampleInputs) -> np.ndarray:
     An example of at most :data:`RAW_VALUES` values (a table row) is described by its values.
     A larger one, shape (s_1, …, s_k), is read as a grid of s_1 rows with channels last
     when the last axis has at most 4 entries (images: (H, W, C)). A fixed, evenly spaced
-    set of whole rows (about :data:`SAMPLED_VALUES` values, at least 4 rows) is read, and
+    set of whole rows (about :data:`SAMPLED_VALUES` values, at least 2 rows) is read, and
     summarised by: each channel's mean and standard deviation; the smallest and largest
     value; the channel means over a coarse grid of about :data:`CELLS` cells (where things
-    are: crops, borders, layout); and the mean absolute difference of neighbours along a
-    row (sharpness, noise, compression). Reading whole rows keeps memory access contiguous:
-    CIFAR-sized images cost about as much as one pass over a quarter of each.
+    are: crops, borders, layout); and the mean absolute difference of neighbours along the
+    first row read (sharpness, noise, compression). Reading a few whole rows keeps memory access
+    contiguous and the cost small: 2 of a CIFAR-sized image's 32 rows. What it cannot see:
+    a difference confined to the rows it skips, or one in content rather than in these
+    statistics (which class of shoe, how hard an example is): see ``docs/split-guard.md``.
 
     Parameters
     ----------
@@ -82,14 +86,16 @@ def input_summary(inputs: ExampleInputs) -> np.ndarray:
     layout = _Layout.of(inputs.example_shape)
     features = np.empty((inputs.n, layout.n_features))
     offset: np.ndarray | None = None
+    first = True
     for part, rows, start in inputs.blocks(BLOCK_ROWS):
         # Copy the rows read (contiguous runs), then convert: converting a strided view
         # directly was 3x slower.
         read = np.ascontiguousarray(part.array[(rows, *layout.read)])
-        block = read.reshape(len(read), -1).astype(np.float64 if layout.raw else np.float32)
-        if offset is None:
-            offset = layout.offset(block)
-        features[start:start + len(block)] = layout.summarise(block, offset)
+        read = read.reshape(len(read), -1)
+        block = read.astype(np.float64 if layout.raw else np.float32)
+        if first and not layout.raw:
+            offset, first = layout.offset(block), False
+        features[start:start + len(block)] = layout.summarise(block, offset, read)
     bad = ~np.isfinite(features).all(axis=1)
     if bad.any():
         raise InputError(
@@ -111,9 +117,14 @@ class _Layout:
         cells = 0 if self.pooling is None else self.pooling.shape[1] - channels
         self.n_features = rows * columns * channels if self.raw else 2 * channels + 3 + cells
 
-    def offset(self, block: np.ndarray) -> np.ndarray:
-        """(values read,) float32: each channel's median over the first example, repeated."""
-        per_channel = np.median(block[0].reshape(-1, self.channels), axis=0)
+    def offset(self, block: np.ndarray) -> np.ndarray | None:
+        """(values read,) float32: each channel's median over the first example, repeated;
+        None where values sit near zero against their spread (pixels, scaled features), and
+        E[x²] − E[x]² loses nothing to float32."""
+        first = block[0].reshape(-1, self.channels)
+        per_channel = np.median(first, axis=0)
+        if np.abs(per_channel).max() <= 16 * (float(first.std()) + 1e-12):
+            return None
         return np.tile(per_channel, len(block[0]) // self.channels).astype(np.float32)
 
     @classmethod
@@ -125,29 +136,33 @@ class _Layout:
         channels = grid_shape[-1] if len(grid_shape) >= 2 and grid_shape[-1] <= 4 else 1
         n_rows = grid_shape[0]
         per_row = size // n_rows
-        wanted = min(n_rows, max(4, SAMPLED_VALUES // per_row))
+        wanted = min(n_rows, max(MIN_ROWS, SAMPLED_VALUES // per_row))
         step = -(-n_rows // wanted)
         read = (slice(step // 2, None, step),)
         sampled_rows = len(range(step // 2, n_rows, step))
         return cls(shape, read, sampled_rows, per_row // channels, channels)
 
-    def summarise(self, block: np.ndarray, offset: np.ndarray) -> np.ndarray:
-        """(b, values read) float32 -> (b, n_features) float64. ``offset`` (values read,) is
-        subtracted before squaring, so variances do not cancel in float32 for values far
-        from zero (variances do not depend on it)."""
+    def summarise(self, block: np.ndarray, offset: np.ndarray | None,
+                  read: np.ndarray) -> np.ndarray:
+        """(b, values read) float32 -> (b, n_features) float64; ``read`` is the same values
+        in their own dtype (smallest and largest found there: a uint8 pass is 4x cheaper).
+        ``offset`` (values read,), where given, is subtracted before squaring, so variances
+        do not cancel in float32 for values far from zero (variances do not depend on it)."""
         if self.raw:
             return block.astype(np.float64)
         assert self.pooling is not None
         channels = self.channels
         pooled = block @ self.pooling  # channel means, then cell means
-        minimum, maximum = block.min(axis=1), block.max(axis=1)
-        shifted = np.subtract(block, offset, out=block)
-        shifted_mean = pooled[:, :channels] - offset[:channels]
-        squares = np.square(shifted) @ self.pooling[:, :channels]
-        std = np.sqrt(np.maximum(squares - shifted_mean ** 2, 0.0))
-        # Neighbours along the flattened rows; the few pairs that straddle two rows read
-        # are a constant share of every example's, so they cannot favour either side.
-        roughness = np.abs(shifted[:, channels:] - shifted[:, :-channels]).mean(axis=1)
+        minimum, maximum = read.min(axis=1), read.max(axis=1)
+        means = pooled[:, :channels]
+        if offset is not None:
+            block = np.subtract(block, offset, out=block)
+            means = means - offset[:channels]
+        squares = np.square(block) @ self.pooling[:, :channels]
+        std = np.sqrt(np.maximum(squares - means ** 2, 0.0))
+        # Neighbours along the first row read (along the values read, for 1-d examples).
+        line = block[:, :self.columns * channels] if self.columns > 1 else block
+        roughness = np.abs(line[:, channels:] - line[:, :-channels]).mean(axis=1)
         return np.column_stack([pooled[:, :channels], std, minimum, maximum, roughness,
                                 pooled[:, channels:]]).astype(np.float64)
 

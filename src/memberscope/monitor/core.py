@@ -153,8 +153,9 @@ def _check_audit_options(options: dict[str, Any], attacks: tuple[str, ...]) -> d
             raise InputError(f"n_bootstrap must be an integer >= 0; got {n!r}")
     if "keep_scores" in options and not isinstance(options["keep_scores"], bool):
         raise InputError(f"keep_scores must be True or False; got {options['keep_scores']!r}")
+    guard = options.get("split_guard", True)
     for attack, attack_options in dict(options.get("attack_options") or {}).items():
-        if attack not in attacks:
+        if attack not in attacks and not (attack == "blind" and guard):
             raise InputError(f"attack_options names {attack!r}, which is not among the "
                              f"attacks {list(attacks)}")
         if not isinstance(attack_options, Mapping):
@@ -288,13 +289,16 @@ class PrivacyMonitor:
 
     def audit_logits(self, member_logits: np.ndarray, nonmember_logits: np.ndarray, *,
                      epoch: int, control_logits: tuple[np.ndarray, np.ndarray] | None = None,
+                     blind_features: tuple[np.ndarray, np.ndarray] | None = None,
                      **metadata: Any) -> AuditResult:
         """Audit given logits: ``member_logits`` (len(member_index), C) for the sampled members,
         ``nonmember_logits`` (n_n, C). Adds model, epoch and accuracies to every row.
 
         ``control_logits``: a control model's logits on the same (sampled) members and
         non-members, for the split guard's control check (its accuracies are recorded as
-        ``control_train_accuracy`` / ``control_test_accuracy``).
+        ``control_train_accuracy`` / ``control_test_accuracy``). ``blind_features``: the
+        blind check's features of the same examples, where the monitor holds no inputs but
+        summarised them batch by batch (a DataLoader's).
         """
         member_labels = self.member_labels[self.member_index]
         if len(member_logits) != len(member_labels):
@@ -308,6 +312,11 @@ class PrivacyMonitor:
             **metadata,
         }
         options = dict(self.audit_options)
+        if blind_features is not None:
+            given = dict(options.get("attack_options") or {})
+            given["blind"] = {**given.get("blind", {}),
+                              "features": np.concatenate(blind_features)}
+            options["attack_options"] = given
         if control_logits is not None:
             options["control"] = self._outputs(*control_logits, name="control")
             row_metadata.update(self._accuracies("control_", *control_logits))

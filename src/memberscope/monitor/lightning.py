@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from memberscope.attacks.blind import input_summary
 from memberscope.audit import DEFAULT_ATTACKS, DEFAULT_SLICES
 from memberscope.errors import InputError, require
 from memberscope.monitor._common import audit_line, entire_dataset_rows, jsonl_sink, report
@@ -30,6 +31,7 @@ from memberscope.monitor.core import (
     epochs_per_report_argument,
     positive_int,
 )
+from memberscope.outputs import ExampleInputs
 from memberscope.results import AuditResult, ResultsCollection
 
 _FEATURE = "memberscope.monitor.lightning (the Lightning callback)"
@@ -91,9 +93,9 @@ class PrivacyMonitorCallback(_pl.Callback):
     control_model : torch.nn.Module, optional
         A model of the same recipe trained on data disjoint from members and non-members
         (a LightningModule or any module returning logits like ``forward``): evaluated on
-        the same examples at every audit, for the split guard's control check. With (x, y)
-        pairs the inputs also go to the guard's blind check (DataLoaders' inputs are not
-        held, so their audits check the split only with a control model).
+        the same examples at every audit, for the split guard's control check. The inputs
+        always go to the guard's blind check: (x, y) pairs as they are, a DataLoader's
+        summarised batch by batch as each audit reads them.
 
     Every argument is checked here, before training: a misspelt attack or slice name fails
     with a did-you-mean.
@@ -190,8 +192,13 @@ class PrivacyMonitorCallback(_pl.Callback):
             *logits, seconds = self._logits(self.control_model, monitor)
             control_logits = (logits[0], logits[1])
             inference_seconds += seconds
+        summaries = (self._members.summaries, self._nonmembers.summaries)
+        blind_features = None
+        if monitor.inputs is None and summaries[0] is not None and summaries[1] is not None:
+            blind_features = (summaries[0][monitor.member_index], summaries[1])
         result = monitor.audit_logits(member_logits, nonmember_logits, epoch=epoch,
                                       control_logits=control_logits,
+                                      blind_features=blind_features,
                                       inference_seconds=inference_seconds, **metadata)
         self.attack_results.append(result)
         for row in entire_dataset_rows(result):
@@ -254,6 +261,9 @@ class _Source:
         self.x = x
         self.labels = labels
         self.batches = batches
+        # A DataLoader's inputs summarised for the blind check during each pass (their
+        # default features are per example, so batch by batch gives what all at once would).
+        self.summaries: np.ndarray | None = None
 
     @classmethod
     def of(cls, name: str, data: Any) -> _Source:
@@ -308,15 +318,18 @@ class _Source:
             chunks = [forward(self.x[torch.as_tensor(rows[part])])
                       for part in batch_slices(len(rows), batch_size)]
             return _concat(chunks)
-        outputs, labels = [], []
+        outputs, labels, summaries = [], [], []
         for batch in self._checked(self.batches):
             outputs.append(forward(batch[0]))
             labels.append(label_indices(_numpy(batch[1]), name=f"{self.name} labels"))
+            summaries.append(input_summary(ExampleInputs.of(_numpy(batch[0]),
+                                                            f"{self.name} inputs")))
         all_labels = np.concatenate(labels) if labels else np.zeros(0, np.int64)
         if self.labels is not None and not np.array_equal(all_labels, self.labels):
             raise InputError(f"{self.name}: the batches came in another order than when their "
                              "labels were read; give the examples in a fixed order")
         self.labels = all_labels
+        self.summaries = np.concatenate(summaries) if summaries else None
         logits = _concat(outputs)
         return logits if index is None else logits[index]
 
