@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
@@ -305,46 +306,51 @@ def _guard_off(alpha: float, correction: str) -> SplitGuard:
 
 
 class _Comparator:
-    """What one attack's rows are compared with in their beyond-split test (see
-    :mod:`memberscope.split_guard` for the order of preference)."""
+    """What one attack's rows are compared with in their beyond-split test: every bar the
+    split guard offers (:mod:`memberscope.split_guard`)."""
 
     def __init__(self, attack: Attack, context: _Context, guard_runs: Sequence[_Run]) -> None:
         self.attack, self.context = attack, context
         self.control_signal: np.ndarray | None = None
-        self.guard: _Run | None = None
-        by_name = {run.row.attack: run for run in guard_runs}
+        self.guards: list[_Run] = []
         if attack.name in (BLIND, CONTROL):
             return
-        self.guard = by_name.get(CONTROL) or by_name.get(BLIND)
+        by_name = {run.row.attack: run for run in guard_runs}
+        self.guards = [by_name[name] for name in (CONTROL, BLIND) if name in by_name]
         if context.control is not None and not attack.needs_reference:
-            try:
+            # An attack the control's outputs cannot feed is compared with its loss instead.
+            with contextlib.suppress(InputError):
                 self.control_signal = _signal(attack, context, context.control)
-            except InputError:
-                pass  # e.g. an attack the control's outputs cannot feed: use its loss
 
     def tested(self, outcome: tuple[AuditRow, Any, SliceScores], slice_: Slice) -> _Run:
-        """``outcome`` with its row's beyond-split p-value (None where no guard ran).
-
-        A trained attack compared with itself on the control model must also beat the
-        control's loss threshold (the larger p-value counts): two separately fitted
-        attackers differ by fitting noise the per-fold test cannot see, which made it reject
-        a true H0 too often on small slices; the loss threshold has no fitting noise."""
+        """``outcome`` with its row's beyond-split p-value (None where no guard ran): the
+        largest over the bars, so the attack must beat each (an intersection-union test,
+        valid wherever one bar's test is)."""
         row, roc, scored = outcome
         membership = self.context.outputs.membership[slice_.mask]
-        bars: list[tuple[np.ndarray, str]] = []
+        bars: list[np.ndarray] = []
+        names: list[str] = []
         if self.control_signal is not None:
-            bars.append((self.attack.scores_for_slice(
+            bars.append(self.attack.scores_for_slice(
                 self.control_signal[slice_.mask], membership,
                 stream_seed(self.context.seed, slice_.name, self.attack.name),
-                self.context.options_of(self.attack)).scores, CONTROL))
-        if self.guard is not None and (not bars or scored.strata is not None):
-            bars.append((self.guard.scores[slice_.mask], self.guard.row.attack))
+                self.context.options_of(self.attack)).scores)
+            names.append(CONTROL)
+        for guard in self.guards:
+            # The control's loss is a bar of its own where the attack could not run on the
+            # control, and beside it for a trained attack: two separately fitted attackers
+            # differ by fitting noise the per-fold test cannot see.
+            if guard.row.attack == CONTROL and bars and scored.strata is None:
+                continue
+            bars.append(guard.scores[slice_.mask])
+            if guard.row.attack not in names:
+                names.append(guard.row.attack)
         if not bars:
             return _Run(row, roc, scored)
         p_value = max(paired_auc_p_value(scored.scores, bar, membership, scored.strata)
-                      for bar, _ in bars)
-        return _Run(replace(row, beyond_split_p_value=p_value, beyond_split_guard=bars[0][1]),
-                    roc, scored)
+                      for bar in bars)
+        return _Run(replace(row, beyond_split_p_value=p_value,
+                            beyond_split_guard="+".join(sorted(names))), roc, scored)
 
 
 def _with_verdicts(rows: list[AuditRow], *, alpha: float, correction: str) -> list[AuditRow]:

@@ -123,12 +123,13 @@ BEYOND_SPLIT_P_VALUE_DEFINITION = Definition(
     "beyond_split_p_value", "Beyond-split p-value",
     "How surprising it would be, if the model had memorised nothing, that the attack "
     "separates members from non-members this much better than the split alone does.",
-    "one-sided paired test, on the slice's examples, of H0 \"AUC(attack) ≤ AUC(guard "
-    "score)\": DeLong's test on correlated AUCs with a Student-t tail (Welch df), per "
-    "cross-validation fold with Bonferroni for trained attacks. The guard score: the same "
-    "attack on a control model (for trained attacks also the control's loss, the larger "
-    "p-value counting), else the reference models' mean signal on the examples they left "
-    "out, else the `blind` attack's; `null` where no guard ran and on the guard's own rows")
+    "one-sided paired test, on the slice's examples, of H0 \"AUC(attack) ≤ AUC(bar)\" "
+    "against every bar the split guard offers, the largest p-value counting: the same attack "
+    "on a control model (and, for trained attacks, the control's loss), else the reference "
+    "models' mean signal on the examples they left out; and the `blind` attack's score. "
+    "DeLong's test on correlated AUCs with a Student-t tail (Welch df), per cross-validation "
+    "fold with Bonferroni for trained attacks; `null` where no guard ran and on the guard's "
+    "own rows")
 BEYOND_SPLIT_SIGNIFICANT_DEFINITION = Definition(
     "beyond_split_significant", "Beyond split",
     "Whether the attack beats what the split alone explains, after accounting for how many "

@@ -47,11 +47,12 @@ class AuditRow:
 
     ``beyond_split_p_value`` is the one-sided paired test, on the same examples, of H0 "the
     attack separates members from non-members no better (AUC no higher) than the split
-    guard's score ``beyond_split_guard`` does" (``"control"``: the same attack on a control
-    model, or the reference models that saw neither example; ``"blind"``: the blind
-    attack); ``beyond_split_significant`` the verdict after the family-wise correction over
-    the audit's beyond-split tests. All three are None where no guard ran, and on the
-    guard's own rows.
+    guard's bars ``beyond_split_guard`` do" (``"control"``: the same attack on a control
+    model and its loss, or the reference models that saw neither example; ``"blind"``: the
+    blind attack; ``"blind+control"``: both, the largest p-value counting);
+    ``beyond_split_significant`` the verdict after the family-wise correction over the
+    audit's beyond-split tests. All three are None where no guard ran, and on the guard's
+    own rows.
     """
 
     slice: str

@@ -46,7 +46,7 @@ def test_the_torch_hook_checks_the_split_with_its_inputs_and_a_control_model():
     assert guard.verdict == "shifted" and guard.blind_auc > 0.9  # brighter non-members
     assert guard.control_source == "control model" and guard.control_auc is not None
     assert result.row("entire_dataset", "blind").n_members == 200
-    assert result.row("entire_dataset", "threshold").beyond_split_guard == "control"
+    assert result.row("entire_dataset", "threshold").beyond_split_guard == "blind+control"
     channels_first = TorchMonitorHook(model, members=(members[0].transpose(0, 3, 1, 2),
                                                       members[1]),
                                       nonmembers=(nonmembers[0].transpose(0, 3, 1, 2),
@@ -93,7 +93,7 @@ num_conv = 1
         assert guard.verdict == "same-distribution"  # one pool, held-out training images
     assert control_checkpoint_path(tmp_path / "run", "cnn").exists()
     threshold = [r for r in collection.rows if r.attack == "threshold"]
-    assert {r.beyond_split_guard for r in threshold} == {"control"}
+    assert {r.beyond_split_guard for r in threshold} == {"blind+control"}
     assert "split_guard" in (tmp_path / "run" / "config.toml").read_text()
     too_small = parse_toml((tmp_path / "run" / "config.toml").read_text()
                            .replace("max_test = 200", "max_test = 350"))

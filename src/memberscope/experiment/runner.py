@@ -441,7 +441,10 @@ def _epoch_line(label: str, stats: Any, epochs: int, result: AuditResult | None)
             f"({stats.images_per_second:,.0f} img/s)")
     if result is not None and result.rows:
         meta = result.rows[0].metadata
-        line += f"; audit: test acc {meta['test_accuracy']:.4f}, {summarize(result).headline_text}"
+        summary = summarize(result)
+        first = "".join(f"{s.text}; " for s in summary.leading)  # a shifted split, first
+        line += (f"; audit: {first}test acc {meta['test_accuracy']:.4f}, "
+                 f"{summary.headline.text}")
         if meta.get("epsilon") is not None:
             line += f", eps {meta['epsilon']:.2f}"
         one_run = meta.get("epsilon_audit")
