@@ -44,12 +44,22 @@ def main() -> None:
         ms.audit(audited, attacks=["threshold", "lr"], slices=["entire", "class"])
         return time.perf_counter() - started
 
+    def blind_check() -> float:
+        """The blind check alone: its featurizer, cross-validation and row, with the one
+        beyond-split test of a threshold attack on the entire dataset."""
+        started = time.perf_counter()
+        ms.audit(with_inputs, attacks=["threshold"], slices=["entire"])
+        middle = time.perf_counter()
+        ms.audit(outputs, attacks=["threshold"], slices=["entire"])
+        return (middle - started) - (time.perf_counter() - middle)
+
     timed(outputs), timed(with_inputs)  # warm up imports and caches
-    plain, guarded, ratios = [], [], []
+    plain, guarded, ratios, blind = [], [], [], []
     for _ in range(args.repeats):
         plain.append(timed(outputs))
         guarded.append(timed(with_inputs))
         ratios.append(guarded[-1] / plain[-1])
+        blind.append(blind_check())
     features = []
     for _ in range(args.repeats):
         started = time.perf_counter()
@@ -61,7 +71,11 @@ def main() -> None:
     print(f"  with inputs (blind check, beyond-split tests): {statistics.median(guarded):.3f} s")
     print(f"  ratio per repeat: median {statistics.median(ratios):.3f} "
           f"(range {min(ratios):.3f}-{max(ratios):.3f}; target <= 1.15)")
-    print(f"  of which the default featurizer: {statistics.median(features):.3f} s")
+    print(f"  of which the blind check alone (featurizer, cross-validation, its row): "
+          f"{statistics.median(blind):.3f} s = "
+          f"{statistics.median(blind) / statistics.median(plain):.1%} of the audit; the "
+          f"default featurizer {statistics.median(features):.3f} s; the rest is the 22 "
+          "beyond-split tests")
 
 
 if __name__ == "__main__":
