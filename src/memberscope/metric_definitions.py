@@ -65,10 +65,13 @@ PPV_DEFINITION = Definition(
     "ppv", "PPV",
     "When the attack says 'member', how often it is demonstrably right at its best threshold, "
     "accounting for how many members and non-members there are.",
-    "the precision the attack demonstrably reaches: max over thresholds of the 99% "
-    "Clopper-Pearson lower confidence bound on TP / (TP + FP). One lucky top-scored member "
-    "gives 0.01, not 1.0; on no-signal data with 3,000 per side it stays ≤ 1/(1+r) + 0.1 "
-    "(r = non-members/members)")
+    "the precision the attack demonstrably reaches: a lower confidence bound on TP / (TP + FP) "
+    "that holds at every threshold at once with 99% confidence: Clopper-Pearson bounds at "
+    "the thresholds admitting at most k predicted members, k on a fixed grid 1, 2, 3, 5, 8, "
+    "… (×1.5, up to n: G points), each at level 0.01/G (Bonferroni), the largest of them. "
+    "One lucky top-scored member gives 0.01/G (0.0005 at 6,000 examples), not 1.0; on "
+    "no-signal data it exceeds the prior 1/(1+r) (r = non-members/members) in at most 1% of "
+    "runs")
 TPR_DEFINITION = Definition(
     "tpr_at_fpr", "TPR at x% FPR",
     "The share of members the attack finds while wrongly flagging at most x% of non-members. "
@@ -92,7 +95,10 @@ SIGNIFICANT_DEFINITION = Definition(
     "were tested: only significant results make a headline.",
     "`p_value` after Holm's family-wise correction over all rows of one `audit` call at "
     "α = 0.05 (`audit(..., alpha=0.05, correction=\"holm\")`; `\"bonferroni\"` also "
-    "accepted): on a no-signal audit, the chance that any row is significant is ≤ α")
+    "accepted): on a no-signal audit, the chance that any row is significant is ≤ α. A "
+    "statement about several audits (a run's worst result, \"at any epoch\", which variants "
+    "leak, the suggested checkpoint) recomputes the verdicts over all rows of all of them "
+    "(`memberscope.results.run_family`); each row keeps its audit's own")
 EPSILON_DEFINITION = Definition(
     "epsilon_lower_bound", "ε lower bound",
     "A floor on the differential-privacy ε this model can have, proven by the attack. Higher "

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import functools
+import json
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -12,7 +13,9 @@ import numpy as np
 
 from memberscope.errors import InputError, SchemaError, UnknownNameError
 from memberscope.metric_definitions import SCALAR_METRICS, Metric, parse_metric, tpr_metric
-from memberscope.metrics import EpsilonBound, RocCurve
+from memberscope.metrics import EpsilonBound, HeldOutCounts, RocCurve
+from memberscope.null_reference import FoldPooling, tpr_at_fpr_p_value
+from memberscope.significance import FamilyVerdicts, family_verdicts
 
 if TYPE_CHECKING:
     import pandas
@@ -35,6 +38,14 @@ def _fpr_key(value: float) -> str:
     return f"{value:g}"
 
 
+def _held_out(data: Mapping[str, Any] | None) -> HeldOutCounts | None:
+    """A row's held-out ε counts; None on rows written before they were kept."""
+    if data is None:
+        return None
+    return HeldOutCounts(int(data["tp"]), int(data["fp"]), int(data["n_members"]),
+                         int(data["n_nonmembers"]), bool(data["forward"]))
+
+
 @dataclass(frozen=True)
 class AuditRow:
     """Metrics of one attack on one slice, with the caller's metadata (model, epoch, …).
@@ -43,7 +54,8 @@ class AuditRow:
     ``notes`` says why). ``p_value`` is the one-sided test of H0 "no membership information";
     ``significant`` the verdict after the family-wise correction over all rows of the audit
     (None on rows read from schema-1 files, which had neither), at level ``alpha`` with
-    ``correction`` ("holm" or "bonferroni"; both None on rows of schema-1 and -2 files).
+    ``correction`` ("holm" or "bonferroni"; both None on rows of schema-1 and -2 files:
+    :attr:`test_alpha`, :attr:`test_correction`).
 
     ``beyond_split_p_value`` is the one-sided paired test, on the same examples, of H0 "the
     attack separates members from non-members no better (AUC no higher) than the split
@@ -80,6 +92,18 @@ class AuditRow:
     def measures_split(self) -> bool:
         """Whether this row is a split check (blind, control), not an attack on the model."""
         return self.attack in GUARD_ATTACKS
+
+    @property
+    def test_alpha(self) -> float:
+        """The level of the audit's family-wise test: ``alpha`` where recorded, else the ε
+        bound's α (``audit`` passes its one ``alpha`` to both)."""
+        return self.epsilon_lower_bound.alpha if self.alpha is None else self.alpha
+
+    @property
+    def test_correction(self) -> str:
+        """The audit's family-wise correction: ``correction`` where recorded, else ``holm``
+        (the default, which controls the family-wise error at α whatever the audit used)."""
+        return "holm" if self.correction is None else self.correction
 
     def metric(self, name: str | Metric) -> float:
         """A scalar metric by name (:func:`~memberscope.metric_definitions.parse_metric`):
@@ -137,7 +161,8 @@ class AuditRow:
                             for k, v in data["tpr_at_fpr"].items()},
                 epsilon_lower_bound=EpsilonBound(
                     float(epsilon["point"]), float(epsilon["confident"]),
-                    float(epsilon["alpha"]), float(epsilon["delta"])),
+                    float(epsilon["alpha"]), float(epsilon["delta"]),
+                    _held_out(epsilon.get("held_out"))),
                 metadata=dict(data.get("metadata", {})),
                 auc_ci=tuple(data["auc_ci"]) if data.get("auc_ci") else None,
                 tpr_at_fpr_ci=({float(k): None if v is None else tuple(v)
@@ -401,11 +426,11 @@ def worst_row(rows: Iterable[AuditRow], metric: str | Metric = "auc") -> AuditRo
 
 
 #: Which rows a family-wise verdict is corrected over. "audit": each audit's own rows, the
-#: ``significant`` flag every row carries. "beyond_split": each audit's beyond-split tests,
-#: the ``beyond_split_significant`` flag (what counts where the split guard found members
-#: and non-members different before any model saw them). (A family over all audits of a run
-#: is planned.)
-FAMILY_SCOPES = ("audit", "beyond_split")
+#: ``significant`` flag every row carries. "run": every row of every audit a statement is
+#: about (:func:`run_family`), for statements about several audits. Either may count rows
+#: *beyond the split* (``Family.beyond_split``: by their beyond-split tests, where the split
+#: guard found members and non-members different before any model saw them).
+FAMILY_SCOPES = ("audit", "run")
 
 
 @dataclass(frozen=True)
@@ -416,26 +441,137 @@ class Family:
     and the correction of its tests ("holm" or "bonferroni"), None where the rows do not
     record them (files of schema 1 and 2) or their audits differ. Every statement of a
     summary carries the family it refers to, so that it can say so.
+
+    A "run" family also holds its verdicts: ``size`` results tested in ``n_audits`` audits,
+    and the keys (:func:`row_key`) of those significant. ``test`` names what each row was
+    tested by: None for its rank test (``p_value``), ``tpr@F`` for the exact test of its TPR
+    at FPR F (:func:`tpr_family`).
     """
 
     scope: str = "audit"
     alpha: float | None = None
     correction: str | None = None
+    size: int | None = None
+    n_audits: int | None = None
+    test: str | None = None
+    significant_keys: frozenset[tuple[str, str, str]] = field(default=frozenset(), repr=False)
+    beyond_split: bool = False
 
     def __post_init__(self) -> None:
         if self.scope not in FAMILY_SCOPES:
             raise UnknownNameError("family scope", self.scope, FAMILY_SCOPES)
 
+    @property
+    def n_results_audits(self) -> tuple[int, int] | None:
+        """(results tested, audits) of a run family; None for the per-audit family."""
+        if self.scope == "audit" or self.size is None:
+            return None
+        return self.size, self.n_audits or 0
 
-def audit_family(rows: Iterable[AuditRow], scope: str = "audit") -> Family:
-    """The per-audit family of ``rows``: each row's own ``significant`` (``scope``
-    "beyond_split": its ``beyond_split_significant``), with the α and correction their audits
-    recorded (None unless every row records the same)."""
+    def describe(self, counted: bool = True) -> str:
+        """Which family, for a sentence: "after Holm's correction over the run's 132 results
+        (6 audits)" ("over the run's results (6 audits)" when not ``counted``), "after Holm's
+        correction over this audit's results" for a run of one audit, "after each audit's
+        family-wise correction" for the per-audit family."""
+        name = {"holm": "Holm's", "bonferroni": "Bonferroni's"}.get(self.correction or "")
+        counts = self.n_results_audits
+        if counts is None or name is None:
+            if name is None:
+                return "after each audit's family-wise correction"
+            return f"after {name} correction over each audit's results"
+        size, n_audits = counts
+        if n_audits <= 1:
+            return f"after {name} correction over this audit's results"
+        results = f"{size} results" if counted else "results"
+        return f"after {name} correction over the run's {results} ({n_audits} audits)"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able fields (the verdicts' keys left out)."""
+        return {"scope": self.scope, "alpha": self.alpha, "correction": self.correction,
+                "size": self.size, "n_audits": self.n_audits, "test": self.test,
+                "beyond_split": self.beyond_split, "text": self.describe()}
+
+
+def audit_family(rows: Iterable[AuditRow], *, beyond_split: bool = False) -> Family:
+    """The per-audit family of ``rows``: each row's own ``significant`` (with
+    ``beyond_split``, its ``beyond_split_significant``), with the α and correction their
+    audits recorded (None unless every row records the same)."""
     rows = list(rows)
     alphas = {row.alpha for row in rows}
     corrections = {row.correction for row in rows}
-    return Family(scope, alphas.pop() if len(alphas) == 1 else None,
-                  corrections.pop() if len(corrections) == 1 else None)
+    return Family("audit", alphas.pop() if len(alphas) == 1 else None,
+                  corrections.pop() if len(corrections) == 1 else None,
+                  beyond_split=beyond_split)
+
+
+def audit_of(row: AuditRow) -> str:
+    """Which audit a row came from, as a key: every row of one audit carries the same
+    metadata (model, epoch, accuracies, …), and rows of different audits of a run differ in
+    it (a result without metadata is one audit)."""
+    return json.dumps(row.metadata, sort_keys=True, default=str)
+
+
+def row_key(row: AuditRow) -> tuple[str, str, str]:
+    """A row's identity within a run: its audit (:func:`audit_of`), slice and attack."""
+    return (audit_of(row), row.slice, row.attack)
+
+
+def run_family(rows: Iterable[AuditRow], *, beyond_split: bool = False) -> Family:
+    """The family of a statement about all ``rows`` together (a run: every variant and
+    epoch; "no leakage at any epoch", the worst result, which variants leak).
+
+    The audits' recorded correction over every tested row of every audit, at their recorded
+    α (:func:`~memberscope.significance.family_verdicts`; rows of files that did not record
+    them: the ε bound's α and Holm). Each row keeps its own ``significant`` (its audit's
+    family); with one audit the two agree. Six no-signal audits of 22 rows each called some
+    row significant in 24% of runs in their own families, in 4.0% in this one
+    (``benchmarks/run_family.py``). With ``beyond_split`` the tests are the rows' beyond-split
+    tests (a run whose split the guard found shifted).
+    """
+    rows = list(rows)
+    return _family(rows, family_verdicts(
+        [row.beyond_split_p_value if beyond_split else row.p_value for row in rows],
+        [audit_of(row) for row in rows], alphas=[row.test_alpha for row in rows],
+        corrections=[row.test_correction for row in rows]), test=None,
+        beyond_split=beyond_split)
+
+
+def tpr_family(rows: Iterable[AuditRow], fpr: float,
+               pooling: Callable[[str], FoldPooling | None] | None = None) -> Family:
+    """The family of a headline "TPR at FPR ``fpr``": each row's TPR there tested on its own
+    (the exact one-sided test, :func:`~memberscope.null_reference.tpr_at_fpr_p_value`) and
+    corrected over every row given that resolves ``fpr`` (of one audit, or of a run), with
+    the audits' recorded α and correction. ``pooling`` maps an attack name to how it pools
+    fold scores (``memberscope.attacks.null_pooling``; default: every row's scores taken as
+    exchangeable), which widens a trained attack's null.
+
+    A TPR picked as the largest of many, or from rows significant by AUC, is not itself
+    shown to beat chance: at 0.1% FPR a row is one or two lucky members away from its
+    "headline".
+    """
+    rows = list(rows)
+    poolings = [None if pooling is None else pooling(row.attack) for row in rows]
+    return _family(rows, family_verdicts(
+        [_tpr_p_value(row, fpr, how) for row, how in zip(rows, poolings, strict=True)],
+        [audit_of(row) for row in rows],
+        alphas=[row.test_alpha for row in rows],
+        corrections=[row.test_correction for row in rows]), test=tpr_metric(fpr).key)
+
+
+def _family(rows: list[AuditRow], verdicts: FamilyVerdicts, test: str | None,
+            beyond_split: bool = False) -> Family:
+    return Family("run", verdicts.alpha, verdicts.correction, verdicts.size,
+                  verdicts.n_audits, test,
+                  frozenset(row_key(row) for row, significant
+                            in zip(rows, verdicts.significant, strict=True) if significant),
+                  beyond_split=beyond_split)
+
+
+def _tpr_p_value(row: AuditRow, fpr: float, pooling: FoldPooling | None) -> float | None:
+    value = next((v for k, v in row.tpr_at_fpr.items() if math.isclose(k, fpr)), None)
+    if value is None or row.n_nonmembers * fpr < 1 - 1e-9 or row.n_members < 1:
+        return None
+    return tpr_at_fpr_p_value(value, row.n_members, row.n_nonmembers, fpr, pooling)
 
 
 def distinguishable_rows(rows: Iterable[AuditRow],
@@ -444,17 +580,20 @@ def distinguishable_rows(rows: Iterable[AuditRow],
     row's own audit): the one rule behind what every headline, verdict and pick ranks.
 
     In the per-audit family: rows with ``significant`` True (after their audit's family-wise
-    correction). Rows read from schema-1 files were never tested (``significant`` None): when
-    *no* row was tested, all rows are returned, as those files were always read. In the
-    beyond-split family: rows with ``beyond_split_significant`` True. Never the split guard's
-    own rows (``blind``, ``control``): they measure the split, not the model.
+    correction). In a run family: the rows it found significant. Rows read from schema-1
+    files were never tested (``significant`` None): when *no* row was tested by its rank
+    test, all rows are returned, as those files were always read. A beyond-split family
+    (``family.beyond_split``) counts the rows' beyond-split tests instead. Never the split
+    guard's own rows (``blind``, ``control``): they measure the split, not the model.
     """
     rows = [row for row in rows if not row.measures_split]
-    if family is not None and family.scope == "beyond_split":
+    if family is not None and family.beyond_split and family.scope == "audit":
         return [row for row in rows if row.beyond_split_significant]
-    if all(row.significant is None for row in rows):
+    if never_tested(rows) and (family is None or family.test is None):
         return rows
-    return [row for row in rows if row.significant]
+    if family is None or family.scope == "audit":
+        return [row for row in rows if row.significant]
+    return [row for row in rows if row_key(row) in family.significant_keys]
 
 
 def leakage_rows(rows: Iterable[AuditRow], split_guard: SplitGuard | None = None
@@ -465,8 +604,8 @@ def leakage_rows(rows: Iterable[AuditRow], split_guard: SplitGuard | None = None
     the guard found the split shifted, only rows whose beyond-split test is significant
     (the attack beats what the split alone gives); otherwise :func:`distinguishable_rows`.
     """
-    scope = "beyond_split" if split_guard is not None and split_guard.shifted else "audit"
-    return distinguishable_rows(rows, Family(scope))
+    shifted = split_guard is not None and split_guard.shifted
+    return distinguishable_rows(rows, Family("audit", beyond_split=shifted))
 
 
 def never_tested(rows: Iterable[AuditRow]) -> bool:

@@ -5,7 +5,8 @@ valid under H0 is which scores are exchangeable between members and non-members:
 
 - one statistic per example computed without looking at membership (threshold attacks; LiRA and
   RMIA, whose reference models were not trained on the audited split): all scores of a slice
-  are exchangeable, so the one-sided Mann-Whitney U test applies (:func:`mann_whitney_p_value`);
+  are exchangeable, so the one-sided Mann-Whitney U test applies (:func:`p_value_from_groups`,
+  fed by :func:`memberscope.metrics.rank_test_p_value` with the tie groups of the ROC curve);
 - out-of-fold scores of trained attacks: each fold's held-out examples are scored by one model
   fit on the other folds, so scores are exchangeable *within* a fold but not across folds (the
   fold models differ). Pooling them made 8.8% of no-signal rows "significant" at 0.05. Each
@@ -19,6 +20,12 @@ valid under H0 is which scores are exchangeable between members and non-members:
 :func:`significant_rows` then applies Holm's step-down correction over all rows of one audit, so
 the chance that any row of a no-signal audit is called significant stays ≤ α.
 
+A statement about several audits ("no leakage at any epoch", the run's worst result, which
+variants leak) is a test over all their rows: an audit's own correction no longer bounds it
+(6 no-signal audits of 22 rows each had a significant row in 13.5% of runs).
+:func:`family_verdicts` corrects over every test of the audits given, with the audits'
+recorded α and correction (:class:`FamilyVerdicts`).
+
 :func:`paired_auc_p_value` compares two scores *on the same examples* (an attack against the
 split guard's score): DeLong, DeLong & Clarke-Pearson's (1988) test on correlated AUCs.
 """
@@ -27,6 +34,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats as scipy_stats
@@ -36,55 +44,6 @@ from memberscope.errors import InputError, UnknownNameError
 
 CORRECTIONS = ("holm", "bonferroni")
 _EXACT_MAX_PAIRS = 10_000
-
-
-def mann_whitney_p_value(scores: np.ndarray, membership: np.ndarray,
-                         strata: np.ndarray | None = None) -> float:
-    """One-sided p-value of "members score higher" against H0 "scores are exchangeable".
-
-    Parameters
-    ----------
-    scores : (n,) float
-        Higher = more likely member.
-    membership : (n,) bool
-    strata : (n,) int, optional
-        Groups within which (only) scores are exchangeable under H0, e.g. cross-validation
-        folds. Given, one test per stratum, combined by Bonferroni.
-
-    Returns
-    -------
-    float
-        See :func:`p_value_from_groups`.
-
-    Examples
-    --------
-    >>> round(mann_whitney_p_value([3.0, 2.0, 1.0, 0.0], [True, True, False, False]), 4)
-    0.1667
-    """
-    scores = np.asarray(scores, dtype=np.float64)
-    membership = np.asarray(membership, dtype=bool)
-    if scores.shape != membership.shape or scores.ndim != 1:
-        raise InputError(f"scores and membership must both be (n,); got {scores.shape} and "
-                         f"{membership.shape}")
-    if strata is None:
-        return p_value_from_groups([tie_groups(scores, membership)])
-    strata = np.asarray(strata)
-    if strata.shape != scores.shape:
-        raise InputError(f"strata must be (n,) like scores; got shape {strata.shape}")
-    return p_value_from_groups([tie_groups(scores[strata == s], membership[strata == s])
-                                for s in np.unique(strata)])
-
-
-def tie_groups(scores: np.ndarray, membership: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Members and non-members (k,) per group of tied scores, groups in descending score order."""
-    order = np.argsort(-scores, kind="stable")
-    sorted_scores = scores[order]
-    is_end = np.ones(len(scores), dtype=bool)
-    np.not_equal(sorted_scores[1:], sorted_scores[:-1], out=is_end[:-1])
-    ends = np.flatnonzero(is_end)
-    members = np.diff(np.concatenate([[0], np.cumsum(membership[order])[ends]]))
-    sizes = np.diff(np.concatenate([[-1], ends]))
-    return members.astype(np.float64), (sizes - members).astype(np.float64)
 
 
 def p_value_from_groups(strata: Sequence[tuple[np.ndarray, np.ndarray]]) -> float:
@@ -310,3 +269,72 @@ def check_correction(correction: object) -> str:
     if not isinstance(correction, str) or correction not in CORRECTIONS:
         raise UnknownNameError("correction", str(correction), CORRECTIONS)
     return correction
+
+
+@dataclass(frozen=True)
+class FamilyVerdicts:
+    """A family of tests whose family-wise error rate one statement controls, and the
+    verdict on each of its tests.
+
+    ``significant`` (m,) in the order the tests were given, None for an entry that was never
+    tested (no p-value: rows of schema-1 files); ``n_audits`` the audits the tests came from.
+    Under H0 for every test, the chance that any is significant is ≤ ``alpha``.
+    """
+
+    significant: tuple[bool | None, ...]
+    alpha: float
+    correction: str
+    n_audits: int
+
+    @property
+    def size(self) -> int:
+        """The number of tests in the family."""
+        return sum(verdict is not None for verdict in self.significant)
+
+
+def family_verdicts(p_values: Sequence[float | None], audits: Sequence[object], *,
+                    alphas: Sequence[float], corrections: Sequence[str]) -> FamilyVerdicts:
+    """Which tests are significant when the family is every test of every audit given.
+
+    Parameters
+    ----------
+    p_values : (m,) float or None
+        One per test (row), any audits mixed; None for an entry never tested (it gets the
+        verdict None and is not counted).
+    audits : (m,) hashable
+        The audit each entry belongs to (only counted, for the description).
+    alphas, corrections : (m,)
+        Each entry's audit's recorded level and correction. The family uses the smallest
+        level, and the audits' correction when they agree; when they differ, Bonferroni,
+        which every audit's choice allows.
+
+    Returns
+    -------
+    FamilyVerdicts
+        ``significant`` (m,) in the order of ``p_values``. With one audit this is exactly
+        that audit's own verdict.
+
+    Examples
+    --------
+    >>> family = family_verdicts([0.001, 0.03, 0.3], ["a", "a", "b"], alphas=[0.05] * 3,
+    ...                          corrections=["holm"] * 3)
+    >>> family.significant, family.size, family.n_audits
+    ((True, False, False), 3, 2)
+    """
+    m = len(p_values)
+    if not (len(audits) == len(alphas) == len(corrections) == m):
+        raise InputError(f"p_values, audits, alphas and corrections must have one entry per "
+                         f"test; got {m}, {len(audits)}, {len(alphas)} and "
+                         f"{len(corrections)}")
+    tested = [(i, p) for i, p in enumerate(p_values) if p is not None]
+    if not tested:
+        return FamilyVerdicts((None,) * m, 0.05, "holm", len(dict.fromkeys(audits)))
+    alpha = min(check_probability("alphas", alphas[i]) for i, _ in tested)
+    chosen = {check_correction(corrections[i]) for i, _ in tested}
+    correction = chosen.pop() if len(chosen) == 1 else "bonferroni"
+    verdicts = significant_rows([p for _, p in tested], alpha=alpha, correction=correction)
+    significant: list[bool | None] = [None] * m
+    for (index, _), verdict in zip(tested, verdicts, strict=True):
+        significant[index] = bool(verdict)
+    return FamilyVerdicts(tuple(significant), alpha, correction,
+                  len(dict.fromkeys(audits[i] for i, _ in tested)))

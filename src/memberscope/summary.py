@@ -11,11 +11,16 @@ them up and the terminal print them literally.
 Every statement ranks only rows distinguishable from chance in its family
 (:func:`~memberscope.results.distinguishable_rows`, the one rule) and carries that
 :class:`~memberscope.results.Family`; where none is it says "no leakage distinguishable from
-chance (N results tested)" instead of naming the largest of many noisy numbers. Statements
-that must precede the headline on every surface go in :attr:`Summary.leading`: where an
-audit's split guard found members and non-members different before any model saw them, it
-says so there first, and every statement ranks only rows significant *beyond the split*
-(the family ``beyond_split``) instead.
+chance" instead of naming the largest of many noisy numbers. A summary is about all the rows
+it is given, so by default its family is all of them (:func:`~memberscope.results.run_family`:
+Holm over the run's results, one audit's when it is given one): "at any epoch", which
+variants leak, the worst result and the suggested checkpoint are then controlled at α over
+the whole run, while each row keeps its own audit's ``significant``. The TPR at the lowest
+FPR is a headline only where it beats chance by its own exact test, corrected over the rows
+it is picked from (:func:`~memberscope.results.tpr_family`). Statements that must precede
+the headline on every surface go in :attr:`Summary.leading`: where an audit's split guard found
+members and non-members different before any model saw them, it says so there first, and
+every statement ranks only rows significant *beyond the split* instead (``Family.beyond_split``).
 """
 
 from __future__ import annotations
@@ -27,8 +32,17 @@ from typing import Any
 
 import numpy as np
 
+from memberscope.attacks import null_pooling
 from memberscope.errors import InputError
-from memberscope.metric_definitions import AUC, Metric, parse_metric, tpr_metric
+from memberscope.metric_definitions import (
+    AUC,
+    EPSILON_CONFIDENT,
+    Metric,
+    parse_metric,
+    tpr_metric,
+)
+from memberscope.metrics import family_epsilon_lower_bound
+from memberscope.one_run import recorded_bounds
 from memberscope.results import (
     SAME_DISTRIBUTION,
     AuditResult,
@@ -36,10 +50,11 @@ from memberscope.results import (
     Family,
     ResultsCollection,
     SplitGuard,
-    audit_family,
     distinguishable_rows,
     metric_value,
     never_tested,
+    run_family,
+    tpr_family,
     worst_distinguishable,
     worst_row,
 )
@@ -111,6 +126,9 @@ def worst_series(rows: Iterable[AuditRow], metric: str | Metric, *,
     """For each group of ``by`` values, the worst ``metric`` over slices (and over whatever
     ``by`` leaves out) at each epoch, or the value on one ``slice`` when given.
 
+    For ``epsilon_confident`` over several slices the value is not the largest row's bound
+    (the largest of k bounds, each at 1 − α, is no (1 − α) bound) but
+    :func:`largest_epsilon_bound`: a bound at the rows' confidence for the largest of them.
     Rows without an ``epoch`` in their metadata are left out; a name that is no metric raises.
     """
     parsed = metric if isinstance(metric, Metric) else parse_metric(metric)
@@ -120,17 +138,23 @@ def worst_series(rows: Iterable[AuditRow], metric: str | Metric, *,
     for key, group in group_rows(picked, by).items():
         by_epoch = group_rows(group, ("epoch",))
         epochs = sorted(by_epoch, key=lambda e: epoch_sort_key(e[0]))
-        worst: list[AuditRow] = []
+        points: list[tuple[AuditRow, float]] = []
         for epoch in epochs:
+            at_epoch = by_epoch[epoch]
+            if parsed == EPSILON_CONFIDENT and len(at_epoch) > 1:
+                value, row = _largest_epsilon_bound_row(at_epoch)
+                points.append((row, value))
+                continue
             try:
-                worst.append(worst_row(by_epoch[epoch], parsed))
+                row = worst_row(at_epoch, parsed)
             except InputError:  # no row of this epoch stores the metric
                 continue
-        if worst:
+            points.append((row, metric_value(row, parsed)))
+        if points:
             out[key] = Series(
-                epochs=np.array([r.metadata["epoch"] for r in worst]),
-                values=np.array([metric_value(r, parsed) for r in worst], dtype=float),
-                rows=tuple(worst))
+                epochs=np.array([r.metadata["epoch"] for r, _ in points]),
+                values=np.array([v for _, v in points], dtype=float),
+                rows=tuple(r for r, _ in points))
     return out
 
 
@@ -220,14 +244,20 @@ def _place(row: AuditRow) -> tuple[Part, ...]:
 
 def no_leakage_text(n_tested: int, family: Family | None = None) -> str:
     """What a headline says when no row is significant: ``no leakage distinguishable from
-    chance (22 results tested)``; in the beyond-split family ``no leakage beyond the split
-    distinguishable from chance (…)``."""
-    return f"no leakage{_beyond(family)} distinguishable from chance ({n_tested} results tested)"
+    chance (22 results tested)``; in the family of a run of several audits also which:
+    ``(132 results tested, after Holm's correction over the run's results (6 audits))``, or
+    for part of it ``(22 results tested, after Holm's correction over the run's 132
+    results (6 audits))``; in a beyond-split family ``no leakage beyond the split …``."""
+    text = f"no leakage{_beyond(family)} distinguishable from chance ({n_tested} results tested"
+    counts = None if family is None else family.n_results_audits
+    if family is None or counts is None or counts[1] <= 1:
+        return text + ")"
+    return f"{text}, {family.describe(counted=n_tested != counts[0])})"
 
 
 def _beyond(family: Family | None) -> str:
     """" beyond the split" in the beyond-split family, else nothing."""
-    return " beyond the split" if family is not None and family.scope == "beyond_split" else ""
+    return " beyond the split" if family is not None and family.beyond_split else ""
 
 
 def _worst_words(family: Family | None) -> str:
@@ -317,20 +347,31 @@ def verdict(auc: float) -> str:
 
 
 def family_text(family: Family, n_audits: int = 1) -> str:
-    """How ``family``'s rows were judged: "significant after Holm's correction over this
-    audit's results at α = 0.05" (over "each audit's" for several audits); without a recorded
-    level (files of schema 1 and 2), "significant after each audit's family-wise correction".
-    In the beyond-split family: "significant beyond the split (a paired test against the
-    split guard's score on the same examples) after …"."""
+    """How ``family``'s rows were judged: in a run family "significant after Holm's
+    correction over the run's 132 results (6 audits) at α = 0.05" ("over this audit's
+    results" for one audit; "its own exact test of TPR at 0.1% FPR, significant after …"
+    for a TPR family); in the per-audit family "significant after Holm's correction over
+    this audit's results at α = 0.05" (over "each audit's" for several audits); without a
+    recorded level (files of schema 1 and 2), "significant after each audit's family-wise
+    correction". In a beyond-split family: "significant beyond the split (a one-sided paired
+    test … against the split guard's bars) after …"."""
+    if _beyond(family):
+        plain = family_text(Family(family.scope, family.alpha, family.correction, family.size,
+                                   family.n_audits, family.test), n_audits)
+        return ("significant beyond the split (a one-sided paired test, on the same examples, "
+                "against the split guard's bars: the same attack on a control model, the "
+                "reference models' signal on examples they did not train on, the blind "
+                "attack)" + plain.removeprefix("significant"))
+    if family.n_results_audits is not None and family.alpha is not None:
+        text = f"significant {family.describe()} at α = {family.alpha:g}"
+        if family.test is None:
+            return text
+        return f"its own exact test of {parse_metric(family.test).title}, {text}"
     whose = "this audit's" if n_audits <= 1 else "each audit's"
-    what = ("significant beyond the split (a one-sided paired test, on the same examples, "
-            "against the split guard's score: the same attack on a control model, the "
-            "reference models that left each example out, or the blind attack)"
-            if _beyond(family) else "significant")
     if family.correction is None or family.alpha is None:
-        return f"{what} after {whose} family-wise correction"
+        return f"significant after {whose} family-wise correction"
     name = _CORRECTION_NAMES.get(family.correction, family.correction)
-    return f"{what} after {name} correction over {whose} results at α = {family.alpha:g}"
+    return f"significant after {name} correction over {whose} results at α = {family.alpha:g}"
 
 
 # --- the answers -------------------------------------------------------------------------------
@@ -408,9 +449,19 @@ class Suggestion:
 
 @dataclass(frozen=True)
 class DpPoint:
-    """Under DP: the accountant's ε of a variant next to the empirical lower bound, and the
-    one-run canary audit's white-box and black-box ε̂ where the run had canaries; ``quiet``
-    when the variant has no row distinguishable from chance at any epoch."""
+    """Under DP, one audit of a variant: the accountant's ε beside what the audit shows.
+
+    ``empirical`` is the largest attack result's ε lower bound and ``white_box``/``black_box``
+    the one-run canary audit's bounds valid for every (ε, δ)-DP mechanism (None without such
+    canaries): together, a lower bound on ε at ``confidence`` — each of the ``n_sources``
+    sources at level α/``n_sources`` and each of the ``n_results`` attack results at
+    α/(``n_sources``·``n_results``) (Bonferroni), so that the largest of them all holds
+    (:func:`dp_points`). ``pre_chosen`` names the one attack result used instead where the rows
+    were stored without what the correction needs. ``gaussian_white_box``/
+    ``gaussian_black_box`` are the canaries' bounds that assume a Gaussian trade-off curve
+    (μ-GDP): shown, never part of the verdict. ``quiet`` when the variant has no row
+    distinguishable from chance at any epoch.
+    """
 
     model: Any
     epoch: Any
@@ -420,38 +471,77 @@ class DpPoint:
     black_box: float | None = None
     quiet: bool = False
     family: Family | None = None
+    gaussian_white_box: float | None = None
+    gaussian_black_box: float | None = None
+    confidence: float = 0.95
+    n_results: int = 1
+    n_sources: int = 1
+    pre_chosen: str | None = None
 
     @property
     def audited(self) -> float:
-        """The largest lower bound any audit proved (empirical, white-box, black-box)."""
+        """The largest of the lower bounds the verdict reads (attacks, canaries without
+        assumptions)."""
         return max(self.empirical, self.white_box or 0.0, self.black_box or 0.0)
 
     @property
     def consistent(self) -> bool:
-        """Whether every proven lower bound stays at or below the accountant's ε (a bound
-        above it means the training or the accounting is broken)."""
+        """Whether every lower bound the verdict reads stays at or below the accountant's ε (a
+        bound above it means the training or the accounting is broken, at ``confidence``)."""
         return self.audited <= self.accountant
 
+    @property
+    def gaussian_above(self) -> bool:
+        """Whether a Gaussian-assumption canary bound exceeds the accountant's ε."""
+        return max(self.gaussian_white_box or 0.0,
+                   self.gaussian_black_box or 0.0) > self.accountant
+
     def statement(self) -> Statement:
-        """``M at epoch 3: accountant ε = 3.00, empirical ε ≥ 0.10, one-run canary audit
-        ε ≥ 1.04 (white-box) (consistent: …)`` or ``(INCONSISTENT: …)``."""
+        """``M at epoch 3: accountant ε = 3.00; at 95% confidence for all together, the
+        attacks show ε ≥ 0.10 (largest of 22 results), the one-run canary audit ε ≥ 1.04
+        (white-box), valid for any (ε, δ)-DP mechanism (consistent: …)``; the verdict reads
+        only those, and any Gaussian-assumption bound follows, labelled."""
         parts: list[Part] = [Label(str(self.model)), f" at epoch {self.epoch}: accountant ε = ",
-                             Number(self.accountant, "dp.accountant", 2), ", empirical ε ≥ ",
-                             Number(self.empirical, "dp.empirical", 2)]
+                             Number(self.accountant, "dp.accountant", 2),
+                             f"; at {self.confidence:.0%} confidence for all together, the "
+                             "attacks show ε ≥ ", Number(self.empirical, "dp.empirical", 2),
+                             f" ({self.empirical_basis})"]
         if self.white_box is not None:
-            parts += [", one-run canary audit ε ≥ ", Number(self.white_box, "dp.white_box", 2),
-                      " (white-box)"]
+            parts += [", the one-run canary audit ε ≥ ",
+                      Number(self.white_box, "dp.white_box", 2), " (white-box)"]
         if self.black_box is not None:
-            parts += [", ≥ ", Number(self.black_box, "dp.black_box", 2), " (black-box)"]
+            parts += [", ≥ " if self.white_box is not None else
+                      ", the one-run canary audit ε ≥ ",
+                      Number(self.black_box, "dp.black_box", 2), " (black-box)"]
+        parts.append(", valid for any (ε, δ)-DP mechanism")
         if not self.consistent:
-            parts.append(" (INCONSISTENT: this run provably leaks more than DP allows; check "
-                         "the training and accounting)")
+            parts.append(f" (INCONSISTENT: at {self.confidence:.0%} confidence this run leaks "
+                         "more than DP allows; check the training and accounting)")
         else:
             below = ("what this run measurably leaks stays below the guarantee"
                      if self.white_box is not None else "the attacks stay below the guarantee")
             quiet = "; no result distinguishable from chance" if self.quiet else ""
             parts.append(f" (consistent: {below}{quiet})")
+        gaussian = [(kind, value) for kind, value in (("white-box", self.gaussian_white_box),
+                                                      ("black-box", self.gaussian_black_box))
+                    if value is not None]
+        if gaussian:
+            parts.append("; assuming a Gaussian trade-off curve (μ-GDP), the canaries show ε ≥ ")
+            for index, (kind, value) in enumerate(gaussian):
+                parts += [", ≥ " if index else "",
+                          Number(value, f"dp.gaussian_{kind.replace('-', '_')}", 2),
+                          f" ({kind})"]
+            if self.gaussian_above:
+                parts.append(", above the accountant's ε: evidence against the Gaussian model, "
+                             "not against (ε, δ)-DP itself")
         return Statement(tuple(parts), self.family)
+
+    @property
+    def empirical_basis(self) -> str:
+        """Which attack results ``empirical`` is the largest of."""
+        if self.pre_chosen is not None:
+            return f"the pre-chosen result {self.pre_chosen}"
+        return f"largest of {self.n_results} results"
 
 
 @dataclass(frozen=True)
@@ -459,9 +549,11 @@ class Group:
     """The summary of one group of rows, e.g. one checkpoint (model, epoch) or one slice:
     its ``key`` values, ``n_significant`` of its rows distinguishable from chance (all of them
     where none was ``tested``: rows of schema-1 files), the
-    ``worst`` of those by the summary's metric (None when none is), the largest advantage and
-    TPR at the lowest FPR among them (None when none), the ``highest`` value of the metric
-    over every row (chance included) and the largest confident ε bound over every row."""
+    ``worst`` of those by the summary's metric (None when none is), the largest advantage
+    among them and the largest TPR at the lowest FPR among the rows whose TPR there beats
+    chance by its own test (None when none), the ``highest`` value of the metric over every
+    row (chance included) and ``max_epsilon``, a confident ε lower bound for the largest over
+    every row (:func:`largest_epsilon_bound`)."""
 
     key: tuple[Any, ...]
     rows: tuple[AuditRow, ...]
@@ -480,17 +572,39 @@ class Group:
 
 
 def summarize_group(key: tuple[Any, ...], rows: Sequence[AuditRow], metric: Metric,
-                    low_metric: Metric | None, family: Family) -> Group:
-    """:class:`Group` of ``rows`` (at least one)."""
+                    low_metric: Metric | None, family: Family,
+                    low_family: Family | None = None) -> Group:
+    """:class:`Group` of ``rows`` (at least one); the TPR at ``low_metric`` of the rows
+    distinguishable in ``low_family`` (that TPR's own test), else in ``family``."""
     leaking = distinguishable_rows(rows, family)
+    low_rows = leaking if low_family is None else distinguishable_rows(rows, low_family)
     low_values = [] if low_metric is None else [
-        v for v in (metric_value(r, low_metric) for r in leaking) if not math.isnan(v)]
+        v for v in (metric_value(r, low_metric) for r in low_rows) if not math.isnan(v)]
     values = [v for v in (metric_value(r, metric) for r in rows) if not math.isnan(v)]
     return Group(key, tuple(rows), len(leaking), not never_tested(rows),
                  worst_distinguishable(rows, metric, family),
                  max((r.advantage for r in leaking), default=None),
                  max(low_values, default=None), max(values, default=math.nan),
-                 max(r.epsilon_lower_bound.confident for r in rows))
+                 largest_epsilon_bound(rows))
+
+
+def largest_epsilon_bound(rows: Sequence[AuditRow]) -> float:
+    """A lower bound on ε at the rows' confidence about the largest of them: each of the k
+    rows' bounds at α/k (:func:`~memberscope.metrics.family_epsilon_lower_bound`), or, where
+    rows were stored without what that needs, the bound of one row chosen before seeing any
+    (the first attack's entire-dataset row, else the first row). The plain largest of k rows'
+    95% bounds is not a 95% bound."""
+    return _largest_epsilon_bound_row(rows)[0]
+
+
+def _largest_epsilon_bound_row(rows: Sequence[AuditRow]) -> tuple[float, AuditRow]:
+    """:func:`largest_epsilon_bound` and the row it comes from (at least one row)."""
+    family = family_epsilon_lower_bound([r.epsilon_lower_bound for r in rows],
+                                        alpha=rows[0].epsilon_lower_bound.alpha)
+    if family is not None:
+        return family.epsilon, rows[family.index]
+    chosen = _pre_chosen_row(rows)
+    return chosen.epsilon_lower_bound.confident, chosen
 
 
 def lowest_fpr_metric(rows: Sequence[AuditRow]) -> Metric | None:
@@ -553,21 +667,62 @@ def suggest_checkpoint(rows: Sequence[AuditRow], *, limit: float | None,
 def dp_points(rows: Sequence[AuditRow], epsilon_key: str = "epsilon", *,
               quiet_models: Iterable[Any] = (), family: Family | None = None
               ) -> tuple[DpPoint, ...]:
-    """For each (model, epoch) whose rows carry the accountant's ε: it and the largest
-    confident empirical lower bound over slices and attacks (non-finite ε is left out)."""
+    """For each (model, epoch) whose rows carry the accountant's ε: it beside the audit's
+    lower bounds, corrected so that the largest of them all holds at the rows' 1 − α.
+
+    The sources are the attacks and each canary source with an assumption-free bound; with s
+    of them, each canary bound is recomputed at α/s from its recorded guess counts and each of
+    the k attack results at α/(s·k) from its held-out counts
+    (:func:`~memberscope.metrics.family_epsilon_lower_bound`), Bonferroni. Rows stored without
+    held-out counts give the entire-dataset result of the first attack, a choice made before
+    seeing any result, at its own level; canary records without guess counts their bounds at
+    the level recorded; ``confidence`` then says what is left. Non-finite ε is left out.
+    """
     quiet = set(quiet_models)
-    points = []
     with_epsilon = [r for r in rows if _number_or_none(r.metadata.get(epsilon_key)) is not None]
-    for (model, epoch), group in group_rows(with_epsilon, ("model", "epoch")).items():
-        empirical = max(r.epsilon_lower_bound.confident for r in group)
-        one_run = group[0].metadata.get("epsilon_audit")
-        one_run = one_run if isinstance(one_run, dict) else {}
-        points.append(DpPoint(model, epoch, float(group[0].metadata[epsilon_key]),
-                              float(empirical), _number_or_none(one_run.get("white_box")),
-                              _number_or_none(one_run.get("black_box")), model in quiet,
-                              family))
+    points = [_dp_point(group, float(group[0].metadata[epsilon_key]), model in quiet, family)
+              for (model, _), group in group_rows(with_epsilon, ("model", "epoch")).items()]
     points.sort(key=lambda p: (str(p.model), epoch_sort_key(p.epoch)))
     return tuple(points)
+
+
+def _dp_point(group: Sequence[AuditRow], accountant: float, quiet: bool,
+              family: Family | None) -> DpPoint:
+    """One audit's :class:`DpPoint` (:func:`dp_points` says how it is corrected)."""
+    alpha = group[0].epsilon_lower_bound.alpha
+    record = group[0].metadata.get("epsilon_audit")
+    record = record if isinstance(record, dict) else {}
+    recorded = next((b for b in recorded_bounds(record) if b.assumption is None), None)
+    n_sources = 1 + len(recorded.sources() if recorded else ())
+    level = alpha / n_sources
+    canaries = recorded_bounds(record, level)
+    free = next((b for b in canaries if b.assumption is None), None)
+    gaussian = next((b for b in canaries if b.assumption is not None), None)
+    attacks = family_epsilon_lower_bound([r.epsilon_lower_bound for r in group], alpha=level)
+    pre_chosen = None
+    if attacks is not None:
+        empirical, spent = attacks.epsilon, level
+    else:
+        chosen = _pre_chosen_row(group)
+        empirical, spent = chosen.epsilon_lower_bound.confident, chosen.epsilon_lower_bound.alpha
+        pre_chosen = f"{chosen.slice} / {chosen.attack}"
+    if free is not None:
+        spent += len(free.sources()) * (free.alpha if free.alpha is not None else alpha)
+    metadata = group[0].metadata
+    return DpPoint(
+        metadata.get("model"), metadata.get("epoch"), accountant, float(empirical),
+        free.white_box if free else None, free.black_box if free else None, quiet, family,
+        gaussian.white_box if gaussian else None, gaussian.black_box if gaussian else None,
+        confidence=max(0.0, 1.0 - spent), n_results=len(group), n_sources=n_sources,
+        pre_chosen=pre_chosen)
+
+
+def _pre_chosen_row(rows: Sequence[AuditRow]) -> AuditRow:
+    """The entire-dataset row of the first attack (else the first row): fixed before seeing
+    any result, so its own bound holds without a correction."""
+    first_attack = rows[0].attack
+    return next((r for r in rows if r.attack == first_attack and r.slice == "entire_dataset"),
+                rows[0])
 
 
 def _number_or_none(value: Any) -> float | None:
@@ -614,19 +769,20 @@ class Summary:
     checkpoints: tuple[Group, ...] = ()
     by_slice: tuple[Group, ...] = ()
     leading: tuple[Statement, ...] = ()
+    low_fpr_family: Family | None = None
     split_note: Statement | None = None
     split_guards: tuple[SplitGuard, ...] = ()
 
     @property
     def no_leakage(self) -> str:
-        """"no leakage distinguishable from chance (N results tested)" (beyond the split, in
-        that family)."""
+        """"no leakage distinguishable from chance (after Holm over the run's N results)"
+        (beyond the split, in that family)."""
         return no_leakage_text(self.n_rows, self.family)
 
     @property
     def beyond_split(self) -> bool:
         """Whether the statements rank rows significant beyond the split (a shifted split)."""
-        return self.family.scope == "beyond_split"
+        return self.family.beyond_split
 
     @property
     def family_text(self) -> str:
@@ -649,10 +805,14 @@ class Summary:
         if not self.tested:  # schema-1 rows: never tested
             return Statement((f"worst {header} ", value, " (", Label(worst.attack), " on ",
                               Label(worst.slice), "; not tested)"))
+        counts = self.family.n_results_audits
+        which = (f" {self.family.describe(counted=False)}"
+                 if counts is not None and counts[1] > 1 else "")
         return Statement((f"{_worst_words(self.family)} {header} ", value, " (",
                           Label(worst.attack), " on ", Label(worst.slice),
                           f"; {self.n_significant} of {self.n_rows} significant"
-                          f"{_beyond(self.family)})"), self.family)
+                          f"{_beyond(self.family)}{which})"),
+                         self.family)
 
     @property
     def headline_text(self) -> str:
@@ -692,20 +852,23 @@ class Summary:
             return Statement((f"{self.n_rows} results, none tested for significance (a file of "
                               "schema 1): every result is ranked",))
         return Statement((f"{self.n_significant} of {self.n_rows} results distinguishable from "
-                          f"chance{_beyond(self.family)} ({self.family_text})",), self.family)
+                          f"chance ({self.family_text})",), self.family)
 
     @property
     def low_fpr_statement(self) -> Statement | None:
-        """The most successful row at the lowest FPR where it is not the worst row: ``at the
-        lowest false-positive rate, the most successful is …: TPR at 0.1% FPR 0.050``."""
+        """The most successful row at the lowest FPR, where its TPR there beats chance by its
+        own test and it is not the worst row: ``at the lowest false-positive rate, the most
+        successful is …: TPR at 0.1% FPR 0.050 (its own exact test of TPR at 0.1% FPR,
+        significant after Holm over the run's 44 results at α = 0.05)``."""
         low, metric = self.worst_low_fpr, self.low_fpr_metric
         if low is None or metric is None or low is self.worst:
             return None
         parsed = parse_metric(metric)
+        family = self.low_fpr_family or self.family
         return Statement(("at the lowest false-positive rate, the most successful is ",
                           Label(low.attack), " on ", Label(low.slice), *_place(low),
-                          f": {parsed.title} ", Number(low.metric(parsed), "low_fpr.value")),
-                         self.family)
+                          f": {parsed.title} ", Number(low.metric(parsed), "low_fpr.value"),
+                          f" ({family_text(family, self.n_audits)})"), family)
 
     @property
     def quiet_statements(self) -> tuple[Statement, ...]:
@@ -713,9 +876,9 @@ class Summary:
         at any epoch (6 results tested)`` (only for runs with epochs)."""
         if not self.has_epochs:
             return ()
-        return tuple(Statement((Label(str(model)), f": no leakage{_beyond(self.family)} "
-                                "distinguishable from chance at any epoch "
-                                f"({n} results tested)"), self.family)
+        return tuple(Statement((Label(str(model)), ": "
+                                + no_leakage_text(n, self.family).replace(" (", " at any epoch (",
+                                                                           1)), self.family)
                      for model, n in self.quiet_models)
 
     @property
@@ -768,7 +931,9 @@ class Summary:
             "dp": [_plain(p) | {"consistent": p.consistent} for p in self.dp],
             "n_rows": self.n_rows,
             "metric": self.metric,
-            "family": _plain(self.family),
+            "family": self.family.to_dict(),
+            "low_fpr_family": (None if self.low_fpr_family is None
+                               else self.low_fpr_family.to_dict()),
             "headline": self.headline_text,
             "split_guards": [g.to_dict() for g in self.split_guards],
         }
@@ -776,7 +941,7 @@ class Summary:
 
 def _plain(item: Any) -> dict[str, Any]:
     """A summary dataclass's fields, its family as a plain dict."""
-    return {k: _plain(v) if isinstance(v, Family) else v for k, v in vars(item).items()}
+    return {k: v.to_dict() if isinstance(v, Family) else v for k, v in vars(item).items()}
 
 
 def summarize(results: Rows, *, max_auc: float | None = None, metric: str = "auc",
@@ -784,10 +949,11 @@ def summarize(results: Rows, *, max_auc: float | None = None, metric: str = "auc
               split_guards: Sequence[SplitGuard] | None = None) -> Summary:
     """The summary of ``results`` (a run's collection, one audit, or rows).
 
-    The split guard's rows (``blind``, ``control``) measure the split, not the model: they
-    are left out of every statement about leakage. Where an audit's split guard (from
-    ``results``, or ``split_guards`` for bare rows) found the split shifted, that comes first
-    (:attr:`Summary.leading`) and the statements rank rows significant beyond the split.
+    The split guard's rows (``blind``, ``control``) measure the split, not the model: no
+    statement about leakage counts them (its family still holds their tests, as their audits
+    did). Where an audit's split guard (from ``results``, or ``split_guards`` for bare rows)
+    found the split shifted, that comes first (:attr:`Summary.leading`) and the statements
+    rank rows significant beyond the split (``run_family(..., beyond_split=True)``).
 
     Parameters
     ----------
@@ -798,9 +964,9 @@ def summarize(results: Rows, *, max_auc: float | None = None, metric: str = "auc
     accuracy_key : str, optional
         Metadata key of the accuracy to maximise (default: test, else train accuracy).
     family : Family, optional
-        Which rows count as distinguishable from chance (default: each audit's own verdicts,
-        with the α and correction the rows record; beyond the split where a guard found the
-        split shifted).
+        Which rows count as distinguishable from chance (default: :func:`run_family` of all
+        the rows given, at the α and with the correction they record; ``audit_family(rows)``
+        for each audit's own verdicts, from :mod:`memberscope.results`).
     split_guards : sequence of SplitGuard, optional
         The guards of the audits behind bare ``rows`` (taken from ``results`` otherwise).
     """
@@ -808,22 +974,20 @@ def summarize(results: Rows, *, max_auc: float | None = None, metric: str = "auc
     every_row = as_rows(results)
     if not every_row:
         raise InputError("results have no rows: every (slice, attack) was skipped or none ran")
-    rows = [row for row in every_row if not row.measures_split]
-    guards = tuple(split_guards) if split_guards is not None else split_guards_of(results)
-    leading, split_note = _split_statements(guards)
-    if not rows:  # only the guard's rows ran: they are what there is to show
-        rows = every_row
     if max_auc is not None and parsed is AUC and not 0.0 <= max_auc <= 1.0:
         raise InputError(f"max_auc must be within [0, 1]; got {max_auc}")
-    family = family or audit_family(rows, "beyond_split" if leading else "audit")
+    # Only the guard's rows ran (e.g. attacks=["blind"]): they are what there is to show.
+    rows = [row for row in every_row if not row.measures_split] or every_row
+    guards = tuple(split_guards) if split_guards is not None else split_guards_of(results)
+    leading, split_note = _split_statements(guards)
+    family = family or run_family(every_row, beyond_split=bool(leading))
     low_metric = lowest_fpr_metric(rows)
     # TPR at the lowest FPR is a headline only where it is resolvable (a stored value, not
-    # None), its row is distinguishable from chance, and it beats guessing (TPR > FPR) there.
-    low_worst = None
-    if low_metric is not None:
-        low_worst = worst_distinguishable(rows, low_metric, family)
-        if low_worst is not None and not low_worst.metric(low_metric) > (low_metric.fpr or 0.0):
-            low_worst = None
+    # None) and beats chance by its own exact test, corrected over every row resolving it.
+    low_worst = low_family = None
+    if low_metric is not None and low_metric.fpr is not None:
+        low_family = tpr_family(rows, low_metric.fpr, null_pooling)
+        low_worst = worst_distinguishable(rows, low_metric, low_family)
     key = accuracy_key or accuracy_key_of(rows)
     significant = distinguishable_rows(rows, family)
     models = tuple(dict.fromkeys(r.metadata.get("model") for r in rows))
@@ -852,12 +1016,13 @@ def summarize(results: Rows, *, max_auc: float | None = None, metric: str = "auc
         has_epochs=bool(with_epoch),
         metric=parsed.key,
         family=family,
-        n_audits=max(len(group_rows(rows, ("model", "epoch"))), 1),
+        n_audits=family.n_audits or max(len(group_rows(rows, ("model", "epoch"))), 1),
         tested=not never_tested(rows),
-        checkpoints=tuple(summarize_group(k, checkpoint_groups[k], parsed, low_metric, family)
-                          for k in checkpoint_keys),
-        by_slice=tuple(summarize_group(k, group, parsed, low_metric, family)
+        checkpoints=tuple(summarize_group(k, checkpoint_groups[k], parsed, low_metric, family,
+                                          low_family) for k in checkpoint_keys),
+        by_slice=tuple(summarize_group(k, group, parsed, low_metric, family, low_family)
                        for k, group in group_rows(rows, ("slice",)).items()),
+        low_fpr_family=low_family,
         leading=leading,
         split_note=split_note,
         split_guards=guards,

@@ -82,7 +82,8 @@ def check_result_contract(document: dict) -> None:
         assert isinstance(row["p_value"], float) and 0 < row["p_value"] <= 1
         assert isinstance(row["significant"], bool)
         epsilon = row["epsilon_lower_bound"]
-        assert set(epsilon) == {"point", "confident", "alpha", "delta"}
+        assert set(epsilon) == {"point", "confident", "alpha", "delta", "held_out"}
+        assert set(epsilon["held_out"]) == {"tp", "fp", "n_members", "n_nonmembers", "forward"}
         assert (epsilon["alpha"], epsilon["delta"]) == (0.05, 0.0)
         assert epsilon["confident"] >= 0 and epsilon["point"] >= 0
         assert isinstance(row["metadata"], dict)

@@ -8,6 +8,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from memberscope.audit import DEFAULT_ATTACKS, DEFAULT_SLICES
 from memberscope.cli._table import format_table, summary_lines
 from memberscope.metric_definitions import ADVANTAGE, AUC, EPSILON_CONFIDENT, PPV, tpr_metric
 
@@ -20,11 +21,12 @@ def register(subparsers: Any) -> None:
                     "(TF Privacy's *_train/*_test names, or membership + logits|probs|loss + "
                     "labels). Writes result.json, arrays.npz and report.html to --out.")
     parser.add_argument("input", type=Path, help="the .npz of model outputs")
-    parser.add_argument("--attacks", default="threshold,lr",
-                        help="comma-separated attack names (default: threshold,lr)")
-    parser.add_argument("--slices", default="entire,class",
+    attacks, slices = ",".join(DEFAULT_ATTACKS), ",".join(DEFAULT_SLICES)
+    parser.add_argument("--attacks", default=attacks,
+                        help=f"comma-separated attack names (default: {attacks})")
+    parser.add_argument("--slices", default=slices,
                         help="comma-separated slice kinds: entire, class, loss_percentile, "
-                             "correctness (default: entire,class)")
+                             f"correctness (default: {slices})")
     parser.add_argument("--out", type=Path, default=None,
                         help="output directory (default: audit-<input name>)")
     parser.add_argument("--seed", type=int, default=0)

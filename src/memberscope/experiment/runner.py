@@ -452,7 +452,7 @@ def _epoch_line(label: str, stats: Any, epochs: int, result: AuditResult | None)
             found = ", ".join(f"{kind.replace('_', '-')} {one_run[kind]:.2f}"
                               for kind in ("white_box", "black_box")
                               if one_run[kind] is not None)
-            line += f" (one-run audit eps >= {found})"
+            line += f" (one-run canary audit, any DP mechanism, 95% each: eps >= {found})"
         line += f", {meta['inference_seconds'] + meta['audit_seconds']:.1f} s"
     return line
 
@@ -467,16 +467,19 @@ def variant_summaries(run_dir: Path, config: ExperimentConfig) -> tuple[VariantS
     if not path.exists():
         return ()
     collection = load_results(path)
-    last: dict[Any, Group] = {} if not collection.rows else {
-        checkpoint.key[0]: checkpoint for checkpoint in summarize(collection).checkpoints}
+    run = summarize(collection) if collection.rows else None
+    last: dict[Any, Group] = {} if run is None else {
+        checkpoint.key[0]: checkpoint for checkpoint in run.checkpoints}
     summaries = []
     for variant in config.variants:
         checkpoint = last.get(variant.label)
         if checkpoint is None:
             continue
         meta = checkpoint.metadata
+        # The variants' last audits side by side are a statement about the run: its family
+        # (beyond the split where the run's guard found it shifted), each led by its own guard.
         guard = collection.split_guard(model=variant.label, epoch=checkpoint.key[1])
-        final = summarize(checkpoint.rows,  # the last audit's own headline
+        final = summarize(checkpoint.rows, family=None if run is None else run.family,
                           split_guards=() if guard is None else (guard,))
         summaries.append(VariantSummary(
             label=variant.label, epoch=int(checkpoint.key[1]),

@@ -262,7 +262,7 @@ def results_table(rows: Sequence[AuditRow], summary: Summary | None = None) -> T
                               + ("" if summary is None else
                                  f"significant: {family_text(audit_family(rows))}; ")
                               + (f"beyond split: "
-                                 f"{family_text(audit_family(rows, 'beyond_split'))}; "
+                                 f"{family_text(audit_family(rows, beyond_split=True))}; "
                                  if beyond else "")
                               + "CI: bootstrap 95% interval")
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from memberscope._seeding import stream_rng
 from memberscope.errors import InputError
+from memberscope.signals import log_softmax
 
 
 @dataclass(frozen=True)
@@ -45,9 +46,7 @@ class InputCanaries:
 
     def scores(self, logits: np.ndarray) -> np.ndarray:
         """(m,) log-probability of each canary's wrong label from its (m, C) logits."""
-        logits = np.asarray(logits, dtype=np.float64)
-        shifted = logits - logits.max(axis=1, keepdims=True)
-        log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        log_probs = log_softmax(np.asarray(logits, dtype=np.float64))
         return log_probs[np.arange(self.m), self.wrong_labels]
 
 
