@@ -37,7 +37,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats as scipy_stats
 
 from memberscope._validation import check_probability
 from memberscope.errors import InputError, UnknownNameError
@@ -234,7 +233,9 @@ def _paired_p_value(scores: np.ndarray, guard_scores: np.ndarray,
     # the levels Holm's correction reaches (p ~ 0.002).
     freedom = variance ** 2 / (from_members ** 2 / (len(on_members) - 1)
                                + from_nonmembers ** 2 / (len(on_nonmembers) - 1))
-    return float(scipy_stats.t.sf(estimate / math.sqrt(variance), freedom))
+    from scipy import stats  # not at import: `import memberscope` loads numpy only
+
+    return float(stats.t.sf(estimate / math.sqrt(variance), freedom))
 
 
 def significant_rows(p_values: Sequence[float], *, alpha: float = 0.05,
