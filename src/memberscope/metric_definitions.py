@@ -114,10 +114,42 @@ ACCOUNTANT_EPSILON_DEFINITION = Definition(
     "ε of (ε, δ)-DP spent so far, from the privacy accountant (RDP or PRV) of "
     "DP-SGD/DP-Adam")
 
+SPLIT_GUARD_DEFINITION = Definition(
+    "split_guard", "Split guard",
+    "Whether members and non-members differ before the model sees them (another source, "
+    "date, crop or class balance). Then every attack beats chance without any memorisation: "
+    "such a split cannot show memorisation, and only leakage beyond the split counts.",
+    "once per audit: `verdict` `shifted` when the `blind` attack (a classifier on the inputs "
+    "and labels, never the model) or the control check (the loss of a model that saw neither "
+    "side: a control model, or the reference models that left each example out) on the entire "
+    "dataset is significant at α after Holm over those two; `same-distribution` when one ran "
+    "and neither is; `not checked` when neither could run; `blind_auc`, `blind_p_value`, "
+    "`control_auc`, `control_p_value` (`null` where not run)")
+BEYOND_SPLIT_P_VALUE_DEFINITION = Definition(
+    "beyond_split_p_value", "Beyond-split p-value",
+    "How surprising it would be, if the model had memorised nothing, that the attack "
+    "separates members from non-members this much better than the split alone does.",
+    "one-sided paired test, on the slice's examples, of H0 \"AUC(attack) ≤ AUC(bar)\" "
+    "against every bar the split guard offers, the largest p-value counting: the same attack "
+    "on a control model (and, for trained attacks, the control's loss), else the reference "
+    "models' mean signal on each example over those that did not train on it; and the "
+    "`blind` attack's score. "
+    "DeLong's test on correlated AUCs with a Student-t tail (Welch df), per cross-validation "
+    "fold with Bonferroni for trained attacks; `null` where no guard ran and on the guard's "
+    "own rows")
+BEYOND_SPLIT_SIGNIFICANT_DEFINITION = Definition(
+    "beyond_split_significant", "Beyond split",
+    "Whether the attack beats what the split alone explains, after accounting for how many "
+    "results were tested: where the split guard says `shifted`, only these results count as "
+    "leakage.",
+    "`beyond_split_p_value` after the audit's family-wise correction (Holm by default) over "
+    "the rows that have one, at the audit's α; `null` where no guard ran")
+
 #: The fields of a result row, in the order of the README's "Definitions (the contract)".
 CONTRACT: tuple[Definition, ...] = (
     AUC_DEFINITION, ADVANTAGE_DEFINITION, PPV_DEFINITION, TPR_DEFINITION, P_VALUE_DEFINITION,
-    SIGNIFICANT_DEFINITION, EPSILON_DEFINITION)
+    SIGNIFICANT_DEFINITION, EPSILON_DEFINITION, SPLIT_GUARD_DEFINITION,
+    BEYOND_SPLIT_P_VALUE_DEFINITION, BEYOND_SPLIT_SIGNIFICANT_DEFINITION)
 #: What the report's glossary explains: the contract, then the accountant's ε of DP runs.
 GLOSSARY: tuple[Definition, ...] = (*CONTRACT, ACCOUNTANT_EPSILON_DEFINITION)
 

@@ -18,7 +18,9 @@ variants leak, the worst result and the suggested checkpoint are then controlled
 the whole run, while each row keeps its own audit's ``significant``. The TPR at the lowest
 FPR is a headline only where it beats chance by its own exact test, corrected over the rows
 it is picked from (:func:`~memberscope.results.tpr_family`). Statements that must precede
-the headline on every surface go in :attr:`Summary.leading`.
+the headline on every surface go in :attr:`Summary.leading`: where an audit's split guard found
+members and non-members different before any model saw them, it says so there first, and
+every statement ranks only rows significant *beyond the split* instead (``Family.beyond_split``).
 """
 
 from __future__ import annotations
@@ -42,10 +44,12 @@ from memberscope.metric_definitions import (
 from memberscope.metrics import family_epsilon_lower_bound
 from memberscope.one_run import recorded_bounds
 from memberscope.results import (
+    SAME_DISTRIBUTION,
     AuditResult,
     AuditRow,
     Family,
     ResultsCollection,
+    SplitGuard,
     distinguishable_rows,
     metric_value,
     never_tested,
@@ -66,8 +70,8 @@ _ROW_FIELDS = ("slice", "attack")
 __all__ = ["DpPoint", "Group", "Label", "Number", "Series", "Statement", "Suggestion", "Summary",
            "Trend", "accuracy_key_of", "as_rows", "dp_points", "epoch_sort_key", "family_text",
            "field_value", "format_number", "group_rows", "lowest_fpr_metric", "no_leakage_text",
-           "suggest_checkpoint", "summarize", "summarize_group", "trends", "verdict",
-           "worst_series"]
+           "split_guards_of", "split_statement", "suggest_checkpoint", "summarize",
+           "summarize_group", "trends", "verdict", "worst_series"]
 
 
 # --- rows, grouped ----------------------------------------------------------------------------
@@ -243,12 +247,89 @@ def no_leakage_text(n_tested: int, family: Family | None = None) -> str:
     chance (22 results tested)``; in the family of a run of several audits also which:
     ``(132 results tested, after Holm's correction over the run's results (6 audits))``, or
     for part of it ``(22 results tested, after Holm's correction over the run's 132
-    results (6 audits))``."""
-    text = f"no leakage distinguishable from chance ({n_tested} results tested"
+    results (6 audits))``; in a beyond-split family ``no leakage beyond the split …``."""
+    text = f"no leakage{_beyond(family)} distinguishable from chance ({n_tested} results tested"
     counts = None if family is None else family.n_results_audits
     if family is None or counts is None or counts[1] <= 1:
         return text + ")"
     return f"{text}, {family.describe(counted=n_tested != counts[0])})"
+
+
+def _beyond(family: Family | None) -> str:
+    """" beyond the split" in the beyond-split family, else nothing."""
+    return " beyond the split" if family is not None and family.beyond_split else ""
+
+
+def _worst_words(family: Family | None) -> str:
+    """How a headline names its pick: "worst significant" (per audit), "worst beyond-split"."""
+    return "worst beyond-split" if _beyond(family) else "worst significant"
+
+
+def _p_parts(p_value: float | None, key: str) -> tuple[Part, ...]:
+    """``p = 3e-09``; ``p < 1e-300`` where the tail underflowed to 0."""
+    if p_value is None:
+        return ()
+    if p_value < 1e-300:
+        return (", p < 1e-300",)
+    return (", p = ", Number(p_value, key, -2))
+
+
+def split_statement(guard: SplitGuard, key: str = "split") -> Statement:
+    """What an audit's split guard found, in words a newcomer reads first.
+
+    Shifted: ``members and non-members differ before the model sees them (blind AUC 0.640,
+    p = 3e-09): this split cannot show memorisation, so only leakage beyond the split is
+    reported``; same-distribution: ``split check: no difference between members and
+    non-members found before the model (blind AUC 0.505, p = 0.41)``; not checked: what to give
+    so it can be."""
+    checks: list[Part] = []
+    if guard.blind_auc is not None:
+        checks += ["blind AUC ", Number(guard.blind_auc, f"{key}.blind_auc"),
+                   *_p_parts(guard.blind_p_value, f"{key}.blind_p_value")]
+    if guard.control_auc is not None:
+        source = guard.control_source or "control model"
+        checks += ["; " if checks else "", f"{source} that saw neither: AUC ",
+                   Number(guard.control_auc, f"{key}.control_auc"),
+                   *_p_parts(guard.control_p_value, f"{key}.control_p_value")]
+    if guard.shifted:
+        return Statement(("members and non-members differ before the model sees them (",
+                          *checks, "): this split cannot show memorisation, so only leakage "
+                          "beyond the split is reported"))
+    if guard.verdict == SAME_DISTRIBUTION:
+        return Statement(("split check: no difference between members and non-members found "
+                          "before the model (", *checks, ")"))
+    return Statement(("split not checked: give the model's inputs (inputs_train/inputs_test) "
+                      "or a control model, so that leakage can be told from a shifted split",))
+
+
+def split_guards_of(results: Rows) -> tuple[SplitGuard, ...]:
+    """The split guards of an audit result or a collection (none for bare rows)."""
+    if isinstance(results, AuditResult):
+        return () if results.split_guard is None else (results.split_guard,)
+    if isinstance(results, ResultsCollection):
+        return tuple(results.split_guards)
+    return ()
+
+
+def _split_statements(guards: Sequence[SplitGuard]) -> tuple[tuple[Statement, ...],
+                                                             Statement | None]:
+    """(leading statements: one per model variant whose last audit's split is shifted,
+    labelled where guards of several variants are given; the note on an unshifted split)."""
+    last: dict[Any, SplitGuard] = {}
+    for guard in guards:
+        last[guard.metadata.get("model")] = guard
+    labelled = len(last) > 1
+    leading: dict[str, Statement] = {}
+    for index, (model, guard) in enumerate(last.items()):
+        if guard.shifted:
+            statement = split_statement(guard, f"split.{index}")
+            if labelled:
+                statement = Statement((Label(str(model)), ": ", *statement.parts))
+            leading.setdefault(statement.text, statement)
+    note = None
+    if not leading and last:
+        note = split_statement(list(last.values())[-1])
+    return tuple(leading.values()), note
 
 
 def verdict(auc: float) -> str:
@@ -272,7 +353,15 @@ def family_text(family: Family, n_audits: int = 1) -> str:
     for a TPR family); in the per-audit family "significant after Holm's correction over
     this audit's results at α = 0.05" (over "each audit's" for several audits); without a
     recorded level (files of schema 1 and 2), "significant after each audit's family-wise
-    correction"."""
+    correction". In a beyond-split family: "significant beyond the split (a one-sided paired
+    test … against the split guard's bars) after …"."""
+    if _beyond(family):
+        plain = family_text(Family(family.scope, family.alpha, family.correction, family.size,
+                                   family.n_audits, family.test), n_audits)
+        return ("significant beyond the split (a one-sided paired test, on the same examples, "
+                "against the split guard's bars: the same attack on a control model, the "
+                "reference models' signal on examples they did not train on, the blind "
+                "attack)" + plain.removeprefix("significant"))
     if family.n_results_audits is not None and family.alpha is not None:
         text = f"significant {family.describe()} at α = {family.alpha:g}"
         if family.test is None:
@@ -317,7 +406,8 @@ class Trend:
         0.700 at epoch 3`` (numbers keyed ``trend.<index>.first`` …)."""
         header = parse_metric(self.metric).header
         return Statement((
-            Label(str(self.model)), f": worst significant {header} {self.direction} from ",
+            Label(str(self.model)), f": {_worst_words(self.family)} {header} {self.direction} "
+            "from ",
             Number(self.first_value, f"trend.{index}.first"), f" (epoch {self.first_epoch}) to ",
             Number(self.last_value, f"trend.{index}.last"), f" (epoch {self.last_epoch}); peak ",
             Number(self.peak_value, f"trend.{index}.peak"), f" at epoch {self.peak_epoch}"),
@@ -344,12 +434,13 @@ class Suggestion:
         """``most accurate checkpoint with worst significant AUC ≤ 0.7: model M at epoch 4,
         test accuracy 0.800, worst significant AUC 0.650``."""
         header = parse_metric(self.metric).header
+        words = _worst_words(self.family)
         condition: tuple[Part, ...] = (
-            (f"with worst significant {header} ≤ ", Number(self.limit, "limit"))
+            (f"with {words} {header} ≤ ", Number(self.limit, "limit"))
             if self.limit is not None else ("(no privacy limit set: pass --max-auc, e.g. 0.6)",))
         leakage: tuple[Part, ...] = (
             (no_leakage_text(self.n_tested, self.family),) if self.worst is None else
-            (f"worst significant {header} ", Number(self.worst, "suggestion.worst")))
+            (f"{words} {header} ", Number(self.worst, "suggestion.worst")))
         return Statement((
             "most accurate checkpoint ", *condition, ": model ", Label(str(self.model)),
             f" at epoch {self.epoch}, {self.accuracy_key.replace('_', ' ')} ",
@@ -679,11 +770,19 @@ class Summary:
     by_slice: tuple[Group, ...] = ()
     leading: tuple[Statement, ...] = ()
     low_fpr_family: Family | None = None
+    split_note: Statement | None = None
+    split_guards: tuple[SplitGuard, ...] = ()
 
     @property
     def no_leakage(self) -> str:
-        """"no leakage distinguishable from chance (after Holm over the run's N results)"."""
+        """"no leakage distinguishable from chance (after Holm over the run's N results)"
+        (beyond the split, in that family)."""
         return no_leakage_text(self.n_rows, self.family)
+
+    @property
+    def beyond_split(self) -> bool:
+        """Whether the statements rank rows significant beyond the split (a shifted split)."""
+        return self.family.beyond_split
 
     @property
     def family_text(self) -> str:
@@ -709,9 +808,10 @@ class Summary:
         counts = self.family.n_results_audits
         which = (f" {self.family.describe(counted=False)}"
                  if counts is not None and counts[1] > 1 else "")
-        return Statement((f"worst significant {header} ", value, " (", Label(worst.attack),
-                          " on ", Label(worst.slice),
-                          f"; {self.n_significant} of {self.n_rows} significant{which})"),
+        return Statement((f"{_worst_words(self.family)} {header} ", value, " (",
+                          Label(worst.attack), " on ", Label(worst.slice),
+                          f"; {self.n_significant} of {self.n_rows} significant"
+                          f"{_beyond(self.family)}{which})"),
                          self.family)
 
     @property
@@ -805,7 +905,8 @@ class Summary:
         header = parse_metric(self.metric).header
         limit = Number(self.limit if self.limit is not None else math.nan, "limit")
         return Statement((f"no checkpoint keeps the worst {header} at or below ", limit,
-                          " (counting only results distinguishable from chance)"), self.family)
+                          " (counting only results distinguishable from chance"
+                          f"{_beyond(self.family)})"), self.family)
 
     @property
     def last_dp(self) -> tuple[DpPoint, ...]:
@@ -834,6 +935,7 @@ class Summary:
             "low_fpr_family": (None if self.low_fpr_family is None
                                else self.low_fpr_family.to_dict()),
             "headline": self.headline_text,
+            "split_guards": [g.to_dict() for g in self.split_guards],
         }
 
 
@@ -843,8 +945,15 @@ def _plain(item: Any) -> dict[str, Any]:
 
 
 def summarize(results: Rows, *, max_auc: float | None = None, metric: str = "auc",
-              accuracy_key: str | None = None, family: Family | None = None) -> Summary:
+              accuracy_key: str | None = None, family: Family | None = None,
+              split_guards: Sequence[SplitGuard] | None = None) -> Summary:
     """The summary of ``results`` (a run's collection, one audit, or rows).
+
+    The split guard's rows (``blind``, ``control``) measure the split, not the model: no
+    statement about leakage counts them (its family still holds their tests, as their audits
+    did). Where an audit's split guard (from ``results``, or ``split_guards`` for bare rows)
+    found the split shifted, that comes first (:attr:`Summary.leading`) and the statements
+    rank rows significant beyond the split (``run_family(..., beyond_split=True)``).
 
     Parameters
     ----------
@@ -858,14 +967,20 @@ def summarize(results: Rows, *, max_auc: float | None = None, metric: str = "auc
         Which rows count as distinguishable from chance (default: :func:`run_family` of all
         the rows given, at the α and with the correction they record; ``audit_family(rows)``
         for each audit's own verdicts, from :mod:`memberscope.results`).
+    split_guards : sequence of SplitGuard, optional
+        The guards of the audits behind bare ``rows`` (taken from ``results`` otherwise).
     """
     parsed = parse_metric(metric)
-    rows = as_rows(results)
-    if not rows:
+    every_row = as_rows(results)
+    if not every_row:
         raise InputError("results have no rows: every (slice, attack) was skipped or none ran")
     if max_auc is not None and parsed is AUC and not 0.0 <= max_auc <= 1.0:
         raise InputError(f"max_auc must be within [0, 1]; got {max_auc}")
-    family = family or run_family(rows)
+    # Only the guard's rows ran (e.g. attacks=["blind"]): they are what there is to show.
+    rows = [row for row in every_row if not row.measures_split] or every_row
+    guards = tuple(split_guards) if split_guards is not None else split_guards_of(results)
+    leading, split_note = _split_statements(guards)
+    family = family or run_family(every_row, beyond_split=bool(leading))
     low_metric = lowest_fpr_metric(rows)
     # TPR at the lowest FPR is a headline only where it is resolvable (a stored value, not
     # None) and beats chance by its own exact test, corrected over every row resolving it.
@@ -908,4 +1023,7 @@ def summarize(results: Rows, *, max_auc: float | None = None, metric: str = "auc
         by_slice=tuple(summarize_group(k, group, parsed, low_metric, family, low_family)
                        for k, group in group_rows(rows, ("slice",)).items()),
         low_fpr_family=low_family,
+        leading=leading,
+        split_note=split_note,
+        split_guards=guards,
     )

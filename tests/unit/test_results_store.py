@@ -165,8 +165,9 @@ def test_results_jsonl_append_and_load(tmp_path):
     collection = load_results(tmp_path / "run")  # a run directory works too
     assert collection.rows == [*first.rows, *second.rows]
     assert collection.skipped == [*first.skipped, *second.skipped]
+    assert collection.split_guards == [first.split_guard, second.split_guard]
     lines = path.read_text().splitlines()
-    assert len(lines) == len(collection.rows) + len(collection.skipped)
+    assert len(lines) == len(collection.rows) + len(collection.skipped) + 2  # + split guards
     assert all(json.loads(line)["schema_version"] == 3 for line in lines)
 
 
@@ -185,7 +186,7 @@ def test_partial_last_line_is_dropped_and_the_next_append_repairs_it(tmp_path):
     assert b"entire_da\"" not in content and b'"entire_da{' not in content
     records = [json.loads(line) for line in content.splitlines()]  # every line parses
     assert len(records) == len(first.rows) + len(first.skipped) + len(second.rows) + len(
-        second.skipped)
+        second.skipped) + 2  # one split guard per audit
     assert load_results(path).rows == [*first.rows, *second.rows]
 
 

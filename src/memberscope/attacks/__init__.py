@@ -7,6 +7,7 @@ their own with :func:`register_attack`.
 from __future__ import annotations
 
 from memberscope.attacks._base import Attack, AttackWarning, SliceScores
+from memberscope.attacks.blind import BLIND_ATTACK
 from memberscope.attacks.reference import REFERENCE_ATTACKS
 from memberscope.attacks.threshold import THRESHOLD_ATTACKS
 from memberscope.attacks.trained import TRAINED_ATTACKS, attack_features
@@ -14,7 +15,7 @@ from memberscope.errors import InputError, UnknownNameError
 from memberscope.null_reference import FoldPooling
 
 _REGISTRY: dict[str, Attack] = {a.name: a for a in (*THRESHOLD_ATTACKS, *TRAINED_ATTACKS,
-                                                *REFERENCE_ATTACKS)}
+                                                *REFERENCE_ATTACKS, BLIND_ATTACK)}
 
 
 def register_attack(attack: Attack, *, replace: bool = False) -> None:
