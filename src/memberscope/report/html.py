@@ -76,14 +76,16 @@ def _render_figures(rows: Sequence[AuditRow], summary: Summary | None,
                     curves: Mapping[str, RocCurve | tuple[np.ndarray, np.ndarray]],
                     gallery: tuple[np.ndarray, np.ndarray, np.ndarray | None,
                                    np.ndarray | None] | None) -> list[_figures.RenderedFigure]:
-    built: list[_figures.RenderedFigure | None] = [_figures.epoch_figure(rows)]
+    beyond_split = summary is not None and summary.beyond_split
+    built: list[_figures.RenderedFigure | None] = [
+        _figures.epoch_figure(rows, beyond_split=beyond_split)]
     if summary is not None and summary.accuracy_key is not None:
         pick = summary.suggestion
         limit = summary.limit if summary.metric == AUC.key else None  # the figure's y is AUC
         built.append(_figures.utility_figure(rows, summary.accuracy_key, limit,
                                              (pick.model, pick.epoch) if pick else None))
     built.append(_figures.roc_figure(curves))
-    built.append(_figures.heatmap_figure(rows))
+    built.append(_figures.heatmap_figure(rows, beyond_split=beyond_split))
     built.append(_figures.dp_figure(rows))
     if gallery is not None:
         scores, images, membership, labels = gallery
