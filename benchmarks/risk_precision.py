@@ -1,0 +1,191 @@
+"""Precision@k of loss-trace risk against LiRA's most vulnerable members (issue 18).
+
+Ground truth. For a target model, LiRA online (Carlini et al. 2022; memberscope's
+``lira_scores`` with one global variance, its default below 64 models) with 16 reference models
+of the same recipe, each example "in" for 8 of them, scores every population example on the
+target's final (epoch-36) logit-scaled confidence. The *top k% most vulnerable members* are
+the k% of the target's members with the highest such score.
+
+precision@k of a ranking = |its top k% of the members ∩ the ground truth's top k%| / (k% of
+the members), for k = 0.1%, 1%, 5% (5, 50 and 250 of the 5,000 members).
+
+Rankings compared, all of the target's members:
+
+- trace risk: a function of the member's per-epoch training losses (``_trace_candidates``);
+- final loss: the trained model's loss on the member, higher = more exposed;
+- LiRA with 2 (one complementary pair) and 4 (two pairs) of the same 16 reference models,
+  every pair and 8 seeded pairs of pairs, global variance; sharing models with the ground
+  truth flatters them;
+- LiRA with 8 of the 16 (4 seeded halves): how far a ranking that shares half of its models
+  with the ground truth gets, a reference for what "precision" can reach at all.
+
+Targets and selection. Every model of a setting (``_risk_models``) is a target in turn, its
+references the 16 pair models outside its own pair. The selection targets (pair models 0 and 1
+of each setting) choose the best trace function (highest mean precision@1%); every other
+target (16 pair models, plus the quickstart's own model in the Fashion-MNIST settings) is a
+fresh seed and split that the choice never saw, and only those are reported.
+
+Usage: python benchmarks/risk_precision.py [--settings fmnist-2conv,fmnist-3conv,rgb32-3conv]
+Writes ``benchmarks/results/risk_precision.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import warnings
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from _risk_models import SETTINGS, TrainedSetting, load_setting
+from _trace_candidates import CANDIDATES
+from memberscope._seeding import stream_rng
+from memberscope.attacks.reference import lira_scores
+from memberscope.store import atomic_write_json
+
+RESULTS = Path(__file__).parent / "results"
+FRACTIONS = (0.001, 0.01, 0.05)
+SELECTION_TARGETS = ("pair00", "pair01")
+LIRA_4_SUBSETS = 8
+LIRA_8_SUBSETS = 4
+
+
+def precision_at(scores: np.ndarray, truth: np.ndarray, fraction: float) -> float:
+    """|top-k of ``scores`` ∩ top-k of ``truth``| / k with k = round(fraction · n), >= 1."""
+    k = max(1, round(fraction * len(truth)))
+    top = np.argsort(-scores, kind="stable")[:k]
+    true_top = np.argsort(-truth, kind="stable")[:k]
+    return len(np.intersect1d(top, true_top)) / k
+
+
+def softplus_neg(signal: np.ndarray) -> np.ndarray:
+    """The cross-entropy loss -log p_y from the logit-scaled confidence log(p_y / (1 - p_y))."""
+    return np.logaddexp(0.0, -signal)
+
+
+def lira(trained: TrainedSetting, target: int, references: np.ndarray,
+         snapshot: int = -1) -> np.ndarray:
+    """LiRA online scores (n,) of the target at ``snapshot`` with the given reference models."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # 2 models: no variance, the ranking is still LiRA's
+        return lira_scores(trained.signal[target, snapshot][:, None],
+                           trained.signal[references, snapshot][:, :, None],
+                           trained.membership[references], online=True, variance="global")
+
+
+def pairs_of(references: np.ndarray) -> list[np.ndarray]:
+    """The complementary pairs among ``references`` (consecutive indices 2k+o, 2k+o+1)."""
+    return [references[i:i + 2] for i in range(0, len(references), 2)]
+
+
+def target_rankings(trained: TrainedSetting, name: str) -> dict[str, list[np.ndarray]]:
+    """Every ranking of the target's members: name -> list of (n_members,) score arrays (one
+    for deterministic rankings, one per subset for LiRA with few models); plus "truth"."""
+    target = trained.index(name)
+    members = trained.member_index[target]
+    references = trained.references_for(name)
+    pairs = pairs_of(references)
+    rng = stream_rng(trained.setting.base_seed, "lira-subsets", name)
+    rankings: dict[str, list[np.ndarray]] = {
+        "truth": [lira(trained, target, references)[members]]}
+    trace = trained.traces[target]
+    for candidate, function in CANDIDATES.items():
+        rankings[f"trace:{candidate}"] = [function(trace)]
+    final_loss = softplus_neg(trained.signal[target, -1, members])
+    rankings["final loss"] = [final_loss]
+    rankings["final loss, lowest first"] = [-final_loss]
+    rankings["LiRA, 2 reference models"] = [lira(trained, target, pair)[members]
+                                            for pair in pairs]
+    combos = list(itertools.combinations(range(len(pairs)), 2))
+    chosen = rng.choice(len(combos), LIRA_4_SUBSETS, replace=False)
+    rankings["LiRA, 4 reference models"] = [
+        lira(trained, target, np.concatenate([pairs[a], pairs[b]]))[members]
+        for a, b in (combos[i] for i in chosen)]
+    rankings["LiRA, 8 reference models"] = []
+    for _ in range(LIRA_8_SUBSETS):
+        half = rng.choice(len(pairs), len(pairs) // 2, replace=False)
+        rankings["LiRA, 8 reference models"].append(
+            lira(trained, target, np.concatenate([pairs[i] for i in half]))[members])
+    return rankings
+
+
+def evaluate(trained: TrainedSetting) -> list[dict]:
+    """One record per (target, ranking, subset): the precision at each fraction."""
+    records = []
+    for name in trained.names:
+        rankings = target_rankings(trained, name)
+        truth = rankings.pop("truth")[0]
+        phase = "selection" if name in SELECTION_TARGETS else "report"
+        for method, subsets in rankings.items():
+            for subset, scores in enumerate(subsets):
+                records.append({"setting": trained.setting.name, "target": name,
+                                "phase": phase, "method": method, "subset": subset,
+                                **{f"p@{f:g}": precision_at(scores, truth, f)
+                                   for f in FRACTIONS}})
+    return records
+
+
+def summarize(records: list[dict], phase: str) -> dict:
+    """(setting, method) -> {fraction: (mean, sd, count)} over the phase's records."""
+    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for record in records:
+        if record["phase"] == phase:
+            groups[(record["setting"], record["method"])].append(record)
+    summary: dict = defaultdict(dict)
+    for (setting, method), rows in groups.items():
+        summary[setting][method] = {
+            f"p@{f:g}": {"mean": float(np.mean([r[f"p@{f:g}"] for r in rows])),
+                         "sd": float(np.std([r[f"p@{f:g}"] for r in rows], ddof=1))
+                         if len(rows) > 1 else 0.0,
+                         "n": len(rows)} for f in FRACTIONS}
+    return summary
+
+
+def choose(selection: dict) -> str:
+    """The trace candidate with the highest precision@1% averaged over the selection
+    settings (ties: the earlier candidate)."""
+    scores = {name: np.mean([selection[s][f"trace:{name}"]["p@0.01"]["mean"]
+                             for s in selection]) for name in CANDIDATES}
+    return max(scores, key=lambda name: scores[name])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--settings", default=",".join(SETTINGS))
+    args = parser.parse_args()
+    records = []
+    for name in args.settings.split(","):
+        records.extend(evaluate(load_setting(SETTINGS[name])))
+    selection = summarize(records, "selection")
+    report = summarize(records, "report")
+    winner = choose(selection)
+    shown = ["trace:iqr", f"trace:{winner}", "final loss", "LiRA, 2 reference models",
+             "LiRA, 4 reference models", "LiRA, 8 reference models"]
+    shown = list(dict.fromkeys(shown))
+    print("selection targets (pair models 0 and 1): precision@1% of each trace candidate")
+    for candidate in CANDIDATES:
+        values = "  ".join(f"{selection[s][f'trace:{candidate}']['p@0.01']['mean']:.2f}"
+                           for s in selection)
+        print(f"  {candidate:22s} {values}")
+    print(f"chosen: {winner}\n")
+    for setting, methods in report.items():
+        n_targets = methods["trace:iqr"]["p@0.01"]["n"]
+        print(f"{setting}: {n_targets} fresh targets; precision@k, mean ± sd")
+        print(f"  {'ranking':28s} " + " ".join(f"{'@' + format(f, '.1%'):>13s}"
+                                                for f in FRACTIONS))
+        for method in shown:
+            cells = " ".join(f"{methods[method][f'p@{f:g}']['mean']:6.3f} ± "
+                             f"{methods[method][f'p@{f:g}']['sd']:.3f}" for f in FRACTIONS)
+            print(f"  {method:28s} {cells}")
+    atomic_write_json(RESULTS / "risk_precision.json", {
+        "schema_version": 1,
+        "ground_truth": "top k% of the target's members by LiRA online (global variance) "
+                        "with 16 reference models, final epoch",
+        "fractions": list(FRACTIONS), "selection_targets": list(SELECTION_TARGETS),
+        "chosen": winner, "selection": selection, "report": report, "records": records})
+
+
+if __name__ == "__main__":
+    main()
