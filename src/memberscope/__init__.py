@@ -34,6 +34,7 @@ from memberscope.metrics import (
 from memberscope.one_run import OneRunEpsilon, epsilon_one_run
 from memberscope.outputs import ModelOutputs, load_outputs_npz
 from memberscope.results import AuditResult, AuditRow, ResultsCollection, SkippedEntry
+from memberscope.risk import rank_by_risk, top_k, trace_risk
 from memberscope.slicing import Slice, build_slices
 from memberscope.store import load_result, load_results, save_result
 
@@ -67,8 +68,11 @@ __all__ = [
     "load_outputs_npz",
     "load_result",
     "load_results",
+    "rank_by_risk",
     "register_attack",
     "roc_curve",
     "roc_metrics",
     "save_result",
+    "top_k",
+    "trace_risk",
 ]

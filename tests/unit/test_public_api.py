@@ -40,10 +40,13 @@ PUBLIC_API = [
     "load_outputs_npz",
     "load_result",
     "load_results",
+    "rank_by_risk",
     "register_attack",
     "roc_curve",
     "roc_metrics",
     "save_result",
+    "top_k",
+    "trace_risk",
 ]
 HEAVY = ["torch", "matplotlib", "pandas", "keras", "ray", "lightning", "tensorflow", "jax"]
 

@@ -7,9 +7,11 @@ everything in a run directory (its layout: :mod:`memberscope.rundir`)::
     RUN_DIR/checkpoints/LABEL.pt       model, optimizer, RNG and accountant state
     RUN_DIR/canaries/LABEL.npz         DP variants with canaries: who they are, whether each
                                        was included, and their scores at the last audit
+    RUN_DIR/traces/LABEL.npz           every member's training loss at every epoch
     RUN_DIR/report.html        when the report module is installed
 
-After each epoch the runner audits (at report epochs), appends the rows, then writes the
+After each epoch the runner rewrites the loss traces, audits (at report epochs; each row
+carries a summary of the members' trace risk so far), appends the rows, then writes the
 checkpoint. Killing it at any moment loses at most the epoch in progress: with ``resume=True``
 each variant continues from its checkpoint, and rows a killed run wrote after its last
 checkpoint are dropped (they are recomputed identically, training being deterministic).
@@ -17,6 +19,7 @@ checkpoint are dropped (they are recomputed identically, training being determin
 
 from __future__ import annotations
 
+import functools
 import logging
 import warnings
 from collections.abc import Callable
@@ -39,6 +42,7 @@ from memberscope.results import (
     worst_distinguishable,
     worst_row,
 )
+from memberscope.risk import LossTraces, risk_summary
 from memberscope.store import append_result, read_jsonl, write_jsonl
 from memberscope.train.checkpoint import (
     CheckpointMismatchError,
@@ -52,6 +56,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 Notify = Callable[[str], None]
+
+TRACE_RISK_METHOD = "iqr"  # the risk method of the summary in each audit row's metadata
 
 
 class RunWriteError(MemberscopeError, OSError):
@@ -290,6 +296,7 @@ def train_variant(config: ExperimentConfig, variant: VariantConfig, data: Datase
         if document["finished"]:
             say(f"[{variant.label}] already finished ({trainer.epoch} epochs)")
             return
+        trainer.restore_loss_trace(_saved_trace(run_dir, variant.label, trainer.n))
         say(f"[{variant.label}] resuming after epoch {trainer.epoch}")
     removed = drop_rows_after(results_path, variant.label, trainer.epoch)
     if removed:
@@ -319,9 +326,15 @@ def train_variant(config: ExperimentConfig, variant: VariantConfig, data: Datase
         device=trainer.device, verbose=False)  # the epoch line below reports each audit
     epochs = variant.training.epochs
     canary_path = rundir.canaries_path(run_dir, variant.label)
+    traces_path = rundir.traces_path(run_dir, variant.label)
     while trainer.epoch < epochs:
         stats = trainer.train_epoch()
-        extra = {}
+        traces = _member_traces(trainer, variant.label, data)
+        _write(functools.partial(rundir.write_traces, run_dir, traces), traces_path, run_dir)
+        extra: dict[str, Any] = {}
+        if hook.monitor.should_audit(stats.epoch):
+            extra["trace_risk"] = risk_summary(traces.risk(TRACE_RISK_METHOD),
+                                               method=TRACE_RISK_METHOD)
         audited = trainer.canaries is not None or input_canaries is not None
         if audited and hook.monitor.should_audit(stats.epoch):
             extra["epsilon_audit"] = _audit_canaries(trainer, input_canaries, canary_path,
@@ -334,6 +347,31 @@ def train_variant(config: ExperimentConfig, variant: VariantConfig, data: Datase
                                        fingerprint=fingerprint, label=variant.label,
                                        finished=trainer.epoch >= epochs),
                checkpoint_path, run_dir)
+
+
+def _member_traces(trainer: Any, label: str, data: Dataset) -> LossTraces:
+    """The trainer's loss traces of the training set's rows (not of canary copies appended
+    after them)."""
+    n = data.n_train
+    return LossTraces(losses=trainer.loss_trace[:n], epochs=np.arange(1, trainer.epoch + 1),
+                      labels=data.y_train, model=label)
+
+
+def _saved_trace(run_dir: Path, label: str, n_rows: int) -> np.ndarray | None:
+    """The loss trace a killed run left, as (n_rows, epochs) for ``Trainer.restore_loss_trace``
+    (rows beyond the file's, canary copies, NaN); None when there is none or it is unreadable
+    (the resumed trace then has NaN for the epochs before the checkpoint)."""
+    path = rundir.traces_path(run_dir, label)
+    if not path.exists():
+        return None
+    try:
+        saved = rundir.read_traces(path)
+    except (OSError, ValueError) as exc:
+        logger.warning("loss traces of %s not restored: %s", label, exc)
+        return None
+    trace = np.full((n_rows, saved.losses.shape[1]), np.nan, dtype=np.float32)
+    trace[:saved.n] = saved.losses
+    return trace
 
 
 def _input_canaries(variant: VariantConfig, data: Dataset) -> Any:
