@@ -19,9 +19,8 @@ Any model can be the target of the others: leaving out its pair leaves 16 refere
 which each example is "in" for exactly 8.
 
 What is kept of each model (``benchmarks/results/cache/risk/<setting>/<model>.npz``):
-``trace`` (n_members, 36) float32, the per-example training loss of each member in each epoch,
-taken from the training forward pass of its batch (before that batch's update: the definition
-the trainer's own recording uses); and ``signal`` (S, n) float32, the logit-scaled confidence
+``trace`` (n_members, 36) float32, the trainer's own loss trace (:attr:`Trainer.loss_trace`:
+each member's loss in the training forward pass of its batch, before that batch's update); and ``signal`` (S, n) float32, the logit-scaled confidence
 log(p_y / (1 - p_y)) of every population example after the epochs in ``snapshot_epochs``
 (every 3rd), from which LiRA and the loss (softplus(-signal)) follow.
 """
@@ -124,39 +123,6 @@ def cache_path(setting: Setting, name: str) -> Path:
     return CACHE / setting.name / f"{name}.npz"
 
 
-def _tracing_trainer(model: Any, x: np.ndarray, y: np.ndarray, settings: Any) -> Any:
-    """A :class:`Trainer` that also keeps each member's loss of each epoch, from the logits
-    of the training forward pass (detached: the gradient path, and so the trained weights,
-    are exactly the plain trainer's)."""
-    import torch
-
-    from memberscope.train.trainer import Trainer
-
-    class TracingTrainer(Trainer):
-        def __init__(self) -> None:
-            super().__init__(model, x, y, settings, device="cpu")
-            self.trace = np.full((self.n, settings.epochs), np.nan, dtype=np.float32)
-            self._index: torch.Tensor | None = None
-            plain = self.loss_fn
-
-            def loss_fn(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-                with torch.no_grad():
-                    each = torch.nn.functional.cross_entropy(logits.detach().double(), targets,
-                                                             reduction="none")
-                    assert self._index is not None
-                    self.trace[self._index.numpy(), self.epoch] = each.float().numpy()
-                return plain(logits, targets)
-
-            self.loss_fn = loss_fn
-
-        def _batches(self):  # type: ignore[no-untyped-def]
-            for index in super()._batches():
-                self._index = index
-                yield index
-
-    return TracingTrainer()
-
-
 def train_model(setting: Setting, name: str, population: Population,
                 progress: Path | None = None) -> dict[str, np.ndarray]:
     """Train one model of the setting (or load it from the cache); returns the cached arrays."""
@@ -169,7 +135,7 @@ def train_model(setting: Setting, name: str, population: Population,
     from memberscope.signals import logit_scaled_confidence
     from memberscope.train.models import build_model
     from memberscope.train.settings import TrainSettings
-    from memberscope.train.trainer import as_model_input, predict_logits
+    from memberscope.train.trainer import Trainer, as_model_input, predict_logits
 
     torch.set_num_threads(1)
     if name == "quickstart":
@@ -192,8 +158,8 @@ def train_model(setting: Setting, name: str, population: Population,
                                  seed=stream_seed(setting.base_seed, "batches", j) % 2**31)
     assert settings.epochs == EPOCHS
     member_index = np.flatnonzero(member)
-    trainer = _tracing_trainer(model, population.x[member_index], population.y[member_index],
-                               settings)
+    trainer = Trainer(model, population.x[member_index], population.y[member_index], settings,
+                      device="cpu")
     everyone = as_model_input(population.x, "cpu")
     signals = []
     started = time.perf_counter()
@@ -208,7 +174,7 @@ def train_model(setting: Setting, name: str, population: Population,
                           f"{trainer.epoch} loss {stats.loss:.4f} acc {stats.accuracy:.3f} "
                           f"{stats.seconds:.1f}s\n")
     arrays = {"schema_version": np.int64(CACHE_SCHEMA_VERSION), "member_index": member_index,
-              "trace": trainer.trace, "snapshot_epochs": np.array(SNAPSHOT_EPOCHS),
+              "trace": trainer.loss_trace, "snapshot_epochs": np.array(SNAPSHOT_EPOCHS),
               "signal": np.stack(signals).astype(np.float32),
               "train_seconds": np.float64(time.perf_counter() - started)}
     atomic_write_npz(path, arrays)

@@ -466,8 +466,12 @@ class _EpochLosses:
         """Add the per-example cross-entropy of one step's (detached) ``logits``."""
         import torch
 
-        losses = torch.nn.functional.cross_entropy(logits.detach(), targets, reduction="none")
-        self.sums.index_add_(0, index, losses.double())
+        # In float64: in float32 the log-sum-exp rounds 1 + p_rest to float32's spacing above
+        # 1, so a loss below ~6e-8 becomes 0 and smaller ones steps of 1.2e-7, erasing the
+        # differences between fitted examples that log-scale risk methods read.
+        losses = torch.nn.functional.cross_entropy(logits.detach().double(), targets,
+                                                   reduction="none")
+        self.sums.index_add_(0, index, losses)
         self.counts[index] += 1
 
     def column(self) -> np.ndarray:
