@@ -184,3 +184,34 @@ def test_resume_without_the_traces_file_leaves_the_lost_epochs_missing(
     losses = rundir.read_traces(rundir.traces_path(run_dir, "cnn")).losses
     assert losses.shape == (120, 3)
     assert np.isnan(losses[:, :2]).all() and np.isfinite(losses[:, 2]).all()
+
+
+@pytest.mark.parametrize("every_epoch", [False, True])
+def test_the_torch_hook_records_the_audited_members_losses(every_epoch: bool) -> None:
+    from memberscope.monitor.torch import TorchMonitorHook
+    from memberscope.train.trainer import predict_logits
+
+    x, y = _digits(300)
+    torch.manual_seed(0)
+    trainer = Trainer(small_cnn((8, 8, 1), 10, 1), x[:200], y[:200],
+                      TrainSettings(epochs=4, batch_size=50), device="cpu")
+    hook = TorchMonitorHook(trainer.model, members=(x[:200], y[:200]),
+                            nonmembers=(x[200:], y[200:]), epochs_per_report=2,
+                            attacks=["threshold"], slices=["entire"], member_sample=100,
+                            verbose=False, trace_every_epoch=every_epoch)
+    expected = {}
+    index = hook.member_index
+    for epoch in range(1, 5):
+        trainer.train_epoch()
+        hook.on_epoch_end(epoch)
+        logits = predict_logits(trainer.model, trainer.x, index)
+        expected[epoch] = torch.nn.functional.cross_entropy(
+            torch.as_tensor(logits), torch.as_tensor(y[index]), reduction="none").numpy()
+    traces = hook.loss_traces
+    epochs = [1, 2, 3, 4] if every_epoch else [2, 4]
+    assert traces.epochs.tolist() == epochs and traces.losses.shape == (100, len(epochs))
+    np.testing.assert_array_equal(traces.example_index, index)
+    np.testing.assert_array_equal(traces.labels, y[index])
+    np.testing.assert_allclose(traces.losses, np.stack([expected[e] for e in epochs], axis=1),
+                               rtol=1e-5, atol=1e-6)
+    assert [r.metadata["epoch"] for r in hook.results.filter(attack="threshold").rows] == [2, 4]

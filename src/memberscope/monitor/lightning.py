@@ -31,6 +31,7 @@ from memberscope.monitor.core import (
     positive_int,
 )
 from memberscope.results import AuditResult, ResultsCollection
+from memberscope.risk import LossTraces
 
 _FEATURE = "memberscope.monitor.lightning (the Lightning callback)"
 _pl: Any = require("lightning.pytorch", "lightning", _FEATURE)
@@ -88,6 +89,9 @@ class PrivacyMonitorCallback(_pl.Callback):
     verbose : bool
         Print one line per audit (epoch, model, seconds, AUC and advantage of each attack on
         the entire dataset), as the codelab's callback did; False logs it at INFO instead.
+    trace_every_epoch : bool, default False
+        Record the audited members' losses (:attr:`loss_traces`) after every epoch, not only
+        at audits: one inference pass over them on each epoch without an audit.
 
     Every argument is checked here, before training: a misspelt attack or slice name fails
     with a did-you-mean.
@@ -115,6 +119,7 @@ class PrivacyMonitorCallback(_pl.Callback):
         log_prefix: str = "privacy",
         audit_options: Mapping[str, Any] | None = None,
         verbose: bool = True,
+        trace_every_epoch: bool = False,
         every: int | None = None,
     ) -> None:
         super().__init__()
@@ -136,7 +141,8 @@ class PrivacyMonitorCallback(_pl.Callback):
         self.verbose = verbose
         self.attack_results: list[AuditResult] = []
         self._monitor_options: dict[str, Any] = dict(
-            checked, epochs_per_report=epochs_per_report, on_result=jsonl_sink(results_path))
+            checked, epochs_per_report=epochs_per_report, on_result=jsonl_sink(results_path),
+            trace_every_epoch=trace_every_epoch)
         self._results = ResultsCollection()
         self._monitor: PrivacyMonitor | None = None
         if self._members.labels is not None and self._nonmembers.labels is not None:
@@ -146,6 +152,13 @@ class PrivacyMonitorCallback(_pl.Callback):
     def results(self) -> ResultsCollection:
         """Every result row so far (all audits of this callback)."""
         return self._results
+
+    @property
+    def loss_traces(self) -> LossTraces:
+        """The audited members' losses at each audit (each epoch with ``trace_every_epoch``),
+        rows in the monitor's ``member_index`` order; ``memberscope.rundir.write_traces``
+        saves them."""
+        return self.monitor.loss_traces
 
     @property
     def epochs_per_report(self) -> int:
@@ -169,11 +182,15 @@ class PrivacyMonitorCallback(_pl.Callback):
             return
         monitor = self._ensure_monitor()
         if not monitor.should_audit(epoch):
+            if monitor.trace_every_epoch:
+                monitor.record_member_losses(epoch, self._logits(pl_module, monitor,
+                                                                 members_only=True)[0])
             return
         started = time.perf_counter()
         metadata = (dict(self.extra_metadata(trainer, pl_module))
                     if self.extra_metadata is not None else {})
         member_logits, nonmember_logits, inference_seconds = self._logits(pl_module, monitor)
+        assert nonmember_logits is not None
         result = monitor.audit_logits(member_logits, nonmember_logits, epoch=epoch,
                                       inference_seconds=inference_seconds, **metadata)
         self.attack_results.append(result)
@@ -184,9 +201,10 @@ class PrivacyMonitorCallback(_pl.Callback):
         report(audit_line(monitor.model_label, epoch, time.perf_counter() - started, result),
                verbose=self.verbose, logger=logger)
 
-    def _logits(self, pl_module: Any, monitor: PrivacyMonitor
-                ) -> tuple[np.ndarray, np.ndarray, float]:
-        """Logits of the (sampled) members and of the non-members, and the seconds taken.
+    def _logits(self, pl_module: Any, monitor: PrivacyMonitor, *, members_only: bool = False
+                ) -> tuple[np.ndarray, np.ndarray | None, float]:
+        """Logits of the (sampled) members and of the non-members (None with
+        ``members_only``), and the seconds taken.
 
         The module runs in eval mode under ``torch.inference_mode()``; its mode and torch's
         global random state are restored.
@@ -199,7 +217,8 @@ class PrivacyMonitorCallback(_pl.Callback):
                 forward = self._forward(pl_module)
                 member_logits = self._members.logits(forward, self.batch_size,
                                                      monitor.member_index)
-                nonmember_logits = self._nonmembers.logits(forward, self.batch_size, None)
+                nonmember_logits = None if members_only else \
+                    self._nonmembers.logits(forward, self.batch_size, None)
         finally:
             pl_module.train(was_training)
         return member_logits, nonmember_logits, time.perf_counter() - started

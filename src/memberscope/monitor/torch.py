@@ -24,6 +24,7 @@ from memberscope.monitor._outputs import label_indices
 from memberscope.monitor._rng import torch_rng_untouched
 from memberscope.monitor.core import PrivacyMonitor, epochs_per_report_argument, positive_int
 from memberscope.results import AuditResult, ResultsCollection
+from memberscope.risk import LossTraces
 from memberscope.train.trainer import INFERENCE_BATCH_SIZE, as_model_input, predict_logits
 
 if TYPE_CHECKING:
@@ -73,6 +74,9 @@ class TorchMonitorHook:
     verbose : bool
         Print one line per audit (epoch, model, seconds, AUC and advantage of each attack on
         the entire dataset), as the codelab's callback did; False logs it at INFO instead.
+    trace_every_epoch : bool, default False
+        Record the audited members' losses (:attr:`loss_traces`) after every epoch, not only
+        at audits: one inference pass over them on each epoch without an audit.
     **audit_options
         More keyword arguments of :func:`memberscope.audit`.
     """
@@ -85,7 +89,8 @@ class TorchMonitorHook:
                  delta: float | None = None, accountant: str | None = None,
                  on_result: Callable[[AuditResult], None] | None = None,
                  batch_size: int = INFERENCE_BATCH_SIZE, channels_first: bool = False,
-                 device: str | None = None, verbose: bool = True, every: int | None = None,
+                 device: str | None = None, verbose: bool = True,
+                 trace_every_epoch: bool = False, every: int | None = None,
                  **audit_options: Any) -> None:
         torch_module: Any = require("torch", "torch", "the PyTorch monitor hook")
         if not isinstance(model, torch_module.nn.Module):
@@ -100,7 +105,7 @@ class TorchMonitorHook:
             member_labels=y_members, nonmember_labels=y_nonmembers, attacks=attacks,
             slices=slices, epochs_per_report=epochs_per_report, model_label=model_label,
             seed=seed, member_sample=member_sample, on_result=on_result,
-            audit_options=audit_options, delta=delta)
+            audit_options=audit_options, delta=delta, trace_every_epoch=trace_every_epoch)
         self.model = model
         if device is None:
             device = next((str(p.device) for p in model.parameters()), "cpu")
@@ -131,21 +136,34 @@ class TorchMonitorHook:
         """Rows of the members that are audited (all, or the fixed sample)."""
         return self.monitor.member_index
 
+    @property
+    def loss_traces(self) -> LossTraces:
+        """The audited members' losses at each audit (each epoch with ``trace_every_epoch``);
+        rows in :attr:`member_index` order. ``memberscope.rundir.write_traces`` saves them."""
+        return self.monitor.loss_traces
+
     def on_epoch_end(self, epoch: int, **metadata: Any) -> AuditResult | None:
-        """Call after each 1-based ``epoch``; audits at audit epochs, else returns None.
+        """Call after each 1-based ``epoch``; audits at audit epochs, else returns None
+        (after recording the members' losses with ``trace_every_epoch``).
 
         ``metadata`` (e.g. ``epoch_seconds=…``) is added to every row of the result.
         """
         if not self.monitor.should_audit(epoch):
+            if self.monitor.trace_every_epoch:
+                self.monitor.record_member_losses(epoch, self._member_logits())
             return None
         return self.audit(epoch, **metadata)
+
+    def _member_logits(self) -> np.ndarray:
+        with torch_rng_untouched(self.device):
+            return predict_logits(self.model, self.x_members, self.monitor.member_index,
+                                  batch_size=self.batch_size)
 
     def audit(self, epoch: int, **metadata: Any) -> AuditResult:
         """Audit now, whatever the epoch."""
         started = time.perf_counter()
+        member_logits = self._member_logits()
         with torch_rng_untouched(self.device):
-            member_logits = predict_logits(self.model, self.x_members,
-                                           self.monitor.member_index, batch_size=self.batch_size)
             nonmember_logits = predict_logits(self.model, self.x_nonmembers,
                                               batch_size=self.batch_size)
         extra: dict[str, Any] = {"inference_seconds": time.perf_counter() - started}

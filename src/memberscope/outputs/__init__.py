@@ -1,7 +1,12 @@
 """Per-example outputs: the audited model's (``ModelOutputs``) and its reference models'
 (``ReferenceOutputs``). Both are validated once at construction; numpy only."""
 
-from memberscope.outputs._model import ModelOutputs, load_outputs_npz
+from memberscope.outputs._model import (
+    LOSS_TRACE_KEY,
+    ModelOutputs,
+    load_outputs_and_trace,
+    load_outputs_npz,
+)
 from memberscope.outputs._reference import (
     REFERENCE_SCHEMA_VERSION,
     ReferenceOutputs,
@@ -10,9 +15,11 @@ from memberscope.outputs._reference import (
 )
 
 __all__ = [
+    "LOSS_TRACE_KEY",
     "REFERENCE_SCHEMA_VERSION",
     "ModelOutputs",
     "ReferenceOutputs",
+    "load_outputs_and_trace",
     "load_outputs_npz",
     "load_reference_npz",
     "true_class_signals",

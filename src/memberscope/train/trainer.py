@@ -461,6 +461,7 @@ class _EpochLosses:
 
         self.sums = torch.zeros(n, dtype=torch.float64, device=device)
         self.counts = torch.zeros(n, dtype=torch.int32, device=device)
+        self.ones = torch.ones(n, dtype=torch.int32, device=device)  # index_add_'s source
 
     def add(self, index: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor) -> None:
         """Add the per-example cross-entropy of one step's (detached) ``logits``."""
@@ -472,7 +473,7 @@ class _EpochLosses:
         losses = torch.nn.functional.cross_entropy(logits.detach().double(), targets,
                                                    reduction="none")
         self.sums.index_add_(0, index, losses)
-        self.counts[index] += 1
+        self.counts.index_add_(0, index, self.ones[:len(index)])
 
     def column(self) -> np.ndarray:
         """(n,) float32 mean loss per example; NaN for examples no step drew."""

@@ -1,0 +1,167 @@
+"""``memberscope risk`` end to end: on a real tiny run directory, on one traces file, and on an
+audit .npz carrying ``loss_trace_train``; bad input gets exit code 2 and one clear line."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from memberscope import rundir
+from memberscope.cli import main
+from memberscope.risk import LossTraces, trace_risk
+
+
+def _audit_npz(path: Path, *, n_members: int = 30, epochs: int = 6, **extra: object) -> Path:
+    rng = np.random.default_rng(0)
+    trace = rng.exponential(1.0, (n_members, epochs)) * np.linspace(1, 0.1, epochs)
+    trace[rng.random(trace.shape) < 0.2] = np.nan  # Poisson batches leave holes
+    arrays = {"loss_train": rng.exponential(0.5, n_members), "loss_test": rng.exponential(1, 20),
+              "labels_train": rng.integers(0, 3, n_members), "labels_test": rng.integers(0, 3, 20),
+              "loss_trace_train": trace, **extra}
+    np.savez(path, **arrays)
+    return path
+
+
+def test_an_audit_npz_with_loss_trace_train(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    source = _audit_npz(tmp_path / "outputs.npz")
+    out = tmp_path / "out"
+    assert main(["risk", str(source), "--top", "5", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "a ranking, not a membership claim" in printed.lower()
+    assert "onion effect" in printed and "re-audit after removing data" in printed
+    document = json.loads((out / "risk.json").read_text())
+    assert document["schema_version"] == 1 and document["method"] == "iqr"
+    assert document["min_entries"] == 5 and document["top"] == 5
+    (model,) = document["models"]
+    arrays = np.load(source)
+    trace, labels = arrays["loss_trace_train"], arrays["labels_train"]
+    risk = trace_risk(trace)
+    expected = sorted((i for i in range(30) if not np.isnan(risk[i])),
+                      key=lambda i: (-risk[i], i))[:5]
+    assert [e["index"] for e in model["examples"]] == expected
+    assert [e["rank"] for e in model["examples"]] == [1, 2, 3, 4, 5]
+    for example in model["examples"]:
+        row = trace[example["index"]]
+        recorded = row[~np.isnan(row)]
+        assert example["risk"] == pytest.approx(risk[example["index"]])
+        assert example["label"] == labels[example["index"]]
+        assert example["loss"] == pytest.approx(float(np.float32(recorded[-1])))
+        assert example["entries"] == len(recorded)
+    assert model["n_examples"] == 30 and model["n_scored"] == int((~np.isnan(risk)).sum())
+    assert model["summary"]["max"] == pytest.approx(np.nanmax(risk))
+    assert str(expected[0]) in printed
+
+
+def test_a_traces_file_and_a_folder_of_them(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    losses = np.tile(np.linspace(2.0, 0.0, 6, dtype=np.float32), (4, 1))
+    losses[2] = 0.5  # flat: risk 0
+    traces = LossTraces(losses=losses, epochs=np.arange(1, 7), example_index=[10, 11, 12, 13],
+                        labels=[0, 1, 2, 3], model="cnn")
+    path = rundir.write_traces(tmp_path / "run", traces)
+    assert main(["risk", str(path), "--out", str(tmp_path / "a")]) == 0
+    assert main(["risk", str(tmp_path / "run"), "--out", str(tmp_path / "b")]) == 0
+    for out in ("a", "b"):
+        (model,) = json.loads((tmp_path / out / "risk.json").read_text())["models"]
+        assert model["model"] == "cnn"
+        assert [e["index"] for e in model["examples"]] == [10, 11, 13, 12]
+    assert "cnn: 4 members, 6 recorded (epochs 1-6)" in capsys.readouterr().out
+
+
+def test_too_short_traces_exit_3_naming_min_entries(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    source = _audit_npz(tmp_path / "short.npz", epochs=3)
+    assert main(["risk", str(source), "--out", str(tmp_path / "o")]) == 3
+    assert "lower --min-entries" in capsys.readouterr().err
+    assert main(["risk", str(source), "--min-entries", "2", "--out", str(tmp_path / "o")]) == 0
+
+
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda p: _audit_npz(p, loss_trace_train=np.ones((29, 6))),
+     r"loss_trace_train has 29 rows but the file has 30 members"),
+    (lambda p: _audit_npz(p, loss_trace_train=np.array([["a"] * 6] * 30)),
+     r"loss_trace_train has dtype <U1; expected numbers"),
+    (lambda p: _audit_npz(p, loss_trace_train=np.ones(30)),
+     r"loss_trace_train must be 2-dimensional \(n_members, n_epochs\)"),
+    (lambda p: _audit_npz(p, loss_trace_train=np.full((30, 6), np.inf)),
+     r"loss_trace_train contains 180 infinite value"),
+    (lambda p: np.savez(p, loss_train=np.ones(3), loss_test=np.ones(3)) or p,
+     r"has no 'loss_trace_train' array"),
+    (lambda p: p.parent / "missing.npz", r"does not exist"),
+    (lambda p: p.parent, r"holds no loss traces \(traces/\*\.npz\)"),
+])
+def test_bad_input_exits_2_with_one_clear_line(tmp_path: Path, make, message: str,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    source = make(tmp_path / "bad.npz")
+    assert main(["risk", str(source), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("memberscope risk: error:") and "\n" not in err
+    assert re.search(message, err), err
+
+
+def test_unknown_method_suggests_the_closest(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["risk", str(_audit_npz(tmp_path / "x.npz")), "--method", "iq"]) == 2
+    assert "did you mean 'iqr'?" in capsys.readouterr().err
+
+
+def test_the_audit_command_accepts_and_ignores_the_trace(tmp_path: Path) -> None:
+    source = _audit_npz(tmp_path / "outputs.npz")
+    assert main(["audit", str(source), "--attacks", "threshold", "--slices", "entire",
+                 "--no-report", "--out", str(tmp_path / "audit")]) == 0
+
+
+@pytest.mark.torch
+def test_a_real_run_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("opacus")
+    config = tmp_path / "tiny.toml"
+    config.write_text("""
+name = "risk"
+seed = 1
+[dataset]
+name = "digits"
+max_train = 200
+max_test = 100
+[training]
+epochs = 5
+epochs_per_report = 5
+batch_size = 20
+learning_rate = 0.01
+threads = 1
+[audit]
+attacks = ["threshold"]
+slices = ["entire"]
+[[variants]]
+label = "mlp"
+model = "mlp"
+hidden = [16]
+[[variants]]
+label = "mlp, DP"
+model = "mlp"
+hidden = [16]
+[variants.dp]
+noise_multiplier = 1.0
+""")
+    run_dir = tmp_path / "run"
+    assert main(["run", str(config), "--out", str(run_dir), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["risk", str(run_dir), "--top", "3", "--out", str(tmp_path / "r")]) == 0
+    printed = capsys.readouterr().out
+    document = json.loads((tmp_path / "r" / "risk.json").read_text())
+    assert [m["model"] for m in document["models"]] == ["mlp", "mlp, DP"]
+    for model in document["models"]:
+        traces = rundir.read_traces(rundir.traces_path(run_dir, model["model"]))
+        assert model["epochs"] == [1, 2, 3, 4, 5] and model["n_examples"] == 200
+        risk = traces.risk()
+        best = int(np.nanargmax(risk))
+        assert model["examples"][0]["index"] == int(traces.example_index[best])
+        assert model["examples"][0]["label"] == int(traces.labels[best])
+        assert f"{model['model']}: 200 members, 5 recorded" in printed
+    # Poisson sampling leaves some DP members with fewer than 5 recorded epochs: unscored.
+    assert document["models"][1]["n_scored"] < 200 == document["models"][0]["n_scored"]
