@@ -20,9 +20,10 @@ which each example is "in" for exactly 8.
 
 What is kept of each model (``benchmarks/results/cache/risk/<setting>/<model>.npz``):
 ``trace`` (n_members, 36) float32, the trainer's own loss trace (:attr:`Trainer.loss_trace`:
-each member's loss in the training forward pass of its batch, before that batch's update); and ``signal`` (S, n) float32, the logit-scaled confidence
-log(p_y / (1 - p_y)) of every population example after the epochs in ``snapshot_epochs``
-(every 3rd), from which LiRA and the loss (softplus(-signal)) follow.
+each member's loss in the training forward pass of its batch, before that batch's update);
+and ``signal`` (S, n) float32, the logit-scaled confidence log(p_y / (1 - p_y)) of every
+population example after the epochs in ``snapshot_epochs`` (every 3rd), from which LiRA and
+the loss (softplus(-signal)) follow.
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ model after e of its 36 epochs is a model trained for e epochs), on the target's
 population (5,000 members, 5,000 non-members): the largest TPR with FPR <= 1% and <= 0.1%.
 
 Estimated: from the target's own losses on its members and non-members at that epoch only
-(``ESTIMATORS``), no reference model.
+(:func:`memberscope.lira_estimate.estimate_lira_tpr`: the "tail" estimate and the Gaussian
+one at each κ of ``KAPPAS``), no reference model; the plain loss attack is shown beside.
 
 Points: every (target, epoch) with epoch in 3, 6, ..., 36, for every target of every setting of
 ``_risk_models``; the quickstart's own two models at its audit epochs 6, 12, ..., 36 are the
@@ -21,41 +22,44 @@ from __future__ import annotations
 
 import argparse
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from _risk_models import SETTINGS, TrainedSetting, load_setting
-from risk_precision import SELECTION_TARGETS, lira, softplus_neg
+from memberscope.lira_estimate import (
+    GAUSSIAN_KAPPA,
+    estimate_lira_tpr,
+    gaussian_shift_tpr,
+    loss_to_logit,
+)
 from memberscope.metrics import roc_curve, tpr_at_fpr_from_roc
 from memberscope.store import atomic_write_json
+from risk_precision import SELECTION_TARGETS, lira, softplus_neg
 
 RESULTS = Path(__file__).parent / "results"
 FPRS = (0.01, 0.001)
 QUICKSTART_EPOCHS = (6, 12, 18, 24, 30, 36)
 
 
-def tail_tnr(member_loss: np.ndarray, nonmember_loss: np.ndarray, fpr: float) -> float:
-    """Fraction of non-members whose loss exceeds the members' (1 - fpr) quantile."""
-    threshold = np.quantile(member_loss, 1.0 - fpr)
-    return float(np.mean(nonmember_loss > threshold))
+KAPPAS = tuple(np.round(np.arange(0.30, 0.701, 0.05), 2))
 
 
-def loss_attack_tpr(member_loss: np.ndarray, nonmember_loss: np.ndarray, fpr: float) -> float:
-    """The plain loss attack's TPR at FPR <= fpr."""
+def estimates(member_loss: np.ndarray, nonmember_loss: np.ndarray) -> dict[str, float]:
+    """Every estimate of one (target, epoch): ``"<method>@<fpr>"`` -> TPR; the Gaussian one
+    for each κ of ``KAPPAS``; and the plain loss attack's TPR for comparison."""
+    values = {}
+    for estimate in estimate_lira_tpr(member_loss, nonmember_loss, fprs=FPRS, method="tail"):
+        values[f"tail@{estimate.fpr:g}"] = estimate.tpr
+    members, nonmembers = loss_to_logit(member_loss), loss_to_logit(nonmember_loss)
+    for kappa in KAPPAS:
+        for fpr, tpr in gaussian_shift_tpr(members, nonmembers, FPRS, kappa=kappa).items():
+            values[f"gaussian:{kappa:.2f}@{fpr:g}"] = tpr
     scores = -np.concatenate([member_loss, nonmember_loss])
     truth = np.r_[np.ones(len(member_loss), bool), np.zeros(len(nonmember_loss), bool)]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return float(tpr_at_fpr_from_roc(roc_curve(scores, truth), [fpr])[fpr] or 0.0)
-
-
-Estimator = Callable[[np.ndarray, np.ndarray, float], float]
-ESTIMATORS: dict[str, Estimator] = {
-    "tail TNR": tail_tnr,
-    "loss attack TPR": loss_attack_tpr,
-}
+    for fpr, tpr in measured_tpr(scores, truth).items():
+        values[f"loss attack@{fpr:g}"] = tpr
+    return values
 
 
 def measured_tpr(scores: np.ndarray, membership: np.ndarray) -> dict[float, float]:
@@ -65,14 +69,16 @@ def measured_tpr(scores: np.ndarray, membership: np.ndarray) -> dict[float, floa
     return {f: float(values[f] or 0.0) for f in FPRS}
 
 
-def evaluate(trained: TrainedSetting) -> list[dict]:
+def evaluate(trained: TrainedSetting, targets: list[str] | None = None) -> list[dict]:
+    """One record per (target, snapshot epoch): measured LiRA TPRs and every estimate."""
     records = []
-    for name in trained.names:
+    for name in trained.names if targets is None else targets:
         target = trained.index(name)
         references = trained.references_for(name)
         membership = trained.membership[target]
         for snapshot, epoch in enumerate(trained.snapshot_epochs):
-            loss = softplus_neg(trained.signal[target, snapshot])
+            signal = trained.signal[target, snapshot]
+            loss = np.maximum(softplus_neg(signal), np.finfo(np.float64).tiny)
             measured = measured_tpr(lira(trained, target, references, snapshot), membership)
             record = {"setting": trained.setting.name, "target": name, "epoch": int(epoch),
                       "phase": "selection" if name in SELECTION_TARGETS else "report",
@@ -82,19 +88,30 @@ def evaluate(trained: TrainedSetting) -> list[dict]:
                                                                      ~membership] > 0))}
             for fpr in FPRS:
                 record[f"lira_tpr@{fpr:g}"] = measured[fpr]
-                for estimator, function in ESTIMATORS.items():
-                    record[f"{estimator}@{fpr:g}"] = function(loss[membership],
-                                                              loss[~membership], fpr)
+            record.update(estimates(loss[membership], loss[~membership]))
             records.append(record)
     return records
 
 
+def log_ratios(records: list[dict], estimator: str, fpr: float) -> np.ndarray:
+    """log(estimate / measured) of each record whose measured TPR is above 0."""
+    return np.array([np.log(max(r[f"{estimator}@{fpr:g}"], 1e-12) / r[f"lira_tpr@{fpr:g}"])
+                     for r in records if r[f"lira_tpr@{fpr:g}"] > 0])
+
+
 def ratio_summary(records: list[dict], estimator: str, fpr: float) -> dict:
-    ratios = np.array([r[f"{estimator}@{fpr:g}"] / r[f"lira_tpr@{fpr:g}"] for r in records
-                       if r[f"lira_tpr@{fpr:g}"] > 0])
-    within = np.mean((ratios >= 1 / 1.5) & (ratios <= 1.5)) if len(ratios) else float("nan")
+    ratios = np.exp(log_ratios(records, estimator, fpr))
+    within = float(np.mean((ratios >= 1 / 1.5) & (ratios <= 1.5))) if len(ratios) else None
     return {"n": len(ratios), "min": float(ratios.min()), "median": float(np.median(ratios)),
-            "max": float(ratios.max()), "within_1.5x": float(within)}
+            "max": float(ratios.max()), "within_1.5x": within}
+
+
+def choose(records: list[dict]) -> str:
+    """The estimator (tail, or Gaussian at one κ) with the smallest mean |log ratio| at
+    1% FPR on the given (selection) records."""
+    names = ["tail"] + [f"gaussian:{kappa:.2f}" for kappa in KAPPAS]
+    errors = {name: float(np.mean(np.abs(log_ratios(records, name, 0.01)))) for name in names}
+    return min(errors, key=lambda name: errors[name])
 
 
 def main() -> None:
@@ -104,29 +121,39 @@ def main() -> None:
     records = []
     for name in args.settings.split(","):
         records.extend(evaluate(load_setting(SETTINGS[name])))
-    summary = {}
-    for phase in ("selection", "report"):
-        chosen = [r for r in records if r["phase"] == phase]
-        summary[phase] = {f"{e}@{f:g}": ratio_summary(chosen, e, f)
-                          for e in ESTIMATORS for f in FPRS}
+    selection = [r for r in records if r["phase"] == "selection"]
+    report = [r for r in records if r["phase"] == "report"]
+    chosen = choose(selection)
+    if chosen.startswith("gaussian") and float(chosen.split(":")[1]) != GAUSSIAN_KAPPA:
+        print(f"NOTE: selection chose {chosen}; memberscope.lira_estimate.GAUSSIAN_KAPPA is "
+              f"{GAUSSIAN_KAPPA}")
+    shown = list(dict.fromkeys(["tail", chosen, "loss attack"]))
     headline = [r for r in records if r["target"] == "quickstart"
                 and r["epoch"] in QUICKSTART_EPOCHS]
-    summary["quickstart"] = {f"{e}@{f:g}": ratio_summary(headline, e, f)
-                             for e in ESTIMATORS for f in FPRS}
+    summary = {group: {f"{e}@{f:g}": ratio_summary(rows, e, f) for e in shown for f in FPRS}
+               for group, rows in (("selection", selection), ("report", report),
+                                   ("quickstart", headline))}
+    print(f"chosen on the selection targets: {chosen}\n")
     print(f"{'setting':13s} {'ep':>3s} {'acc in/out':>11s} {'LiRA@1%':>8s} {'LiRA@.1%':>8s} "
-          + " ".join(f"{e[:12] + '@' + format(f, '.1%'):>18s}" for e in ESTIMATORS for f in FPRS))
+          + " ".join(f"{e[:13] + '@' + format(f, '.1%'):>19s}" for e in shown for f in FPRS))
     for r in headline:
-        print(f"{r['setting']:13s} {r['epoch']:3d} {r['train_accuracy']:.3f}/{r['test_accuracy']:.3f} "
-              f"{r['lira_tpr@0.01']:8.4f} {r['lira_tpr@0.001']:8.4f} "
-              + " ".join(f"{r[f'{e}@{f:g}']:9.4f} ({r[f'{e}@{f:g}'] / max(r[f'lira_tpr@{f:g}'], 1e-9):4.2f}x)"
-                         for e in ESTIMATORS for f in FPRS))
-    for phase, values in summary.items():
-        print(phase)
+        cells = []
+        for e in shown:
+            for f in FPRS:
+                measured = r[f"lira_tpr@{f:g}"]
+                ratio = f"{r[f'{e}@{f:g}'] / measured:4.2f}x" if measured > 0 else "  - "
+                cells.append(f"{r[f'{e}@{f:g}']:8.4f} ({ratio})")
+        print(f"{r['setting']:13s} {r['epoch']:3d} {r['train_accuracy']:.3f}/"
+              f"{r['test_accuracy']:.3f} {r['lira_tpr@0.01']:8.4f} {r['lira_tpr@0.001']:8.4f} "
+              + " ".join(f"{c:>19s}" for c in cells))
+    for group, values in summary.items():
+        print(group)
         for key, value in values.items():
-            print(f"  {key:28s} n={value['n']:3d} ratio {value['min']:.2f}..{value['max']:.2f} "
-                  f"median {value['median']:.2f}, within 1.5x: {value['within_1.5x']:.0%}")
+            print(f"  {key:24s} n={value['n']:3d} ratio {value['min']:.2f}..{value['max']:.2f}"
+                  f" median {value['median']:.2f}, within 1.5x: {value['within_1.5x']:.0%}")
     atomic_write_json(RESULTS / "risk_estimate.json", {
-        "schema_version": 1, "fprs": list(FPRS), "summary": summary, "records": records})
+        "schema_version": 1, "fprs": list(FPRS), "chosen": chosen, "kappas": list(KAPPAS),
+        "summary": summary, "records": records})
 
 
 if __name__ == "__main__":

@@ -17,7 +17,10 @@ Rankings compared, all of the target's members:
   every pair and 8 seeded pairs of pairs, global variance; sharing models with the ground
   truth flatters them;
 - LiRA with 8 of the 16 (4 seeded halves): how far a ranking that shares half of its models
-  with the ground truth gets, a reference for what "precision" can reach at all.
+  with the ground truth gets;
+- reliability of the ground truth itself: LiRA with 8 of the 16 against LiRA with the other 8
+  (the same halves), two rankings that share the target but no reference model. With 16 the
+  ground truth is less noisy than either half, but this bounds what a precision near 1 needs.
 
 Targets and selection. Every model of a setting (``_risk_models``) is a target in turn, its
 references the 16 pair models outside its own pair. The selection targets (pair models 0 and 1
@@ -43,6 +46,7 @@ from _risk_models import SETTINGS, TrainedSetting, load_setting
 from _trace_candidates import CANDIDATES
 from memberscope._seeding import stream_rng
 from memberscope.attacks.reference import lira_scores
+from memberscope.risk import RISK_METHODS, trace_risk
 from memberscope.store import atomic_write_json
 
 RESULTS = Path(__file__).parent / "results"
@@ -50,6 +54,7 @@ FRACTIONS = (0.001, 0.01, 0.05)
 SELECTION_TARGETS = ("pair00", "pair01")
 LIRA_4_SUBSETS = 8
 LIRA_8_SUBSETS = 4
+RELIABILITY = "LiRA, 8 models vs the other 8"
 
 
 def precision_at(scores: np.ndarray, truth: np.ndarray, fraction: float) -> float:
@@ -92,7 +97,10 @@ def target_rankings(trained: TrainedSetting, name: str) -> dict[str, list[np.nda
         "truth": [lira(trained, target, references)[members]]}
     trace = trained.traces[target]
     for candidate, function in CANDIDATES.items():
-        rankings[f"trace:{candidate}"] = [function(trace)]
+        # What memberscope.risk offers is measured through it.
+        scores = trace_risk(trace, method=candidate) if candidate in RISK_METHODS else \
+            function(trace)
+        rankings[f"trace:{candidate}"] = [scores]
     final_loss = softplus_neg(trained.signal[target, -1, members])
     rankings["final loss"] = [final_loss]
     rankings["final loss, lowest first"] = [-final_loss]
@@ -104,25 +112,32 @@ def target_rankings(trained: TrainedSetting, name: str) -> dict[str, list[np.nda
         lira(trained, target, np.concatenate([pairs[a], pairs[b]]))[members]
         for a, b in (combos[i] for i in chosen)]
     rankings["LiRA, 8 reference models"] = []
+    rankings[RELIABILITY] = []
     for _ in range(LIRA_8_SUBSETS):
         half = rng.choice(len(pairs), len(pairs) // 2, replace=False)
-        rankings["LiRA, 8 reference models"].append(
-            lira(trained, target, np.concatenate([pairs[i] for i in half]))[members])
+        other = np.setdiff1d(np.arange(len(pairs)), half)
+        scores = lira(trained, target, np.concatenate([pairs[i] for i in half]))[members]
+        rankings["LiRA, 8 reference models"].append(scores)
+        rankings[RELIABILITY].append(np.stack([scores, lira(
+            trained, target, np.concatenate([pairs[i] for i in other]))[members]]))
     return rankings
 
 
-def evaluate(trained: TrainedSetting) -> list[dict]:
+def evaluate(trained: TrainedSetting, targets: list[str] | None = None) -> list[dict]:
     """One record per (target, ranking, subset): the precision at each fraction."""
     records = []
-    for name in trained.names:
+    for name in trained.names if targets is None else targets:
         rankings = target_rankings(trained, name)
         truth = rankings.pop("truth")[0]
         phase = "selection" if name in SELECTION_TARGETS else "report"
         for method, subsets in rankings.items():
             for subset, scores in enumerate(subsets):
+                # The reliability row ranks by one half of the references against the other.
+                ranking, against = (scores[0], scores[1]) if method == RELIABILITY else \
+                    (scores, truth)
                 records.append({"setting": trained.setting.name, "target": name,
                                 "phase": phase, "method": method, "subset": subset,
-                                **{f"p@{f:g}": precision_at(scores, truth, f)
+                                **{f"p@{f:g}": precision_at(ranking, against, f)
                                    for f in FRACTIONS}})
     return records
 
@@ -151,25 +166,36 @@ def choose(selection: dict) -> str:
     return max(scores, key=lambda name: scores[name])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--settings", default=",".join(SETTINGS))
-    args = parser.parse_args()
-    records = []
-    for name in args.settings.split(","):
-        records.extend(evaluate(load_setting(SETTINGS[name])))
-    selection = summarize(records, "selection")
-    report = summarize(records, "report")
-    winner = choose(selection)
-    shown = ["trace:iqr", f"trace:{winner}", "final loss", "LiRA, 2 reference models",
-             "LiRA, 4 reference models", "LiRA, 8 reference models"]
-    shown = list(dict.fromkeys(shown))
-    print("selection targets (pair models 0 and 1): precision@1% of each trace candidate")
+def _print_selection(selection: dict, winner: str) -> None:
+    print("selection targets (pair models 0 and 1): precision@1% of each trace candidate, "
+          "by setting (" + ", ".join(selection) + ")")
     for candidate in CANDIDATES:
         values = "  ".join(f"{selection[s][f'trace:{candidate}']['p@0.01']['mean']:.2f}"
                            for s in selection)
-        print(f"  {candidate:22s} {values}")
+        print(f"  {candidate:28s} {values}")
     print(f"chosen: {winner}\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--settings", default=",".join(SETTINGS))
+    parser.add_argument("--selection-only", action="store_true",
+                        help="evaluate the selection targets only and print the choice")
+    args = parser.parse_args()
+    records = []
+    for name in args.settings.split(","):
+        records.extend(evaluate(load_setting(SETTINGS[name]),
+                                list(SELECTION_TARGETS) if args.selection_only else None))
+    selection = summarize(records, "selection")
+    winner = choose(selection)
+    if args.selection_only:
+        _print_selection(selection, winner)
+        return
+    report = summarize(records, "report")
+    shown = ["trace:iqr", f"trace:{winner}", "final loss", "LiRA, 2 reference models",
+             "LiRA, 4 reference models", "LiRA, 8 reference models", RELIABILITY]
+    shown = list(dict.fromkeys(shown))
+    _print_selection(selection, winner)
     for setting, methods in report.items():
         n_targets = methods["trace:iqr"]["p@0.01"]["n"]
         print(f"{setting}: {n_targets} fresh targets; precision@k, mean ± sd")
