@@ -5,15 +5,17 @@ the test suite. Trains the codelab's small CNN (one conv layer) on scikit-learn'
 (899 training images, batch 30: q = 0.033, 30 steps per epoch) with DP-SGD and m = 1,000
 gradient canaries, and prints:
 
-1. validity and power: for each target ε, seeded trainings with ε̂ (Steinke, f-DP and the
-   continuous-score "gaussian" AUC bound, per score) — each must stay ≤ ε — beside the median
+1. validity and power: for each target ε, seeded trainings with ε̂ (the assumption-free
+   approx_dp and Steinke bounds, and the Gaussian-assumption gaussian_fdp and continuous-score
+   gaussian_auc bounds, per score) — each must stay ≤ ε — beside the median
    ε̂ of idealised canaries (coordinates no real gradient touches: 1[sampled] + σ·z) with the
    same q, σ, steps and m;
 2. bug detection: clipping disabled, and noise secretly divided by 10 while the accountant is
    told the original: ε̂ must exceed the claimed ε;
 3. DP-Adam: the same audit scoring the released gradients vs the parameter updates;
 4. cost: epoch time with canaries / without (same batches and noise), medians of interleaved
-   epochs, on that model and on the codelab's 3-conv CNN at Fashion-MNIST's shape;
+   epochs, wall and CPU time, on that model and on the codelab's 3-conv CNN at
+   Fashion-MNIST's shape;
 5. black-box canaries (mislabelled examples) under DP-SGD and without DP.
 """
 
@@ -39,7 +41,7 @@ from memberscope.train.trainer import Trainer
 DELTA = 1e-5
 M = 1000
 BATCH = 30
-METHODS = ("steinke", "fdp", "gaussian")
+METHODS = ("approx_dp", "steinke", "gaussian_fdp", "gaussian_auc")
 
 
 def make_trainer(epsilon: float, seed: int, *, epochs: int, optimizer: str = "sgd",
@@ -80,8 +82,8 @@ def ideal_median(included: np.ndarray, q: float, sigma: float, steps: int,
 
 def bench_validity_and_power(epsilons: list[float], trainings: int, epochs: int,
                              ideal_seeds: int) -> None:
-    print(f"1. DP-SGD, small CNN on digits, m = {M}, {epochs} epochs; ε̂ (steinke / fdp / "
-          "gaussian) per score; ideal = median over "
+    print(f"1. DP-SGD, small CNN on digits, m = {M}, {epochs} epochs; ε̂ ({' / '.join(METHODS)}) "
+          "per score; ideal = median over "
           f"{ideal_seeds} simulated runs with the same q, σ, steps")
     for epsilon in epsilons:
         rows: dict[str, list[tuple[float, ...]]] = {score: [] for score in SCORES}
@@ -110,13 +112,17 @@ def bench_validity_and_power(epsilons: list[float], trainings: int, epochs: int,
                 real_median = statistics.median(real_values)
                 ideal_med = statistics.median(ideal_values)
                 ratio = real_median / ideal_med if ideal_med > 0 else float("nan")
-                print(f"    {score:<25} {method:<7} real {_fmt(real_values)}  median "
+                print(f"    {score:<25} {method:<12} real {_fmt(real_values)}  median "
                       f"{real_median:.3f} ({real_median / epsilon:.2f}×ε)  ideal median "
                       f"{ideal_med:.3f}  real/ideal {ratio:.2f}")
 
 
 def _fmt(values: list[float]) -> str:
     return "[" + " ".join(f"{v:.2f}" for v in values) + "]"
+
+
+def _slashed(values: tuple[float, ...]) -> str:
+    return " / ".join(f"{v:.2f}" for v in values)
 
 
 def _with_less_noise(trainer: Trainer) -> None:
@@ -160,7 +166,7 @@ def bench_bugs(epsilon: float, epochs: int) -> None:
 
 def bench_adam(epsilon: float, epochs: int, trainings: int) -> None:
     print(f"3. DP-Adam at ε = {epsilon}: scoring released gradients vs parameter updates "
-          "(steinke / fdp)")
+          f"({' / '.join(METHODS)})")
     for seed in range(trainings):
         trainer = make_trainer(epsilon, seed, epochs=epochs, optimizer="adam")
         trainer.fit()
@@ -169,14 +175,13 @@ def bench_adam(epsilon: float, epochs: int, trainings: int) -> None:
         included = canaries.plan.included
         from_gradients = bounds(canaries.scores(), included)
         from_updates = bounds(-updates.sum(axis=0), included)
-        print(f"  seed {seed}: gradients (centred LR) {from_gradients[0]:.2f}/"
-              f"{from_gradients[1]:.2f}   updates (sum) {from_updates[0]:.2f}/"
-              f"{from_updates[1]:.2f}")
+        print(f"  seed {seed}: gradients (centred LR) {_slashed(from_gradients)}   "
+              f"updates (sum) {_slashed(from_updates)}")
 
 
 def bench_black_box(epochs: int, m: int) -> None:
     print(f"5. black-box canaries: {m} mislabelled digits, scored by the log-probability of the "
-          f"wrong label after {epochs} epochs (steinke / fdp)")
+          f"wrong label after {epochs} epochs ({' / '.join(METHODS)})")
     data = load_digits()
     for epsilon in (4.0, 8.0, None):
         plan = plan_input_canaries(data.y_train, data.num_classes, m, seed=0)
@@ -191,11 +196,11 @@ def bench_black_box(epochs: int, m: int) -> None:
         trainer = Trainer(small_cnn((8, 8, 1), 10, num_conv=1), x, y, settings, device="cpu")
         trainer.fit()
         scores = plan.scores(trainer.predict(trainer.x, plan.index))
-        steinke, fdp = bounds(scores, plan.included)
+        found = bounds(scores, plan.included)
         label = f"no DP, Adam {3 * epochs} ep." if epsilon is None else \
             f"ε = {trainer.epsilon():.2f}"
         accuracy = float(np.mean(trainer.predict(trainer.x).argmax(1) == y))
-        print(f"  {label:<18} black-box ε̂ {steinke:.2f} / {fdp:.2f}   (train accuracy "
+        print(f"  {label:<18} black-box ε̂ {_slashed(found)}   (train accuracy "
               f"{accuracy:.3f}, canaries included)")
 
 
@@ -213,21 +218,32 @@ def codelab_trainer(epochs: int, canaries: bool, mode: str) -> Trainer:
 
 
 def bench_cost(epochs: int, mode: str, model: str) -> None:
+    """Epoch time with canaries / without, interleaved epochs: medians of wall and of CPU
+    time (CPU time is steadier on a machine shared with other jobs), and the spread of the
+    per-pair ratios (25th-75th percentile)."""
     if model == "codelab":
-        plain, audited = (codelab_trainer(epochs, flag, mode) for flag in (False, True))
+        plain, audited = (codelab_trainer(epochs + 1, flag, mode) for flag in (False, True))
     else:
-        plain, audited = (make_trainer(4.0, 0, epochs=epochs, canaries=flag, mode=mode)
+        plain, audited = (make_trainer(4.0, 0, epochs=epochs + 1, canaries=flag, mode=mode)
                           for flag in (False, True))
-    times: dict[str, list[float]] = {"plain": [], "canaries": []}
+    for trainer in (plain, audited):  # warm-up: first-call costs are not per epoch
+        trainer.train_epoch()
+    wall: dict[str, list[float]] = {"plain": [], "canaries": []}
+    cpu: dict[str, list[float]] = {"plain": [], "canaries": []}
     for _ in range(epochs):
         for name, trainer in (("plain", plain), ("canaries", audited)):
-            started = time.perf_counter()
+            started, started_cpu = time.perf_counter(), time.process_time()
             trainer.train_epoch()
-            times[name].append(time.perf_counter() - started)
-    plain_s, canary_s = (statistics.median(times[k]) for k in ("plain", "canaries"))
+            wall[name].append(time.perf_counter() - started)
+            cpu[name].append(time.process_time() - started_cpu)
     print(f"4. cost, {model} model, {mode} mode, {plain.steps_per_epoch} steps/epoch, {epochs} "
-          f"interleaved epochs: {plain_s:.3f} s vs {canary_s:.3f} s per epoch: "
-          f"{canary_s / plain_s:.3f}× (target ≤ 1.15×)")
+          "interleaved epochs (target ≤ 1.15×):")
+    for label, times in (("wall", wall), ("CPU", cpu)):
+        plain_s, canary_s = (statistics.median(times[k]) for k in ("plain", "canaries"))
+        pairs = np.array(times["canaries"]) / np.array(times["plain"])
+        low, high = np.percentile(pairs, [25, 75])
+        print(f"   {label:>4}: {plain_s:.3f} s vs {canary_s:.3f} s per epoch: "
+              f"{canary_s / plain_s:.3f}× (per-epoch ratios {low:.2f}-{high:.2f})")
 
 
 def main() -> None:
@@ -248,8 +264,8 @@ def main() -> None:
         bench_black_box(epochs, 800)
     if "cost" in parts:
         for mode in ("direct", "hooks"):
-            bench_cost(epochs, mode, "digits")
-        bench_cost(3 if args.quick else 5, "direct", "codelab")
+            bench_cost(3 * epochs, mode, "digits")
+        bench_cost(3 if args.quick else 7, "direct", "codelab")
 
 
 if __name__ == "__main__":

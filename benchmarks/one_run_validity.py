@@ -6,10 +6,12 @@ Not part of the test suite. Prints:
 1. validity: on no-signal canary scores (independent of inclusion) the fraction of seeded runs in
    which each bound is > 0 — a valid (1−α) bound allows at most about α. For contrast, the same
    search over the guess grid without the Bonferroni correction.
-2. coverage of the continuous-score bound (``method="gaussian"``): on ideal Gaussian canaries
+2. coverage of the continuous-score bound (``method="gaussian_auc"``): on ideal Gaussian canaries
    with known μ, the fraction of seeded runs with ε̂ ≤ the true ε of μ-GDP (valid: ≥ 1 − α);
 3. power: scores of ideal Gaussian canaries, N(μ·included, 1), whose true privacy is μ-GDP,
-   with the Steinke, f-DP and Gaussian bounds beside the true ε of μ-GDP at δ.
+   with the assumption-free bounds (approx_dp, the default, and Steinke's) and the two that
+   assume a Gaussian trade-off curve (gaussian_fdp, gaussian_auc) beside the true ε of μ-GDP.
+   Non-Gaussian mechanisms (Laplace, randomised response): benchmarks/one_run_mechanisms.py.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ def uncorrected_search(scores: np.ndarray, included: np.ndarray, method: str) ->
 def bench_validity(runs: int, m: int) -> None:
     print(f"validity: no-signal scores, m = {m}, {runs} seeded runs, alpha = {ALPHA}, "
           f"delta = {DELTA}; fraction of runs with epsilon > 0 (valid: <= ~{ALPHA})")
-    for method in ("steinke", "fdp"):
+    for method in ("approx_dp", "steinke", "gaussian_fdp"):
         for n_guesses in (None, m // 10):
             started = time.perf_counter()
             positive = sum(
@@ -55,17 +57,18 @@ def bench_validity(runs: int, m: int) -> None:
                                 n_guesses=n_guesses).epsilon > 0 for seed in range(runs))
             seconds = (time.perf_counter() - started) / runs
             label = "grid+Bonferroni" if n_guesses is None else f"k={n_guesses}"
-            print(f"  {method:<7} {label:<16} positive {positive:3d}/{runs} = "
+            print(f"  {method:<12} {label:<16} positive {positive:3d}/{runs} = "
                   f"{positive / runs:.3f}   ({seconds * 1000:.1f} ms per call)")
         positive = sum(uncorrected_search(*no_signal(seed, m), method) > 0 for seed in range(runs))
-        print(f"  {method:<7} {'grid, no corr.':<16} positive {positive:3d}/{runs} = "
+        print(f"  {method:<12} {'grid, no corr.':<16} positive {positive:3d}/{runs} = "
               f"{positive / runs:.3f}   (invalid search, for contrast)")
     for data, name in ((no_signal, "normal scores"), (tied_no_signal, "tied scores")):
         started = time.perf_counter()
         positive = sum(epsilon_one_run(*data(seed, m), delta=DELTA, alpha=ALPHA,
-                                       method="gaussian").epsilon > 0 for seed in range(runs))
+                                       method="gaussian_auc").epsilon > 0
+                       for seed in range(runs))
         seconds = (time.perf_counter() - started) / runs
-        print(f"  gaussian {name:<15} positive {positive:3d}/{runs} = {positive / runs:.3f}   "
+        print(f"  gaussian_auc {name:<15} positive {positive:3d}/{runs} = {positive / runs:.3f}   "
               f"({seconds * 1000:.1f} ms per call)")
 
 
@@ -103,7 +106,7 @@ def bench_coverage(runs: int, m: int, data: object = gaussian_canaries,
         true_mu = coupled_mu(mu, m) if data is coupled_canaries else mu
         true_epsilon = gdp_epsilon(true_mu, DELTA)
         estimates = [epsilon_one_run(*data(seed, m, mu), delta=DELTA, alpha=ALPHA,
-                                     method="gaussian").epsilon for seed in range(runs)]
+                                     method="gaussian_auc").epsilon for seed in range(runs)]
         covered = sum(e <= true_epsilon for e in estimates)
         print(f"  mu {mu:4.2f}  true eps {true_epsilon:6.2f}  covered {covered:3d}/{runs} = "
               f"{covered / runs:.3f}   median eps_hat {statistics.median(estimates):.2f} "
@@ -113,24 +116,23 @@ def bench_coverage(runs: int, m: int, data: object = gaussian_canaries,
 def bench_power(seeds: int, m: int) -> None:
     print(f"power: ideal Gaussian canaries N(mu*included, 1), m = {m}, grid+Bonferroni, "
           f"median over {seeds} seeds")
-    print("   mu   eps(mu-GDP)  steinke  fdp    gauss  fdp/steinke  fdp/eps  gauss/eps  "
-          "gauss/fdp")
+    methods = ("approx_dp", "steinke", "gaussian_fdp", "gaussian_auc")
+    print("   mu   eps(mu-GDP)  " + "  ".join(f"{name:>12}" for name in methods)
+          + "  approx_dp/gaussian_fdp")
     for mu in (0.5, 1.0, 2.0, 3.0, 4.0):
-        steinke, fdp, gauss = [], [], []
+        estimates: dict[str, list[float]] = {name: [] for name in methods}
         for seed in range(seeds):
             scores, included = gaussian_canaries(seed, m, mu)
-            steinke.append(epsilon_one_run(scores, included, delta=DELTA).epsilon)
-            fdp.append(epsilon_one_run(scores, included, delta=DELTA, method="fdp").epsilon)
-            gauss.append(epsilon_one_run(scores, included, delta=DELTA,
-                                         method="gaussian").epsilon)
-        true_epsilon = gdp_epsilon(mu, DELTA)
-        s, f, g = (statistics.median(v) for v in (steinke, fdp, gauss))
-        ratio = f"{f / s:11.2f}" if s > 0 else "          -"
-        power = f"{g / f:9.2f}" if f > 0 else "        -"
-        print(f"  {mu:3.1f}  {true_epsilon:10.2f}  {s:7.2f}  {f:5.2f}  {g:5.2f}  {ratio}  "
-              f"{f / true_epsilon:7.2f}  {g / true_epsilon:9.2f}  {power}   (fdp >= steinke in "
-              f"{sum(a >= b for a, b in zip(fdp, steinke, strict=True))}/{seeds} seeds, "
-              f"gauss > fdp in {sum(a > b for a, b in zip(gauss, fdp, strict=True))})")
+            for name in methods:
+                estimates[name].append(epsilon_one_run(scores, included, delta=DELTA,
+                                                       method=name).epsilon)
+        medians = {name: statistics.median(values) for name, values in estimates.items()}
+        ratio = medians["approx_dp"] / medians["gaussian_fdp"] if medians["gaussian_fdp"] else 0
+        not_below = sum(a >= s for a, s in zip(estimates["approx_dp"], estimates["steinke"],
+                                               strict=True))
+        print(f"  {mu:3.1f}  {gdp_epsilon(mu, DELTA):10.2f}  "
+              + "  ".join(f"{medians[name]:12.2f}" for name in methods)
+              + f"  {ratio:22.2f}   (approx_dp >= steinke in {not_below}/{seeds} seeds)")
 
 
 def main() -> None:

@@ -4,16 +4,19 @@
     PYTHONPATH=src python benchmarks/trace_recording.py size [--members 50000] [--epochs 36]
 
 ``cost``: the codelab's 3-conv CNN on CIFAR-shaped images (32x32x3, random pixels), batch 50,
-Adam, one epoch of ``--n`` images with the trainer's loss recording on and off, interleaved
-``--repeats`` times (the machine is shared: the ratio of medians is reported). Recording's
-cost per step does not depend on ``--n``. Then the per-epoch rewrite of the traces file: the
-time to write a (50,000, e) trace through ``rundir.write_traces`` for e = 1..36, averaged over
-the epochs, against a 50,000-image training epoch at the measured speed. Target: recording +
+Adam, epochs of ``--n`` images with the trainer's loss recording on and off, interleaved
+``--repeats`` times in ABBA order. The share of a recording epoch's wall time spent inside the
+recording is timed in the training loop itself (robust on a shared machine, where whole epochs
+vary by far more than the recording costs; the paired epoch ratios are printed with their
+spread). Recording's cost per step does not depend on ``--n``. Then the per-epoch rewrite of
+the traces file: the time to write it (epoch 1, ``rundir.write_traces``) or append an epoch
+to it (``rundir.append_traces``), 50,000 members, averaged over 36 epochs, against a
+50,000-image training epoch at the measured speed. Target: recording +
 writing <= 2% of training time.
 
 ``size``: trains the quickstart's 2-conv CNN (Adam, lr 0.003, batch 50) on ``--members``
-padded Fashion-MNIST images for ``--epochs`` epochs with the real trainer, rewriting the
-traces file after each epoch as the runner does, and prints its size per epoch (one thread,
+padded Fashion-MNIST images for ``--epochs`` epochs with the real trainer, writing the traces
+file after each epoch as the runner does, and prints its size per epoch (one thread,
 niced: it takes about 25 minutes on 2 shared cores). Target: 50,000 x 36 <= 8 MB.
 
 Both write ``benchmarks/results/trace_recording_<mode>.json``.
@@ -28,6 +31,7 @@ import statistics
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -61,101 +65,116 @@ def _realistic_trace(members: int, epochs: int) -> np.ndarray:
     return (start * np.exp(-speed * np.arange(epochs)) * noise).astype(np.float32)
 
 
+class _Stopwatch:
+    """Accumulates the wall time spent inside the trainer's recording (``_EpochLosses.add``
+    at each step, ``column`` at the end of the epoch), measured in the real training loop."""
+
+    def __init__(self) -> None:
+        from memberscope.train import trainer as trainer_module
+
+        self.seconds = 0.0
+        cls = trainer_module._EpochLosses
+        for name in ("add", "column"):
+            setattr(cls, name, self._timed(getattr(cls, name)))
+
+    def _timed(self, method: Callable[..., object]) -> Callable[..., object]:
+        def timed(*args: object) -> object:
+            started = time.perf_counter()
+            try:
+                return method(*args)
+            finally:
+                self.seconds += time.perf_counter() - started
+
+        return timed
+
+    def lap(self) -> float:
+        seconds, self.seconds = self.seconds, 0.0
+        return seconds
+
+
 def cost(args: argparse.Namespace) -> dict[str, object]:
     threads = tune_process(args.threads).threads
     rng = np.random.default_rng(0)
     x = rng.random((args.n, *SHAPE), dtype=np.float32)
     y = rng.integers(0, 10, args.n)
+    stopwatch = _Stopwatch()
     trainers = {"recording": _trainer(x, y, True), "not recording": _trainer(x, y, False)}
     for trainer in trainers.values():  # warm up: one-off kernel and allocator costs
         trainer.train_epoch()
-    # Wall time and this process's CPU time (which other processes on a shared machine
-    # disturb less), both per epoch.
+    stopwatch.lap()
+    # Two measures. (1) In the loop: the share of each recording epoch's wall time spent in
+    # the recording itself, both timed in the same epoch, so the load of the (shared) machine
+    # weighs on both alike. (2) Whole epochs with and without recording, interleaved in ABBA
+    # order: the direct comparison, but epoch times on a loaded machine vary by far more than
+    # the recording costs.
     seconds: dict[str, list[float]] = {name: [] for name in trainers}
-    cpu: dict[str, list[float]] = {name: [] for name in trainers}
-    for _ in range(args.repeats):
-        for name, trainer in trainers.items():
-            started = time.process_time()
-            seconds[name].append(trainer.train_epoch().seconds)
-            cpu[name].append(time.process_time() - started)
+    share: list[float] = []
+    for repeat in range(args.repeats):
+        order = list(trainers.items())
+        for name, trainer in order if repeat % 2 == 0 else order[::-1]:
+            epoch = trainer.train_epoch().seconds
+            seconds[name].append(epoch)
+            recorded = stopwatch.lap()
+            if name == "recording":
+                share.append(recorded / epoch)
     median = {name: statistics.median(values) for name, values in seconds.items()}
     paired = [on / off for on, off in zip(seconds["recording"], seconds["not recording"],
                                           strict=True)]
-    paired_cpu = [on / off for on, off in zip(cpu["recording"], cpu["not recording"],
-                                              strict=True)]
     epoch_50k = median["not recording"] * MEMBERS / args.n
 
-    # The recording work alone, timed in a loop of its own (robust where epoch times are
-    # noisy): one step's per-example losses and indexed adds, against one training step.
-    from memberscope.train.trainer import _EpochLosses
-
-    losses = _EpochLosses(args.n, "cpu")
-    logits = torch.randn(50, 10)
-    targets = torch.randint(0, 10, (50,))
-    index = torch.randperm(args.n)[:50]
-    calls = 2000
-    started = time.process_time()
-    for _ in range(calls):
-        losses.add(index, logits, targets)
-    column_started = time.process_time()
-    losses.column()
-    add_seconds = (column_started - started) / calls
-    column_seconds = time.process_time() - column_started
-    step_cpu = statistics.median(cpu["not recording"]) / -(-args.n // 50)
-
-    # What the runner adds after each epoch: the LossTraces of the members (checked on
-    # construction) and the atomic rewrite of traces/LABEL.npz; at audit epochs the risk
-    # summary in the rows' metadata.
+    # What the runner adds after each epoch: traces/LABEL.npz written (epoch 1) or the
+    # epoch's losses appended to it (atomically); at audit epochs the members' LossTraces
+    # and the risk summary in the rows' metadata.
     trace = _realistic_trace(MEMBERS, EPOCHS)
     labels = rng.integers(0, 10, MEMBERS)
-    writes, summaries = [], []
+    writes, writes_cpu, summaries = [], [], []
     with tempfile.TemporaryDirectory() as folder:
         for epochs in range(1, EPOCHS + 1):
+            started, started_cpu = time.perf_counter(), time.process_time()
+            if epochs == 1:
+                rundir.write_traces(folder, LossTraces(losses=trace[:, :1], epochs=[1],
+                                                       labels=labels, model="m"))
+            else:
+                rundir.append_traces(folder, "m", epochs, trace[:, epochs - 1])
+            writes.append(time.perf_counter() - started)
+            writes_cpu.append(time.process_time() - started_cpu)
             started = time.perf_counter()
             traces = LossTraces(losses=trace[:, :epochs], epochs=np.arange(1, epochs + 1),
                                 labels=labels, model="m")
-            rundir.write_traces(folder, traces)
-            writes.append(time.perf_counter() - started)
-            started = time.perf_counter()
             risk_summary(traces.risk())
             summaries.append(time.perf_counter() - started)
     write_per_epoch = statistics.mean(writes)
-    loop_ratio = statistics.median(paired)
+    in_loop = statistics.median(share)
     report = {
         "threads": threads, "n": args.n, "repeats": args.repeats,
         "load_average": os.getloadavg()[0],
-        "epoch_seconds": {name: values for name, values in seconds.items()},
-        "median_epoch_seconds": median,
-        "epoch_cpu_seconds": cpu,
-        "median_paired_ratio": loop_ratio,
-        "median_paired_cpu_ratio": statistics.median(paired_cpu),
-        "ratio_of_medians": median["recording"] / median["not recording"],
+        "epoch_seconds": seconds, "median_epoch_seconds": median,
+        "recording_share_of_epoch": share,
+        "median_recording_share_of_epoch": in_loop,
+        "paired_epoch_ratios": paired,
+        "median_paired_epoch_ratio": statistics.median(paired),
         "epoch_seconds_50k": epoch_50k,
         "write_seconds_mean_over_36_epochs": write_per_epoch,
         "write_seconds_at_36_epochs": writes[-1],
+        "write_cpu_seconds_mean_over_36_epochs": statistics.mean(writes_cpu),
         "write_fraction_of_epoch": write_per_epoch / epoch_50k,
         "risk_summary_seconds_at_36_epochs": summaries[-1],
-        "recording_cpu_seconds_per_step": add_seconds,
-        "training_cpu_seconds_per_step": step_cpu,
-        "recording_fraction_of_step": add_seconds / step_cpu,
-        "column_cpu_seconds": column_seconds,
-        "total_overhead": loop_ratio - 1 + write_per_epoch / epoch_50k,
+        "total_overhead": in_loop + write_per_epoch / epoch_50k,
     }
     print(f"{threads} thread(s), wall time, load average {report['load_average']:.1f}; "
-          f"{args.n} CIFAR-shaped images per epoch, {args.repeats} interleaved repeats")
-    for name, value in median.items():
-        print(f"  epoch, {name:14s} {value:7.2f} s (median)")
-    print(f"  recording / not recording: {loop_ratio:.4f} (median of paired ratios), "
-          f"{report['ratio_of_medians']:.4f} (ratio of medians); CPU time: "
-          f"{report['median_paired_cpu_ratio']:.4f} (median of paired ratios)")
-    print(f"  recording alone: {1e6 * add_seconds:.0f} us CPU per step of 50 "
-          f"({100 * add_seconds / step_cpu:.3f}% of a training step's "
-          f"{1e3 * step_cpu:.1f} ms CPU)")
-    print(f"  traces built + file rewritten (50,000 members): {write_per_epoch:.3f} s per epoch on "
-          f"average over {EPOCHS} epochs ({writes[-1]:.3f} s at epoch {EPOCHS}); a 50,000-image "
-          f"epoch takes {epoch_50k:.1f} s here: {100 * report['write_fraction_of_epoch']:.2f}%")
+          f"{args.n} CIFAR-shaped images per epoch, {args.repeats} repeats")
+    print(f"  recording in the training loop: {100 * in_loop:.3f}% of the epoch (median; "
+          f"{100 * min(share):.3f}-{100 * max(share):.3f}%)")
+    print(f"  epoch with / without recording: {statistics.median(paired):.3f} (median of "
+          f"paired ratios, {min(paired):.2f}-{max(paired):.2f}: the machine's noise); epochs "
+          f"{median['recording']:.1f} s / {median['not recording']:.1f} s (medians)")
+    print(f"  traces file written or appended to (50,000 members): {write_per_epoch:.3f} s per "
+          f"epoch on average over {EPOCHS} epochs ({writes[-1]:.3f} s at epoch {EPOCHS}); a "
+          f"50,000-image epoch takes {epoch_50k:.1f} s here: "
+          f"{100 * report['write_fraction_of_epoch']:.2f}%; CPU time "
+          f"{statistics.mean(writes_cpu):.3f} s per epoch on average")
     print(f"  total: {100 * report['total_overhead']:.2f}% of training time (target <= 2%)")
-    print(f"  risk summary of an audit row at epoch {EPOCHS}: {summaries[-1]:.3f} s "
+    print(f"  traces and risk summary of an audit row at epoch {EPOCHS}: {summaries[-1]:.3f} s "
           f"({100 * summaries[-1] / epoch_50k:.2f}% of an epoch, at audit epochs only)")
     return report
 
@@ -173,11 +192,14 @@ def size(args: argparse.Namespace) -> dict[str, object]:
                       device="cpu")
     out = Path(args.out)
     sizes = []
+    label = "fashion_mnist_2conv"
     for _ in range(args.epochs):
         stats = trainer.train_epoch()
-        path = rundir.write_traces(out, LossTraces(
-            losses=trainer.loss_trace, epochs=np.arange(1, trainer.epoch + 1), labels=y,
-            model="fashion_mnist_2conv"))
+        if trainer.epoch == 1:  # as the runner does: write, then append each epoch
+            path = rundir.write_traces(out, LossTraces(
+                losses=trainer.loss_trace, epochs=[1], labels=y, model=label))
+        else:
+            path = rundir.append_traces(out, label, trainer.epoch, trainer.loss_trace[:, -1])
         sizes.append(path.stat().st_size)
         print(f"epoch {stats.epoch}: loss {stats.loss:.4f}, accuracy {stats.accuracy:.4f}, "
               f"{stats.seconds:.0f} s, traces file {sizes[-1] / 1e6:.3f} MB", flush=True)

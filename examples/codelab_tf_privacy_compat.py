@@ -1,8 +1,11 @@
 # The codelab's code is kept as written (imports between cells, typing.Tuple, an unused import):
 # ruff: noqa: E402, E501, F401, I001, UP006, UP035
-"""TensorFlow Privacy's privacy-report codelab, run on memberscope.
+"""TensorFlow Privacy's two membership-inference codelabs, run on memberscope.
 
-This is the codelab's own code (Keras on TensorFlow) with three changes:
+This is the privacy-report codelab's own code (Keras on TensorFlow), followed by the attack
+analysis of TF Privacy's introductory MIA codelab on the last model trained (its
+``run_attacks`` call on logits and losses, the summary, and ``plotting.plot_roc_curve`` of
+the strongest attack), with three changes:
 
 1. the import prefix ``tensorflow_privacy.privacy.privacy_tests.membership_inference_attack``
    is replaced by ``memberscope.compat.tf_privacy`` (nothing else in the attack or report
@@ -206,11 +209,63 @@ utility_privacy_plot = privacy_report.plot_privacy_vs_accuracy(
 for axis in utility_privacy_plot.axes:
   axis.set_xlabel('Validation accuracy')
 
-# --- Not in the codelab: save the figures, print what the figures show ------------------------
+# --- The introductory MIA codelab: attack the trained model, plot the ROC curve ----------------
+
+model = model_3layers
+print('Predict on train...')
+logits_train = model.predict(x_train, batch_size=batch_size)
+print('Predict on test...')
+logits_test = model.predict(x_test, batch_size=batch_size)
+
+print('Apply softmax to get probabilities from logits...')
+prob_train = special.softmax(logits_train, axis=1)
+prob_test = special.softmax(logits_test, axis=1)
+
+print('Compute losses...')
+cce = tf.keras.backend.categorical_crossentropy
+constant = tf.keras.backend.constant
+
+loss_train = cce(constant(y_train), constant(prob_train), from_logits=False).numpy()
+loss_test = cce(constant(y_test), constant(prob_test), from_logits=False).numpy()
+
+import memberscope.compat.tf_privacy.plotting as plotting
+
+labels_train = np.argmax(y_train, axis=1)
+labels_test = np.argmax(y_test, axis=1)
+
+input = AttackInputData(
+  logits_train = logits_train,
+  logits_test = logits_test,
+  loss_train = loss_train,
+  loss_test = loss_test,
+  labels_train = labels_train,
+  labels_test = labels_test
+)
+
+# Run several attacks for different data slices
+attacks_result = mia.run_attacks(input,
+                                 SlicingSpec(
+                                     entire_dataset = True,
+                                     by_class = True,
+                                     by_classification_correctness = True
+                                 ),
+                                 attack_types = [
+                                     AttackType.THRESHOLD_ATTACK,
+                                     AttackType.LOGISTIC_REGRESSION])
+
+# Plot the ROC curve of the best classifier
+fig = plotting.plot_roc_curve(
+    attacks_result.get_result_with_max_auc().roc_curve)
+
+# Print a user-friendly summary of the attacks
+print(attacks_result.summary(by_slices = True))
+
+# --- Not in the codelabs: save the figures, print what the figures show -----------------------
 
 args.out.mkdir(parents=True, exist_ok=True)
 epoch_plot.savefig(args.out / "epoch_plot.png", dpi=100)
 utility_privacy_plot.savefig(args.out / "privacy_vs_accuracy.png", dpi=100)
+fig.savefig(args.out / "roc_curve.png", dpi=100)
 print(f"\n{'model':<9} {'epoch':>5} {'val acc':>7} {'attack':<20} {'AUC':>6} {'adv':>6}")
 for report in all_reports:
   meta = report.privacy_report_metadata
@@ -220,5 +275,6 @@ for report in all_reports:
             f"{single.attack_type!s:<20} {single.get_auc():>6.3f} "
             f"{single.get_attacker_advantage():>6.3f}")
 print("\nLast report:\n" + all_reports[-1].summary())
-print(f"\nfigures: {args.out / 'epoch_plot.png'}, {args.out / 'privacy_vs_accuracy.png'}")
+print(f"\nfigures: {args.out / 'epoch_plot.png'}, {args.out / 'privacy_vs_accuracy.png'}, "
+      f"{args.out / 'roc_curve.png'}")
 print(f"total time: {time.perf_counter() - started:.0f} s")

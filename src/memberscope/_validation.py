@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
 
-from memberscope.errors import InputError
+from memberscope.errors import InputError, unknown_name_message
 
 
 def as_float_array(name: str, value: Any, ndim: int) -> np.ndarray:
@@ -127,3 +130,104 @@ def layer_sizes(owner: str, value: Any) -> tuple[int, ...]:
         raise InputError(f"{owner}: hidden layer sizes must be positive integers; got "
                          f"{list(sizes)!r}")
     return tuple(int(s) for s in sizes)
+
+
+# --- settings: one rule per field, read by the dataclass and by the config parser ----------
+
+_KIND_WORDS = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array",
+               dict: "table", tuple: "array"}
+
+
+def described(value: Any) -> str:
+    """``got <kind> <value>`` in TOML's words (``got string 'ten'``), for messages."""
+    return f"got {_KIND_WORDS.get(type(value), type(value).__name__)} {value!r}"
+
+
+@dataclass(frozen=True)
+class FieldRule:
+    """What one field of a settings dataclass accepts: its kind, bounds or valid names.
+
+    The one statement of the rule: the dataclass checks itself with it in ``__post_init__``
+    (:func:`raise_field_problems`), and the experiment config checks its TOML tables with the
+    same rules, so each bound is written once.
+
+    Parameters
+    ----------
+    kind : bool | int | float | str
+        ``int`` takes any integral number, ``float`` any finite real; never a bool.
+    at_least, above, below : float, optional
+        ``value >= at_least``, ``value > above``, ``value < below``.
+    names : tuple of str
+        The valid values of a ``str`` field (an unknown one gets a did-you-mean).
+    name_kind : str
+        What such a value is, for the message ("unknown accountant 'rdpp'").
+    optional : bool
+        ``None`` is allowed (the setting is not given).
+    """
+
+    kind: type
+    at_least: float | None = None
+    above: float | None = None
+    below: float | None = None
+    names: tuple[str, ...] = ()
+    name_kind: str = "value"
+    optional: bool = False
+
+    def check(self, value: Any) -> tuple[Any, str | None]:
+        """``(value as kind, None)`` if it obeys the rule, else ``(value, problem)``."""
+        if value is None and self.optional:
+            return None, None
+        if self.kind is bool:
+            if not isinstance(value, bool):
+                return value, f"expected true or false; {described(value)}"
+            return value, None
+        if self.kind is str:
+            return self._check_name(value)
+        if self.kind is int:
+            if isinstance(value, bool) or not isinstance(value, Integral):
+                return value, f"expected an integer; {described(value)}"
+            return int(value), self._bounds_problem(value)
+        if isinstance(value, bool) or not isinstance(value, Real):
+            return value, f"expected a number; {described(value)}"
+        if not math.isfinite(float(value)):
+            return value, f"must be finite; got {value}"
+        return float(value), self._bounds_problem(value)
+
+    def _check_name(self, value: Any) -> tuple[Any, str | None]:
+        if not isinstance(value, str):
+            return value, f"expected a string; {described(value)}"
+        if self.names and value not in self.names:
+            return value, unknown_name_message(self.name_kind, value, self.names)
+        if not value.strip():
+            return value, "must not be empty"
+        return value, None
+
+    def _bounds_problem(self, value: Any) -> str | None:
+        low = self.at_least if self.above is None else self.above
+        inside = ((self.at_least is None or value >= self.at_least)
+                  and (self.above is None or value > self.above)
+                  and (self.below is None or value < self.below))
+        if inside:
+            return None
+        if low is not None and self.below is not None:
+            opening = "(" if self.above is not None else "["
+            return f"must be in {opening}{low:g}, {self.below:g}); got {value}"
+        if self.below is not None:
+            return f"must be < {self.below:g}; got {value}"
+        relation = ">" if self.above is not None else ">="
+        return f"must be {relation} {low:g}; got {value}"
+
+
+def field_problems(settings: object, rules: Mapping[str, FieldRule]) -> list[tuple[str, str]]:
+    """``(field, problem)`` for every attribute of ``settings`` that breaks its rule."""
+    found = ((name, rule.check(getattr(settings, name))[1]) for name, rule in rules.items())
+    return [(name, problem) for name, problem in found if problem]
+
+
+def raise_field_problems(settings: object, problems: list[tuple[str, str]]) -> None:
+    """Raise one :class:`InputError` naming every problem of ``settings``, one per line:
+    ``Owner.field: problem``, or ``Owner: problem`` for a rule across fields (field "")."""
+    if problems:
+        owner = type(settings).__name__
+        raise InputError("\n".join(f"{owner}.{field}: {problem}" if field else
+                                    f"{owner}: {problem}" for field, problem in problems))

@@ -32,14 +32,14 @@ DEFAULT_SLICES = ("entire", "class")
 DEFAULT_MIN_SLICE_SIZE = 10
 
 
-def _names(value: str | Iterable[str]) -> list[str]:
+def _names(value: str | Iterable[Any]) -> list[Any]:
     return [v.strip() for v in value.split(",")] if isinstance(value, str) else list(value)
 
 
 def audit(
     outputs: ModelOutputs,
     *,
-    attacks: str | Sequence[str] = DEFAULT_ATTACKS,
+    attacks: str | Sequence[str | Attack] = DEFAULT_ATTACKS,
     slices: str | Sequence[str] = DEFAULT_SLICES,
     custom_slices: Mapping[str, np.ndarray] | None = None,
     seed: int = 0,
@@ -62,7 +62,8 @@ def audit(
     outputs : ModelOutputs
         Per-example outputs of members and non-members.
     attacks : names, default ("threshold", "lr")
-        Registered attack names (``memberscope attacks`` lists them), or "a,b".
+        Registered attack names (``memberscope attacks`` lists them), or "a,b"; an
+        :class:`~memberscope.attacks.Attack` object is run as given (not registered).
     slices : kinds, default ("entire", "class")
         Among entire, class, loss_percentile, correctness, custom.
     custom_slices : {name: (n,) mask or group vector}, optional
@@ -94,7 +95,7 @@ def audit(
         raise InputError(f"min_slice_size must be >= 1; got {min_slice_size}")
     alpha = check_probability("alpha", alpha)
     check_correction(correction)
-    attack_list = [get_attack(name) for name in _names(attacks)]
+    attack_list = [a if isinstance(a, Attack) else get_attack(a) for a in _names(attacks)]
     if not attack_list:
         raise InputError("attacks is empty; give at least one attack name")
     options = dict(attack_options or {})
@@ -139,7 +140,8 @@ def audit(
     if rows:
         verdicts = significant_rows([1.0 if r.p_value is None else r.p_value for r in rows],
                                     alpha=alpha, correction=correction)
-        rows = [replace(r, significant=bool(v)) for r, v in zip(rows, verdicts, strict=True)]
+        rows = [replace(r, significant=bool(v), alpha=alpha, correction=correction)
+                for r, v in zip(rows, verdicts, strict=True)]
     _warn_unresolvable(rows, fpr_targets)
     result = AuditResult(
         rows=tuple(rows), skipped=tuple(skipped), rocs=tuple(rocs),
@@ -147,6 +149,7 @@ def audit(
         membership=outputs.membership if keep_scores else None,
         labels=outputs.labels if keep_scores else None,
         notes=tuple(dict.fromkeys(notes)),
+        alpha=alpha, correction=correction,
     )
     for entry in skipped:
         logger.info("skipped slice %s, attack %s: %s", entry.slice, entry.attack, entry.reason)

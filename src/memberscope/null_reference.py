@@ -37,28 +37,14 @@ from scipy import optimize, special, stats
 
 from memberscope._validation import check_probability
 from memberscope.errors import InputError
-
-#: Metrics with a chance band, and the value a no-signal attack centres on (``tpr@F`` too, at F).
-CHANCE_LEVEL = {"auc": 0.5, "advantage": 0.0}
+from memberscope.metric_definitions import AUC, SCALAR_METRICS, Metric, parse_metric
 
 
-def chance_level(metric: str) -> float | None:
+def chance_level(metric: str | Metric) -> float | None:
     """The value a no-signal attack centres on — AUC 0.5, advantage 0, TPR at FPR F: F — or
-    None for a metric without a chance band."""
-    if metric in CHANCE_LEVEL:
-        return CHANCE_LEVEL[metric]
-    return _fpr_target(metric)
-
-
-def _fpr_target(metric: str) -> float | None:
-    """F of ``tpr@F`` when 0 < F < 1, else None."""
-    if not metric.startswith("tpr@"):
-        return None
-    try:
-        target = float(metric.removeprefix("tpr@"))
-    except ValueError:
-        return None
-    return target if 0.0 < target < 1.0 else None
+    None for a metric without a chance band (:attr:`Metric.chance
+    <memberscope.metric_definitions.Metric>`); an unknown name raises."""
+    return (metric if isinstance(metric, Metric) else parse_metric(metric)).chance
 
 
 def null_auc_sd(n_members: int, n_nonmembers: int) -> float:
@@ -71,7 +57,7 @@ def null_auc_sd(n_members: int, n_nonmembers: int) -> float:
     return math.sqrt((n_members + n_nonmembers + 1) / (12.0 * n_members * n_nonmembers))
 
 
-def max_null_quantile(metric: str, sizes: Sequence[tuple[int, int]],
+def max_null_quantile(metric: str | Metric, sizes: Sequence[tuple[int, int]],
                       level: float = 0.95) -> float:
     """The ``level`` quantile of the maximum of ``metric`` over rows of ``sizes`` under H0.
 
@@ -95,10 +81,12 @@ def max_null_quantile(metric: str, sizes: Sequence[tuple[int, int]],
     >>> max_null_quantile("auc", [(100, 100)] * 11) > max_null_quantile("auc", [(100, 100)])
     True
     """
-    chance = chance_level(metric)
+    parsed = metric if isinstance(metric, Metric) else parse_metric(metric)
+    chance = parsed.chance
     if chance is None:
-        raise InputError(f"metric must be one of {', '.join(CHANCE_LEVEL)} or tpr@F "
-                         f"(0 < F < 1) for a chance band; got {metric!r}")
+        banded = [m.key for m in SCALAR_METRICS if m.chance is not None]
+        raise InputError(f"metric must be one of {', '.join(banded)} or tpr@F (0 < F < 1) "
+                         f"for a chance band; got {parsed.key!r}")
     level = check_probability("level", level)
     _check_sizes([(a, b) for a, b in sizes if a != 0 and b != 0])
     pairs = [(int(a), int(b)) for a, b in sizes if a > 0 and b > 0]
@@ -106,13 +94,13 @@ def max_null_quantile(metric: str, sizes: Sequence[tuple[int, int]],
         raise InputError("sizes must hold at least one row with members and non-members")
     n1, n2 = np.array(pairs, dtype=np.float64).T
     target = math.log(level)
-    if metric == "auc":
+    if parsed is AUC:
         sd = np.sqrt((n1 + n2 + 1) / (12 * n1 * n2))
 
         def log_cdf(q: float) -> float:
             return float(special.log_ndtr((q - 0.5) / sd).sum())
-    elif metric != "advantage":
-        return _max_null_tpr_quantile(chance, n1, n2, target)
+    elif parsed.fpr is not None:
+        return _max_null_tpr_quantile(parsed.fpr, n1, n2, target)
     else:
         effective = n1 * n2 / (n1 + n2)
 
@@ -123,7 +111,7 @@ def max_null_quantile(metric: str, sizes: Sequence[tuple[int, int]],
     low, high = chance, 1.0
     if log_cdf(high) <= target:
         return high
-    if metric == "auc" and log_cdf(low) >= target:  # only for level ≤ 0.5^k
+    if parsed is AUC and log_cdf(low) >= target:  # only for level ≤ 0.5^k
         return low
     return float(optimize.brentq(lambda q: log_cdf(q) - target, low, high, xtol=1e-9))
 

@@ -2,28 +2,40 @@
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from memberscope.errors import InputError, SchemaError, UnknownNameError
-from memberscope.metrics import EpsilonBound, RocCurve
+from memberscope.metric_definitions import SCALAR_METRICS, Metric, parse_metric, tpr_metric
+from memberscope.metrics import EpsilonBound, HeldOutCounts, RocCurve
 
 if TYPE_CHECKING:
     import pandas
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # Version 1 rows lack p_value, significant and notes (read as None, None, ()) and may hold
-# TPR at unresolvable FPRs (kept as stored).
-READABLE_SCHEMA_VERSIONS = (1, 2)
-METRIC_NAMES = ("auc", "advantage", "ppv", "epsilon_confident", "epsilon_point")
+# TPR at unresolvable FPRs (kept as stored). Versions 1 and 2 lack the audit's alpha and
+# correction (read as None: not recorded, since audit() always let callers choose them).
+READABLE_SCHEMA_VERSIONS = (1, 2, 3)
+#: What ``result.json`` records once per audit and ``results.jsonl`` on every row.
+_AUDIT_FIELDS = ("alpha", "correction")
 
 
 def _fpr_key(value: float) -> str:
     return f"{value:g}"
+
+
+def _held_out(data: Mapping[str, Any] | None) -> HeldOutCounts | None:
+    """A row's held-out ε counts; None on rows written before they were kept."""
+    if data is None:
+        return None
+    return HeldOutCounts(int(data["tp"]), int(data["fp"]), int(data["n_members"]),
+                         int(data["n_nonmembers"]), bool(data["forward"]))
 
 
 @dataclass(frozen=True)
@@ -33,7 +45,8 @@ class AuditRow:
     ``tpr_at_fpr`` values are None where the non-members cannot resolve the FPR (then
     ``notes`` says why). ``p_value`` is the one-sided test of H0 "no membership information";
     ``significant`` the verdict after the family-wise correction over all rows of the audit
-    (None on rows read from schema-1 files, which had neither).
+    (None on rows read from schema-1 files, which had neither), at level ``alpha`` with
+    ``correction`` ("holm" or "bonferroni"; both None on rows of schema-1 and -2 files).
     """
 
     slice: str
@@ -51,25 +64,26 @@ class AuditRow:
     p_value: float | None = None
     significant: bool | None = None
     notes: tuple[str, ...] = ()
+    alpha: float | None = None
+    correction: str | None = None
 
-    def metric(self, name: str) -> float:
-        """A scalar metric by name: auc, advantage, ppv, epsilon_confident, epsilon_point,
-        or ``tpr@F`` for a stored FPR target F (e.g. ``tpr@0.01``; NaN where not resolvable)."""
-        if name in ("auc", "advantage", "ppv"):
-            return float(getattr(self, name))
-        if name == "epsilon_confident":
-            return self.epsilon_lower_bound.confident
-        if name == "epsilon_point":
-            return self.epsilon_lower_bound.point
-        if name.startswith("tpr@"):
-            target = float(name[4:])
-            for key, value in self.tpr_at_fpr.items():
-                if math.isclose(key, target):
-                    return math.nan if value is None else value
-            raise InputError(f"metric {name!r}: no TPR stored at FPR {target:g}; stored: "
-                             f"{', '.join('tpr@' + _fpr_key(k) for k in self.tpr_at_fpr)}")
-        valid = [*METRIC_NAMES, *("tpr@" + _fpr_key(k) for k in self.tpr_at_fpr)]
-        raise UnknownNameError("metric", name, valid)
+    def metric(self, name: str | Metric) -> float:
+        """A scalar metric by name (:func:`~memberscope.metric_definitions.parse_metric`):
+        auc, advantage, ppv, epsilon_confident, epsilon_point, or ``tpr@F`` for a stored FPR
+        target F (e.g. ``tpr@0.01``; NaN where the slice cannot resolve it).
+
+        Raises :class:`UnknownNameError` for a name that is no metric and
+        :class:`InputError` for a ``tpr@F`` at an FPR this row does not store.
+        """
+        metric = name if isinstance(name, Metric) else parse_metric(name)
+        if metric.fpr is None:
+            value: Any = functools.reduce(getattr, metric.attribute, self)
+            return float(value)
+        for key, value in self.tpr_at_fpr.items():
+            if math.isclose(key, metric.fpr):
+                return math.nan if value is None else value
+        raise InputError(f"metric {metric.key!r}: no TPR stored at FPR {metric.fpr:g}; stored: "
+                         f"{', '.join(tpr_metric(k).key for k in self.tpr_at_fpr)}")
 
     def to_dict(self) -> dict[str, Any]:
         """The row as in ``result.json``."""
@@ -80,6 +94,7 @@ class AuditRow:
             "tpr_at_fpr": {_fpr_key(k): v for k, v in self.tpr_at_fpr.items()},
             "epsilon_lower_bound": self.epsilon_lower_bound.to_dict(),
             "p_value": self.p_value, "significant": self.significant,
+            "alpha": self.alpha, "correction": self.correction,
             "notes": list(self.notes),
             "metadata": dict(self.metadata),
         }
@@ -105,7 +120,8 @@ class AuditRow:
                             for k, v in data["tpr_at_fpr"].items()},
                 epsilon_lower_bound=EpsilonBound(
                     float(epsilon["point"]), float(epsilon["confident"]),
-                    float(epsilon["alpha"]), float(epsilon["delta"])),
+                    float(epsilon["alpha"]), float(epsilon["delta"]),
+                    _held_out(epsilon.get("held_out"))),
                 metadata=dict(data.get("metadata", {})),
                 auc_ci=tuple(data["auc_ci"]) if data.get("auc_ci") else None,
                 tpr_at_fpr_ci=({float(k): None if v is None else tuple(v)
@@ -114,6 +130,8 @@ class AuditRow:
                 significant=(None if data.get("significant") is None
                              else bool(data["significant"])),
                 notes=tuple(str(n) for n in data.get("notes", ())),
+                alpha=None if data.get("alpha") is None else float(data["alpha"]),
+                correction=None if data.get("correction") is None else str(data["correction"]),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise SchemaError(f"result row is malformed ({type(exc).__name__}: {exc})") from exc
@@ -122,12 +140,11 @@ class AuditRow:
         """One flat dict (for tables and pandas): metrics, ``tpr@F`` columns and metadata."""
         out: dict[str, Any] = {
             "slice": self.slice, "attack": self.attack, "n_members": self.n_members,
-            "n_nonmembers": self.n_nonmembers, "auc": self.auc, "advantage": self.advantage,
-            "ppv": self.ppv, "epsilon_point": self.epsilon_lower_bound.point,
-            "epsilon_confident": self.epsilon_lower_bound.confident,
+            "n_nonmembers": self.n_nonmembers,
+            **{metric.key: self.metric(metric) for metric in SCALAR_METRICS},
             "p_value": self.p_value, "significant": self.significant,
         }
-        out.update({f"tpr@{_fpr_key(k)}": v for k, v in self.tpr_at_fpr.items()})
+        out.update({tpr_metric(k).key: v for k, v in self.tpr_at_fpr.items()})
         out.update(self.metadata)
         return out
 
@@ -162,8 +179,9 @@ class SkippedEntry:
 class AuditResult:
     """Everything one ``audit`` call found.
 
-    ``rows``, ``skipped`` and ``notes`` (caveats an attack raised, e.g. a variance it could
-    not estimate; in ``result.json`` only when there are any) go to ``result.json``.
+    ``rows``, ``skipped``, ``notes`` (caveats an attack raised, e.g. a variance it could
+    not estimate; in ``result.json`` only when there are any) and the family-wise test's
+    ``alpha`` and ``correction`` (None when not recorded) go to ``result.json``.
     ``rocs`` (one thinned curve per row),
     ``scores`` (attack name -> (n,) per-example scores on the entire dataset), ``membership``
     and ``labels`` go to ``arrays.npz``.
@@ -176,6 +194,8 @@ class AuditResult:
     membership: np.ndarray | None = None
     labels: np.ndarray | None = None
     notes: tuple[str, ...] = ()
+    alpha: float | None = None
+    correction: str | None = None
 
     def __iter__(self) -> Iterator[AuditRow]:
         return iter(self.rows)
@@ -208,7 +228,10 @@ class AuditResult:
     def to_dict(self, memberscope_version: str) -> dict[str, Any]:
         """The ``result.json`` document."""
         document = {"schema_version": SCHEMA_VERSION, "memberscope_version": memberscope_version,
-                    "rows": [r.to_dict() for r in self.rows],
+                    "alpha": self.alpha, "correction": self.correction,
+                    # Once per audit here; each row of results.jsonl carries them itself.
+                    "rows": [{k: v for k, v in r.to_dict().items() if k not in _AUDIT_FIELDS}
+                             for r in self.rows],
                     "skipped": [s.to_dict() for s in self.skipped]}
         if self.notes:
             document["notes"] = list(self.notes)
@@ -218,22 +241,36 @@ class AuditResult:
     def from_dict(cls, data: Mapping[str, Any]) -> AuditResult:
         """Read a ``result.json`` document, checking its schema version."""
         check_schema_version(data, "result.json")
-        return cls(rows=tuple(AuditRow.from_dict(r) for r in data.get("rows", [])),
+        test = {key: data.get(key) for key in _AUDIT_FIELDS}
+        rows = tuple(AuditRow.from_dict({**r, **test}) for r in data.get("rows", []))
+        return cls(rows=rows,
                    skipped=tuple(SkippedEntry.from_dict(s) for s in data.get("skipped", [])),
-                   notes=tuple(str(n) for n in data.get("notes", [])))
+                   notes=tuple(str(n) for n in data.get("notes", [])),
+                   alpha=_number_or_none(test["alpha"]),
+                   correction=None if test["correction"] is None else str(test["correction"]))
 
     def to_pandas(self) -> pandas.DataFrame:
         """One row per (slice, attack) with flat metric and metadata columns."""
         return ResultsCollection([self]).to_pandas()
 
 
-def worst_row(rows: Iterable[AuditRow], metric: str = "auc") -> AuditRow:
+def metric_value(row: AuditRow, metric: str | Metric) -> float:
+    """``row.metric(metric)``, or NaN where the row does not store it (a ``tpr@F`` at an FPR
+    it was not audited at). A name that is no metric raises, as in :meth:`AuditRow.metric`."""
+    metric = metric if isinstance(metric, Metric) else parse_metric(metric)
+    try:
+        return row.metric(metric)
+    except InputError:  # parsed above, so only "not stored at this FPR" lands here
+        return math.nan
+
+
+def worst_row(rows: Iterable[AuditRow], metric: str | Metric = "auc") -> AuditRow:
     """The row with the highest ``metric``: the most leakage, as an attacker would pick it.
 
     The one rule behind every "worst" pick (results, report, CLI, runner): a row whose
     ``metric`` is NaN, or that does not store it (a ``tpr@F`` at another FPR), never wins;
     ties go to the first row. Raises :class:`InputError` when no row has a value, and
-    :class:`UnknownNameError` for a metric name no row could have.
+    :class:`UnknownNameError` for a name that is no metric.
 
     >>> from memberscope.metrics import EpsilonBound
     >>> def row(name, auc):
@@ -242,14 +279,13 @@ def worst_row(rows: Iterable[AuditRow], metric: str = "auc") -> AuditRow:
     >>> worst_row([row("a", 0.6), row("b", float("nan")), row("c", 0.7)]).slice
     'c'
     """
+    metric = metric if isinstance(metric, Metric) else parse_metric(metric)
     best: AuditRow | None = None
     best_value = -math.inf
     first_error: InputError | None = None
     for row in rows:
         try:
             value = row.metric(metric)
-        except UnknownNameError:
-            raise
         except InputError as exc:  # this row does not store the metric
             first_error = first_error or exc
             continue
@@ -258,16 +294,52 @@ def worst_row(rows: Iterable[AuditRow], metric: str = "auc") -> AuditRow:
     if best is None:
         if first_error is not None:
             raise first_error
-        raise InputError(f"no row has a value for metric {metric!r}")
+        raise InputError(f"no row has a value for metric {metric.key!r}")
     return best
 
 
-def distinguishable_rows(rows: Iterable[AuditRow]) -> list[AuditRow]:
-    """The rows whose leakage is distinguishable from chance: what every headline ranks.
+#: Which rows a family-wise verdict is corrected over. "audit": each audit's own rows, the
+#: ``significant`` flag every row carries. (A family over all audits of a run is planned.)
+FAMILY_SCOPES = ("audit",)
 
-    Rows with ``significant`` True (after their audit's family-wise correction). Rows read
-    from schema-1 files were never tested (``significant`` None): when *no* row was tested,
-    all rows are returned, as those files were always read.
+
+@dataclass(frozen=True)
+class Family:
+    """The family of tests a statement's "distinguishable from chance" refers to.
+
+    ``scope`` is one of :data:`FAMILY_SCOPES`; ``alpha`` and ``correction`` are the level
+    and the correction of its tests ("holm" or "bonferroni"), None where the rows do not
+    record them (files of schema 1 and 2) or their audits differ. Every statement of a
+    summary carries the family it refers to, so that it can say so.
+    """
+
+    scope: str = "audit"
+    alpha: float | None = None
+    correction: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.scope not in FAMILY_SCOPES:
+            raise UnknownNameError("family scope", self.scope, FAMILY_SCOPES)
+
+
+def audit_family(rows: Iterable[AuditRow]) -> Family:
+    """The per-audit family of ``rows``: each row's own ``significant``, with the α and
+    correction their audits recorded (None unless every row records the same)."""
+    rows = list(rows)
+    alphas = {row.alpha for row in rows}
+    corrections = {row.correction for row in rows}
+    return Family("audit", alphas.pop() if len(alphas) == 1 else None,
+                  corrections.pop() if len(corrections) == 1 else None)
+
+
+def distinguishable_rows(rows: Iterable[AuditRow],
+                         family: Family | None = None) -> list[AuditRow]:
+    """The rows whose leakage is distinguishable from chance in ``family`` (by default each
+    row's own audit): the one rule behind what every headline, verdict and pick ranks.
+
+    In the per-audit family: rows with ``significant`` True (after their audit's family-wise
+    correction). Rows read from schema-1 files were never tested (``significant`` None): when
+    *no* row was tested, all rows are returned, as those files were always read.
     """
     rows = list(rows)
     if all(row.significant is None for row in rows):
@@ -275,46 +347,30 @@ def distinguishable_rows(rows: Iterable[AuditRow]) -> list[AuditRow]:
     return [row for row in rows if row.significant]
 
 
-def no_leakage_text(n_tested: int) -> str:
-    """What a headline says when no row is significant: ``no leakage distinguishable from
-    chance (22 results tested)``."""
-    return f"no leakage distinguishable from chance ({n_tested} results tested)"
+def never_tested(rows: Iterable[AuditRow]) -> bool:
+    """Whether no row carries a significance verdict (rows of schema-1 files)."""
+    return all(row.significant is None for row in rows)
 
 
-def worst_distinguishable(rows: Iterable[AuditRow], metric: str = "auc") -> AuditRow | None:
+def worst_distinguishable(rows: Iterable[AuditRow], metric: str | Metric = "auc",
+                          family: Family | None = None) -> AuditRow | None:
     """:func:`worst_row` among :func:`distinguishable_rows`; None when none is (or none has
     a value of ``metric``, e.g. TPR at an FPR its non-members cannot resolve)."""
-    candidates = distinguishable_rows(rows)
+    metric = metric if isinstance(metric, Metric) else parse_metric(metric)
+    candidates = distinguishable_rows(rows, family)
     if not candidates:
         return None
     try:
         return worst_row(candidates, metric)
-    except UnknownNameError:
-        raise
-    except InputError:
+    except InputError:  # no candidate has a value of the (valid) metric
         return None
 
 
-def leakage_headline(rows: Sequence[AuditRow]) -> str:
-    """An audit's leakage in one phrase, for terminal lines: ``worst significant AUC 0.612
-    (lr on class=3; 4 of 22 significant)``, or :func:`no_leakage_text`."""
-    worst = worst_distinguishable(rows)
-    if worst is None:
-        return no_leakage_text(len(rows))
-    if all(row.significant is None for row in rows):  # schema-1 rows: never tested
-        return f"worst AUC {worst.auc:.3f} ({worst.attack} on {worst.slice}; not tested)"
-    n_significant = len(distinguishable_rows(rows))
-    return (f"worst significant AUC {worst.auc:.3f} ({worst.attack} on {worst.slice}; "
-            f"{n_significant} of {len(rows)} significant)")
-
-
-def _value_or_nan(row: AuditRow, metric: str) -> float:
+def _number_or_none(value: Any) -> float | None:
     try:
-        return row.metric(metric)
-    except UnknownNameError:
-        raise
-    except InputError:
-        return math.nan
+        return None if value is None else float(value)
+    except (TypeError, ValueError) as exc:
+        raise SchemaError(f"result.json: alpha must be a number or null; got {value!r}") from exc
 
 
 def check_schema_version(data: Mapping[str, Any], what: str) -> None:
@@ -378,10 +434,11 @@ class ResultsCollection:
         return worst_row(rows, metric)
 
     def best_epoch(self, *, model: Any = None, metric: str = "auc", max_value: float | None = None,
-                   accuracy_key: str = "test_accuracy") -> dict[str, Any] | None:
+                   accuracy_key: str = "test_accuracy",
+                   family: Family | None = None) -> dict[str, Any] | None:
         """The (model, epoch) with the best ``accuracy_key`` whose worst ``metric`` over the
-        slices and attacks distinguishable from chance (:func:`distinguishable_rows`) stays
-        ≤ ``max_value`` (no limit when None). An epoch with no such row qualifies under any
+        slices and attacks distinguishable from chance in ``family`` (:func:`distinguishable_rows`)
+        stays ≤ ``max_value`` (no limit when None). An epoch with no such row qualifies under any
         limit: its ``worst`` is None (no leakage distinguishable from chance).
 
         Returns ``{"model", "epoch", "accuracy", "worst", "n_tested"}`` or None when no point
@@ -395,9 +452,9 @@ class ResultsCollection:
             groups.setdefault(key, []).append(row)
         best: dict[str, Any] | None = None
         for (model_label, epoch), rows in groups.items():
-            if not any(not math.isnan(_value_or_nan(r, metric)) for r in rows):
+            if not any(not math.isnan(metric_value(r, metric)) for r in rows):
                 continue  # no row of this epoch has a value of the metric
-            worst_pick = worst_distinguishable(rows, metric)
+            worst_pick = worst_distinguishable(rows, metric, family)
             worst = None if worst_pick is None else worst_pick.metric(metric)
             accuracy = rows[0].metadata.get(accuracy_key)
             if accuracy is None or (max_value is not None and worst is not None

@@ -16,9 +16,10 @@ Methods (a registry, by name; an unknown name suggests the closest):
     statistics (numpy's and pandas' default, as in the authors' code). Examples that are learnt
     late (their loss falls from high to near zero during training) have a wide range; those the
     model fits at once, or never, have a narrow one. The paper found the top 1% by LT-IQR to be
-    92% of LiRA's top 1% most vulnerable CIFAR-10 examples. The authors' traces are losses in a
-    separate pass after each epoch; traces recorded in the training forward pass (what
-    memberscope's trainer keeps, at no extra cost) are taken mid-epoch, in training mode.
+    92% of LiRA's top 1% most vulnerable CIFAR-10 examples. The authors' code computes its
+    traces in a separate eval-mode pass after each epoch; traces recorded in the training
+    forward pass (what memberscope's trainer keeps, at no extra cost) are taken mid-epoch, in
+    training mode.
 
 A rule for short traces: an example with fewer recorded entries than the method's
 ``min_entries`` gets risk NaN (ranked last, never in a top-k). For ``"iqr"`` that is 5, the
@@ -44,6 +45,7 @@ import numpy as np
 
 from memberscope._validation import as_nan_float_array
 from memberscope.errors import InputError, UnknownNameError
+from memberscope.outputs import ModelOutputs
 
 __all__ = ["RISK_METHODS", "LossTraces", "RiskMethod", "as_loss_traces", "get_risk_method",
            "loss_trace_iqr", "rank_by_risk", "risk_summary", "top_k", "trace_risk"]
@@ -190,6 +192,21 @@ class LossTraces:
             set_(self, "labels", _index_vector("labels", self.labels, n, "row of losses"))
         if not isinstance(self.model, str) or not self.model:
             raise InputError(f"model must be a non-empty label; got {self.model!r}")
+
+    @classmethod
+    def of_members(cls, losses: Any, outputs: ModelOutputs, model: str = "model"
+                   ) -> LossTraces:
+        """The traces of ``outputs``' members: ``losses`` (n_members, n_epochs) in the order
+        the members appear in ``outputs`` (e.g. an audit ``.npz``'s ``loss_trace_train``),
+        epochs numbered 1.., rows indexed by their position among the members, with their
+        labels where ``outputs`` has them."""
+        losses = as_loss_traces("loss_trace_train", losses)
+        if len(losses) != outputs.n_members:
+            raise InputError(f"loss_trace_train has {len(losses)} rows; expected one per "
+                             f"member ({outputs.n_members})")
+        labels = None if outputs.labels is None else outputs.labels[outputs.membership]
+        return cls(losses=losses, epochs=np.arange(1, losses.shape[1] + 1), labels=labels,
+                   model=model)
 
     @property
     def n(self) -> int:

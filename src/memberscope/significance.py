@@ -5,7 +5,8 @@ valid under H0 is which scores are exchangeable between members and non-members:
 
 - one statistic per example computed without looking at membership (threshold attacks; LiRA and
   RMIA, whose reference models were not trained on the audited split): all scores of a slice
-  are exchangeable, so the one-sided Mann-Whitney U test applies (:func:`mann_whitney_p_value`);
+  are exchangeable, so the one-sided Mann-Whitney U test applies (:func:`p_value_from_groups`,
+  fed by :func:`memberscope.metrics.rank_test_p_value` with the tie groups of the ROC curve);
 - out-of-fold scores of trained attacks: each fold's held-out examples are scored by one model
   fit on the other folds, so scores are exchangeable *within* a fold but not across folds (the
   fold models differ). Pooling them made 8.8% of no-signal rows "significant" at 0.05. Each
@@ -32,55 +33,6 @@ from memberscope.errors import InputError, UnknownNameError
 
 CORRECTIONS = ("holm", "bonferroni")
 _EXACT_MAX_PAIRS = 10_000
-
-
-def mann_whitney_p_value(scores: np.ndarray, membership: np.ndarray,
-                         strata: np.ndarray | None = None) -> float:
-    """One-sided p-value of "members score higher" against H0 "scores are exchangeable".
-
-    Parameters
-    ----------
-    scores : (n,) float
-        Higher = more likely member.
-    membership : (n,) bool
-    strata : (n,) int, optional
-        Groups within which (only) scores are exchangeable under H0, e.g. cross-validation
-        folds. Given, one test per stratum, combined by Bonferroni.
-
-    Returns
-    -------
-    float
-        See :func:`p_value_from_groups`.
-
-    Examples
-    --------
-    >>> round(mann_whitney_p_value([3.0, 2.0, 1.0, 0.0], [True, True, False, False]), 4)
-    0.1667
-    """
-    scores = np.asarray(scores, dtype=np.float64)
-    membership = np.asarray(membership, dtype=bool)
-    if scores.shape != membership.shape or scores.ndim != 1:
-        raise InputError(f"scores and membership must both be (n,); got {scores.shape} and "
-                         f"{membership.shape}")
-    if strata is None:
-        return p_value_from_groups([tie_groups(scores, membership)])
-    strata = np.asarray(strata)
-    if strata.shape != scores.shape:
-        raise InputError(f"strata must be (n,) like scores; got shape {strata.shape}")
-    return p_value_from_groups([tie_groups(scores[strata == s], membership[strata == s])
-                                for s in np.unique(strata)])
-
-
-def tie_groups(scores: np.ndarray, membership: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Members and non-members (k,) per group of tied scores, groups in descending score order."""
-    order = np.argsort(-scores, kind="stable")
-    sorted_scores = scores[order]
-    is_end = np.ones(len(scores), dtype=bool)
-    np.not_equal(sorted_scores[1:], sorted_scores[:-1], out=is_end[:-1])
-    ends = np.flatnonzero(is_end)
-    members = np.diff(np.concatenate([[0], np.cumsum(membership[order])[ends]]))
-    sizes = np.diff(np.concatenate([[-1], ends]))
-    return members.astype(np.float64), (sizes - members).astype(np.float64)
 
 
 def p_value_from_groups(strata: Sequence[tuple[np.ndarray, np.ndarray]]) -> float:

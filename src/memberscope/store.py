@@ -5,15 +5,29 @@ written atomically through :mod:`memberscope._io`.
 
 Nothing here ever unpickles: ``.npz`` files are read with ``allow_pickle=False``.
 
-``arrays.npz`` keys: ``roc_<i>_fpr``/``roc_<i>_tpr`` (the thinned ROC curve of row ``i``),
-``scores_<attack>`` (n,) per-example scores, ``membership`` (n,) bool, ``labels`` (n,).
+``arrays.npz`` at ``schema_version`` 2:
+
+====================  =================  ==================================================
+``schema_version``    () int             2
+``roc_slice``         (k,) str           the row id of curve j: its slice …
+``roc_attack``        (k,) str           … and its attack (one row per pair in an audit)
+``roc_<j>_fpr/_tpr``  (p_j,) float       the thinned ROC curve j
+``scores_<attack>``   (n,) float         per-example scores on the entire dataset
+``membership``        (n,) bool          members and non-members, aligned with the scores
+``labels``            (n,)               class labels, aligned with the scores
+====================  =================  ==================================================
+
+Curves are matched to the rows of ``result.json`` by (slice, attack). Files without a
+``schema_version`` (version 1) numbered curves by row position (``roc_<i>`` is row i's) and
+are still read that way.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +42,7 @@ from memberscope._io import (
     load_npz,
 )
 from memberscope._version import __version__
-from memberscope.errors import SchemaError
+from memberscope.errors import InputError, SchemaError
 from memberscope.metrics import RocCurve
 from memberscope.results import (
     SCHEMA_VERSION,
@@ -44,12 +58,14 @@ ARRAYS_FILE = "arrays.npz"
 RESULTS_FILE = "results.jsonl"
 REPORT_FILE = "report.html"  # next to result.json, and in a run directory
 SCORES_PREFIX = "scores_"
+ARRAYS_SCHEMA_VERSION = 2
+_ROC_SLICE, _ROC_ATTACK = "roc_slice", "roc_attack"
 
 # The atomic writers moved to memberscope._io; these names stay importable from here.
-__all__ = ["ARRAYS_FILE", "REPORT_FILE", "RESULTS_FILE", "RESULT_FILE", "SCORES_PREFIX",
-           "append_jsonl", "append_result", "atomic_write_bytes", "atomic_write_json",
-           "atomic_write_npz", "atomic_write_text", "load_npz", "load_result", "load_results",
-           "read_jsonl", "save_result", "write_jsonl"]
+__all__ = ["ARRAYS_FILE", "ARRAYS_SCHEMA_VERSION", "REPORT_FILE", "RESULTS_FILE", "RESULT_FILE",
+           "SCORES_PREFIX", "append_jsonl", "append_result", "atomic_write_bytes",
+           "atomic_write_json", "atomic_write_npz", "atomic_write_text", "load_npz",
+           "load_result", "load_results", "read_jsonl", "save_result", "write_jsonl"]
 
 
 # --- one audit: result.json + arrays.npz -------------------------------------------------
@@ -58,11 +74,20 @@ __all__ = ["ARRAYS_FILE", "REPORT_FILE", "RESULTS_FILE", "RESULT_FILE", "SCORES_
 def save_result(result: AuditResult, out_dir: str | Path) -> Path:
     """Write ``result.json`` and ``arrays.npz`` (ROC curves, per-example scores) to ``out_dir``."""
     out_dir = Path(out_dir)
-    arrays: dict[str, np.ndarray] = {}
-    for index, roc in enumerate(result.rocs):
-        if roc is not None:
-            arrays[f"roc_{index}_fpr"] = roc.fpr
-            arrays[f"roc_{index}_tpr"] = roc.tpr
+    ids = [(row.slice, row.attack) for row in result.rows]
+    if len(set(ids)) != len(ids):
+        repeated = sorted({pair for pair in ids if ids.count(pair) > 1})
+        raise InputError(f"result rows must have distinct (slice, attack) pairs, the ids "
+                         f"arrays.npz matches curves by; repeated: {repeated}")
+    curves = [(pair, roc) for pair, roc in zip(ids, result.rocs, strict=False) if roc is not None]
+    arrays: dict[str, np.ndarray] = {
+        "schema_version": np.asarray(ARRAYS_SCHEMA_VERSION),
+        _ROC_SLICE: np.array([pair[0] for pair, _ in curves], dtype=str),
+        _ROC_ATTACK: np.array([pair[1] for pair, _ in curves], dtype=str),
+    }
+    for index, (_, roc) in enumerate(curves):
+        arrays[f"roc_{index}_fpr"] = roc.fpr
+        arrays[f"roc_{index}_tpr"] = roc.tpr
     for attack, scores in result.scores.items():
         arrays[f"{SCORES_PREFIX}{attack}"] = scores
     if result.membership is not None:
@@ -89,17 +114,32 @@ def load_result(path: str | Path) -> AuditResult:
     if not arrays_path.exists():
         return result
     arrays = load_npz(arrays_path)
+    curve_of = _curve_numbers(arrays, result.rows, arrays_path)
     rocs = tuple(
-        RocCurve(np.full(len(arrays[f"roc_{i}_fpr"]), np.nan), arrays[f"roc_{i}_tpr"],
-                 arrays[f"roc_{i}_fpr"], float(row.n_members), float(row.n_nonmembers))
-        if f"roc_{i}_fpr" in arrays else None
-        for i, row in enumerate(result.rows)
-    )
+        None if (number := curve_of.get(index)) is None else
+        RocCurve(np.full(len(arrays[f"roc_{number}_fpr"]), np.nan), arrays[f"roc_{number}_tpr"],
+                 arrays[f"roc_{number}_fpr"], float(row.n_members), float(row.n_nonmembers))
+        for index, row in enumerate(result.rows))
     scores = {k.removeprefix(SCORES_PREFIX): v for k, v in arrays.items()
               if k.startswith(SCORES_PREFIX)}
-    return AuditResult(rows=result.rows, skipped=result.skipped, rocs=rocs, scores=scores,
-                       membership=arrays.get("membership"), labels=arrays.get("labels"),
-                       notes=result.notes)
+    return replace(result, rocs=rocs, scores=scores, membership=arrays.get("membership"),
+                   labels=arrays.get("labels"))
+
+
+def _curve_numbers(arrays: Mapping[str, np.ndarray], rows: Sequence[AuditRow],
+                   path: Path) -> dict[int, int]:
+    """{row position: curve number j of ``roc_<j>_*``} for the rows that have a curve."""
+    version = arrays.get("schema_version")
+    if version is None:  # version 1: curve i belongs to row i
+        return {i: i for i in range(len(rows)) if f"roc_{i}_fpr" in arrays}
+    if version.shape != () or int(version) != ARRAYS_SCHEMA_VERSION:
+        raise SchemaError(f"{path} has schema_version {version.tolist()!r}; this memberscope "
+                          f"reads arrays.npz of schema_version 1 (none) and "
+                          f"{ARRAYS_SCHEMA_VERSION}")
+    number_of = {(str(s), str(a)): j for j, (s, a) in enumerate(
+        zip(arrays[_ROC_SLICE].tolist(), arrays[_ROC_ATTACK].tolist(), strict=True))}
+    return {i: number_of[(row.slice, row.attack)] for i, row in enumerate(rows)
+            if (row.slice, row.attack) in number_of}
 
 
 # --- many audits: results.jsonl -----------------------------------------------------------

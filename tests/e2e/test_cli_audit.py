@@ -57,8 +57,10 @@ def run_audit(capsys, argv: list[str]) -> tuple[int, str, str]:
 
 
 def check_result_contract(document: dict) -> None:
-    assert set(document) == {"schema_version", "memberscope_version", "rows", "skipped"}
-    assert document["schema_version"] == 2
+    assert set(document) == {"schema_version", "memberscope_version", "alpha", "correction",
+                             "rows", "skipped"}
+    assert document["schema_version"] == 3
+    assert (document["alpha"], document["correction"]) == (0.05, "holm")
     assert document["memberscope_version"] == memberscope.__version__
     assert document["rows"]
     for row in document["rows"]:
@@ -77,7 +79,8 @@ def check_result_contract(document: dict) -> None:
         assert isinstance(row["p_value"], float) and 0 < row["p_value"] <= 1
         assert isinstance(row["significant"], bool)
         epsilon = row["epsilon_lower_bound"]
-        assert set(epsilon) == {"point", "confident", "alpha", "delta"}
+        assert set(epsilon) == {"point", "confident", "alpha", "delta", "held_out"}
+        assert set(epsilon["held_out"]) == {"tp", "fp", "n_members", "n_nonmembers", "forward"}
         assert (epsilon["alpha"], epsilon["delta"]) == (0.05, 0.0)
         assert epsilon["confident"] >= 0 and epsilon["point"] >= 0
         assert isinstance(row["metadata"], dict)
@@ -126,7 +129,7 @@ def test_audit_writes_the_contract_result(naming, tmp_path, capsys):
 
     header = stdout.splitlines()[0].split()
     assert header[:5] == ["slice", "attack", "members", "non-members", "AUC"]
-    assert {"TPR@0.001", "TPR@0.01", "TPR@0.1"} <= set(header)
+    assert {"TPR@0.1%", "TPR@1%", "TPR@10%"} <= set(header)
     for slice_name, attack in pairs:
         assert any(line.split()[:2] == [slice_name, attack] for line in stdout.splitlines())
     assert "skipped class=2 / lr: too small" in stdout
@@ -166,7 +169,7 @@ def test_probs_loss_weights_and_options(tmp_path, capsys):
     assert all(set(r["tpr_at_fpr"]) == {"0.05", "0.2"} for r in document["rows"])
     assert all(r["epsilon_lower_bound"]["alpha"] == 0.1 for r in document["rows"])
     assert all(r["epsilon_lower_bound"]["delta"] == 1e-5 for r in document["rows"])
-    assert "TPR@0.05" in stdout.splitlines()[0]
+    assert "TPR@5%" in stdout.splitlines()[0]
 
     loss_only = {"labels_train": arrays["labels"][:120], "labels_test": arrays["labels"][120:],
                  "loss_train": np.linspace(0, 1, 120), "loss_test": np.linspace(0.5, 2, 80)}

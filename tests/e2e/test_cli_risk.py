@@ -13,6 +13,7 @@ import pytest
 from memberscope import rundir
 from memberscope.cli import main
 from memberscope.risk import LossTraces, trace_risk
+from memberscope.store import read_jsonl
 
 
 def _audit_npz(path: Path, *, n_members: int = 30, epochs: int = 6, **extra: object) -> Path:
@@ -110,16 +111,25 @@ def test_unknown_method_suggests_the_closest(tmp_path: Path,
     assert "did you mean 'iqr'?" in capsys.readouterr().err
 
 
-def test_the_audit_command_accepts_and_ignores_the_trace(tmp_path: Path) -> None:
+def test_the_audit_report_ranks_members_by_trace_risk_too(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    pytest.importorskip("jinja2")
     source = _audit_npz(tmp_path / "outputs.npz")
     assert main(["audit", str(source), "--attacks", "threshold", "--slices", "entire",
-                 "--no-report", "--out", str(tmp_path / "audit")]) == 0
+                 "--out", str(tmp_path / "audit")]) == 0
+    page = (tmp_path / "audit" / "report.html").read_text()
+    assert 'id="trace-exposed"' in page and "not a claim that any of them is exposed" in page
+    assert "re-audit after removing data" in page
+    risk = trace_risk(np.load(source)["loss_trace_train"])
+    top = int(np.nanargmax(risk))
+    assert f"{risk[top]:.4g}" in page
 
 
 @pytest.mark.torch
 def test_a_real_run_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("torch")
     pytest.importorskip("opacus")
+    pytest.importorskip("matplotlib")  # the run's report.html
     config = tmp_path / "tiny.toml"
     config.write_text("""
 name = "risk"
@@ -165,3 +175,8 @@ noise_multiplier = 1.0
         assert f"{model['model']}: 200 members, 5 recorded" in printed
     # Poisson sampling leaves some DP members with fewer than 5 recorded epochs: unscored.
     assert document["models"][1]["n_scored"] < 200 == document["models"][0]["n_scored"]
+    # Every audit row carries the trace-risk summary; the run's report ranks by it too.
+    rows = [r for r in read_jsonl(run_dir / "results.jsonl") if r.get("kind") == "row"]
+    assert {r["metadata"]["trace_risk"]["method"] for r in rows} == {"iqr"}
+    page = (run_dir / "report.html").read_text()
+    assert 'id="trace-exposed"' in page and "mlp, DP" in page

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 pytest.importorskip("matplotlib")
-pytest.importorskip("rich")
 
 from tests.helpers import report_synth as synth
 
@@ -24,7 +23,8 @@ def test_report_on_a_run_directory_prints_summary_and_writes_html(tmp_path, caps
     assert out.is_file() and not (run_dir / "report.html").exists()
     assert "memberscope privacy summary" in printed
     assert MARKUP_LABEL in printed.replace("\n", "")  # shown literally, not as rich markup
-    assert "suggested checkpoint (worst AUC ≤ 0.7)" in printed
+    assert "suggested checkpoint: most accurate checkpoint with worst significant AUC ≤ 0.7" \
+        in printed
     assert "DP-Adam" in printed and "trend:" in printed
     assert f"wrote {out}" in printed
     assert "[bold red]loud[/bold red]" in out.read_text("utf-8")  # in HTML, no markup either
@@ -67,6 +67,24 @@ def test_report_rejects_what_it_cannot_read(tmp_path, capsys):
                               dp_model=None)
     assert main(["report", str(tmp_path / "run"), "--max-auc", "1.5"]) == 2
     assert "--max-auc must be within [0, 1]" in capsys.readouterr().err
+    assert main(["report", str(tmp_path / "run"), "--metric", "aucc"]) == 2
+    assert "unknown metric 'aucc' (did you mean 'auc'?)" in capsys.readouterr().err
+    assert main(["report", str(tmp_path / "run"), "--metric", "tpr@2"]) == 2
+    assert "F of tpr@F must be a number in (0, 1)" in capsys.readouterr().err
+    assert main(["report", str(tmp_path / "run"), "--metric", "ppv", "--max-auc", "0.6"]) == 2
+    assert "cannot be combined with --metric ppv" in capsys.readouterr().err
+
+
+def test_report_ranks_by_the_metric_asked_for(tmp_path, capsys):
+    run_dir = synth.write_synthetic_run(tmp_path / "run", models=("m",), epochs=(1, 2),
+                                        n_classes=2, dp_model=None)
+    assert main(["report", str(run_dir), "--metric", "tpr@0.01"]) == 0
+    printed = capsys.readouterr().out
+    header = next(line for line in printed.splitlines() if line.startswith("model "))
+    assert "worst TPR@1%" in header
+    assert "trend: m: worst significant TPR@1% rose from" in printed
+    page = (run_dir / "report.html").read_text("utf-8")
+    assert "worst TPR@1%" in page.split('id="checkpoints"')[1].split("</thead>")[0]
 
 
 def test_audit_out_writes_the_report(tmp_path, capsys):

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from memberscope.metrics import EpsilonBound, RocCurve
+from memberscope.metrics import EpsilonBound, HeldOutCounts, RocCurve
 from memberscope.results import AuditResult, AuditRow, SkippedEntry
 from memberscope.store import append_result, save_result
 
@@ -38,8 +38,10 @@ def synthetic_row(*, model: str, epoch: int, attack: str, slice_name: str, base:
         slice=slice_name, attack=attack, n_members=500, n_nonmembers=500, auc=auc,
         advantage=advantage, ppv=0.5 + advantage / 2,
         tpr_at_fpr={0.001: advantage / 20, 0.01: advantage / 8, 0.1: advantage / 2},
-        epsilon_lower_bound=EpsilonBound(point=advantage * 2, confident=advantage, alpha=0.05,
-                                         delta=0.0),
+        epsilon_lower_bound=EpsilonBound(
+            point=advantage * 2, confident=advantage, alpha=0.05, delta=0.0,
+            held_out=HeldOutCounts(round(250 * (0.5 + advantage / 2)),
+                                   round(250 * (0.5 - advantage / 2)), 250, 250, True)),
         metadata=metadata)
 
 

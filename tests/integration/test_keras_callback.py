@@ -7,6 +7,7 @@ import importlib.util
 import os
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -18,8 +19,12 @@ from memberscope.outputs import ModelOutputs
 from memberscope.store import load_results
 
 # The backend is chosen when keras is first imported; these tests check the torch backend.
+# Keras also reads (and on first use writes) $KERAS_HOME/keras.json at import: a folder of its
+# own, so the user's ~/.keras settings (float type, image layout) neither change these tests
+# nor get written by them.
 if "keras" not in sys.modules:
     os.environ["KERAS_BACKEND"] = "torch"
+    os.environ["KERAS_HOME"] = tempfile.mkdtemp(prefix="memberscope-keras-home")
 keras = pytest.importorskip("keras")
 PrivacyMetrics = pytest.importorskip("memberscope.monitor.keras").PrivacyMetrics
 

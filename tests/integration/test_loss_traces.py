@@ -12,6 +12,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("opacus")
 
 from tests.integration.test_run_experiment import _config_text, _dataset  # noqa: E402
+from tests.integration.test_train_torch import _one_thread  # noqa: E402, F401 (autouse)
 
 from memberscope import rundir  # noqa: E402
 from memberscope.experiment import runner  # noqa: E402
@@ -23,14 +24,6 @@ from memberscope.train.settings import DPSettings, TrainSettings  # noqa: E402
 from memberscope.train.trainer import Trainer  # noqa: E402
 
 pytestmark = pytest.mark.torch
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> object:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def _digits(n: int = 200) -> tuple[np.ndarray, np.ndarray]:

@@ -3,12 +3,23 @@
 One head node (2 CPUs, 127.0.0.1) serves the module. It runs under ``ray start --block`` in its
 own process group, which teardown ends by its id — ``ray stop`` would also stop other people's
 Ray processes on a shared machine.
+
+The cluster and this process use a Ray state of their own, not the user's: a throwaway HOME
+(Ray reads ``~/.ray/auth_token`` there), the authentication mode stated explicitly
+(``RAY_AUTH_MODE``), no inherited ``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH`` or
+``RAY_ADDRESS``, and a temp dir of its own. A token left in the real ``~/.ray`` by an earlier
+``memberscope reference train --executor ray`` made ``ray start`` require a token that this
+process did not send. The mode is "disabled", not "token": this process imported Ray before
+the fixture runs, and Ray fixes its client's authentication settings at import, so a token
+mode switched on here would not reach the client (the head, on 127.0.0.1 for one module, then
+asks nothing of it).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -40,7 +51,19 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def ray_address():
+def own_ray_state(tmp_path_factory):
+    """Point Ray, in this process and in the cluster it starts, at a state of its own."""
+    home = tmp_path_factory.mktemp("ray-home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HOME", str(home))
+        patch.setenv("RAY_AUTH_MODE", "disabled")
+        for name in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_ADDRESS"):
+            patch.delenv(name, raising=False)
+        yield home
+
+
+@pytest.fixture(scope="module")
+def ray_address(own_ray_state):
     port = _free_port()
     temp_dir = tempfile.mkdtemp(prefix="msray")
     src = str(Path(memberscope.__file__).resolve().parents[1])
@@ -69,6 +92,7 @@ def ray_address():
             ray.shutdown()
         cloudpickle.unregister_pickle_by_value(ray_trainers)
         _end_group(head)
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def _end_group(process: subprocess.Popen) -> None:

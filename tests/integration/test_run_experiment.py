@@ -22,6 +22,8 @@ from memberscope.cli import main
 from memberscope.errors import InputError
 from memberscope.experiment.config import parse_toml
 from memberscope.experiment.runner import RunWriteError, run_experiment
+from memberscope.one_run import epsilon_one_run
+from memberscope.rundir import canaries_path, read_canaries
 from memberscope.store import load_npz, read_jsonl
 from memberscope.train.checkpoint import CheckpointMismatchError, load_checkpoint
 
@@ -172,16 +174,23 @@ def test_dp_variant_with_canaries_records_epsilon_audit(tmp_path: Path, data: Pa
     assert all("epsilon_audit" not in r["metadata"] for r in rows if r not in dp_rows)
     for row in dp_rows:
         audit = row["metadata"]["epsilon_audit"]
-        assert audit["method"] == "fdp" and audit["m"] == 200 and audit["delta"] == 1e-5
-        assert audit["alpha"] == 0.05
+        assert audit["method"] == "approx_dp" and audit["assumption"] is None
+        assert audit["m"] == 200 and audit["delta"] == 1e-5 and audit["alpha"] == 0.05
+        assert set(audit["by_method"]) == {"approx_dp", "steinke", "gaussian_fdp"}
         for kind in ("white_box", "black_box"):
             assert 0 <= audit[kind] <= row["metadata"]["epsilon"]
-            assert set(audit["by_method"]) == {"steinke", "fdp"}
-            assert audit["by_method"]["fdp"][kind] == audit[kind]
-    canaries = load_npz(out / "canaries" / "cnn_DP-Adam.npz")
-    assert canaries["coordinates"].shape == canaries["included"].shape == (200,)
-    assert canaries["white_box_scores"].shape == canaries["black_box_scores"].shape == (200,)
-    assert canaries["input_index"].shape == (200,) and int(canaries["epoch"]) == 4
+            assert audit["by_method"]["approx_dp"][kind] == audit[kind]
+            assert 0 <= audit["by_method"]["gaussian_fdp"][kind] <= row["metadata"]["epsilon"]
+    canaries = read_canaries(canaries_path(out, "cnn, DP-Adam"))
+    assert (canaries.model, canaries.epoch) == ("cnn, DP-Adam", 4)
+    white, black = canaries.white_box, canaries.black_box
+    assert white.coordinates.shape == white.included.shape == white.scores.shape == (200,)
+    assert black.index.shape == black.included.shape == black.scores.shape == (200,)
+    # The file holds what the last audit's one-run bounds were computed from.
+    last = next(r for r in dp_rows if r["metadata"]["epoch"] == 4)["metadata"]["epsilon_audit"]
+    for kind, part in (("white_box", white), ("black_box", black)):
+        assert epsilon_one_run(part.scores, part.included, delta=1e-5,
+                               alpha=0.05).epsilon == last[kind]
 
 
 @pytest.mark.slow

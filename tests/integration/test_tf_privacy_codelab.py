@@ -1,4 +1,4 @@
-"""The TF Privacy codelab's code runs on ``memberscope.compat.tf_privacy`` (Keras 3 on TensorFlow).
+"""Both TF Privacy codelabs' code runs on ``memberscope.compat.tf_privacy`` (Keras 3 on TensorFlow).
 
 Runs ``examples/codelab_tf_privacy_compat.py`` (the codelab with only the TF Privacy import
 prefix replaced, and padded Fashion-MNIST instead of CIFAR-10) on a few hundred examples, in a
@@ -47,6 +47,7 @@ def test_codelab_code_runs_and_draws_both_figures(tmp_path):
     assert {row[4] for row in table} == {"THRESHOLD_ATTACK", "LOGISTIC_REGRESSION"}
     for row in table:
         assert 0.0 <= float(row[5]) <= 1.0  # AUC
-    for name in ("epoch_plot.png", "privacy_vs_accuracy.png"):
+    assert "Best-performing attacks over slice" in out.stdout  # the MIA codelab's summary
+    for name in ("epoch_plot.png", "privacy_vs_accuracy.png", "roc_curve.png"):
         png = (tmp_path / name).read_bytes()
         assert png.startswith(b"\x89PNG") and len(png) > 10_000

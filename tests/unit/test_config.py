@@ -81,7 +81,7 @@ def test_every_problem_is_reported_at_once_with_its_dotted_path() -> None:
         "variants[1].label: 'a' is already the label of variants[0]",
         "variants[1].optimizer: unknown optimizer 'adamw2' (did you mean 'adamw'?)",
         "variants[1].colour: unknown key 'colour'",
-        "variants[1].dp.delta: must be < 1; got 2",
+        "variants[1].dp.delta: must be in (0, 1); got 2",
         "variants[1].dp.accountant: unknown accountant 'rdpp' (did you mean 'rdp'?)",
         "variants[1].dp: give exactly one of noise_multiplier or target_epsilon",
     ]
@@ -321,3 +321,76 @@ def test_bad_canaries_table_names_each_problem() -> None:
                  "variants[1].dp.canaries.white_box: expected",
                  "variants[1].dp.canaries.sede: unknown key 'sede' (did you mean 'seed'?)"):
         assert any(p.startswith(text) for p in problems), (text, problems)
+
+
+# --- one statement of each settings rule: the dataclasses' --------------------------------
+
+MINIMAL = """
+[dataset]
+name = "digits"
+[training]
+epochs = 2
+[[variants]]
+label = "dp"
+[variants.dp]
+noise_multiplier = 1.0
+[variants.dp.canaries]
+"""
+
+
+def test_defaults_of_the_config_are_the_dataclasses_defaults() -> None:
+    from memberscope.audit import DEFAULT_ATTACKS, DEFAULT_SLICES
+    from memberscope.train.settings import CanarySettings, DPSettings, TrainSettings
+
+    config = parse_toml(MINIMAL)
+    training = config.variants[0].training
+    assert training.dp == DPSettings(noise_multiplier=1.0, canaries=CanarySettings())
+    assert training == TrainSettings(epochs=2, dp=training.dp)
+    assert (config.audit.attacks, config.audit.slices) == (DEFAULT_ATTACKS, DEFAULT_SLICES)
+
+
+@pytest.mark.parametrize(("table", "key", "value", "problem"), [
+    ("training", "momentum", 1.5, "must be in [0, 1); got 1.5"),
+    ("training", "batch_size", 0, "must be >= 1; got 0"),
+    ("training", "optimizer", "adamm", "unknown optimizer 'adamm' (did you mean 'adam'?)"),
+    ("dp", "max_grad_norm", 0, "must be > 0; got 0"),
+    ("dp", "delta", 1.0, "must be in (0, 1); got 1.0"),
+    ("dp", "target_epsilon", -0.5, "must be > 0; got -0.5"),
+    ("dp", "grad_sample_mode", "hook", "unknown grad_sample_mode 'hook'"),
+    ("canaries", "m", 9, "must be >= 10; got 9"),
+    ("canaries", "gradient_scale", -1.0, "must be > 0; got -1.0"),
+])
+def test_config_and_dataclass_refuse_a_value_with_the_same_words(table: str, key: str,
+                                                                 value: object,
+                                                                 problem: str) -> None:
+    from memberscope.errors import InputError
+    from memberscope.train.settings import CanarySettings, DPSettings, TrainSettings
+
+    where, dotted, owner, arguments = {
+        "training": ("[training]", "training", TrainSettings, {"epochs": 2}),
+        "dp": ("[variants.dp]", "variants[0].dp", DPSettings, {"noise_multiplier": 1.0}),
+        "canaries": ("[variants.dp.canaries]", "variants[0].dp.canaries", CanarySettings, {}),
+    }[table]
+    toml_value = f'"{value}"' if isinstance(value, str) else repr(value)
+    with pytest.raises(ConfigError) as caught:
+        parse_toml(MINIMAL.replace(where, f"{where}\n{key} = {toml_value}"))
+    assert any(p.startswith(f"{dotted}.{key}: {problem}") for p in caught.value.problems), \
+        caught.value.problems
+    with pytest.raises(InputError) as refused:
+        owner(**{**arguments, key: value})
+    assert f"{owner.__name__}.{key}: {problem}" in str(refused.value)
+
+
+def test_a_settings_dataclass_names_every_problem_at_once() -> None:
+    from memberscope.errors import InputError
+    from memberscope.train.settings import DPSettings
+
+    with pytest.raises(InputError) as caught:
+        DPSettings(noise_multiplier=-1.0, target_epsilon=3.0, max_grad_norm=0.0, delta=2.0,
+                   accountant="rdpp")
+    lines = str(caught.value).splitlines()
+    assert [line.split(": ")[0] for line in lines] == [
+        "DPSettings.noise_multiplier", "DPSettings.max_grad_norm", "DPSettings.delta",
+        "DPSettings.accountant", "DPSettings"]
+    assert lines[-1].startswith("DPSettings: give exactly one of noise_multiplier or "
+                                "target_epsilon; got noise_multiplier=-1.0")

@@ -20,7 +20,6 @@ from memberscope.results import (
     AuditResult,
     AuditRow,
     ResultsCollection,
-    leakage_headline,
     worst_distinguishable,
 )
 
@@ -29,7 +28,7 @@ pytest.importorskip("matplotlib")
 
 from memberscope.report import page as report_page
 from memberscope.report import plots
-from memberscope.report.summary import summarize
+from memberscope.summary import summarize
 
 VERDICT_WORDS = ("Slight:", "Weak:", "Moderate:", "Strong:")
 
@@ -86,7 +85,7 @@ def test_no_signal_audit_says_no_leakage_and_gives_no_verdict(quiet):
     assert 'data-key="worst.auc"' not in page
     assert summary_table(quiet).splitlines()[-1] == expected
     assert "worst:" not in summary_table(quiet)
-    assert leakage_headline(quiet.rows) == expected
+    assert summarize(quiet).headline_text == expected
 
 
 def test_leaky_audit_headline_names_the_worst_significant_row(leaky):
@@ -155,7 +154,7 @@ def test_a_dp_variant_without_significant_rows_gets_no_verdict_and_no_trend():
     assert summary.quiet_models == (("DP", 6),)
     assert summary.worst.metadata["model"] == "plain"
     page = _page(plain + dp)
-    assert ("<b>DP</b>: no leakage distinguishable from chance at any epoch "
+    assert ('<b class="label">DP</b>: no leakage distinguishable from chance at any epoch '
             "(6 results tested)") in page
     assert "no result distinguishable from chance" in page  # in the DP card
 
@@ -180,7 +179,7 @@ def test_schema_1_rows_without_tests_keep_the_old_headlines():
     rows = [replace(_row("entire_dataset", 0.6, None), p_value=None),
             replace(_row("class=0", 0.7, None), p_value=None)]
     assert worst_distinguishable(rows) is rows[1]
-    assert leakage_headline(rows) == "worst AUC 0.700 (threshold on class=0; not tested)"
+    assert summarize(rows).headline_text == "worst AUC 0.700 (threshold on class=0; not tested)"
 
 
 # --- terminal lines -------------------------------------------------------------------------

@@ -15,7 +15,14 @@ import pytest
 
 import memberscope
 from memberscope import InputError, UnknownNameError, epsilon_one_run
-from memberscope.one_run import fdp_mu, gdp_epsilon, guess_grid, steinke_epsilon
+from memberscope.one_run import (
+    approx_dp_epsilon,
+    gaussian_fdp_mu,
+    gdp_epsilon,
+    guess_grid,
+    method_assumption,
+    steinke_epsilon,
+)
 
 # --- slow oracles -------------------------------------------------------------------------
 
@@ -108,7 +115,7 @@ def test_steinke_bound_matches_slow_oracle(m, k, c, delta, alpha):
 
 @pytest.mark.parametrize(("m", "k", "c", "delta", "alpha"), CASES)
 def test_fdp_bound_matches_slow_oracle(m, k, c, delta, alpha):
-    fast = gdp_epsilon(fdp_mu(m, k, c, alpha=alpha), delta)
+    fast = gdp_epsilon(gaussian_fdp_mu(m, k, c, alpha=alpha), delta)
     assert fast == pytest.approx(slow_fdp_epsilon(m, k, c, alpha, delta), abs=1e-4)
 
 
@@ -152,7 +159,8 @@ def test_bounds_agree_with_jax_privacy_outputs(case):
     m, k, c, delta, alpha = case
     steinke, fdp = JAX_PRIVACY[case]
     assert steinke_epsilon(m, k, c, alpha=alpha, delta=delta) == pytest.approx(steinke, abs=1e-5)
-    assert gdp_epsilon(fdp_mu(m, k, c, alpha=alpha), delta) == pytest.approx(fdp, abs=1e-5)
+    assert gdp_epsilon(gaussian_fdp_mu(m, k, c, alpha=alpha), delta) == pytest.approx(fdp,
+                                                                            abs=1e-5)
 
 
 # --- the public function ------------------------------------------------------------------
@@ -164,8 +172,8 @@ def test_guesses_are_the_k_highest_scores():
     included[[99, 98, 97, 10]] = True
     result = epsilon_one_run(scores, included, delta=1e-5, n_guesses=5)
     assert (result.n_guesses, result.n_correct, result.threshold) == (5, 3, 95.0)
-    assert result.candidates == (5,) and result.m == 100 and result.method == "steinke"
-    assert result.epsilon == steinke_epsilon(100, 5, 3, alpha=0.05, delta=1e-5)
+    assert result.candidates == (5,) and result.m == 100 and result.method == "approx_dp"
+    assert result.epsilon == approx_dp_epsilon(100, 5, 3, alpha=0.05, delta=1e-5)
 
 
 def test_ties_at_the_threshold_are_broken_by_index():
@@ -181,28 +189,30 @@ def test_fixed_grid_is_tested_at_alpha_over_its_size():
     scores = rng.normal(size=1000) + 2.0 * included
     assert guess_grid(1000) == (10, 20, 50, 100, 200, 500)
     assert guess_grid(10) == (1, 2, 5)
-    for method in ("steinke", "fdp"):
+    for method in ("approx_dp", "steinke", "gaussian_fdp"):
         best = epsilon_one_run(scores, included, delta=1e-5, method=method)
         assert best.candidates == guess_grid(1000)
         each = [epsilon_one_run(scores, included, delta=1e-5, method=method, n_guesses=k,
                                 alpha=0.05 / 6).epsilon for k in guess_grid(1000)]
-        assert best.epsilon == max(each) > 0
+        # each search starts from the best so far: equal up to the bisection's tolerance
+        assert best.epsilon == pytest.approx(max(each), rel=1e-6) and best.epsilon > 0
         assert best.n_guesses == guess_grid(1000)[int(np.argmax(each))]
         assert best.alpha == 0.05
 
 
-def test_fdp_reports_mu_and_beats_steinke_on_strong_signal():
+def test_gaussian_fdp_reports_mu_and_beats_steinke_on_strong_signal():
     included = np.arange(1000) % 2 == 0
     scores = included * 10.0
-    steinke = epsilon_one_run(scores, included, delta=1e-5, n_guesses=100)
-    fdp = epsilon_one_run(scores, included, delta=1e-5, n_guesses=100, method="fdp")
+    steinke = epsilon_one_run(scores, included, delta=1e-5, n_guesses=100, method="steinke")
+    fdp = epsilon_one_run(scores, included, delta=1e-5, n_guesses=100, method="gaussian_fdp")
     assert steinke.mu is None and fdp.mu is not None and fdp.mu > 0
     assert fdp.epsilon == pytest.approx(gdp_epsilon(fdp.mu, 1e-5))
     assert fdp.epsilon > steinke.epsilon > 3
+    assert (steinke.assumption, fdp.assumption) == (None, "Gaussian trade-off curve (mu-GDP)")
 
 
 def test_more_correct_guesses_never_lower_the_bound():
-    for method in ("steinke", "fdp"):
+    for method in ("approx_dp", "steinke", "gaussian_fdp"):
         bounds = []
         for c in range(50, 101, 5):
             included = np.r_[np.ones(c, bool), np.zeros(100 - c, bool),
@@ -219,6 +229,7 @@ def test_result_is_frozen_and_serialisable():
     with pytest.raises(AttributeError):
         result.epsilon = 1.0  # type: ignore[misc]
     assert result.to_dict()["candidates"] == list(guess_grid(20))
+    assert result.to_dict()["assumption"] is None
     assert "epsilon_one_run" in memberscope.__all__ and "OneRunEpsilon" in memberscope.__all__
 
 
@@ -254,5 +265,16 @@ def test_bad_input_names_the_argument(changes, message):
 
 
 def test_unknown_method_lists_the_valid_ones():
-    with pytest.raises(UnknownNameError, match=r"unknown method 'fpd' \(did you mean 'fdp'\?\)"):
-        epsilon_one_run(GOOD_SCORES, GOOD_INCLUDED, delta=1e-5, method="fpd")
+    with pytest.raises(UnknownNameError,
+                       match=r"unknown method 'stienke' \(did you mean 'steinke'\?\); valid: "
+                             r"approx_dp, steinke, gaussian_fdp, gaussian_auc"):
+        epsilon_one_run(GOOD_SCORES, GOOD_INCLUDED, delta=1e-5, method="stienke")
+
+
+@pytest.mark.parametrize(("old", "new"), [("fdp", "gaussian_fdp"), ("gaussian", "gaussian_auc")])
+def test_old_gaussian_method_names_say_what_they_assume(old, new):
+    with pytest.raises(InputError, match=rf"method '{old}' is now '{new}': .* holds only if "
+                                         r"training's trade-off curve is Gaussian"):
+        epsilon_one_run(GOOD_SCORES, GOOD_INCLUDED, delta=1e-5, method=old)
+    assert method_assumption(old) == method_assumption(new) == "Gaussian trade-off curve (mu-GDP)"
+    assert method_assumption("approx_dp") is None and method_assumption("steinke") is None

@@ -1,4 +1,4 @@
-"""The continuous-score one-run bound, ``epsilon_one_run(..., method="gaussian")`` (issue 13).
+"""The continuous-score one-run bound, ``epsilon_one_run(..., method="gaussian_auc")`` (issue 13).
 
 Slow oracles restate the formulas the obvious way: the AUC as the mean over all (included,
 excluded) pairs with ties ½, its lower confidence bound by bisection on the defining inequality,
@@ -16,7 +16,7 @@ from scipy import stats
 from tests.unit.test_one_run import _phi, _phi_inverse, slow_gdp_epsilon
 
 from memberscope import InputError, epsilon_one_run
-from memberscope.one_run import gaussian_mu, gdp_epsilon
+from memberscope.one_run import gaussian_auc_mu, gdp_epsilon
 
 # --- slow oracles -------------------------------------------------------------------------
 
@@ -68,13 +68,13 @@ def _canaries(seed: int, m: int, mu: float, *, tied: bool = False):
 ])
 def test_gaussian_bound_matches_slow_oracle(seed, m, mu, tied, alpha, delta):
     scores, included = _canaries(seed, m, mu, tied=tied)
-    result = epsilon_one_run(scores, included, delta=delta, alpha=alpha, method="gaussian")
+    result = epsilon_one_run(scores, included, delta=delta, alpha=alpha, method="gaussian_auc")
     assert result.auc == pytest.approx(slow_auc(scores, included), abs=1e-12)
     assert result.epsilon == pytest.approx(slow_gaussian_epsilon(scores, included, alpha, delta),
                                            rel=1e-5, abs=1e-6)
     assert result.epsilon == pytest.approx(gdp_epsilon(result.mu, delta))
     assert (result.method, result.n_guesses, result.n_correct, result.candidates) == \
-        ("gaussian", 0, 0, ())
+        ("gaussian_auc", 0, 0, ())
 
 
 @pytest.mark.parametrize("mu", [0.1, 0.5, 1.0, 2.0, 4.0])
@@ -88,7 +88,7 @@ def test_gaussian_tradeoff_area_is_the_auc_ceiling(mu):
 
 def test_gaussian_mu_inverts_the_auc_ceiling_on_a_perfect_split():
     included = np.arange(1000) % 2 == 0
-    mu, auc, auc_lower = gaussian_mu(included * 1.0, included, alpha=0.05)
+    mu, auc, auc_lower = gaussian_auc_mu(included * 1.0, included, alpha=0.05)
     assert auc == 1.0 and auc_lower < 1.0
     assert _phi(mu / math.sqrt(2)) == pytest.approx(auc_lower)
 
@@ -102,7 +102,7 @@ def test_ideal_gaussian_canaries_are_covered():
     mu, runs = 1.0, 100
     true_epsilon = gdp_epsilon(mu, 1e-5)
     covered = sum(epsilon_one_run(*_canaries(seed, 1000, mu), delta=1e-5,
-                                  method="gaussian").epsilon <= true_epsilon
+                                  method="gaussian_auc").epsilon <= true_epsilon
                   for seed in range(runs))
     assert covered >= 88
 
@@ -112,20 +112,20 @@ def test_stronger_signal_never_lowers_the_bound():
     included = rng.random(1000) < 0.5
     noise = rng.normal(size=1000)
     bounds = [epsilon_one_run(noise + shift * included, included, delta=1e-5,
-                              method="gaussian").epsilon for shift in np.linspace(0, 3, 13)]
+                              method="gaussian_auc").epsilon for shift in np.linspace(0, 3, 13)]
     assert bounds == sorted(bounds) and bounds[0] == 0 and bounds[-1] > 5
 
 
 def test_beats_the_binary_guess_bounds_on_gaussian_canaries():
     scores, included = _canaries(11, 1000, 1.0)
-    gauss = epsilon_one_run(scores, included, delta=1e-5, method="gaussian").epsilon
-    fdp = epsilon_one_run(scores, included, delta=1e-5, method="fdp").epsilon
+    gauss = epsilon_one_run(scores, included, delta=1e-5, method="gaussian_auc").epsilon
+    fdp = epsilon_one_run(scores, included, delta=1e-5, method="gaussian_fdp").epsilon
     assert gauss > 1.5 * fdp > 0
 
 
 def test_one_sided_inclusion_gives_zero():
     scores = np.linspace(0, 1, 20)
-    result = epsilon_one_run(scores, np.ones(20, bool), delta=1e-5, method="gaussian")
+    result = epsilon_one_run(scores, np.ones(20, bool), delta=1e-5, method="gaussian_auc")
     assert (result.epsilon, result.mu, result.auc) == (0.0, 0.0, 0.5)
 
 
@@ -133,9 +133,9 @@ def test_one_sided_inclusion_gives_zero():
 
 
 def test_gaussian_refuses_a_number_of_guesses():
-    with pytest.raises(InputError, match=r'n_guesses must be None for method="gaussian"'):
+    with pytest.raises(InputError, match=r'n_guesses must be None for method="gaussian_auc"'):
         epsilon_one_run(np.linspace(0, 1, 20), np.arange(20) % 2 == 0, delta=1e-5,
-                        method="gaussian", n_guesses=5)
+                        method="gaussian_auc", n_guesses=5)
 
 
 @pytest.mark.parametrize(("changes", "message"), [
@@ -151,4 +151,4 @@ def test_gaussian_bad_input_names_the_argument(changes, message):
     arguments.update(changes)
     scores, included = arguments.pop("scores"), arguments.pop("included")
     with pytest.raises(InputError, match=message):
-        epsilon_one_run(scores, included, method="gaussian", **arguments)
+        epsilon_one_run(scores, included, method="gaussian_auc", **arguments)

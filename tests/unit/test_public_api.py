@@ -49,6 +49,9 @@ PUBLIC_API = [
     "trace_risk",
 ]
 HEAVY = ["torch", "matplotlib", "pandas", "keras", "ray", "lightning", "tensorflow", "jax"]
+# Too slow for `import memberscope` (scipy.stats alone took ~1 s): imported inside the functions
+# that need them.
+SLOW_CORE = ["scipy.stats", "scipy.optimize", "sklearn"]
 
 
 def test_all_is_exactly_the_curated_list():
@@ -80,3 +83,16 @@ def test_import_memberscope_does_not_import_heavy_optional_packages():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                           timeout=120, check=True)
     assert json.loads(done.stdout) == []
+
+
+def test_import_memberscope_loads_only_numpy_beside_the_standard_library():
+    src = Path(memberscope.__file__).resolve().parents[1]
+    code = "import json, sys; import memberscope; print(json.dumps(sorted(sys.modules)))"
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                          timeout=120, check=True)
+    loaded = json.loads(done.stdout)
+    standard = set(sys.stdlib_module_names) | {"__main__", "_distutils_hack", "memberscope"}
+    third_party = {name.split(".")[0] for name in loaded} - standard
+    assert sorted(name for name in third_party if not name.startswith("_")) == ["numpy"]
+    assert [name for name in SLOW_CORE if name in loaded] == []

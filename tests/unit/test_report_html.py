@@ -18,9 +18,9 @@ from tests.helpers import report_synth as synth
 
 from memberscope.report import html as report_html
 from memberscope.report import page as report_page
-from memberscope.report.summary import summarize
 from memberscope.results import AuditResult, ResultsCollection
 from memberscope.store import load_result, load_results
+from memberscope.summary import summarize
 
 EVIL_CONFIG = 'name = "</pre><script>alert(2)</script>"\nnote = "<!-- & \' \\""\n'
 
@@ -351,8 +351,7 @@ def test_exposed_table_says_when_members_tie_at_a_score(tmp_path):
     assert "tie" not in section and "members at this score" not in section
 
 
-@pytest.mark.parametrize(("white_box", "verdict"), [(1.04, "consistent"), (4.2, "INCONSISTENT")])
-def test_dp_card_shows_the_one_run_canary_bound_and_judges_it(tmp_path, white_box, verdict):
+def _dp_card(tmp_path, epsilon_audit):
     from memberscope import ModelOutputs, audit
     from memberscope.report import write_results_report
 
@@ -363,11 +362,36 @@ def test_dp_card_shows_the_one_run_canary_bound_and_judges_it(tmp_path, white_bo
     result = audit(outputs, attacks=["threshold"], slices=["entire"], seed=0,
                    fpr_targets=(0.1,), metadata={
         "model": "dp", "epoch": 3, "epsilon": 3.53, "delta": 1e-5,
-        "epsilon_audit": {"white_box": white_box, "black_box": None, "method": "fdp",
-                          "m": 1000, "alpha": 0.05, "delta": 1e-5}})
+        "epsilon_audit": epsilon_audit})
     page = write_results_report(ResultsCollection(list(result.rows)),
                                 tmp_path / "dp.html").read_text("utf-8")
     card = page[page.index('id="dp"'):]
-    card = re.sub(r"<[^>]+>", "", card[:card.index("</div>")])
+    return re.sub(r"<[^>]+>", "", card[:card.index("</div>")])
+
+
+@pytest.mark.parametrize(("white_box", "verdict"), [(1.04, "consistent"), (4.2, "INCONSISTENT")])
+def test_dp_card_shows_the_one_run_canary_bound_and_judges_it(tmp_path, white_box, verdict):
+    card = _dp_card(tmp_path, {
+        "white_box": white_box, "black_box": None, "method": "approx_dp", "assumption": None,
+        "m": 1000, "alpha": 0.05, "delta": 1e-5,
+        "by_method": {"approx_dp": {"white_box": white_box},
+                      "gaussian_fdp": {"white_box": white_box + 1.0}}})
     assert f"one-run canary audit ε ≥ {white_box:.2f} (white-box)" in card
-    assert f"({verdict}:" in card
+    assert "valid for any (ε, δ)-DP mechanism" in card
+    assert f"assuming a Gaussian trade-off curve (μ-GDP), the canaries show ε ≥ " \
+           f"{white_box + 1:.2f} (white-box)" in card
+    assert f"({verdict}:" in card and "provably" not in card
+    # canary bounds recorded without guess counts keep their 95%: 97.5% + 95% - 100% together
+    assert "at 92% confidence for all together" in card
+
+
+def test_dp_card_reads_an_old_record_by_what_it_was(tmp_path):
+    # Before issue 17 the headline was the Gaussian-assumption bound ("fdp"): above the
+    # accountant's ε it refutes the Gaussian model only; Steinke's bound is the verdict's.
+    card = _dp_card(tmp_path, {
+        "white_box": 4.2, "black_box": None, "method": "fdp", "m": 1000, "alpha": 0.05,
+        "delta": 1e-5, "by_method": {"steinke": {"white_box": 1.1}, "fdp": {"white_box": 4.2}}})
+    assert "one-run canary audit ε ≥ 1.10 (white-box), valid for any (ε, δ)-DP mechanism" in card
+    assert "assuming a Gaussian trade-off curve (μ-GDP), the canaries show ε ≥ 4.20" in card
+    assert "evidence against the Gaussian model, not against (ε, δ)-DP itself" in card
+    assert "(consistent:" in card

@@ -160,22 +160,36 @@ def test_epsilon_by_epoch_shows_accountant_and_empirical(run):
     ax = plots.plot_epsilon_by_epoch(run)
     lines = _labelled_lines(ax)
     accountant = lines["DP-Adam · accountant ε"]
-    empirical = lines["DP-Adam · empirical ε lower bound (95%)"]
+    empirical = lines["DP-Adam · attacks' ε lower bound (largest of 22 results, 95% with the "
+                      "canaries)"]
     dp_rows = [run.filter(model="DP-Adam", epoch=e).rows for e in (1, 2, 3, 4, 5)]
     np.testing.assert_allclose(accountant.get_ydata(), [g[0].metadata["epsilon"] for g in dp_rows])
-    np.testing.assert_allclose(empirical.get_ydata(),
-                               [max(r.epsilon_lower_bound.confident for r in g) for g in dp_rows])
+    # each audit's largest result, every result at 95%/22 (Bonferroni over the audit's rows)
+    np.testing.assert_allclose(empirical.get_ydata(), [
+        max(r.epsilon_lower_bound.confident_at(0.05 / len(g)) for r in g) for g in dp_rows])
     assert len(lines) == 2  # non-DP variants have no ε
 
 
-def test_epsilon_by_epoch_shows_the_one_run_canary_audit(run):
-    audited = [replace(r, metadata={**r.metadata, "epsilon_audit": {
-                   "white_box": 0.1 * r.metadata["epoch"], "black_box": None}})
+def test_epsilon_by_epoch_shows_the_final_canary_audit_with_what_it_assumes(run):
+    from memberscope.one_run import epsilon_audit_record, recorded_bounds
+
+    rng = np.random.default_rng(4)
+    included = rng.random(1000) < 0.5
+    records = {epoch: epsilon_audit_record(
+        {"white_box": (rng.normal(size=1000) + 0.5 * epoch * included, included)}, delta=1e-5)
+        for epoch in (1, 2, 3, 4, 5)}
+    audited = [replace(r, metadata={**r.metadata, "epsilon_audit": records[r.metadata["epoch"]]})
                if r.metadata.get("model") == "DP-Adam" else r for r in run.rows]
     lines = _labelled_lines(plots.plot_epsilon_by_epoch(audited))
-    white = lines["DP-Adam · one-run canary audit ε̂, white-box"]
-    np.testing.assert_allclose(white.get_ydata(), [0.1, 0.2, 0.3, 0.4, 0.5])
-    assert len(lines) == 3  # no black-box values, no black-box line
+    free = lines["DP-Adam · canary ε̂, white-box, final epoch (any DP mechanism)"]
+    gaussian = lines["DP-Adam · canary ε̂, white-box, final epoch (assumes Gaussian curve)"]
+    # only the final epoch, each at 95%/2: the attacks and the canaries share the 5%
+    final = recorded_bounds(records[5], 0.025)
+    assert list(free.get_xdata()) == list(gaussian.get_xdata()) == [5]
+    assert free.get_ydata()[0] == final[0].white_box > 0 and final[0].method == "approx_dp"
+    assert gaussian.get_ydata()[0] == final[2].white_box > final[0].white_box
+    assert gaussian.get_markerfacecolor() == "none"
+    assert len(lines) == 4  # no black-box canaries, no black-box markers
 
 
 def test_epsilon_by_epoch_without_dp_says_so(run):

@@ -94,7 +94,7 @@ def test_non_finite_values_become_null_not_invalid_json(tmp_path):
                                                              "d": "p"}
 
 
-@pytest.mark.parametrize("version", [3, 0, None, "1"])
+@pytest.mark.parametrize("version", [4, 0, None, "1"])
 def test_schema_version_mismatch_raises_schema_error(tmp_path, version):
     save_result(small_result(), tmp_path)
     document = json.loads((tmp_path / "result.json").read_text())
@@ -104,7 +104,7 @@ def test_schema_version_mismatch_raises_schema_error(tmp_path, version):
         document["schema_version"] = version
     (tmp_path / "result.json").write_text(json.dumps(document))
     with pytest.raises(SchemaError, match=r"result.json has schema_version .*; this memberscope "
-                                          r"reads 1, 2"):
+                                          r"reads 1, 2, 3"):
         load_result(tmp_path)
 
 
@@ -161,7 +161,7 @@ def test_results_jsonl_append_and_load(tmp_path):
     assert collection.skipped == [*first.skipped, *second.skipped]
     lines = path.read_text().splitlines()
     assert len(lines) == len(collection.rows) + len(collection.skipped)
-    assert all(json.loads(line)["schema_version"] == 2 for line in lines)
+    assert all(json.loads(line)["schema_version"] == 3 for line in lines)
 
 
 def test_partial_last_line_is_dropped_and_the_next_append_repairs_it(tmp_path):
@@ -196,8 +196,8 @@ def test_a_bad_line_before_the_end_is_an_error_naming_the_line(tmp_path):
 def test_results_jsonl_schema_mismatch(tmp_path):
     path = tmp_path / "results.jsonl"
     append_jsonl(path, [{"schema_version": 1, "kind": "row", **make_row().to_dict()},
-                        {"schema_version": 3, "kind": "row", **make_row().to_dict()}])
-    with pytest.raises(SchemaError, match=r"results.jsonl:2 has schema_version 3"):
+                        {"schema_version": 4, "kind": "row", **make_row().to_dict()}])
+    with pytest.raises(SchemaError, match=r"results.jsonl:2 has schema_version 4"):
         load_results(path)
 
 
@@ -311,7 +311,7 @@ def test_schema_2_fields_round_trip_through_json_jsonl_and_pandas(tmp_path):
     assert 0.0 < row.p_value < 1.0 and isinstance(row.significant, bool)
     save_result(result, tmp_path)
     document = json.loads((tmp_path / "result.json").read_text())
-    assert document["schema_version"] == 2
+    assert document["schema_version"] == 3
     stored = document["rows"][0]
     assert stored["tpr_at_fpr"]["0.001"] is None and stored["p_value"] == row.p_value
     assert stored["significant"] is row.significant and stored["notes"] == list(row.notes)
@@ -326,7 +326,7 @@ def test_schema_2_fields_round_trip_through_json_jsonl_and_pandas(tmp_path):
 
 def test_schema_1_rows_still_load_with_the_new_fields_none(tmp_path):
     old = make_row().to_dict()
-    for key in ("p_value", "significant", "notes"):
+    for key in ("p_value", "significant", "notes", "alpha", "correction"):
         del old[key]
     (tmp_path / "result.json").write_text(json.dumps(
         {"schema_version": 1, "memberscope_version": "0.1", "rows": [old], "skipped": []}))
@@ -335,3 +335,87 @@ def test_schema_1_rows_still_load_with_the_new_fields_none(tmp_path):
     append_jsonl(tmp_path / "results.jsonl", [{"schema_version": 1, "kind": "row", **old}])
     assert load_results(tmp_path / "results.jsonl").rows == [row]
     assert ResultsCollection([row]).to_pandas()["p_value"].isna().all()
+
+
+# --- schema 3: the audit's alpha and correction; arrays.npz matched by row id -----------------
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "schema2_audit"
+
+
+def _trapezoid_auc(roc) -> float:
+    """The area under an unthinned curve: the row's AUC (ties count one half)."""
+    return float(np.sum(np.diff(roc.fpr) * (roc.tpr[1:] + roc.tpr[:-1]) / 2))
+
+
+def test_alpha_and_correction_round_trip_through_the_real_writers(tmp_path):
+    rng = np.random.default_rng(1)
+    membership = np.arange(120) < 60
+    outputs = ModelOutputs(membership=membership, labels=np.arange(120) % 3,
+                           loss=rng.exponential(np.where(membership, 0.5, 1.0)))
+    result = audit(outputs, attacks=["threshold"], slices=["entire", "class"], alpha=0.1,
+                   correction="bonferroni")
+    assert (result.alpha, result.correction) == (0.1, "bonferroni")
+    assert all((r.alpha, r.correction) == (0.1, "bonferroni") for r in result.rows)
+    save_result(result, tmp_path)
+    document = json.loads((tmp_path / "result.json").read_text())
+    assert (document["alpha"], document["correction"]) == (0.1, "bonferroni")
+    assert not {"alpha", "correction"} & set(document["rows"][0])  # once per audit
+    loaded = load_result(tmp_path)
+    assert (loaded.alpha, loaded.correction) == (0.1, "bonferroni")
+    assert loaded.rows == result.rows
+    append_result(tmp_path / "results.jsonl", result)
+    for line in read_jsonl(tmp_path / "results.jsonl"):
+        assert (line["alpha"], line["correction"]) == (0.1, "bonferroni")
+    assert load_results(tmp_path / "results.jsonl").rows == list(result.rows)
+    empty = AuditResult(rows=(), alpha=0.01, correction="holm")
+    save_result(empty, tmp_path / "empty")  # no row to carry them: the document still does
+    assert (load_result(tmp_path / "empty").alpha, load_result(tmp_path / "empty").correction) \
+        == (0.01, "holm")
+
+
+def test_files_of_the_previous_schema_load_without_alpha_and_correction(tmp_path):
+    """tests/fixtures/schema2_audit was written by memberscope before schema 3 (result.json
+    schema 2, arrays.npz without a schema_version, results.jsonl schema 2)."""
+    assert json.loads((FIXTURE / "result.json").read_text())["schema_version"] == 2
+    with np.load(FIXTURE / "arrays.npz", allow_pickle=False) as archive:
+        assert "schema_version" not in archive.files
+    result = load_result(FIXTURE)
+    assert (result.alpha, result.correction) == (None, None)
+    assert all((r.alpha, r.correction) == (None, None) for r in result.rows)
+    assert len(result.rows) == 3 and len(result.skipped) == 5
+    for row, roc in zip(result.rows, result.rocs, strict=True):  # matched by position
+        assert _trapezoid_auc(roc) == pytest.approx(row.auc, abs=1e-12)
+    assert result.scores["threshold"].shape == result.membership.shape == (60,)
+    rows = load_results(FIXTURE / "results.jsonl").rows
+    assert rows == list(result.rows)
+
+
+def test_arrays_npz_matches_curves_to_rows_by_id_not_position(tmp_path):
+    result = load_result(FIXTURE)
+    without_middle = replace(result, rocs=(result.rocs[0], None, result.rocs[2]))
+    save_result(without_middle, tmp_path)
+    with np.load(tmp_path / "arrays.npz", allow_pickle=False) as archive:
+        assert int(archive["schema_version"]) == 2
+        assert archive["roc_slice"].tolist() == ["entire_dataset", "class=1"]
+        assert archive["roc_attack"].tolist() == ["threshold", "threshold"]
+    document = json.loads((tmp_path / "result.json").read_text())
+    document["rows"].reverse()  # another order of rows: curves still find theirs
+    (tmp_path / "result.json").write_text(json.dumps(document))
+    loaded = load_result(tmp_path)
+    assert [r.slice for r in loaded.rows] == ["class=1", "class=0", "entire_dataset"]
+    assert loaded.rocs[1] is None
+    for row, roc in zip(loaded.rows, loaded.rocs, strict=True):
+        if roc is not None:
+            assert _trapezoid_auc(roc) == pytest.approx(row.auc, abs=1e-12)
+
+
+def test_arrays_npz_of_another_schema_or_repeated_ids_are_refused(tmp_path):
+    result = load_result(FIXTURE)
+    save_result(result, tmp_path)
+    arrays = dict(np.load(tmp_path / "arrays.npz", allow_pickle=False))
+    atomic_write_npz(tmp_path / "arrays.npz", {**arrays, "schema_version": np.asarray(7)})
+    with pytest.raises(SchemaError, match=r"arrays\.npz has schema_version 7"):
+        load_result(tmp_path)
+    twice = replace(result, rows=(result.rows[0], result.rows[0]))
+    with pytest.raises(InputError, match=r"distinct \(slice, attack\).*'entire_dataset'"):
+        save_result(twice, tmp_path / "twice")

@@ -37,6 +37,6 @@ def test_bad_seeds_and_keys_are_named(keys: tuple, message: str) -> None:
 
 
 def test_train_settings_refuse_a_negative_seed() -> None:
-    with pytest.raises(InputError, match=r"seed must be an int >= 0; got -1"):
+    with pytest.raises(InputError, match=r"TrainSettings.seed: must be >= 0; got -1"):
         TrainSettings(epochs=1, seed=-1)
     assert TrainSettings(epochs=1, seed=np.int64(3)).seed == 3

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -45,6 +47,19 @@ def test_log_softmax_is_stable_for_huge_logits():
     probs = signals.softmax(logits)
     assert not np.isnan(probs).any()
     np.testing.assert_allclose(probs.sum(axis=1), 1.0)
+
+
+def test_log_softmax_has_one_home():
+    """Every numpy log-softmax goes through signals.log_softmax (the input canaries' score
+    had its own copy): no other module spells out the shifted log-sum-exp."""
+    import memberscope
+
+    package = Path(memberscope.__file__).parent
+    copies = [str(path.relative_to(package)) for path in sorted(package.rglob("*.py"))
+              if path.name != "signals.py"
+              and re.search(r"np\.log\(np\.exp\(|logsumexp\(|log_softmax\(.*axis",
+                            path.read_text(encoding="utf-8"))]
+    assert copies == []
 
 
 def test_cross_entropy_loss_from_logits_and_from_probs():

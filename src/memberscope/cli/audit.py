@@ -8,7 +8,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from memberscope.cli._table import format_table
+from memberscope.audit import DEFAULT_ATTACKS, DEFAULT_SLICES
+from memberscope.cli._table import format_table, summary_lines
+from memberscope.metric_definitions import ADVANTAGE, AUC, EPSILON_CONFIDENT, PPV, tpr_metric
 
 
 def register(subparsers: Any) -> None:
@@ -17,13 +19,16 @@ def register(subparsers: Any) -> None:
         "audit", help="audit per-example outputs saved in an .npz",
         description="Audit per-example outputs of members and non-members saved in an .npz "
                     "(TF Privacy's *_train/*_test names, or membership + logits|probs|loss + "
-                    "labels). Writes result.json, arrays.npz and report.html to --out.")
+                    "labels), optionally with loss_trace_train (members x epochs: the report "
+                    "then also ranks members by trace risk). Writes result.json, arrays.npz "
+                    "and report.html to --out.")
     parser.add_argument("input", type=Path, help="the .npz of model outputs")
-    parser.add_argument("--attacks", default="threshold,lr",
-                        help="comma-separated attack names (default: threshold,lr)")
-    parser.add_argument("--slices", default="entire,class",
+    attacks, slices = ",".join(DEFAULT_ATTACKS), ",".join(DEFAULT_SLICES)
+    parser.add_argument("--attacks", default=attacks,
+                        help=f"comma-separated attack names (default: {attacks})")
+    parser.add_argument("--slices", default=slices,
                         help="comma-separated slice kinds: entire, class, loss_percentile, "
-                             "correctness (default: entire,class)")
+                             f"correctness (default: {slices})")
     parser.add_argument("--out", type=Path, default=None,
                         help="output directory (default: audit-<input name>)")
     parser.add_argument("--seed", type=int, default=0)
@@ -56,7 +61,8 @@ def handle(args: argparse.Namespace) -> int:
     from memberscope.audit import audit
     from memberscope.cli import EXIT_NOTHING_MEASURED
     from memberscope.metrics import LowResolutionWarning
-    from memberscope.outputs import load_outputs_npz
+    from memberscope.outputs import load_outputs_and_trace
+    from memberscope.risk import LossTraces
     from memberscope.slicing import parse_slice_kinds
     from memberscope.store import ARRAYS_FILE, save_result
 
@@ -64,7 +70,9 @@ def handle(args: argparse.Namespace) -> int:
     for name in attacks:
         get_attack(name)
     slices = parse_slice_kinds(args.slices)
-    outputs = load_outputs_npz(args.input)
+    outputs, trace = load_outputs_and_trace(args.input)
+    traces = None if trace is None else LossTraces.of_members(trace, outputs,
+                                                              model=args.input.stem)
     reference = None
     if args.reference is not None:
         from memberscope.outputs import load_reference_npz
@@ -80,7 +88,7 @@ def handle(args: argparse.Namespace) -> int:
     written = [save_result(result, out_dir), out_dir / ARRAYS_FILE]
     missing_extra = None
     if not args.no_report and result.rows:
-        report, missing_extra = _write_report(result, out_dir)
+        report, missing_extra = _write_report(result, out_dir, traces)
         if report is not None:
             written.append(report)
     print(summary_table(result))
@@ -100,7 +108,8 @@ def handle(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_report(result: Any, out_dir: Path) -> tuple[Path | None, str | None]:
+def _write_report(result: Any, out_dir: Path,
+                  traces: Any = None) -> tuple[Path | None, str | None]:
     """The HTML report, or why it could not be written: the ``report`` extra (matplotlib)
     is optional, and the table, result.json and arrays.npz do not need it."""
     from memberscope.errors import MissingExtraError
@@ -109,7 +118,7 @@ def _write_report(result: Any, out_dir: Path) -> tuple[Path | None, str | None]:
         from memberscope.report.html import write_audit_report
         from memberscope.store import REPORT_FILE
 
-        return write_audit_report(result, out_dir / REPORT_FILE), None
+        return write_audit_report(result, out_dir / REPORT_FILE, traces=traces), None
     except MissingExtraError as exc:
         return None, str(exc)
     except ImportError as exc:  # the extra is there but broken, or a module is missing
@@ -118,14 +127,16 @@ def _write_report(result: Any, out_dir: Path) -> tuple[Path | None, str | None]:
 
 def summary_table(result: Any) -> str:
     """The terminal summary: one line per (slice, attack), worst first, with each row's
-    p-value and significance; the footer names the worst row distinguishable from chance, or
-    says there is none; then the skipped pairs."""
-    from memberscope.results import no_leakage_text, worst_distinguishable
+    p-value and significance; then the summary's statements (:func:`summary_lines`: how many
+    results are distinguishable from chance in which family, the worst of them or that there
+    is none); then the skipped pairs."""
+    from memberscope.summary import summarize
 
     rows = sorted(result.rows, key=lambda r: r.auc, reverse=True)
-    fprs = list(rows[0].tpr_at_fpr) if rows else []
-    headers = ["slice", "attack", "members", "non-members", "AUC", "adv.", "PPV",
-               *(f"TPR@{f:g}" for f in fprs), "eps (conf.)", "p-value", "sig."]
+    fprs = [tpr_metric(f) for f in rows[0].tpr_at_fpr] if rows else []
+    headers = ["slice", "attack", "members", "non-members",
+               *(m.header for m in (AUC, ADVANTAGE, PPV, *fprs, EPSILON_CONFIDENT)),
+               "p-value", "significant"]
     table = format_table(headers, [
         (r.slice, r.attack, r.n_members, r.n_nonmembers, r.auc, r.advantage, r.ppv,
          *r.tpr_at_fpr.values(), r.epsilon_lower_bound.confident,
@@ -134,14 +145,7 @@ def summary_table(result: Any) -> str:
         for r in rows])
     lines = [table]
     if rows:
-        worst = worst_distinguishable(rows)
-        lines.append(f"\n{no_leakage_text(len(rows))}" if worst is None else
-                     f"\nworst: {worst.attack} on {worst.slice}: AUC {worst.auc:.3f}, "
-                     f"advantage {worst.advantage:.3f}" + _p_text(worst))
+        lines += ["", *summary_lines(summarize(rows))]
     for entry in result.skipped:
         lines.append(f"skipped {entry.slice} / {entry.attack}: {entry.reason}")
     return "\n".join(lines)
-
-
-def _p_text(row: Any) -> str:
-    return "" if row.p_value is None else f", p = {row.p_value:.2g} (significant after Holm)"

@@ -117,12 +117,10 @@ def _is_traces_file(path: Path) -> bool:
         return False
     with zipfile.ZipFile(path) as archive:
         names = set(archive.namelist())
-    return {"schema_version.npy", "loss_trace.npy"} <= names
+    return {"schema_version.npy", "example_index.npy"} <= names
 
 
 def _audit_file_traces(path: Path) -> LossTraces:
-    import numpy as np
-
     from memberscope.errors import InputError
     from memberscope.outputs import LOSS_TRACE_KEY, load_outputs_and_trace
     from memberscope.risk import LossTraces
@@ -132,9 +130,7 @@ def _audit_file_traces(path: Path) -> LossTraces:
         raise InputError(f"{path.name} has no {LOSS_TRACE_KEY!r} array (the members' training "
                          "loss per epoch, NaN where not recorded); save it beside the outputs "
                          "to rank members by risk")
-    labels = None if outputs.labels is None else outputs.labels[outputs.membership]
-    return LossTraces(losses=trace, epochs=np.arange(1, trace.shape[1] + 1), labels=labels,
-                      model=path.stem)
+    return LossTraces.of_members(trace, outputs, model=path.stem)
 
 
 def rank_model(traces: LossTraces, method: str, min_entries: int, top: int) -> dict[str, Any]:

@@ -41,26 +41,29 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from memberscope._validation import FieldRule, described
+from memberscope.audit import DEFAULT_ATTACKS, DEFAULT_SLICES
 from memberscope.errors import ConfigError, InputError, unknown_name_message
+from memberscope.slicing import SLICE_KINDS as SLICE_KINDS_IN_PYTHON
 from memberscope.train.dp.settings import (
-    ACCOUNTANTS,
-    DEFAULT_GRAD_SAMPLE_MODE,
-    GRAD_SAMPLE_MODES,
+    CANARY_RULES,
+    DP_RULES,
     CanarySettings,
     DPSettings,
+    noise_choice_problem,
 )
 from memberscope.train.models import ACTIVATIONS, MODELS
-from memberscope.train.settings import OPTIMIZERS, TrainSettings
+from memberscope.train.settings import TRAIN_RULES, TrainSettings
 
 CONFIG_SCHEMA_VERSION = 1
-SLICE_KINDS = ("entire", "class", "loss_percentile", "correctness")
+# A config names slices by kind; a custom slice needs a mask, which only Python can give.
+SLICE_KINDS = tuple(kind for kind in SLICE_KINDS_IN_PYTHON if kind != "custom")
 MEMBER_SAMPLE_WORDS = ("all", "balanced")
 NONMEMBER_SOURCES = ("test", "train")
 
@@ -96,8 +99,8 @@ class AuditConfig:
     """What the monitor runs: ``member_sample`` is "all", "balanced" (as many members as
     non-members, a fixed seeded sample) or a number of members."""
 
-    attacks: tuple[str, ...] = ("threshold", "lr")
-    slices: tuple[str, ...] = ("entire", "class")
+    attacks: tuple[str, ...] = DEFAULT_ATTACKS
+    slices: tuple[str, ...] = DEFAULT_SLICES
     member_sample: int | str = "all"
     batch_size: int = 128
     keep_scores: bool = True
@@ -151,6 +154,10 @@ class ExperimentConfig:
 
 
 # --- field checks ---------------------------------------------------------------------------
+#
+# A table is checked field by field; the rules and defaults of the settings that have their own
+# dataclass (training, DP, canaries) are that dataclass's: ``TRAIN_RULES``, ``DP_RULES`` and
+# ``CANARY_RULES`` and the dataclass fields' defaults, never restated here.
 
 Check = Callable[[Any], "tuple[Any, str | None]"]
 _MISSING = object()
@@ -162,65 +169,39 @@ class _Field:
     default: Any = _MISSING
 
 
-def _type_name(value: Any) -> str:
-    return {bool: "boolean", int: "integer", float: "number", str: "string", list: "array",
-            dict: "table"}.get(type(value), type(value).__name__)
+def _default(owner: type, name: str) -> Any:
+    """The default of dataclass ``owner``'s field ``name`` (``_MISSING`` if it has none)."""
+    spec = {f.name: f for f in fields(owner)}[name]
+    if spec.default is not MISSING:
+        return spec.default
+    if spec.default_factory is not MISSING:
+        return spec.default_factory()
+    return _MISSING
 
 
-def _got(value: Any) -> str:
-    return f"got {_type_name(value)} {value!r}"
+def _ruled(owner: type, rules: Mapping[str, FieldRule], *, override: bool = False,
+           keys: tuple[str, ...] | None = None) -> dict[str, _Field]:
+    """Fields checked by ``owner``'s rules, with its defaults (``None`` where ``override``:
+    the value then comes from elsewhere, e.g. a variant's training value from [training])."""
+    return {key: _Field(rules[key].check, None if override else _default(owner, key))
+            for key in (keys or tuple(rules))}
 
 
 def _int(minimum: int | None = None) -> Check:
-    def check(value: Any) -> tuple[Any, str | None]:
-        if isinstance(value, bool) or not isinstance(value, int):
-            return value, f"expected an integer; {_got(value)}"
-        if minimum is not None and value < minimum:
-            return value, f"must be >= {minimum}; got {value}"
-        return value, None
-    return check
-
-
-def _float(*, above: float | None = None, at_least: float | None = None,
-           below: float | None = None) -> Check:
-    def check(value: Any) -> tuple[Any, str | None]:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            return value, f"expected a number; {_got(value)}"
-        number = float(value)
-        if not math.isfinite(number):
-            return value, f"must be finite; got {value}"
-        if above is not None and not number > above:
-            return value, f"must be > {above:g}; got {value}"
-        if at_least is not None and number < at_least:
-            return value, f"must be >= {at_least:g}; got {value}"
-        if below is not None and not number < below:
-            return value, f"must be < {below:g}; got {value}"
-        return number, None
-    return check
+    return FieldRule(int, at_least=minimum).check
 
 
 def _str(kind: str | None = None, choices: tuple[str, ...] = ()) -> Check:
-    def check(value: Any) -> tuple[Any, str | None]:
-        if not isinstance(value, str):
-            return value, f"expected a string; {_got(value)}"
-        if choices and value not in choices:
-            return value, unknown_name_message(kind or "value", value, choices)
-        if not value.strip():
-            return value, "must not be empty"
-        return value, None
-    return check
+    return FieldRule(str, names=choices, name_kind=kind or "value").check
 
 
-def _bool(value: Any) -> tuple[Any, str | None]:
-    if not isinstance(value, bool):
-        return value, f"expected true or false; {_got(value)}"
-    return value, None
+_bool = FieldRule(bool).check
 
 
 def _list(item: Check, *, allow_empty: bool = False, unique: bool = True) -> Check:
     def check(value: Any) -> tuple[Any, str | None]:
         if not isinstance(value, list):
-            return value, f"expected an array; {_got(value)}"
+            return value, f"expected an array; {described(value)}"
         if not value and not allow_empty:
             return value, "must not be empty"
         items = []
@@ -285,7 +266,7 @@ def _member_sample(value: Any) -> tuple[Any, str | None]:
         return _str("member_sample", MEMBER_SAMPLE_WORDS)(value)
     converted, problem = _int(1)(value)
     if problem:
-        return value, f"expected \"all\", \"balanced\" or a positive integer; {_got(value)}"
+        return value, f"expected \"all\", \"balanced\" or a positive integer; {described(value)}"
     return converted, None
 
 
@@ -294,71 +275,53 @@ def _threads(value: Any) -> tuple[Any, str | None]:
         return None, None
     converted, problem = _int(1)(value)
     if problem:
-        return value, f"expected \"auto\" or a positive integer; {_got(value)}"
+        return value, f"expected \"auto\" or a positive integer; {described(value)}"
     return converted, None
 
 
 DATASET_FIELDS = {
     "name": _Field(_dataset_name),
-    "max_train": _Field(_int(1), None),
-    "max_test": _Field(_int(1), None),
-    "cache_dir": _Field(_str(), None),
-    "pad": _Field(_int(0), 0),
-    "path": _Field(_str(), None),
-    "url": _Field(_url, None),
-    "sha256": _Field(_sha256, None),
-    "nonmembers": _Field(_str("nonmembers", NONMEMBER_SOURCES), "test"),
+    "max_train": _Field(_int(1), _default(DatasetConfig, "max_train")),
+    "max_test": _Field(_int(1), _default(DatasetConfig, "max_test")),
+    "cache_dir": _Field(_str(), _default(DatasetConfig, "cache_dir")),
+    "pad": _Field(_int(0), _default(DatasetConfig, "pad")),
+    "path": _Field(_str(), _default(DatasetConfig, "path")),
+    "url": _Field(_url, _default(DatasetConfig, "url")),
+    "sha256": _Field(_sha256, _default(DatasetConfig, "sha256")),
+    "nonmembers": _Field(_str("nonmembers", NONMEMBER_SOURCES),
+                         _default(DatasetConfig, "nonmembers")),
 }
+_TRAINING_KEYS = ("epochs", "batch_size", "learning_rate", "optimizer", "momentum",
+                  "weight_decay")
 TRAINING_FIELDS = {
-    "epochs": _Field(_int(1)),
+    **_ruled(TrainSettings, TRAIN_RULES, keys=_TRAINING_KEYS),
     "epochs_per_report": _Field(_int(1), 2),
-    "batch_size": _Field(_int(1), 50),
-    "learning_rate": _Field(_float(above=0), 1e-3),
-    "optimizer": _Field(_str("optimizer", OPTIMIZERS), "adam"),
-    "momentum": _Field(_float(at_least=0, below=1), 0.0),
-    "weight_decay": _Field(_float(at_least=0), 0.0),
     "threads": _Field(_threads, None),
 }
 AUDIT_FIELDS = {
-    "attacks": _Field(_list(_attack_name), ("threshold", "lr")),
-    "slices": _Field(_list(_str("slice kind", SLICE_KINDS)), ("entire", "class")),
-    "member_sample": _Field(_member_sample, "all"),
-    "batch_size": _Field(_int(1), 128),
-    "keep_scores": _Field(_bool, True),
+    "attacks": _Field(_list(_attack_name), _default(AuditConfig, "attacks")),
+    "slices": _Field(_list(_str("slice kind", SLICE_KINDS)), _default(AuditConfig, "slices")),
+    "member_sample": _Field(_member_sample, _default(AuditConfig, "member_sample")),
+    "batch_size": _Field(_int(1), _default(AuditConfig, "batch_size")),
+    "keep_scores": _Field(_bool, _default(AuditConfig, "keep_scores")),
 }
 VARIANT_FIELDS = {
     "label": _Field(_str()),
-    "model": _Field(_str("model", MODELS), "small_cnn"),
-    "num_conv": _Field(_int(1), 3),
-    "activation": _Field(_str("activation", ACTIVATIONS), "relu"),
+    "model": _Field(_str("model", MODELS), _default(ModelConfig, "kind")),
+    "num_conv": _Field(_int(1), _default(ModelConfig, "num_conv")),
+    "activation": _Field(_str("activation", ACTIVATIONS), _default(ModelConfig, "activation")),
     # Layer sizes may repeat: [256, 256] is two hidden layers of 256.
-    "hidden": _Field(_list(_int(1), allow_empty=True, unique=False), (128,)),
+    "hidden": _Field(_list(_int(1), allow_empty=True, unique=False),
+                     _default(ModelConfig, "hidden")),
     # training overrides; None = the [training] value
-    "optimizer": _Field(_str("optimizer", OPTIMIZERS), None),
-    "learning_rate": _Field(_float(above=0), None),
-    "batch_size": _Field(_int(1), None),
-    "momentum": _Field(_float(at_least=0, below=1), None),
-    "weight_decay": _Field(_float(at_least=0), None),
+    **_ruled(TrainSettings, TRAIN_RULES, override=True, keys=_TRAINING_KEYS[1:]),
     "dp": _Field(lambda v: (v, None), None),  # a table, checked on its own
 }
 DP_FIELDS = {
-    "noise_multiplier": _Field(_float(at_least=0), None),
-    "target_epsilon": _Field(_float(above=0), None),
-    "max_grad_norm": _Field(_float(above=0), 1.0),
-    "delta": _Field(_float(above=0, below=1), 1e-5),
-    "accountant": _Field(_str("accountant", ACCOUNTANTS), "prv"),
-    "poisson_sampling": _Field(_bool, True),
-    "grad_sample_mode": _Field(_str("grad_sample_mode", GRAD_SAMPLE_MODES),
-                               DEFAULT_GRAD_SAMPLE_MODE),
+    **_ruled(DPSettings, DP_RULES),
     "canaries": _Field(lambda v: (v, None), None),  # a table, checked on its own
 }
-CANARY_FIELDS = {
-    "m": _Field(_int(10), 1000),
-    "seed": _Field(_int(0), 0),
-    "white_box": _Field(_bool, True),
-    "gradient_scale": _Field(_float(above=0), 10.0),
-    "black_box": _Field(_bool, False),
-}
+CANARY_FIELDS = _ruled(CanarySettings, CANARY_RULES)
 TOP_FIELDS = {
     "schema_version": _Field(_int(1), CONFIG_SCHEMA_VERSION),
     "name": _Field(_str(), "experiment"),
@@ -374,7 +337,7 @@ def _check_table(data: Any, path: str, fields: Mapping[str, _Field],
                  problems: list[str]) -> dict[str, Any]:
     """Check one table against ``fields``: unknown keys, missing keys, types and values."""
     if not isinstance(data, Mapping):
-        problems.append(f"{path}: expected a table; {_got(data)}")
+        problems.append(f"{path}: expected a table; {described(data)}")
         return {}
     prefix = f"{path}." if path else ""
     out: dict[str, Any] = {}
@@ -463,7 +426,7 @@ def _check_variants(data: Any, training: Mapping[str, Any],
                     problems: list[str]) -> tuple[dict[str, Any], ...]:
     if not isinstance(data, list) or not data:
         problems.append("variants: expected at least one [[variants]] table; "
-                        f"{_got(data) if not isinstance(data, list) else 'got none'}")
+                        f"{described(data) if not isinstance(data, list) else 'got none'}")
         return ()
     checked = []
     seen: dict[str, int] = {}
@@ -478,9 +441,10 @@ def _check_variants(data: Any, training: Mapping[str, Any],
             seen.setdefault(label, index)
         if variant.get("dp") is not None:
             dp = _check_table(variant["dp"], f"{path}.dp", DP_FIELDS, problems)
-            if dp and (dp.get("noise_multiplier") is None) == (dp.get("target_epsilon") is None):
-                problems.append(f"{path}.dp: give exactly one of noise_multiplier or "
-                                "target_epsilon")
+            noise_problem = noise_choice_problem(dp.get("noise_multiplier"),
+                                                 dp.get("target_epsilon"))
+            if dp and noise_problem:
+                problems.append(f"{path}.dp: {noise_problem}")
             if dp.get("canaries") is not None:
                 dp["canaries"] = _check_table(dp["canaries"], f"{path}.dp.canaries",
                                               CANARY_FIELDS, problems)

@@ -10,11 +10,12 @@ everything in a run directory (its layout: :mod:`memberscope.rundir`)::
     RUN_DIR/traces/LABEL.npz           every member's training loss at every epoch
     RUN_DIR/report.html        when the report module is installed
 
-After each epoch the runner rewrites the loss traces, audits (at report epochs; each row
-carries a summary of the members' trace risk so far), appends the rows, then writes the
-checkpoint. Killing it at any moment loses at most the epoch in progress: with ``resume=True``
-each variant continues from its checkpoint, and rows a killed run wrote after its last
-checkpoint are dropped (they are recomputed identically, training being deterministic).
+After each epoch the runner adds the members' losses to their loss traces, audits (at report
+epochs; each row carries a summary of the members' trace risk so far), appends the rows, then
+writes the checkpoint. Killing it at any moment loses at most the epoch in progress: with
+``resume=True`` each variant continues from its checkpoint, and rows (and trace epochs) a
+killed run wrote after its last checkpoint are dropped (they are recomputed identically,
+training being deterministic).
 """
 
 from __future__ import annotations
@@ -30,20 +31,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from memberscope import rundir
-from memberscope._io import atomic_write_npz, atomic_write_text
+from memberscope._io import atomic_write_text
 from memberscope._seeding import stream_rng, stream_seed
 from memberscope.errors import InputError, MemberscopeError, MissingExtraError, require
 from memberscope.experiment.config import ExperimentConfig, VariantConfig, load_config, to_toml
 from memberscope.metrics import DEFAULT_FPR_TARGETS, LowResolutionWarning
-from memberscope.results import (
-    AuditResult,
-    AuditRow,
-    leakage_headline,
-    worst_distinguishable,
-    worst_row,
-)
+from memberscope.results import AuditResult
 from memberscope.risk import LossTraces, risk_summary
-from memberscope.store import append_result, read_jsonl, write_jsonl
+from memberscope.store import append_result, load_results, read_jsonl, write_jsonl
+from memberscope.summary import Group, summarize
 from memberscope.train.checkpoint import (
     CheckpointMismatchError,
     load_checkpoint,
@@ -325,19 +321,21 @@ def train_variant(config: ExperimentConfig, variant: VariantConfig, data: Datase
         on_result=record, batch_size=config.audit.batch_size,
         device=trainer.device, verbose=False)  # the epoch line below reports each audit
     epochs = variant.training.epochs
-    canary_path = rundir.canaries_path(run_dir, variant.label)
     traces_path = rundir.traces_path(run_dir, variant.label)
+    traces_written = False  # by this process: the first write drops epochs after a checkpoint
     while trainer.epoch < epochs:
         stats = trainer.train_epoch()
-        traces = _member_traces(trainer, variant.label, data)
-        _write(functools.partial(rundir.write_traces, run_dir, traces), traces_path, run_dir)
+        _write(functools.partial(_record_traces, trainer, variant.label, data, run_dir,
+                                 append=traces_written), traces_path, run_dir)
+        traces_written = True
         extra: dict[str, Any] = {}
         if hook.monitor.should_audit(stats.epoch):
+            traces = _member_traces(trainer, variant.label, data)
             extra["trace_risk"] = risk_summary(traces.risk(TRACE_RISK_METHOD),
                                                method=TRACE_RISK_METHOD)
         audited = trainer.canaries is not None or input_canaries is not None
         if audited and hook.monitor.should_audit(stats.epoch):
-            extra["epsilon_audit"] = _audit_canaries(trainer, input_canaries, canary_path,
+            extra["epsilon_audit"] = _audit_canaries(trainer, input_canaries, variant.label,
                                                      run_dir)
         result = hook.on_epoch_end(stats.epoch, train_loss=stats.loss,
                                    epoch_seconds=stats.seconds,
@@ -355,6 +353,19 @@ def _member_traces(trainer: Any, label: str, data: Dataset) -> LossTraces:
     n = data.n_train
     return LossTraces(losses=trainer.loss_trace[:n], epochs=np.arange(1, trainer.epoch + 1),
                       labels=data.y_train, model=label)
+
+
+def _record_traces(trainer: Any, label: str, data: Dataset, run_dir: Path, *,
+                   append: bool) -> None:
+    """Keep the members' losses of the epoch just trained in ``traces/LABEL.npz``: appended
+    (its cost does not grow with the epochs), or the whole file written from the trainer's
+    trace (the first time in this process, which drops epochs a killed run wrote after the
+    checkpoint it resumes from)."""
+    if append:
+        rundir.append_traces(run_dir, label, trainer.epoch,
+                             trainer.loss_trace[:data.n_train, -1])
+    else:
+        rundir.write_traces(run_dir, _member_traces(trainer, label, data))
 
 
 def _saved_trace(run_dir: Path, label: str, n_rows: int) -> np.ndarray | None:
@@ -385,27 +396,30 @@ def _input_canaries(variant: VariantConfig, data: Dataset) -> Any:
                                seed=dp.canaries.seed)
 
 
-def _audit_canaries(trainer: Any, input_canaries: Any, path: Path,
+def _audit_canaries(trainer: Any, input_canaries: Any, label: str,
                     run_dir: Path) -> dict[str, Any]:
     """The one-run ε̂ of the canaries so far; keeps their identities, inclusion and scores in
-    ``path``."""
+    the run's canary file (:func:`memberscope.rundir.write_canaries`)."""
     from memberscope.train.dp.canaries import epsilon_audit
 
-    arrays: dict[str, np.ndarray] = {"epoch": np.asarray(trainer.epoch)}
     black_box = None
     if input_canaries is not None:
         # The canaries' own rows come first in trainer.x: the training set, then the copies.
         logits = trainer.predict(trainer.x, input_canaries.index)
-        black_box = input_canaries.scores(logits)
-        arrays.update(input_canaries.to_arrays(), black_box_scores=black_box)
+        black_box = rundir.BlackBoxCanaries(
+            input_canaries.index, input_canaries.wrong_labels, input_canaries.included,
+            input_canaries.seed, input_canaries.scores(logits))
     canaries = trainer.canaries
-    if canaries is not None:
-        arrays.update(canaries.plan.to_arrays(), white_box_scores=canaries.scores())
+    white_box = None if canaries is None else rundir.WhiteBoxCanaries(
+        canaries.plan.coordinates, canaries.plan.included, canaries.plan.gradient_norm,
+        canaries.plan.seed, canaries.scores())
     record = epsilon_audit(canaries, delta=trainer.settings.dp.delta,
-                           black_box_scores=black_box,
-                           black_box_included=None if input_canaries is None else
-                           input_canaries.included)
-    _write(lambda: atomic_write_npz(path, arrays), path, run_dir)
+                           black_box_scores=None if black_box is None else black_box.scores,
+                           black_box_included=None if black_box is None else
+                           black_box.included)
+    audited = rundir.AuditedCanaries(label, trainer.epoch, white_box, black_box)
+    path = rundir.canaries_path(run_dir, label)
+    _write(lambda: rundir.write_canaries(run_dir, audited), path, run_dir)
     return record
 
 
@@ -415,7 +429,7 @@ def _epoch_line(label: str, stats: Any, epochs: int, result: AuditResult | None)
             f"({stats.images_per_second:,.0f} img/s)")
     if result is not None and result.rows:
         meta = result.rows[0].metadata
-        line += f"; audit: test acc {meta['test_accuracy']:.4f}, {leakage_headline(result.rows)}"
+        line += f"; audit: test acc {meta['test_accuracy']:.4f}, {summarize(result).headline_text}"
         if meta.get("epsilon") is not None:
             line += f", eps {meta['epsilon']:.2f}"
         one_run = meta.get("epsilon_audit")
@@ -423,7 +437,7 @@ def _epoch_line(label: str, stats: Any, epochs: int, result: AuditResult | None)
             found = ", ".join(f"{kind.replace('_', '-')} {one_run[kind]:.2f}"
                               for kind in ("white_box", "black_box")
                               if one_run[kind] is not None)
-            line += f" (one-run audit eps >= {found})"
+            line += f" (one-run canary audit, any DP mechanism, 95% each: eps >= {found})"
         line += f", {meta['inference_seconds'] + meta['audit_seconds']:.1f} s"
     return line
 
@@ -431,26 +445,29 @@ def _epoch_line(label: str, stats: Any, epochs: int, result: AuditResult | None)
 # --- the whole run --------------------------------------------------------------------------
 
 
-def summarize(run_dir: Path, config: ExperimentConfig) -> tuple[VariantSummary, ...]:
-    """Each variant's last audited epoch, read back from ``results.jsonl``."""
+def variant_summaries(run_dir: Path, config: ExperimentConfig) -> tuple[VariantSummary, ...]:
+    """Each variant's last audited epoch, read back from ``results.jsonl``, as the run's one
+    summary (:func:`memberscope.summary.summarize`) has it."""
     path = rundir.results_path(run_dir)
-    records = [r for r in read_jsonl(path) if r.get("kind") == "row"] if path.exists() else []
+    if not path.exists():
+        return ()
+    collection = load_results(path)
+    last: dict[Any, Group] = {} if not collection.rows else {
+        checkpoint.key[0]: checkpoint for checkpoint in summarize(collection).checkpoints}
     summaries = []
     for variant in config.variants:
-        rows = [r for r in records if r.get("metadata", {}).get("model") == variant.label]
-        if not rows:
+        checkpoint = last.get(variant.label)
+        if checkpoint is None:
             continue
-        last = max(int(r["metadata"]["epoch"]) for r in rows)
-        final = [r for r in rows if int(r["metadata"]["epoch"]) == last]
-        meta = final[0]["metadata"]
-        final_rows = [AuditRow.from_dict(r) for r in final]
-        significant = worst_distinguishable(final_rows)
+        meta = checkpoint.metadata
+        final = summarize(checkpoint.rows)  # the last audit's own headline
         summaries.append(VariantSummary(
-            label=variant.label, epoch=last, train_accuracy=float(meta["train_accuracy"]),
+            label=variant.label, epoch=int(checkpoint.key[1]),
+            train_accuracy=float(meta["train_accuracy"]),
             test_accuracy=float(meta["test_accuracy"]), epsilon=meta.get("epsilon"),
-            max_auc=worst_row(final_rows).auc,
-            worst_significant_auc=None if significant is None else significant.auc,
-            n_results=len(final_rows), leakage=leakage_headline(final_rows)))
+            max_auc=checkpoint.highest,
+            worst_significant_auc=None if checkpoint.worst is None else checkpoint.worst.auc,
+            n_results=len(checkpoint.rows), leakage=final.headline_text))
     return tuple(summaries)
 
 
@@ -522,4 +539,4 @@ def run_experiment(config: ExperimentConfig | str | Path, run_dir: str | Path, *
         apply_threads(tuning.previous_threads)
     report = write_report(run_dir)
     return RunSummary(run_dir=run_dir, results_path=rundir.results_path(run_dir),
-                      report_path=report, variants=summarize(run_dir, config))
+                      report_path=report, variants=variant_summaries(run_dir, config))

@@ -7,8 +7,9 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from memberscope.results import AuditResult, AuditRow, leakage_headline
+from memberscope.results import AuditResult, AuditRow
 from memberscope.store import append_result
+from memberscope.summary import summarize
 
 ENTIRE_DATASET = "entire_dataset"
 
@@ -30,21 +31,23 @@ def entire_dataset_rows(result: AuditResult) -> list[AuditRow]:
     return [row for row in result.rows if row.slice == ENTIRE_DATASET]
 
 
-def summary(result: AuditResult) -> str:
+def entire_dataset_numbers(result: AuditResult) -> str:
     """The entire-dataset numbers of an audit: ``threshold auc=0.612 adv=0.201; lr auc=…``."""
     return "; ".join(f"{row.attack} auc={row.auc:.3f} adv={row.advantage:.3f}"
                      for row in entire_dataset_rows(result))
 
 
 def audit_line(model_label: str, epoch: int, seconds: float, result: AuditResult) -> str:
-    """The one line an audit reports: the entire-dataset numbers, then the worst row
-    distinguishable from chance or that there is none, e.g. ``Privacy report for epoch 2
-    (2 Layers, 1.3 s): threshold auc=0.512 adv=0.030; lr auc=0.520 adv=0.041 | no leakage
-    distinguishable from chance (22 results tested)``."""
-    headline = summary(result) or "no row on the entire dataset (see the skipped entries)"
+    """The one line an audit reports: the entire-dataset numbers, then the audit's headline
+    (:attr:`memberscope.summary.Summary.headline_text`: the worst row distinguishable from
+    chance or that there is none), e.g. ``Privacy report for epoch 2 (2 Layers, 1.3 s):
+    threshold auc=0.512 adv=0.030; lr auc=0.520 adv=0.041 | no leakage distinguishable from
+    chance (22 results tested)``."""
+    line = (entire_dataset_numbers(result)
+            or "no row on the entire dataset (see the skipped entries)")
     if result.rows:
-        headline += f" | {leakage_headline(result.rows)}"
-    return f"Privacy report for epoch {epoch} ({model_label}, {seconds:.1f} s): {headline}"
+        line += f" | {summarize(result).headline_text}"
+    return f"Privacy report for epoch {epoch} ({model_label}, {seconds:.1f} s): {line}"
 
 
 def report(line: str, *, verbose: bool, logger: logging.Logger) -> None:

@@ -12,8 +12,11 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from memberscope._validation import field_problems, raise_field_problems
 from memberscope.errors import InputError
-from memberscope.train.settings import OPTIMIZERS
+from memberscope.train.settings import TRAIN_RULES
+
+_TRAINING_KEYS = ("optimizer", "learning_rate", "epochs", "batch_size", "seed")
 
 
 @dataclass(frozen=True)
@@ -49,20 +52,12 @@ class TrainingRecipe:
     queries: tuple[str, ...] = ("identity",)
 
     def __post_init__(self) -> None:
-        problems = []
-        if self.optimizer not in OPTIMIZERS:
-            problems.append(f"optimizer must be one of {list(OPTIMIZERS)}; got {self.optimizer!r}")
-        if not self.learning_rate > 0:
-            problems.append(f"learning_rate must be > 0; got {self.learning_rate!r}")
-        if int(self.epochs) < 1:
-            problems.append(f"epochs must be >= 1; got {self.epochs!r}")
-        if int(self.batch_size) < 1:
-            problems.append(f"batch_size must be >= 1; got {self.batch_size!r}")
+        # What TrainSettings, which the recipe becomes, accepts.
+        problems = field_problems(self, {key: TRAIN_RULES[key] for key in _TRAINING_KEYS})
         queries = tuple(self.queries)
         if not queries or queries[0] != "identity":
-            problems.append(f"queries must start with 'identity'; got {list(queries)}")
-        if problems:
-            raise InputError("TrainingRecipe: " + "; ".join(problems))
+            problems.append(("queries", f"must start with 'identity'; got {list(queries)}"))
+        raise_field_problems(self, problems)
         object.__setattr__(self, "queries", queries)
         object.__setattr__(self, "architecture_args", dict(self.architecture_args))
 

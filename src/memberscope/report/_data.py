@@ -1,4 +1,6 @@
-"""Pure views of result rows for figures and pages: grouping, worst rows, series by epoch.
+"""Pure views of result rows for figures and pages: metric titles, chance bands, the metrics
+a figure can show, slice order. Grouping and the worst series by epoch are
+:mod:`memberscope.summary`'s.
 
 No plotting and no I/O here, so every number a figure or the page shows is computed (and
 tested) in one place.
@@ -14,66 +16,27 @@ from typing import Any
 
 import numpy as np
 
-from memberscope.errors import InputError
+from memberscope.metric_definitions import (
+    ADVANTAGE,
+    AUC,
+    EPSILON_CONFIDENT,
+    parse_metric,
+    parse_metrics,
+    tpr_metric,
+)
 from memberscope.metrics import resolvable
-from memberscope.null_reference import chance_level, max_null_quantile
-from memberscope.results import AuditResult, AuditRow, ResultsCollection, worst_row
-
-Rows = ResultsCollection | AuditResult | Iterable[AuditRow]
+from memberscope.null_reference import max_null_quantile
+from memberscope.results import AuditRow, metric_value
+from memberscope.summary import epoch_sort_key, group_rows
 
 #: Metrics the by-epoch figure shows by default (those a row lacks are left out).
-EPOCH_METRICS = ("auc", "advantage", "tpr@0.001", "tpr@0.01", "epsilon_confident")
-
-_TITLES = {
-    "auc": "attack AUC",
-    "advantage": "attacker advantage",
-    "ppv": "positive predictive value",
-    "epsilon_confident": "empirical ε lower bound",
-    "epsilon_point": "empirical ε (point estimate)",
-}
-_ROW_FIELDS = ("slice", "attack")
-
-
-def as_rows(results: Rows) -> list[AuditRow]:
-    """The rows of a collection, an audit result or any iterable of rows."""
-    if isinstance(results, ResultsCollection | AuditResult):
-        return list(results.rows)
-    rows = list(results)
-    for index, row in enumerate(rows):
-        if not isinstance(row, AuditRow):
-            raise InputError(f"results[{index}] must be an AuditRow; got {type(row).__name__}")
-    return rows
+EPOCH_METRICS = tuple(m.key for m in (AUC, ADVANTAGE, tpr_metric(0.001), tpr_metric(0.01),
+                                      EPSILON_CONFIDENT))
 
 
 def metric_title(metric: str) -> str:
     """A human name for a metric key (``tpr@0.001`` -> ``TPR at 0.1% FPR``)."""
-    if metric.startswith("tpr@"):
-        return f"TPR at {float(metric[4:]) * 100:g}% FPR"
-    return _TITLES.get(metric, metric)
-
-
-def metric_value(row: AuditRow, metric: str) -> float:
-    """``row.metric(metric)``, or NaN when the row does not store it (e.g. another FPR)."""
-    try:
-        return row.metric(metric)
-    except InputError:
-        return math.nan
-
-
-def field_value(row: AuditRow, key: str) -> Any:
-    """A row's ``slice``/``attack`` field or its metadata value (None when absent)."""
-    if key in _ROW_FIELDS:
-        return getattr(row, key)
-    return row.metadata.get(key)
-
-
-def group_rows(rows: Iterable[AuditRow], keys: Sequence[str]) -> dict[tuple[Any, ...],
-                                                                       list[AuditRow]]:
-    """Rows grouped by the values of ``keys`` (fields or metadata), in first-seen order."""
-    groups: dict[tuple[Any, ...], list[AuditRow]] = {}
-    for row in rows:
-        groups.setdefault(tuple(field_value(row, k) for k in keys), []).append(row)
-    return groups
+    return parse_metric(metric).title
 
 
 def slice_sort_key(name: str) -> tuple[Any, ...]:
@@ -81,49 +44,6 @@ def slice_sort_key(name: str) -> tuple[Any, ...]:
     parts = re.split(r"(-?\d+(?:\.\d+)?)", name)
     natural = tuple((0, float(p), "") if i % 2 else (1, 0.0, p) for i, p in enumerate(parts))
     return (name != "entire_dataset", natural)
-
-
-def epoch_sort_key(epoch: Any) -> tuple[int, float, str]:
-    """Numbers in numeric order, anything else after them by its text."""
-    if isinstance(epoch, int | float) and not isinstance(epoch, bool):
-        return (0, float(epoch), "")
-    return (1, 0.0, str(epoch))
-
-
-@dataclass(frozen=True)
-class Series:
-    """One line of a by-epoch figure: ``epochs`` (k,), ``values`` (k,) and the row behind each."""
-
-    epochs: np.ndarray
-    values: np.ndarray
-    rows: tuple[AuditRow, ...]
-
-
-def worst_series(rows: Iterable[AuditRow], metric: str, *, by: Sequence[str] = ("model", "attack"),
-                 slice: str | None = None) -> dict[tuple[Any, ...], Series]:
-    """For each group of ``by`` values, the worst ``metric`` over slices (and over whatever
-    ``by`` leaves out) at each epoch, or the value on one ``slice`` when given.
-
-    Rows without an ``epoch`` in their metadata are left out.
-    """
-    picked = [r for r in rows if r.metadata.get("epoch") is not None
-              and (slice is None or r.slice == slice)]
-    out: dict[tuple[Any, ...], Series] = {}
-    for key, group in group_rows(picked, by).items():
-        by_epoch = group_rows(group, ("epoch",))
-        epochs = sorted(by_epoch, key=lambda e: epoch_sort_key(e[0]))
-        worst: list[AuditRow] = []
-        for epoch in epochs:
-            try:
-                worst.append(worst_row(by_epoch[epoch], metric))
-            except InputError:
-                continue
-        if worst:
-            out[key] = Series(
-                epochs=np.array([r.metadata["epoch"] for r in worst]),
-                values=np.array([metric_value(r, metric) for r in worst], dtype=float),
-                rows=tuple(worst))
-    return out
 
 
 @dataclass(frozen=True)
@@ -145,10 +65,10 @@ def chance_band(rows: Iterable[AuditRow], metric: str, *, by: Sequence[str] = ("
     maximum of its rows' ``metric`` under H0 (:func:`~memberscope.null_reference.max_null_quantile`
     for their sizes); where lines differ, the highest. None for metrics without a null
     reference (``auc``, ``advantage`` and ``tpr@F`` have one) or without rows with an epoch."""
-    chance = chance_level(metric)
+    parsed = parse_metric(metric)
+    chance, fpr = parsed.chance, parsed.fpr
     if chance is None:
         return None
-    fpr = chance if metric.startswith("tpr@") else None
     picked = [r for r in rows if r.metadata.get("epoch") is not None
               and (slice is None or r.slice == slice)
               and r.n_members > 0 and r.n_nonmembers > 0
@@ -168,8 +88,10 @@ def chance_band(rows: Iterable[AuditRow], metric: str, *, by: Sequence[str] = ("
 
 
 def available_metrics(rows: Sequence[AuditRow], wanted: Sequence[str] = EPOCH_METRICS) -> list[str]:
-    """The metrics of ``wanted`` that at least one row stores."""
-    return [m for m in wanted if any(not math.isnan(metric_value(r, m)) for r in rows)]
+    """The metrics of ``wanted`` that at least one row stores; a name that is no metric
+    raises (:func:`~memberscope.metric_definitions.parse_metric`), never silently dropped."""
+    return [m.key for m in parse_metrics(wanted)
+            if any(not math.isnan(metric_value(r, m)) for r in rows)]
 
 
 def metadata_keys(rows: Iterable[AuditRow]) -> list[str]:

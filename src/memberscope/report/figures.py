@@ -12,8 +12,9 @@ import numpy as np
 
 from memberscope.metrics import RocCurve
 from memberscope.report import plots
-from memberscope.report._data import EPOCH_METRICS, available_metrics, metric_value
-from memberscope.results import AuditRow
+from memberscope.report._data import EPOCH_METRICS, available_metrics
+from memberscope.results import AuditRow, metric_value
+from memberscope.summary import dp_points
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -179,20 +180,24 @@ def heatmaps(rows: Sequence[AuditRow], metric: str = "auc") -> tuple[Figure, str
 
 def dp_figure(rows: Sequence[AuditRow], epsilon_key: str = "epsilon") -> RenderedFigure | None:
     """Accountant ε vs the empirical lower bound; None without DP rows."""
-    from memberscope.report.summary import dp_points
-
     if not dp_points(rows, epsilon_key):
         return None
     figure, axes = _grid(1, 1, (6.4, 3.8))
     plots.plot_epsilon_by_epoch(rows, epsilon_key=epsilon_key, ax=axes[0])
     return RenderedFigure(
         "dp_epsilon", "Differential privacy: promised vs measured ε",
-        "The accountant's ε is the guarantee of DP training (an upper bound on leakage); the "
-        "empirical ε lower bound is what the attacks actually demonstrate. A lower bound above "
-        "the accountant's ε would indicate a bug in training or accounting. Where the run "
+        "The accountant's ε is the guarantee of DP training (an upper bound on leakage). The "
+        "dashed line is what the attacks demonstrate at each audit: the largest of its "
+        "results' ε lower bounds, each computed at a Bonferroni-corrected level so that the "
+        "largest, together with the canary bounds, is a lower bound at the stated confidence "
+        "(the largest of many uncorrected 95% bounds is not a 95% bound). Where the run "
         "planted canaries (test records, each secretly trained on or not by a coin flip), the "
-        "canary audit's ε̂ is how much privacy loss this one run provably shows: it must stay "
-        "below the promised ε, and the closer it gets, the more the promise is confirmed.",
+        "triangles are the one-run canary audit's ε̂ at the final epoch, the one the verdict "
+        "reads: filled ones hold for any (ε, δ)-DP mechanism and, like the dashed line, must "
+        "stay below the promised ε — the closer they get, the more the promise is confirmed; "
+        "above it would indicate a bug in training or accounting. Hollow ones assume the "
+        "training's trade-off curve is Gaussian (μ-GDP, the accountant's model of DP-SGD): "
+        "tighter, but evidence about that model, not a proof about DP.",
         to_png(figure))
 
 

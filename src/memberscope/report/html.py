@@ -17,17 +17,21 @@ import numpy as np
 from memberscope import rundir
 from memberscope._io import atomic_write_bytes, atomic_write_text
 from memberscope.errors import InputError
+from memberscope.metric_definitions import AUC
 from memberscope.metrics import RocCurve
 from memberscope.report import figures as _figures
 from memberscope.report.page import ExposedExample, PageInputs, render_page
 from memberscope.results import AuditResult, AuditRow, ResultsCollection
+from memberscope.risk import LossTraces
 from memberscope.rundir import AuditScores
 from memberscope.store import load_results
+from memberscope.summary import Summary, summarize
 
 logger = logging.getLogger(__name__)
 
 MAX_ROC_CURVES = 8
 EXPOSED_ROWS = 10
+TRACE_RISK_METHOD = "iqr"
 
 __all__ = ["write_audit_report", "write_results_report", "write_run_report"]
 
@@ -61,17 +65,20 @@ def _audit_curves(result: AuditResult) -> dict[str, RocCurve]:
     return curves
 
 
-def _render_figures(rows: Sequence[AuditRow], limit: float | None,
+def _summary(rows: Sequence[AuditRow], max_auc: float | None, metric: str) -> Summary | None:
+    """The one summary the page and its figures show (None when every pair was skipped)."""
+    return summarize(rows, max_auc=max_auc, metric=metric) if rows else None
+
+
+def _render_figures(rows: Sequence[AuditRow], summary: Summary | None,
                     curves: Mapping[str, RocCurve | tuple[np.ndarray, np.ndarray]],
                     gallery: tuple[np.ndarray, np.ndarray, np.ndarray | None,
                                    np.ndarray | None] | None) -> list[_figures.RenderedFigure]:
-    from memberscope.report.summary import accuracy_key_of, suggest_checkpoint
-
     built: list[_figures.RenderedFigure | None] = [_figures.epoch_figure(rows)]
-    accuracy_key = accuracy_key_of(rows)
-    if accuracy_key is not None:
-        pick = suggest_checkpoint(rows, limit=limit, accuracy_key=accuracy_key)
-        built.append(_figures.utility_figure(rows, accuracy_key, limit,
+    if summary is not None and summary.accuracy_key is not None:
+        pick = summary.suggestion
+        limit = summary.limit if summary.metric == AUC.key else None  # the figure's y is AUC
+        built.append(_figures.utility_figure(rows, summary.accuracy_key, limit,
                                              (pick.model, pick.epoch) if pick else None))
     built.append(_figures.roc_figure(curves))
     built.append(_figures.heatmap_figure(rows))
@@ -84,9 +91,10 @@ def _render_figures(rows: Sequence[AuditRow], limit: float | None,
 
 
 def write_audit_report(result: AuditResult, path: str | Path, *,
-                       max_auc: float | None = None, images: np.ndarray | None = None,
+                       max_auc: float | None = None, metric: str = "auc",
+                       images: np.ndarray | None = None,
                        title: str = "memberscope privacy report",
-                       source: str | None = None) -> Path:
+                       source: str | None = None, traces: LossTraces | None = None) -> Path:
     """Write the self-contained HTML report of one audit to ``path`` (atomically).
 
     Parameters
@@ -96,9 +104,15 @@ def write_audit_report(result: AuditResult, path: str | Path, *,
         per-example scores appear when the result carries them).
     max_auc : float, optional
         Privacy limit for the suggested checkpoint (rows need accuracy metadata).
+    metric : str
+        The metric the worst result, trends and the limit rank by (default AUC; a name that
+        is no metric raises with a did-you-mean).
     images : (n, H, W[, C]), optional
         The audited examples, aligned with the result's scores: adds a gallery of the most
         exposed training examples.
+    traces : LossTraces, optional
+        The members' loss traces (e.g. an audit ``.npz``'s ``loss_trace_train``): adds the
+        members they rank most exposed (:func:`memberscope.risk.trace_risk`).
 
     Returns
     -------
@@ -115,11 +129,13 @@ def write_audit_report(result: AuditResult, path: str | Path, *,
     notes = []
     if not curves:
         notes.append("No ROC curves: they are kept in arrays.npz next to result.json.")
+    summary = _summary(rows, max_auc, metric)
     inputs = PageInputs(
         title=title, source=source or str(path.parent), rows=rows, skipped=list(result.skipped),
-        figures=_render_figures(rows, max_auc, curves, gallery),
+        figures=_render_figures(rows, summary, curves, gallery),
         exposed=_exposed_examples(result.scores, result.membership, result.labels),
-        max_auc=max_auc, notes=notes)
+        trace_exposed=_trace_exposed([] if traces is None else [traces]),
+        max_auc=max_auc, notes=notes, summary=summary)
     atomic_write_text(path, render_page(inputs))
     return path
 
@@ -157,8 +173,27 @@ def _run_exposed(audits: Sequence[AuditScores]) -> list[ExposedExample]:
     return out
 
 
+def _trace_exposed(traces: Sequence[LossTraces], method: str = TRACE_RISK_METHOD,
+                   k: int = EXPOSED_ROWS) -> list[ExposedExample]:
+    """The ``k`` members of each model with the highest loss-trace risk (a ranking by
+    :func:`memberscope.risk.trace_risk`, not by an attack), at the last recorded epoch."""
+    from memberscope.risk import top_k
+
+    out = []
+    for model in traces:
+        risk = model.risk(method)
+        index = np.asarray(model.example_index)
+        last_epoch = int(model.epochs[-1]) if len(model.epochs) else None
+        for row in top_k(risk, k):
+            label = None if model.labels is None else int(model.labels[row])
+            out.append(ExposedExample(method, int(index[row]),
+                                      float(risk[row]), label, model.model, last_epoch,
+                                      ties=int(np.count_nonzero(risk == risk[row]))))
+    return out
+
+
 def write_results_report(results: ResultsCollection, path: str | Path, *,
-                         max_auc: float | None = None,
+                         max_auc: float | None = None, metric: str = "auc",
                          title: str = "memberscope privacy report",
                          source: str = "results in memory") -> Path:
     """Write the HTML report of results held in memory (e.g. ``PrivacyMonitor.results``)
@@ -170,8 +205,9 @@ def write_results_report(results: ResultsCollection, path: str | Path, *,
         Rows (and skipped entries) of one or more audits.
     path : path
         The HTML file to write.
-    max_auc : float, optional
-        Privacy limit for the suggested checkpoint (see :func:`write_run_report`).
+    max_auc, metric :
+        Privacy limit for the suggested checkpoint and the metric it limits (see
+        :func:`write_run_report`).
 
     Returns
     -------
@@ -183,14 +219,17 @@ def write_results_report(results: ResultsCollection, path: str | Path, *,
                          "(for one AuditResult use write_audit_report)")
     path = Path(path)
     rows = list(results.rows)
+    summary = _summary(rows, max_auc, metric)
     inputs = PageInputs(title=title, source=source, rows=rows, skipped=list(results.skipped),
-                        figures=_render_figures(rows, max_auc, {}, None), max_auc=max_auc)
+                        figures=_render_figures(rows, summary, {}, None), max_auc=max_auc,
+                        summary=summary)
     atomic_write_text(path, render_page(inputs))
     return path
 
 
 def write_run_report(run_dir: str | Path, *, out: str | Path | None = None,
-                     max_auc: float | None = None, write_figures: bool = True) -> Path:
+                     max_auc: float | None = None, metric: str = "auc",
+                     write_figures: bool = True) -> Path:
     """Write the HTML report of a training run directory (``results.jsonl``, ``config.toml``,
     optional per-example scores: :mod:`memberscope.rundir`) atomically.
 
@@ -204,7 +243,10 @@ def write_run_report(run_dir: str | Path, *, out: str | Path | None = None,
         The HTML file (default ``report.html`` in the run directory).
     max_auc : float, optional
         Privacy limit: the suggested checkpoint is the most accurate (model, epoch) whose
-        worst AUC over slices and attacks is ≤ ``max_auc``.
+        worst ``metric`` over the slices and attacks distinguishable from chance is
+        ≤ ``max_auc``.
+    metric : str
+        The metric the worst result, trends and the limit rank by (default AUC).
     write_figures : bool
         Also save each figure as ``figures/<name>.png`` in the run directory.
 
@@ -227,11 +269,13 @@ def write_run_report(run_dir: str | Path, *, out: str | Path | None = None,
     audited = {(str(r.metadata.get("model")), r.metadata["epoch"]) for r in rows
                if isinstance(r.metadata.get("epoch"), int)}
     audits = rundir.last_scores(folder, audited)
-    rendered = _render_figures(rows, max_auc, _run_curves(audits), None)
+    summary = _summary(rows, max_auc, metric)
+    rendered = _render_figures(rows, summary, _run_curves(audits), None)
     inputs = PageInputs(
         title=f"memberscope privacy report: {folder.resolve().name}", source=str(given),
         rows=rows, skipped=list(collection.skipped), figures=rendered, config_text=config_text,
-        exposed=_run_exposed(audits), max_auc=max_auc)
+        exposed=_run_exposed(audits), trace_exposed=_trace_exposed(rundir.run_traces(folder)),
+        max_auc=max_auc, summary=summary)
     path = Path(out) if out is not None else rundir.report_path(folder)
     page = render_page(inputs)
     if write_figures:

@@ -25,24 +25,23 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from memberscope._io import json_value
-from memberscope.report._data import (
-    epoch_sort_key,
-    group_rows,
-    metadata_keys,
-    metric_title,
-    metric_value,
-    slice_sort_key,
+from memberscope.metric_definitions import (
+    ADVANTAGE,
+    AUC,
+    EPSILON_CONFIDENT,
+    EPSILON_POINT,
+    GLOSSARY,
+    PPV,
+    parse_metric,
+    tpr_metric,
 )
-from memberscope.report.summary import ReportSummary, format_number, summarize
-from memberscope.results import (
-    AuditRow,
-    SkippedEntry,
-    distinguishable_rows,
-    worst_distinguishable,
-)
+from memberscope.report._data import metadata_keys, slice_sort_key
+from memberscope.results import AuditRow, SkippedEntry, metric_value
+from memberscope.summary import Label, Number, Summary, epoch_sort_key, format_number, summarize
 
 if TYPE_CHECKING:
     import jinja2
+    from markupsafe import Markup
 
     from memberscope.report.figures import RenderedFigure
 
@@ -80,9 +79,10 @@ def json_for_script(document: Any) -> str:
 
 @dataclass(frozen=True)
 class ExposedExample:
-    """A member an attack flags most surely; ``model``/``epoch`` are set in a run's report,
-    and ``index`` is the training-set index where the run kept it. ``ties`` counts the
-    members (this one included) with exactly this score."""
+    """A member an attack flags most surely (or, in ``trace_exposed``, that a loss-trace risk
+    method, named in ``attack``, ranks most exposed); ``model``/``epoch`` are set in a run's
+    report, and ``index`` is the training-set index where the run kept it. ``ties`` counts
+    the members (this one included) with exactly this score."""
 
     attack: str
     index: int
@@ -104,39 +104,23 @@ class PageInputs:
     figures: list[RenderedFigure] = field(default_factory=list)
     config_text: str | None = None
     exposed: list[ExposedExample] = field(default_factory=list)
+    trace_exposed: list[ExposedExample] = field(default_factory=list)  # ranked by trace risk
     max_auc: float | None = None
     notes: list[str] = field(default_factory=list)
+    summary: Summary | None = None  # of ``rows`` with ``max_auc``; computed when not given
 
 
-# --- metric explanations (plain language + definition, DESIGN.md) ---------------------------
+# --- the glossary ----------------------------------------------------------------------------
 
-METRIC_EXPLANATIONS: tuple[tuple[str, str, str], ...] = (
-    ("AUC", "How well the attack's score separates training examples (members) from unseen "
-     "ones (non-members). 0.5 is guessing; 1.0 means every member scores above every "
-     "non-member.",
-     "Area under the ROC curve over all thresholds, ties counting one half (the probability "
-     "that a random member outscores a random non-member)."),
-    ("Advantage", "How much better than a coin flip the attacker does at its best threshold: "
-     "0 is no better, 1 is perfect.",
-     "max over thresholds of |TPR − FPR| (as TF Privacy)."),
-    ("PPV", "When the attack says 'member', how often it is right, at its best threshold, "
-     "accounting for how many members and non-members there are.",
-     "max over thresholds of TPR / (TPR + r·FPR) with r = non-members / members; "
-     "1/(1+r) where TPR = FPR = 0."),
-    ("TPR at x% FPR", "The share of members the attack finds while wrongly flagging at most "
-     "x% of non-members. Low FPR is what matters: an attack that confidently identifies even "
-     "a few training examples is a real privacy risk even when its AUC is modest.",
-     "The largest TPR among thresholds with FPR ≤ x (on the full ROC curve)."),
-    ("ε lower bound", "A floor on the differential-privacy ε this model can have, proven by "
-     "the attack. Higher means more leakage; 0 means the attack proves nothing.",
-     "ε ≥ max(ln((TPR_lo − δ)/FPR_hi), ln((TNR_lo − δ)/FNR_hi)) with Clopper-Pearson "
-     "intervals at confidence 1−α; the threshold is chosen on one half of the examples and "
-     "the bound computed on the other, so the 'confident' value is a valid (1−α) bound. "
-     "'point' is the plug-in estimate at the best threshold."),
-    ("Accountant ε", "Under DP training: the privacy guarantee the training algorithm "
-     "promises (with its δ). The empirical lower bound should stay below it.",
-     "ε of (ε, δ)-DP spent so far, from the privacy accountant (RDP or PRV) of DP-SGD/DP-Adam."),
-)
+
+def code_spans(text: str) -> Markup:
+    """``text`` escaped for HTML, with each `backticked` part as ``<code>`` (the definitions'
+    text is written for the README's Markdown too)."""
+    from markupsafe import Markup
+
+    parts = text.split("`")
+    return Markup("").join(Markup("<code>{}</code>").format(part) if index % 2
+                           else Markup("{}").format(part) for index, part in enumerate(parts))
 
 
 # --- tables ---------------------------------------------------------------------------------
@@ -196,14 +180,11 @@ def make_table(table_id: str, headers: Sequence[str], columns: Sequence[Sequence
 
 
 def _fpr_metrics(rows: Sequence[AuditRow]) -> list[str]:
-    return [f"tpr@{f:g}" for f in sorted({f for r in rows for f in r.tpr_at_fpr})]
+    return [tpr_metric(f).key for f in sorted({f for r in rows for f in r.tpr_at_fpr})]
 
 
 def _metric_header(metric: str) -> str:
-    if metric.startswith("tpr@"):
-        return f"TPR@{float(metric[4:]) * 100:g}%"
-    return {"auc": "AUC", "advantage": "advantage", "ppv": "PPV",
-            "epsilon_confident": "ε ≥ (conf.)", "epsilon_point": "ε (point)"}.get(metric, metric)
+    return parse_metric(metric).header
 
 
 def _scalar(value: Any) -> Any:
@@ -224,9 +205,10 @@ def _significance_text(row: AuditRow) -> str | None:
     return None if row.significant is None else ("yes" if row.significant else "no")
 
 
-def results_table(rows: Sequence[AuditRow]) -> Table:
+def results_table(rows: Sequence[AuditRow], summary: Summary | None = None) -> Table:
     """Every result row with every metric and metadata value, the p-value and significance
-    verdict, and the bootstrap intervals where rows have them."""
+    verdict (described by ``summary``'s family), and the bootstrap intervals where rows have
+    them."""
     fprs = _fpr_metrics(rows)
     keys = metadata_keys(rows)
     if rows and all(r.metadata.get("epoch") is not None for r in rows):  # a checkpoints table
@@ -247,80 +229,82 @@ def results_table(rows: Sequence[AuditRow]) -> Table:
         columns.append(values)
         digits.append(places)
 
-    add("AUC", [r.auc for r in ordered])
+    add(AUC.header, [r.auc for r in ordered])
     if any(r.auc_ci is not None for r in ordered):
         add("AUC 95% CI", [_interval_text(r.auc_ci) for r in ordered])
     if any(r.p_value is not None for r in ordered):
         add("p-value", [r.p_value for r in ordered], -2)
         add("significant", [_significance_text(r) for r in ordered])
-    for metric in ["advantage", "ppv", *fprs]:
+    for metric in [ADVANTAGE.key, PPV.key, *fprs]:
         add(_metric_header(metric), [metric_value(r, metric) for r in ordered])
-        if metric in fprs:
-            fpr = float(metric[4:])
+        fpr = parse_metric(metric).fpr
+        if fpr is not None:
             intervals = [_tpr_interval(r, fpr) for r in ordered]
             if any(i is not None for i in intervals):
                 add(f"{_metric_header(metric)} CI", [_interval_text(i) for i in intervals])
-    for metric in ("epsilon_confident", "epsilon_point"):
+    for metric in (EPSILON_CONFIDENT.key, EPSILON_POINT.key):
         add(_metric_header(metric), [metric_value(r, metric) for r in ordered])
     for key in meta[2:]:
         add(key.replace("_", " "), [_scalar(r.metadata.get(key)) for r in ordered])
     return make_table("all-results", headers, columns, digits=digits,
                       caption=f"{len(rows)} results: click a column header to sort. "
                               "p-value: one-sided test of 'no membership information'; "
-                              "significant: after Holm's correction over the audit's results; "
-                              "CI: bootstrap 95% interval")
+                              + ("" if summary is None else
+                                 f"significant: {summary.family_text}; ")
+                              + "CI: bootstrap 95% interval")
 
 
-def checkpoints_table(rows: Sequence[AuditRow], summary: ReportSummary) -> Table | None:
-    """One row per (model, epoch): accuracies, ε, and the worst of each metric over slices."""
-    with_epoch = [r for r in rows if r.metadata.get("epoch") is not None]
-    if not with_epoch:
+def checkpoints_table(summary: Summary) -> Table | None:
+    """One row per (model, epoch) of ``summary.checkpoints``: accuracies, ε, and the worst of
+    each metric over the slices and attacks distinguishable from chance."""
+    checkpoints = summary.checkpoints
+    if not checkpoints:
         return None
-    low = summary.low_fpr_metric
-    has_eps = any(isinstance(r.metadata.get("epsilon"), int | float) for r in with_epoch)
-    has = {k: any(isinstance(r.metadata.get(k), int | float) for r in with_epoch)
-           for k in ("train_accuracy", "test_accuracy")}
-    diagnostics = [k for k in EPOCH_DIAGNOSTICS
-                   if any(isinstance(r.metadata.get(k), int | float) for r in with_epoch)]
-    groups = group_rows(with_epoch, ("model", "epoch"))
-    keys = sorted(groups, key=lambda k: (str(k[0]), epoch_sort_key(k[1])))
+    metric = parse_metric(summary.metric)
+    low = None if summary.low_fpr_metric is None else parse_metric(summary.low_fpr_metric)
+
+    def present(key: str) -> bool:
+        return any(isinstance(c.metadata.get(key), int | float) for c in checkpoints)
+
+    accuracies = [k for k in ("train_accuracy", "test_accuracy") if present(k)]
+    has_eps = present("epsilon")
+    diagnostics = [k for k in EPOCH_DIAGNOSTICS if present(k)]
     records = []
     classes = []
-    suggestion = summary.suggestion
-    for model, epoch in keys:
-        group = groups[(model, epoch)]
-        leaking = distinguishable_rows(group)
-        worst = worst_distinguishable(group, "auc")
-        record: list[Any] = [model, epoch]
-        record += [group[0].metadata.get(k) for k in has if has[k]]
+    pick = summary.suggestion
+    for checkpoint in checkpoints:
+        worst = checkpoint.worst
+        record: list[Any] = [*checkpoint.key, *(checkpoint.metadata.get(k) for k in accuracies)]
         if has_eps:
-            record.append(group[0].metadata.get("epsilon"))
-        record.append(f"{len(leaking)} of {len(group)}")
-        record += ([None, "none distinguishable from chance", None, None] if worst is None else
-                   [worst.auc, worst.slice, worst.attack, max(r.advantage for r in leaking)])
-        if low:
-            low_values = [v for v in (metric_value(r, low) for r in leaking) if not math.isnan(v)]
-            record.append(max(low_values) if low_values else None)
-        record.append(max(r.epsilon_lower_bound.confident for r in group))
-        record += [group[0].metadata.get(k) for k in diagnostics]
+            record.append(checkpoint.metadata.get("epsilon"))
+        record.append(f"{checkpoint.n_significant} of {len(checkpoint.rows)}"
+                      if checkpoint.tested else "not tested")
+        record += ([None, "none distinguishable from chance", None] if worst is None else
+                   [worst.metric(metric), worst.slice, worst.attack])
+        record.append(checkpoint.max_advantage)
+        if low is not None:
+            record.append(checkpoint.max_low_fpr)
+        record.append(checkpoint.max_epsilon)
+        record += [checkpoint.metadata.get(k) for k in diagnostics]
         records.append(record)
-        is_pick = suggestion is not None and (suggestion.model, suggestion.epoch) == (model,
-                                                                                      epoch)
+        is_pick = pick is not None and (pick.model, pick.epoch) == checkpoint.key
         classes.append("suggested" if is_pick else "")
-    headers = ["model", "epoch", *(k.replace("_", " ") for k in has if has[k])]
+    headers = ["model", "epoch", *(k.replace("_", " ") for k in accuracies)]
     if has_eps:
         headers.append("accountant ε")
-    headers += ["significant", "worst AUC", "worst slice", "attack", "max advantage"]
-    if low:
-        headers.append(f"max {_metric_header(low)}")
-    headers.append("max ε ≥")
+    headers += ["significant", f"worst {metric.header}", "worst slice", "attack",
+                f"max {ADVANTAGE.header}"]
+    if low is not None:
+        headers.append(f"max {low.header}")
+    headers.append(f"max {EPSILON_CONFIDENT.header}")
     headers += [k.replace("_", " ") for k in diagnostics]
     digits = [3] * (len(headers) - len(diagnostics)) + [EPOCH_DIAGNOSTICS[k] for k in diagnostics]
     columns = [list(col) for col in zip(*records, strict=True)]
     return make_table("checkpoints", headers, columns, row_classes=classes, digits=digits,
                       caption="One row per model variant and epoch: the worst over the slices "
-                              "and attacks distinguishable from chance (significant after "
-                              "Holm's correction); the suggested checkpoint is highlighted")
+                              "and attacks distinguishable from chance "
+                              f"({summary.family_text}); the suggested checkpoint is "
+                              "highlighted")
 
 
 def skipped_table(skipped: Sequence[SkippedEntry]) -> Table | None:
@@ -350,15 +334,44 @@ def exposed_table(exposed: Sequence[ExposedExample]) -> Table | None:
     caption = ("Training examples with the highest attack score (most exposed)" +
                (" at each variant's last audit; the index is the example's position in the "
                 "training set" if run else "") + ".")
-    tied = [e for e in exposed if e.ties > 1]
-    if tied:
-        headers.append("members at this score")
-        columns.append([e.ties for e in exposed])
-        digits.append(3)
-        caption += (" Some members tie at one score (" + _ties_text(tied) + "); among tied "
-                    "members the table lists the lowest indices, which are no more exposed "
-                    "than the others.")
+    caption += _add_ties(exposed, headers, columns, digits, "score")
     return make_table("exposed", headers, columns, digits=digits, caption=caption)
+
+
+def trace_exposed_table(exposed: Sequence[ExposedExample]) -> Table | None:
+    """The members each model's loss traces rank most exposed (``attack`` holds the risk
+    method, ``epoch`` the last recorded epoch)."""
+    if not exposed:
+        return None
+    methods = ", ".join(dict.fromkeys(e.attack for e in exposed))
+    headers = ["model", "through epoch", "example index", f"risk ({methods})", "label"]
+    columns: list[list[Any]] = [[e.model for e in exposed], [e.epoch for e in exposed],
+                                [e.index for e in exposed], [e.score for e in exposed],
+                                [e.label for e in exposed]]
+    digits = [3, 3, 3, -4, 3]
+    caption = ("Members ranked by the risk their training-loss traces show (LT-IQR: the "
+               "inter-quartile range of each member's loss over the epochs recorded), without "
+               "reference models. A ranking of the members a membership attack would most "
+               "likely single out, not a claim that any of them is exposed: it has no chance "
+               "level. Removing them exposes the next ones (the onion effect): re-audit after "
+               "removing data.")
+    caption += _add_ties(exposed, headers, columns, digits, "risk")
+    return make_table("trace-exposed", headers, columns, digits=digits, caption=caption)
+
+
+def _add_ties(exposed: Sequence[ExposedExample], headers: list[str],
+              columns: list[list[Any]], digits: list[int], value: str) -> str:
+    """Add a column counting the members tied at each listed ``value`` where some tie;
+    returns the caption's sentence about them (empty when none ties)."""
+    tied = [e for e in exposed if e.ties > 1]
+    if not tied:
+        return ""
+    headers.append(f"members at this {value}")
+    columns.append([e.ties for e in exposed])
+    digits.append(3)
+    return (f" Some members tie at one {value} (" + _ties_text(tied) + "); among tied "
+            "members the table lists the lowest indices, which are no more exposed than the "
+            "others.")
 
 
 def _ties_text(tied: Sequence[ExposedExample], most: int = 3) -> str:
@@ -369,72 +382,6 @@ def _ties_text(tied: Sequence[ExposedExample], most: int = 3) -> str:
         where = " · ".join(str(p) for p in (model, attack) if p is not None)
         parts.append(f"{ties} members at {score:.4g} ({where})")
     return "; ".join(parts) + ("; …" if len(seen) > most else "")
-
-
-# --- the answers at the top -----------------------------------------------------------------
-
-
-def verdict(auc: float) -> str:
-    """How strong the worst leakage is, in words; only for a row distinguishable from chance
-    (a non-significant row gets :func:`~memberscope.results.no_leakage_text` instead)."""
-    if not math.isfinite(auc):
-        return "undefined"
-    if auc < 0.55:
-        return "slight: distinguishable from chance, but the attack does little better"
-    if auc < 0.6:
-        return "weak: the attack does slightly better than guessing"
-    if auc < 0.7:
-        return "moderate: the attack clearly tells members from non-members"
-    return "strong: the model reveals which examples it was trained on"
-
-
-@dataclass(frozen=True)
-class Number:
-    """A summary number: shown rounded, with its exact value for scripts and tests."""
-
-    value: float
-    key: str
-    digits: int = 3
-
-    @property
-    def text(self) -> str:
-        """``digits`` decimals, or -``digits`` significant digits when negative (p-values)."""
-        if self.digits < 0 and math.isfinite(self.value):
-            return f"{float(self.value):.{-self.digits}g}"
-        return format_number(float(self.value), self.digits)
-
-    @property
-    def exact(self) -> str:
-        return repr(float(self.value)) if math.isfinite(self.value) else ""
-
-
-def worst_numbers(worst: AuditRow | None) -> list[tuple[str, Number]]:
-    """(name, number) pairs of the worst row's headline numbers; TPR only at the FPRs its
-    non-members resolve (an unresolvable TPR is never a headline)."""
-    if worst is None:
-        return []
-    numbers = [("AUC", Number(worst.auc, "worst.auc")),
-               ("advantage", Number(worst.advantage, "worst.advantage")),
-               ("PPV", Number(worst.ppv, "worst.ppv"))]
-    numbers += [(metric_title(m), Number(metric_value(worst, m), "worst." + m))
-                for m in (f"tpr@{f:g}" for f, v in sorted(worst.tpr_at_fpr.items())
-                          if v is not None)]
-    if worst.p_value is not None:
-        numbers.append(("p-value", Number(worst.p_value, "worst.p_value", -2)))
-    return numbers
-
-
-def placement(row: AuditRow) -> list[tuple[str, Any]]:
-    """("model", …) and ("epoch", …) where the row has them."""
-    return [(k, row.metadata[k]) for k in ("model", "epoch") if row.metadata.get(k) is not None]
-
-
-def last_dp_points(summary: ReportSummary) -> list[Any]:
-    """Each model variant's last DP point."""
-    last: dict[Any, Any] = {}
-    for point in summary.dp:
-        last[point.model] = point
-    return list(last.values())
 
 
 # --- rendering ------------------------------------------------------------------------------
@@ -455,9 +402,8 @@ def _environment() -> jinja2.Environment:
         loader=jinja2.PackageLoader("memberscope.report", "templates"),
         autoescape=True, trim_blocks=True, lstrip_blocks=True,
         undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
-    env.globals.update(placement=placement, metric_title=metric_title, metric_value=metric_value,
-                       verdict=verdict,
-                       Number=Number)
+    env.globals.update(code_spans=code_spans, is_number=_is_number_part,
+                       is_label=_is_label_part)
     return env
 
 
@@ -473,6 +419,14 @@ def _assets() -> tuple[str, str, str]:
     return style, script, csp
 
 
+def _is_number_part(part: object) -> bool:
+    return isinstance(part, Number)
+
+
+def _is_label_part(part: object) -> bool:
+    return isinstance(part, Label)
+
+
 def _data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
@@ -484,7 +438,9 @@ def render_page(inputs: PageInputs) -> str:
     from memberscope._version import __version__
 
     rows = inputs.rows
-    summary = summarize(rows, max_auc=inputs.max_auc) if rows else None
+    summary = inputs.summary
+    if summary is None and rows:
+        summary = summarize(rows, max_auc=inputs.max_auc)
     models = [m for m in dict.fromkeys(r.metadata.get("model") for r in rows) if m is not None]
     facts = [f"{len(rows)} results", f"{len({r.attack for r in rows})} attack(s)",
              f"{len({r.slice for r in rows})} slice(s)"]
@@ -494,18 +450,16 @@ def render_page(inputs: PageInputs) -> str:
         facts.append(f"{len(inputs.skipped)} skipped")
     style, script, csp = _assets()
     tables = {
-        "checkpoints": checkpoints_table(rows, summary) if summary is not None else None,
-        "results": results_table(rows),
+        "checkpoints": checkpoints_table(summary) if summary is not None else None,
+        "results": results_table(rows, summary),
         "exposed": exposed_table(inputs.exposed),
+        "trace_exposed": trace_exposed_table(inputs.trace_exposed),
         "skipped": skipped_table(inputs.skipped),
     }
     return _environment().get_template("page.html.j2").render(
         inputs=inputs, summary=summary, facts=facts, tables=tables,
         generated=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        version=__version__, explanations=METRIC_EXPLANATIONS,
-        worst_numbers=worst_numbers(summary.worst) if summary is not None else [],
-        quiet={model for model, _ in summary.quiet_models} if summary is not None else set(),
-        dp_points=last_dp_points(summary) if summary is not None else [],
+        version=__version__, glossary=GLOSSARY,
         figures=[(fig, _data_uri(fig.png)) for fig in inputs.figures],
         summary_json=Markup(json_for_script(summary.to_dict() if summary else {})),
         style=Markup(style), script=Markup(script), csp=csp)

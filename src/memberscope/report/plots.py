@@ -23,21 +23,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from memberscope.errors import InputError
+from memberscope.metric_definitions import parse_metric
 from memberscope.metrics import RocCurve
-from memberscope.report._data import (
-    ChanceBand,
+from memberscope.report._data import ChanceBand, chance_band, metric_title, slice_sort_key
+from memberscope.results import distinguishable_rows, metric_value
+from memberscope.summary import (
     Rows,
     as_rows,
-    chance_band,
+    dp_points,
     epoch_sort_key,
     field_value,
-    metric_title,
-    metric_value,
-    slice_sort_key,
     worst_series,
 )
-from memberscope.report.summary import dp_points
-from memberscope.results import distinguishable_rows
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -144,6 +141,7 @@ def plot_metric_by_epoch(results: Rows, metric: str = "auc", *,
     "chance-band"): at each epoch, the 95% quantile of the maximum over a line's slices when
     nothing leaks.
     """
+    metric = parse_metric(metric).key
     rows = as_rows(results)
     ax = _new_axes(ax)
     series = worst_series(rows, metric, by=("model", "attack"), slice=slice)
@@ -200,6 +198,7 @@ def plot_privacy_vs_utility(results: Rows, metric: str = "auc", *,
     ``highlight`` (model, epoch) point when given. For ``auc`` and ``advantage`` the chance
     band is shaded (``gid`` "chance-band"): the 95% quantile of the maximum over one
     epoch's slices and attacks when nothing leaks (the highest over the epochs drawn)."""
+    metric = parse_metric(metric).key
     rows = [r for r in as_rows(results)
             if isinstance(r.metadata.get(accuracy_key), int | float)]
     ax = _new_axes(ax)
@@ -294,6 +293,7 @@ def plot_slice_heatmap(results: Rows, metric: str = "auc", *, by: str = "epoch",
     ``vmin``/``vmax`` fix the colour scale (give several panels the same one, so a private
     variant does not look as leaky as the others); by default it spans this panel's values
     (from at most 0.5 for AUC)."""
+    metric = parse_metric(metric).key
     rows = [r for r in as_rows(results)
             if (model is None or r.metadata.get("model") == model)
             and (attack is None or r.attack == attack)
@@ -342,37 +342,45 @@ def plot_slice_heatmap(results: Rows, metric: str = "auc", *, by: str = "epoch",
 
 def plot_epsilon_by_epoch(results: Rows, *, epsilon_key: str = "epsilon", legend: bool = True,
                           ax: Axes | None = None) -> Axes:
-    """Under DP: the accountant's ε (solid), the empirical ε lower bound (dashed: the
-    largest confident bound over slices and attacks) and, for runs with canaries, the one-run
-    audit's white-box (▲) and black-box (▼) ε̂ (dotted) by epoch, per model variant.
+    """Under DP, per model variant by epoch: the accountant's ε (solid) and the empirical ε
+    lower bound (dashed: at each audit the largest of its results, corrected so that it holds
+    at the stated confidence together with the canary bounds, :func:`dp_points`); for runs
+    with canaries, the one-run audit's white-box (▲) and black-box (▼) ε̂ at the final
+    epoch only (the one the verdict reads): filled where valid for any (ε, δ)-DP mechanism,
+    hollow where they assume a Gaussian trade-off curve.
 
-    The accountant's ε is an upper bound on what any attack can show; an empirical bound
-    above it would mean the DP implementation or the accounting is wrong."""
+    The accountant's ε is an upper bound on what any attack can show; an assumption-free
+    bound above it would mean the DP implementation or the accounting is wrong."""
     rows = as_rows(results)
     points = dp_points(rows, epsilon_key)
     if not points:
         raise InputError(f"no rows carry the accountant's epsilon in metadata[{epsilon_key!r}]; "
                          "this figure is for DP training runs")
     ax = _new_axes(ax)
-    confidence = 1.0 - rows[0].epsilon_lower_bound.alpha
     all_models = list(dict.fromkeys(r.metadata.get("model") for r in rows))
     for model in dict.fromkeys(p.model for p in points):
         index = all_models.index(model)
         mine = [p for p in points if p.model == model]
         epochs = [p.epoch for p in mine]
         color = _color(index)
+        last = mine[-1]
         ax.plot(epochs, [p.accountant for p in mine], color=color, marker="o", markersize=4,
                 label=_series_label(model, "accountant ε"))
         ax.plot(epochs, [p.empirical for p in mine], color=color, linestyle="--", marker="s",
-                markersize=4,
-                label=_series_label(model, f"empirical ε lower bound ({confidence:.0%})"))
+                markersize=4, label=_series_label(
+                    model, f"attacks' ε lower bound ({last.empirical_basis}, "
+                           f"{last.confidence:.0%} with the canaries)"))
         for kind, marker, name in (("white_box", "^", "white-box"),
                                    ("black_box", "v", "black-box")):
-            audited = [(p.epoch, getattr(p, kind)) for p in mine if getattr(p, kind) is not None]
-            if audited:
-                ax.plot([e for e, _ in audited], [v for _, v in audited], color=color,
-                        linestyle=":", marker=marker, markersize=5,
-                        label=_series_label(model, f"one-run canary audit ε̂, {name}"))
+            free, gaussian = getattr(last, kind), getattr(last, f"gaussian_{kind}")
+            if free is not None:
+                ax.plot([last.epoch], [free], color=color, linestyle="none", marker=marker,
+                        markersize=7, label=_series_label(
+                            model, f"canary ε̂, {name}, final epoch (any DP mechanism)"))
+            if gaussian is not None:
+                ax.plot([last.epoch], [gaussian], color=color, linestyle="none", marker=marker,
+                        markersize=7, markerfacecolor="none", label=_series_label(
+                            model, f"canary ε̂, {name}, final epoch (assumes Gaussian curve)"))
     ax.set_title("DP: accountant ε vs empirical lower bound", fontsize=10)
     ax.set_xlabel("epoch")
     _integer_epochs(ax, [p.epoch for p in points])

@@ -1,19 +1,30 @@
 """Training settings as frozen, validated dataclasses (no torch needed to build them).
 
+Each field's rule is stated once, in ``TRAIN_RULES``: ``TrainSettings`` checks itself with
+it, and the experiment config and ``TrainingRecipe`` check their values with the same rules.
 DP's own settings live with the rest of DP, in :mod:`memberscope.train.dp.settings`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from numbers import Integral
 
-from memberscope.errors import InputError, UnknownNameError
+from memberscope._validation import FieldRule, field_problems, raise_field_problems
 from memberscope.train.dp.settings import CanarySettings, DPSettings
 
-__all__ = ["OPTIMIZERS", "CanarySettings", "DPSettings", "TrainSettings"]
+__all__ = ["OPTIMIZERS", "TRAIN_RULES", "CanarySettings", "DPSettings", "TrainSettings"]
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 """Optimizer names of every trainer (experiment variants and reference models alike)."""
+
+TRAIN_RULES = {
+    "epochs": FieldRule(int, at_least=1),
+    "batch_size": FieldRule(int, at_least=1),
+    "learning_rate": FieldRule(float, above=0),
+    "optimizer": FieldRule(str, names=OPTIMIZERS, name_kind="optimizer"),
+    "momentum": FieldRule(float, at_least=0, below=1),
+    "weight_decay": FieldRule(float, at_least=0),
+    "seed": FieldRule(int, at_least=0),
+}
 
 
 @dataclass(frozen=True)
@@ -44,17 +55,4 @@ class TrainSettings:
     dp: DPSettings | None = None
 
     def __post_init__(self) -> None:
-        if self.epochs < 1:
-            raise InputError(f"epochs must be >= 1; got {self.epochs}")
-        if self.batch_size < 1:
-            raise InputError(f"batch_size must be >= 1; got {self.batch_size}")
-        if not self.learning_rate > 0:
-            raise InputError(f"learning_rate must be > 0; got {self.learning_rate}")
-        if self.optimizer not in OPTIMIZERS:
-            raise UnknownNameError("optimizer", self.optimizer, OPTIMIZERS)
-        if not 0 <= self.momentum < 1:
-            raise InputError(f"momentum must be in [0, 1); got {self.momentum}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, Integral) or self.seed < 0:
-            raise InputError(f"seed must be an int >= 0; got {self.seed!r}")
-        if self.weight_decay < 0:
-            raise InputError(f"weight_decay must be >= 0; got {self.weight_decay}")
+        raise_field_problems(self, field_problems(self, TRAIN_RULES))

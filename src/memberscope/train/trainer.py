@@ -41,6 +41,7 @@ import numpy as np
 
 from memberscope._seeding import stream_seed
 from memberscope.errors import InputError, require
+from memberscope.signals import cross_entropy_loss
 from memberscope.train.settings import TrainSettings
 
 if TYPE_CHECKING:
@@ -454,22 +455,39 @@ class Trainer:
 
 class _EpochLosses:
     """Each example's training loss summed over one epoch's steps, and how many steps drew it
-    (a Poisson batch never holds an example twice, so indexed adds are exact)."""
+    (a Poisson batch never holds an example twice, so indexed adds are exact).
+
+    Losses are computed in float64: in float32 the log-sum-exp rounds 1 + p_rest to float32's
+    spacing above 1, so a loss below ~6e-8 becomes 0 and smaller ones steps of 1.2e-7,
+    erasing the differences between fitted examples that log-scale risk methods read. On CPU
+    the arithmetic runs in numpy on the (batch, classes) logits: torch splits even such tiny
+    operators across its threads, and on a loaded machine waiting for them made recording 5-8%
+    of a 2-thread epoch (benchmarks/trace_recording.py); numpy keeps it on the calling thread.
+    On an accelerator it stays in torch, with no transfer per step.
+    """
 
     def __init__(self, n: int, device: str) -> None:
         import torch
 
-        self.sums = torch.zeros(n, dtype=torch.float64, device=device)
-        self.counts = torch.zeros(n, dtype=torch.int32, device=device)
-        self.ones = torch.ones(n, dtype=torch.int32, device=device)  # index_add_'s source
+        self.on_cpu = torch.device(device).type == "cpu"
+        if self.on_cpu:
+            self.sums: Any = np.zeros(n, dtype=np.float64)
+            self.counts: Any = np.zeros(n, dtype=np.int32)
+        else:
+            self.sums = torch.zeros(n, dtype=torch.float64, device=device)
+            self.counts = torch.zeros(n, dtype=torch.int32, device=device)
+            self.ones = torch.ones(n, dtype=torch.int32, device=device)  # index_add_'s source
 
     def add(self, index: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor) -> None:
         """Add the per-example cross-entropy of one step's (detached) ``logits``."""
+        if self.on_cpu:
+            rows = index.numpy()
+            self.sums[rows] += cross_entropy_loss(
+                targets.numpy(), logits=logits.detach().numpy().astype(np.float64))
+            self.counts[rows] += 1
+            return
         import torch
 
-        # In float64: in float32 the log-sum-exp rounds 1 + p_rest to float32's spacing above
-        # 1, so a loss below ~6e-8 becomes 0 and smaller ones steps of 1.2e-7, erasing the
-        # differences between fitted examples that log-scale risk methods read.
         losses = torch.nn.functional.cross_entropy(logits.detach().double(), targets,
                                                    reduction="none")
         self.sums.index_add_(0, index, losses)
@@ -477,7 +495,8 @@ class _EpochLosses:
 
     def column(self) -> np.ndarray:
         """(n,) float32 mean loss per example; NaN for examples no step drew."""
-        sums, counts = self.sums.cpu().numpy(), self.counts.cpu().numpy()
+        sums = self.sums if self.on_cpu else self.sums.cpu().numpy()
+        counts = self.counts if self.on_cpu else self.counts.cpu().numpy()
         with np.errstate(invalid="ignore", divide="ignore"):
             return (sums / counts).astype(np.float32)
 

@@ -1,42 +1,70 @@
 """TF Privacy's membership-inference data structures, with memberscope's numbers behind them.
 
-Names, fields and methods follow TF Privacy's ``data_structures`` module where its users reach
-them (the privacy-report codelab and the README's examples). Differences a user can notice:
+Names, fields, methods and string forms follow TF Privacy's ``data_structures`` module, so
+code and tests written for it run with the import prefix changed. What differs on purpose
+(``docs/migrating-from-tf-privacy.md``):
 
-- inputs are checked when :class:`AttackInputData` is built (``validate()`` is kept, as a
-  no-op), with memberscope's messages;
-- a result wraps a memberscope :class:`~memberscope.AuditRow` (``SingleAttackResult.row``),
-  so AUC, advantage and PPV are memberscope's (``docs/migrating-from-tf-privacy.md``);
-- (slice, attack) pairs that could not be evaluated are kept in ``AttackResults.skipped``
-  with their reason instead of being dropped.
+- metrics keep memberscope's definitions: a result of ``run_attacks`` carries its memberscope
+  :class:`~memberscope.AuditRow` (``SingleAttackResult.row``, ``RocCurve.row``) and reports
+  its AUC, one-sided advantage, PPV lower bound and valid ε bound. A :class:`RocCurve` built
+  from rates alone (no counts) reports the area, the one-sided advantage and the plug-in
+  precision of its points;
+- losses are exact (``utils``);
+- results are saved as JSON (``AttackResults.save``), never pickled;
+- (slice, attack) pairs that could not be evaluated are kept in ``AttackResults.skipped``.
+
+Like TF Privacy's, :class:`AttackInputData` is a plain mutable record: it is checked by
+``validate()``, which ``run_attacks`` calls, not when it is built.
 """
 
 from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Callable, Iterable
+import re
+from collections.abc import Iterable, Mapping, MutableSequence, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from memberscope.errors import InputError, require
-from memberscope.metrics import RocCurve
-from memberscope.outputs import ModelOutputs
-from memberscope.results import AuditResult, AuditRow, ResultsCollection, SkippedEntry
+from memberscope import signals
+from memberscope._io import atomic_write_json, json_value
+from memberscope._validation import as_float_array, as_label_array
+from memberscope.compat.tf_privacy.epsilon_lower_bound import BoundMethod
+from memberscope.compat.tf_privacy.utils import (
+    LossFunction,
+    LossFunctionCallable,
+    format_number_list,
+    get_loss,
+)
+from memberscope.errors import InputError, SchemaError, require
+from memberscope.metric_definitions import ADVANTAGE, AUC, EPSILON_CONFIDENT, PPV
+from memberscope.results import AuditRow, ResultsCollection, SkippedEntry
 
 if TYPE_CHECKING:
     import pandas
 
+    from memberscope.results import AuditResult
+
 ENTIRE_DATASET_SLICE_STR = "Entire dataset"
+#: How many ε values per result the summary and the data frame show (TF Privacy's top k).
+EPSILON_K = 5
+#: 1 − confidence of the ε lower bound of ``run_attacks`` results.
+EPSILON_ALPHA = 0.05
+#: The bound ``run_attacks`` results carry (see :mod:`.epsilon_lower_bound`).
+EPSILON_METHODS = (BoundMethod.HELD_OUT_CLOPPER_PEARSON,)
+#: Version of the JSON files ``AttackResults.save`` writes.
+SCHEMA_VERSION = 1
+_FORMAT = "memberscope.compat.tf_privacy.AttackResults"
 
 
 # --- slices ---------------------------------------------------------------------------------
 
 
 class SlicingFeature(enum.Enum):
-    """What a slice selects on; ``CUSTOM`` stands for memberscope's ``custom:NAME`` slices."""
+    """What a slice selects on."""
 
     CLASS = "class"
     PERCENTILE = "percentile"
@@ -44,10 +72,11 @@ class SlicingFeature(enum.Enum):
     CUSTOM = "custom"
 
 
-@dataclass(frozen=True)
+@dataclass
 class SingleSliceSpec:
-    """One slice: ``feature`` None is the entire dataset, else a feature and its ``value``
-    (a class, a ``(low, high)`` loss-percentile range, True/False, or a custom name)."""
+    """One slice: ``feature`` None is the entire dataset; else a feature and its ``value``:
+    a class, a ``(low, high)`` loss-percentile range, True/False, or for ``CUSTOM`` the tuple
+    ``(train_groups, test_groups, group_value, slice_name)``."""
 
     feature: SlicingFeature | None = None
     value: Any = None
@@ -62,27 +91,17 @@ class SingleSliceSpec:
             return ENTIRE_DATASET_SLICE_STR
         if self.feature is SlicingFeature.PERCENTILE:
             low, high = self.value
-            return f"Loss percentiles: {low}-{high}"
+            return f"Loss percentiles: {int(low)}-{int(high)}"
+        if self.feature is SlicingFeature.CUSTOM:
+            train_groups, test_groups, group, name = self.value
+            if name is not None:
+                return f"Custom indices: slice_name = {name}"
+            return (f"Custom indices: train = {train_groups}, test = {test_groups}, "
+                    f"group_value = {group}")
         return f"{self.feature.name}={self.value}"
 
-    @classmethod
-    def from_slice_name(cls, name: str) -> SingleSliceSpec:
-        """The spec of a memberscope slice label (``entire_dataset``, ``class=3``,
-        ``loss_percentile=10-20``, ``correctly_classified=True``, ``custom:NAME``)."""
-        if name == "entire_dataset":
-            return cls()
-        key, _, value = name.partition("=")
-        if key == "class":
-            return cls(SlicingFeature.CLASS, int(value))
-        if key == "loss_percentile":
-            low, high = value.split("-")
-            return cls(SlicingFeature.PERCENTILE, (int(low), int(high)))
-        if key == "correctly_classified":
-            return cls(SlicingFeature.CORRECTLY_CLASSIFIED, value == "True")
-        return cls(SlicingFeature.CUSTOM, name.removeprefix("custom:"))
 
-
-@dataclass(frozen=True)
+@dataclass
 class SlicingSpec:
     """Which slices to attack besides (or instead of) the entire dataset.
 
@@ -91,61 +110,74 @@ class SlicingSpec:
     entire_dataset : bool
         One slice with every example.
     by_class : bool, int or iterable of int
-        True: one slice per class; an int N: classes 0 … N-1; an iterable: those classes.
+        True: one slice per class; an int: that class only; an iterable: those classes.
     by_percentiles : bool
         Ten slices by loss percentile (0-10, …, 90-100), members and non-members pooled.
     by_classification_correctness : bool
         One slice of correctly and one of wrongly classified examples.
+    all_custom_train_indices, all_custom_test_indices : sequences of (n_train,), (n_test,)
+        Pairs of group vectors; each group value present on both sides is one slice.
+    custom_slices_names : {group value: name}, optional
+        Names for the custom slices.
     """
 
     entire_dataset: bool = True
     by_class: bool | int | Iterable[int] = False
     by_percentiles: bool = False
     by_classification_correctness: bool = False
+    all_custom_train_indices: Sequence[np.ndarray] | None = None
+    all_custom_test_indices: Sequence[np.ndarray] | None = None
+    custom_slices_names: Mapping[Any, str] | None = None
 
     def __post_init__(self) -> None:
         for name in ("entire_dataset", "by_percentiles", "by_classification_correctness"):
             if not isinstance(getattr(self, name), bool | np.bool_):
                 raise InputError(f"SlicingSpec.{name} must be True or False; "
                                  f"got {getattr(self, name)!r}")
-        object.__setattr__(self, "by_class", _class_selection(self.by_class))
-        if not self.slice_kinds():
-            raise InputError("SlicingSpec selects no slice; set entire_dataset, by_class, "
-                             "by_percentiles or by_classification_correctness")
+        self.class_selection()  # checks by_class
+        train, test = self.all_custom_train_indices, self.all_custom_test_indices
+        if bool(train) != bool(test):
+            raise InputError("SlicingSpec.all_custom_train_indices and "
+                             "all_custom_test_indices must be given together")
+        if train and test and len(train) != len(test):
+            raise InputError(f"SlicingSpec.all_custom_train_indices has {len(train)} group "
+                             f"vectors but all_custom_test_indices has {len(test)}")
 
-    def slice_kinds(self) -> tuple[str, ...]:
-        """memberscope's slice kinds for this spec (``audit(..., slices=...)``)."""
-        wanted = (("entire", self.entire_dataset), ("class", bool(self.by_class)),
-                  ("loss_percentile", self.by_percentiles),
-                  ("correctness", self.by_classification_correctness))
-        return tuple(kind for kind, on in wanted if on)
+    def class_selection(self) -> bool | tuple[int, ...]:
+        """``by_class`` as True/False (every class or none) or the tuple of classes."""
+        by_class = self.by_class
+        if isinstance(by_class, bool | np.bool_):
+            return bool(by_class)
+        if isinstance(by_class, int | np.integer):
+            if by_class < 0:
+                raise InputError(f"SlicingSpec.by_class must be >= 0; got {by_class}")
+            return (int(by_class),)
+        if isinstance(by_class, Iterable) and not isinstance(by_class, str):
+            classes = tuple(by_class)
+            if not all(isinstance(c, int | np.integer) and not isinstance(c, bool | np.bool_)
+                       for c in classes):
+                raise InputError(f"SlicingSpec.by_class must list integer classes; "
+                                 f"got {classes!r}")
+            return tuple(int(c) for c in classes)
+        raise InputError(f"SlicingSpec.by_class must be a bool, an int or integers; "
+                         f"got {by_class!r}")
 
-    def selects(self, slice_name: str) -> bool:
-        """Whether a memberscope slice label belongs to this spec (``by_class`` may keep
-        only some classes)."""
-        spec = SingleSliceSpec.from_slice_name(slice_name)
-        if spec.feature is not SlicingFeature.CLASS or isinstance(self.by_class, bool):
-            return True
-        return spec.value in self.by_class  # type: ignore[operator]
-
-
-def _class_selection(by_class: Any) -> bool | tuple[int, ...]:
-    """``by_class`` as True/False (all classes or none) or the tuple of classes to keep;
-    an int N means classes 0 … N-1."""
-    if isinstance(by_class, bool | np.bool_):
-        return bool(by_class)
-    if isinstance(by_class, int | np.integer):
-        if by_class < 0:
-            raise InputError(f"SlicingSpec.by_class must be >= 0; got {by_class}")
-        return tuple(range(int(by_class)))
-    if isinstance(by_class, Iterable) and not isinstance(by_class, str):
-        classes = tuple(by_class)
-        if not all(isinstance(c, int | np.integer) and not isinstance(c, bool | np.bool_)
-                   for c in classes):
-            raise InputError(f"SlicingSpec.by_class must list integer classes; got {classes!r}")
-        return tuple(int(c) for c in classes)
-    raise InputError(f"SlicingSpec.by_class must be a bool, an int or integers; "
-                     f"got {by_class!r}")
+    def __str__(self) -> str:
+        parts = ["SlicingSpec("]
+        if self.entire_dataset:
+            parts.append(" Entire dataset,")
+        selection = self.class_selection()
+        if selection is True:
+            parts.append(" By classes,")
+        elif selection:
+            parts.append(f" Into classes {self.by_class},")
+        if self.by_percentiles:
+            parts.append(" By percentiles,")
+        if self.by_classification_correctness:
+            parts.append(" By classification correctness,")
+        if self.all_custom_train_indices:
+            parts.append(" By custom indices,")
+        return "\n".join([*parts, ")"])
 
 
 # --- attacks and metrics ------------------------------------------------------------------
@@ -199,37 +231,54 @@ class PrivacyMetric(enum.Enum):
     @property
     def metric(self) -> str:
         """The :meth:`memberscope.AuditRow.metric` name (the ε bound is the confident one)."""
-        return {"AUC": "auc", "Attacker advantage": "advantage",
-                "Positive predictive value": "ppv",
-                "Epsilon lower bound": "epsilon_confident"}[self.value]
+        return {"AUC": AUC, "Attacker advantage": ADVANTAGE, "Positive predictive value": PPV,
+                "Epsilon lower bound": EPSILON_CONFIDENT}[self.value].key
+
+    @classmethod
+    def parse(cls, value: PrivacyMetric | str, where: str = "privacy_metric") -> PrivacyMetric:
+        """A metric, or its value or name as a string (``"AUC"``, ``"ATTACKER_ADVANTAGE"``)."""
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, str):
+            for metric in cls:
+                if value in (metric.value, metric.name):
+                    return metric
+        raise InputError(f"{where} must be a PrivacyMetric or one of "
+                         f"{', '.join(repr(m.value) for m in cls)}; got {value!r}")
+
+    def value_of(self, result: SingleAttackResult) -> float:
+        """This metric of ``result`` (the ε bound: the mean of its largest bounds, as TF
+        Privacy ranks results)."""
+        if self is PrivacyMetric.AUC:
+            return result.get_auc()
+        if self is PrivacyMetric.ATTACKER_ADVANTAGE:
+            return result.get_attacker_advantage()
+        if self is PrivacyMetric.PPV:
+            return result.get_ppv()
+        bounds = result.get_epsilon_lower_bound()
+        return float(np.mean(bounds)) if len(bounds) else math.nan
 
     def __str__(self) -> str:
         return self.value
 
 
-class LossFunction(enum.Enum):
-    """How ``AttackInputData`` derives a loss when none is given; memberscope computes the
-    exact cross-entropy and takes a callable ``loss_function(labels, predictions)``."""
-
-    CROSS_ENTROPY = "cross_entropy"
-    SQUARED = "squared"
-
-
 # --- inputs -------------------------------------------------------------------------------
 
-_PAIRS = ("logits", "probs", "labels", "loss", "entropy", "sample_weight")
+_PAIRS = ("loss", "entropy", "logits", "probs", "labels", "sample_weight")
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class AttackInputData:
     """Per-example outputs of the attacked model: ``*_train`` on its training data (members),
     ``*_test`` on held-out data (non-members).
 
-    Give labels with logits or probs (each (n, C)), or per-example losses (n,) with or
-    without labels. The arrays are checked and joined into a
-    :class:`~memberscope.ModelOutputs` (``outputs``) when the object is built.
-    ``entropy_*`` and multi-label data are not supported: memberscope computes entropies
-    from logits or probs.
+    Give labels with logits or probs ((n, C), or (n,) for one output per example; multi-hot
+    (n, C) labels for multi-label data), or per-example losses, or prediction entropies.
+    ``sample_weight_*`` (n,) multiplies each derived loss, as in TF Privacy; memberscope's own
+    :meth:`memberscope.ModelOutputs.from_train_test` instead weights each example in the
+    metrics. ``loss_function`` is a :class:`LossFunction`, its name, or a callable
+    ``(labels, predictions, sample_weight)``; ``loss_function_using_logits`` picks which
+    predictions it gets (default: logits when given).
     """
 
     logits_train: Any = None
@@ -238,33 +287,33 @@ class AttackInputData:
     probs_test: Any = None
     labels_train: Any = None
     labels_test: Any = None
+    sample_weight_train: Any = None
+    sample_weight_test: Any = None
     loss_train: Any = None
     loss_test: Any = None
     entropy_train: Any = None
     entropy_test: Any = None
-    sample_weight_train: Any = None
-    sample_weight_test: Any = None
-    loss_function: Callable[[np.ndarray, np.ndarray], np.ndarray] | LossFunction = (
-        LossFunction.CROSS_ENTROPY)
+    loss_function: LossFunctionCallable | LossFunction | str = LossFunction.CROSS_ENTROPY
     loss_function_using_logits: bool | None = None
     multilabel_data: bool | None = None
     force_multilabel_data: bool = False
-    outputs: ModelOutputs = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "outputs", _model_outputs(self))
+        self.is_multilabel_data()
 
     @property
     def has_labels(self) -> bool:
-        """Whether true labels were given (without them only loss-based attacks run)."""
-        return self.labels_train is not None
+        """Whether true labels were given."""
+        return self.labels_train is not None and self.labels_test is not None
 
     @property
     def num_classes(self) -> int:
-        """Number of classes: columns of logits/probs, else 1 + the largest label."""
+        """Number of classes: 1 + the largest label, or the columns of multi-hot labels."""
         if not self.has_labels:
             raise InputError("the number of classes needs labels_train and labels_test")
-        return self.outputs.num_classes
+        if self.is_multilabel_data():
+            return int(np.shape(self.labels_train)[1])
+        return int(max(np.max(self.labels_train), np.max(self.labels_test))) + 1
 
     @property
     def logits_or_probs_train(self) -> np.ndarray | None:
@@ -276,24 +325,136 @@ class AttackInputData:
         """Test-set logits when given, else probabilities."""
         return self.logits_test if self.logits_test is not None else self.probs_test
 
+    def _loss(self, side: str) -> np.ndarray | None:
+        return get_loss(getattr(self, f"loss_{side}"), getattr(self, f"labels_{side}"),
+                        getattr(self, f"logits_{side}"), getattr(self, f"probs_{side}"),
+                        self.loss_function, self.loss_function_using_logits,
+                        self.is_multilabel_data(), getattr(self, f"sample_weight_{side}"))
+
+    def get_loss_train(self) -> np.ndarray | None:
+        """Per-example loss of the members, (n_train,) or (n_train, C) for multi-label data:
+        as given, else derived exactly (``utils.get_loss``); None without labels."""
+        return self._loss("train")
+
+    def get_loss_test(self) -> np.ndarray | None:
+        """Per-example loss of the non-members, like :meth:`get_loss_train`."""
+        return self._loss("test")
+
+    def _entropy(self, side: str) -> np.ndarray:
+        if self.is_multilabel_data():
+            raise InputError("the prediction entropy is not defined for multi-label data")
+        given = getattr(self, f"entropy_{side}")
+        if given is not None:
+            return np.asarray(given)
+        logits, probs = getattr(self, f"logits_{side}"), getattr(self, f"probs_{side}")
+        if logits is None and probs is None:
+            raise InputError(f"the entropy of the {side} set needs entropy_{side}, "
+                             f"logits_{side} or probs_{side}")
+        distribution = (signals.softmax(as_float_array(f"logits_{side}", logits, 2))
+                        if logits is not None else as_float_array(f"probs_{side}", probs, 2))
+        labels = getattr(self, f"labels_{side}")
+        if labels is None:
+            return signals.entropy(distribution)
+        return signals.modified_entropy(distribution, as_label_array(f"labels_{side}", labels))
+
+    def get_entropy_train(self) -> np.ndarray:
+        """Prediction entropy of the members (n_train,): as given, else Song & Mittal's
+        modified entropy with labels, the Shannon entropy without."""
+        return self._entropy("train")
+
+    def get_entropy_test(self) -> np.ndarray:
+        """Prediction entropy of the non-members (n_test,), like :meth:`get_entropy_train`."""
+        return self._entropy("test")
+
+    def _shape(self, side: str) -> tuple[int, ...]:
+        for name in ("loss", "entropy", "logits", "probs", "labels"):
+            value = getattr(self, f"{name}_{side}")
+            if value is not None:
+                return tuple(np.shape(value))
+        raise InputError(f"no *_{side} array is given")
+
+    def get_train_shape(self) -> tuple[int, ...]:
+        """Shape of the members' loss, entropy, logits or probs (the first given)."""
+        return self._shape("train")
+
+    def get_test_shape(self) -> tuple[int, ...]:
+        """Shape of the non-members' loss, entropy, logits or probs (the first given)."""
+        return self._shape("test")
+
     def get_train_size(self) -> int:
         """Number of training examples (members)."""
-        return self.outputs.n_members
+        return self.get_train_shape()[0]
 
     def get_test_size(self) -> int:
         """Number of test examples (non-members)."""
-        return self.outputs.n_nonmembers
+        return self.get_test_shape()[0]
 
-    def get_loss_train(self) -> np.ndarray:
-        """Per-example loss (n_train,): as given, else the exact cross-entropy."""
-        return self.outputs.loss_values[self.outputs.membership]
+    def has_nonnull_sample_weights(self) -> bool:
+        """Whether both sides have sample weights."""
+        return self.sample_weight_train is not None and self.sample_weight_test is not None
 
-    def get_loss_test(self) -> np.ndarray:
-        """Per-example loss (n_test,): as given, else the exact cross-entropy."""
-        return self.outputs.loss_values[~self.outputs.membership]
+    def is_multihot_labels(self, arr: np.ndarray | None, arr_name: str) -> bool:
+        """Whether ``arr`` is (n, C) with some row holding more than one positive class."""
+        if arr is None or np.ndim(arr) == 1:
+            return False
+        if np.ndim(arr) != 2:
+            raise InputError(f"{arr_name} must be (n,) or (n, C) to tell whether it is "
+                             f"multi-hot; got shape {np.shape(arr)}")
+        sums = np.sum(arr, axis=1)
+        return not bool(((sums == 0) | (sums == 1)).all())
+
+    def is_multilabel_data(self) -> bool:
+        """Whether this is multi-label data: 2-D predictions and multi-hot 2-D labels on both
+        sides (or ``force_multilabel_data``). The answer is kept in ``multilabel_data``."""
+        if self.force_multilabel_data:
+            self.multilabel_data = True
+        if self.multilabel_data is not None:
+            return bool(self.multilabel_data)
+        predictions: tuple[Any, Any] = (self.logits_or_probs_train, self.logits_or_probs_test)
+        if any(p is None for p in predictions) or not self.has_labels:
+            self.multilabel_data = False
+            return False
+        train_dims, test_dims = np.ndim(predictions[0]), np.ndim(predictions[1])
+        label_dims = np.ndim(self.labels_train), np.ndim(self.labels_test)
+        if train_dims != test_dims or train_dims not in (1, 2):
+            raise InputError(f"train and test predictions must both be (n,) or (n, C); got "
+                             f"shapes {np.shape(predictions[0])} and {np.shape(predictions[1])}")
+        if label_dims[0] != label_dims[1] or label_dims[0] not in (1, 2):
+            raise InputError(f"labels_train and labels_test must both be (n,) or (n, C); got "
+                             f"shapes {np.shape(self.labels_train)} and "
+                             f"{np.shape(self.labels_test)}")
+        self.multilabel_data = bool(
+            train_dims == 2 and label_dims[0] == 2
+            and np.shape(predictions[0])[1] == np.shape(predictions[1])[1]
+            and self.is_multihot_labels(self.labels_train, "labels_train")
+            and self.is_multihot_labels(self.labels_test, "labels_test"))
+        return self.multilabel_data
 
     def validate(self) -> None:
-        """Kept for TF Privacy code: the inputs were already checked when built."""
+        """Check the inputs (``run_attacks`` calls this); raises :class:`InputError` (a
+        ``ValueError``) naming the array and the problem."""
+        for name in _PAIRS:
+            train, test = getattr(self, f"{name}_train"), getattr(self, f"{name}_test")
+            if (train is None) != (test is None):
+                given, missing = ((f"{name}_train", f"{name}_test") if test is None
+                                  else (f"{name}_test", f"{name}_train"))
+                raise InputError(f"{given} was given without {missing}; give both or neither")
+        if self.logits_train is not None and self.probs_train is not None:
+            raise InputError("give logits or probs, not both (the loss and the attacks would "
+                             "not know which to use)")
+        if not any(getattr(self, f"{name}_train") is not None
+                   for name in ("labels", "loss", "logits", "probs", "entropy")):
+            raise InputError("no input: give labels with logits or probs, or loss, or entropy "
+                             "(each as *_train and *_test)")
+        multilabel = self.is_multilabel_data()
+        for side in ("train", "test"):
+            _check_side(self, side, multilabel)
+        for name in ("logits", "probs"):
+            train, test = getattr(self, f"{name}_train"), getattr(self, f"{name}_test")
+            if train is not None and np.shape(train)[1:] != np.shape(test)[1:]:
+                raise InputError(f"{name}_train has shape {np.shape(train)} but {name}_test has "
+                                 f"shape {np.shape(test)}; they must agree beyond the first "
+                                 "dimension")
 
     def __str__(self) -> str:
         shapes = [f" {name}_{side} with shape: {np.shape(value)},"
@@ -302,54 +463,237 @@ class AttackInputData:
         return "\n".join(["AttackInputData(", *shapes, ")"])
 
 
-def _model_outputs(data: AttackInputData) -> ModelOutputs:
-    """Check what memberscope cannot use, derive a custom loss, and join both sides."""
-    for name in ("entropy_train", "entropy_test"):
-        if getattr(data, name) is not None:
-            raise InputError(f"{name} is not supported: memberscope computes the entropy from "
-                             "logits or probs; give those (or loss_train/loss_test) instead")
-    if data.multilabel_data or data.force_multilabel_data:
-        raise InputError("multi-label data is not supported (multilabel_data / "
-                         "force_multilabel_data); give one integer label per example")
-    labels = {"train": data.labels_train, "test": data.labels_test}
-    loss = {"train": data.loss_train, "test": data.loss_test}
-    has_distribution = any(getattr(data, f"{kind}_{side}") is not None
-                           for kind in ("logits", "probs") for side in ("train", "test"))
-    if labels["train"] is None and labels["test"] is None:
-        if has_distribution or loss["train"] is None or loss["test"] is None:
-            raise InputError("labels_train and labels_test are needed with logits or probs; "
-                             "without labels give only loss_train and loss_test")
-        # Loss-only input: every attack then works on the loss alone, so the labels only
-        # have to be valid; by_class slicing is refused in run_attacks.
-        labels = {side: np.zeros(np.shape(loss[side])[:1], dtype=np.int64) for side in labels}
-    if loss["train"] is None and loss["test"] is None:
-        loss = _custom_loss(data, labels) or loss
-    return ModelOutputs.from_train_test(
-        labels_train=labels["train"], labels_test=labels["test"],
-        logits_train=data.logits_train, logits_test=data.logits_test,
-        probs_train=data.probs_train, probs_test=data.probs_test,
-        loss_train=loss["train"], loss_test=loss["test"],
-        sample_weight_train=data.sample_weight_train, sample_weight_test=data.sample_weight_test)
+def _check_side(data: AttackInputData, side: str, multilabel: bool) -> None:
+    """One side's arrays: dimensions, finite values, labels in range, equal row counts."""
+    arrays = {name: getattr(data, f"{name}_{side}") for name in _PAIRS}
+    rows = {}
+    per_example = ("loss", "entropy", "labels") if not multilabel else ()
+    for name, value in arrays.items():
+        if value is None:
+            continue
+        full = f"{name}_{side}"
+        if name == "sample_weight":
+            if np.ndim(value) != 1 and np.shape(value)[1:] != (1,):
+                raise InputError(f"{full} should be a one dimensional numpy array (or one "
+                                 f"column): one weight per example; got shape "
+                                 f"{np.shape(value)}")
+            value = np.reshape(value, -1)
+        elif name in per_example:
+            if np.ndim(value) != 1:
+                raise InputError(f"{full} should be a one dimensional numpy array: one value "
+                                 f"per example; got shape {np.shape(value)}")
+        elif multilabel and name in ("loss", "entropy", "labels") and np.ndim(value) != 2:
+            raise InputError(f"{full} should be a two dimensional numpy array (n, C) for "
+                             f"multi-label data; got shape {np.shape(value)}")
+        elif name in ("logits", "probs") and np.ndim(value) not in (1, 2):
+            raise InputError(f"{full} should be (n, C), or (n,) for one output per example; "
+                             f"got shape {np.shape(value)}")
+        if name == "labels":
+            if multilabel:
+                if not np.isin(value, (0, 1)).all():
+                    raise InputError(f"{full} must be multi-hot (0 or 1) for multi-label data")
+            else:
+                columns = data.logits_or_probs_train
+                classes = (None if columns is None or np.ndim(columns) == 1
+                           else np.shape(columns)[1])
+                as_label_array(full, value, classes if classes and classes > 1 else None)
+        else:
+            as_float_array(full, value, np.ndim(value) or 1)
+        rows[full] = len(value)
+    if len(set(rows.values())) > 1:
+        listed = ", ".join(f"{name} has {count}" for name, count in rows.items())
+        raise InputError(f"the {side} arrays disagree on the number of examples: {listed}")
 
 
-def _custom_loss(data: AttackInputData, labels: dict[str, Any]) -> dict[str, Any] | None:
-    """Losses from a callable ``loss_function``; None for the default cross-entropy."""
-    if data.loss_function is LossFunction.CROSS_ENTROPY:
-        return None
-    if not callable(data.loss_function):
-        raise InputError(f"loss_function={data.loss_function} is not supported; give "
-                         "loss_train/loss_test, or a callable loss_function(labels, predictions)")
-    use_logits = (data.logits_train is not None if data.loss_function_using_logits is None
-                  else data.loss_function_using_logits)
-    kind = "logits" if use_logits else "probs"
-    out = {}
-    for side in ("train", "test"):
-        predictions = getattr(data, f"{kind}_{side}")
-        if predictions is None:
-            raise InputError(f"loss_function needs {kind}_{side}; it is not given")
-        out[side] = np.asarray(data.loss_function(np.asarray(labels[side]),
-                                                  np.asarray(predictions)), dtype=np.float64)
-    return out
+# --- curves and bounds --------------------------------------------------------------------
+
+
+@dataclass
+class RocCurve:
+    """An attack's ROC curve: TPR and FPR (k,) at ``thresholds`` (k,), and the ratio of
+    non-members to members (``test_train_ratio``, r).
+
+    A curve from ``run_attacks`` carries its memberscope ``row`` and reports the row's
+    metrics, computed on the full curve (the points kept here are thinned to at most 400
+    for plotting). A curve built from rates alone reports the area under its points, the
+    one-sided advantage max(TPR − FPR) and the plug-in precision max TPR / (TPR + r·FPR):
+    without counts no confidence bound can be computed.
+    """
+
+    thresholds: np.ndarray
+    tpr: np.ndarray
+    fpr: np.ndarray
+    test_train_ratio: float
+    row: AuditRow | None = field(default=None, repr=False, compare=False)
+
+    def get_auc(self) -> float:
+        """Area under the curve."""
+        if self.row is not None:
+            return self.row.auc
+        from sklearn.metrics import auc
+
+        return float(auc(np.asarray(self.fpr), np.asarray(self.tpr)))
+
+    def get_attacker_advantage(self) -> float:
+        """max(TPR − FPR) over the thresholds, ≥ 0: an attack no better than chance has 0."""
+        if self.row is not None:
+            return self.row.advantage
+        return float(max(0.0, np.max(np.asarray(self.tpr) - np.asarray(self.fpr))))
+
+    def get_ppv(self) -> float:
+        """Positive predictive value: memberscope's 99 % lower bound for a curve from
+        ``run_attacks``, the plug-in precision of the points otherwise."""
+        if self.row is not None:
+            return self.row.ppv
+        tpr, fpr = np.asarray(self.tpr, float), np.asarray(self.fpr, float)
+        predicted = tpr + self.test_train_ratio * fpr
+        defined = predicted > 0
+        if not defined.any():
+            return 1.0 / (1.0 + self.test_train_ratio)
+        return float(np.max(tpr[defined] / predicted[defined]))
+
+    def __str__(self) -> str:
+        return "\n".join(["RocCurve(", f"  AUC: {self.get_auc():.2f}",
+                          f"  Attacker advantage: {self.get_attacker_advantage():.2f}",
+                          f"  Positive predictive value: {self.get_ppv():.2f}", ")"])
+
+
+@dataclass
+class EpsilonLowerBoundValue:
+    """Empirical ε lower bounds by method: ``{BoundMethod: (k,) array}``."""
+
+    bounds: Mapping[BoundMethod, np.ndarray]
+
+    def get_max_epsilon_bounds(self) -> np.ndarray:
+        """The non-empty bound array with the largest mean (empty when there is none)."""
+        arrays = [np.asarray(b) for b in self.bounds.values() if np.size(b)]
+        if not arrays:
+            return np.array([])
+        return arrays[int(np.argmax([a.mean() for a in arrays]))]
+
+    def __str__(self) -> str:
+        return f"EpsilonLowerBoundValue([{format_number_list(self.get_max_epsilon_bounds())}])"
+
+
+class DataSize(NamedTuple):
+    """Members (``ntrain``) and non-members (``ntest``) in a slice."""
+
+    ntrain: int
+    ntest: int
+
+
+@dataclass
+class SingleAttackResult:
+    """One attack on one slice.
+
+    Results of ``run_attacks`` carry memberscope's ``row`` (TPR at low FPR, the p-value, both
+    ε values, …) and report its metrics; their ε bound is one valid (1−α) value. Membership
+    scores (higher = member) are kept for the entire-dataset slice; ``train_indices`` and
+    ``test_indices`` for the others when ``run_attacks(..., return_slice_indices=True)``.
+    """
+
+    slice_spec: SingleSliceSpec
+    data_size: DataSize
+    attack_type: AttackType
+    roc_curve: RocCurve
+    epsilon_lower_bound_value: EpsilonLowerBoundValue
+    membership_scores_train: np.ndarray | None = None
+    membership_scores_test: np.ndarray | None = None
+    train_indices: np.ndarray | None = None
+    test_indices: np.ndarray | None = None
+    row: AuditRow | None = field(default=None, repr=False, compare=False)
+
+    def get_auc(self) -> float:
+        """Area under the ROC curve."""
+        return self.roc_curve.get_auc()
+
+    def get_attacker_advantage(self) -> float:
+        """One-sided advantage max(TPR − FPR) (see the migration notes)."""
+        return self.roc_curve.get_attacker_advantage()
+
+    def get_ppv(self) -> float:
+        """Positive predictive value (see :meth:`RocCurve.get_ppv`)."""
+        if self.data_size.ntrain == 0:
+            raise InputError("the PPV needs members; this slice has none (ntrain=0)")
+        return self.roc_curve.get_ppv()
+
+    def get_epsilon_lower_bound(self) -> np.ndarray:
+        """The ε lower bounds (k,) of the best method: for ``run_attacks`` results one value,
+        memberscope's valid (1−α) bound."""
+        return self.epsilon_lower_bound_value.get_max_epsilon_bounds()
+
+    def __str__(self) -> str:
+        return "\n".join([
+            "SingleAttackResult(",
+            f"  SliceSpec: {self.slice_spec}",
+            f"  DataSize: (ntrain={self.data_size.ntrain}, ntest={self.data_size.ntest})",
+            f"  AttackType: {self.attack_type}",
+            f"  AUC: {self.get_auc():.2f}",
+            f"  Attacker advantage: {self.get_attacker_advantage():.2f}",
+            f"  Positive Predictive Value: {self.get_ppv():.2f}",
+            f"  Epsilon lower bound: {format_number_list(self.get_epsilon_lower_bound())}",
+            ")"])
+
+
+@dataclass
+class SingleMembershipProbabilityResult:
+    """Per-example membership probabilities of one slice (the privacy risk score of Song &
+    Mittal), and attacks that threshold them."""
+
+    slice_spec: SingleSliceSpec
+    train_membership_probs: np.ndarray
+    test_membership_probs: np.ndarray
+
+    def attack_with_varied_thresholds(
+            self, threshold_list: Iterable[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Predict "member" where the probability is ≥ each threshold (thresholds above every
+        probability are left out): the thresholds kept, the precision TP / (TP + FP) and the
+        recall TP / n_train at each, all (k,)."""
+        train = np.asarray(self.train_membership_probs, float)
+        test = np.asarray(self.test_membership_probs, float)
+        top = max(train.max(), test.max())
+        kept = np.array([t for t in threshold_list if t <= top], dtype=float)
+        true_positives = (train[None, :] >= kept[:, None]).sum(axis=1)
+        false_positives = (test[None, :] >= kept[:, None]).sum(axis=1)
+        precision = true_positives / (true_positives + false_positives)
+        return kept, precision, true_positives / len(train)
+
+    def collect_results(self, threshold_list: Iterable[float],
+                        return_roc_results: bool = True) -> list[str]:
+        """Summary lines: precision and recall at each threshold; with
+        ``return_roc_results``, memberscope's AUC, advantage and valid ε bound of the
+        probabilities as attack scores."""
+        thresholds, precision, recall = self.attack_with_varied_thresholds(threshold_list)
+        lines = [f'\nMembership probability analysis over slice: "{self.slice_spec}"']
+        lines += [f"  with {t:.4f} as the threshold on membership probability, the "
+                  f"precision-recall pair is ({p:.4f}, {r:.4f})"
+                  for t, p, r in zip(thresholds, precision, recall, strict=True)]
+        if return_roc_results:
+            from memberscope.metrics import attack_metrics
+
+            scores = np.concatenate([self.train_membership_probs, self.test_membership_probs])
+            membership = np.arange(len(scores)) < len(self.train_membership_probs)
+            metrics = attack_metrics(scores, membership, fpr_targets=(), alpha=EPSILON_ALPHA)
+            lines += [
+                f"  thresholding on membership probability achieved an AUC of {metrics.auc:.2f}",
+                "  thresholding on membership probability achieved an advantage of "
+                f"{metrics.advantage:.2f}",
+                "  thresholding on membership probability achieved a valid epsilon lower "
+                f"bound of {metrics.epsilon.confident:.4f}"]
+        return lines
+
+
+@dataclass
+class MembershipProbabilityResults:
+    """Membership probability results of several slices."""
+
+    membership_prob_results: Iterable[SingleMembershipProbabilityResult]
+
+    def summary(self, threshold_list: Iterable[float]) -> str:
+        """Every slice's :meth:`SingleMembershipProbabilityResult.collect_results`."""
+        thresholds = list(threshold_list)
+        return "\n".join(line for result in self.membership_prob_results
+                         for line in result.collect_results(thresholds))
 
 
 # --- metadata and results -----------------------------------------------------------------
@@ -375,194 +719,186 @@ class PrivacyReportMetadata:
         values = {"model": self.model_variant_label, "epoch": self.epoch_num,
                   "train_accuracy": self.accuracy_train, "test_accuracy": self.accuracy_test,
                   "train_loss": self.loss_train, "test_loss": self.loss_test}
-        out: dict[str, Any] = {}
-        for key, value in values.items():
-            if value is None:
-                continue
-            if isinstance(value, np.generic):
-                value = value.item()
-            out[key] = value
-        return out
+        return {key: value.item() if isinstance(value, np.generic) else value
+                for key, value in values.items() if value is not None}
 
 
-class DataSize(NamedTuple):
-    """Members (``ntrain``) and non-members (``ntest``) in a slice."""
+class AttackResultsDFColumns(enum.Enum):
+    """Columns of :meth:`AttackResults.calculate_pd_dataframe` besides the metrics."""
 
-    ntrain: int
-    ntest: int
-
-
-@dataclass(frozen=True, eq=False)
-class SingleAttackResult:
-    """One attack on one slice. ``row`` is memberscope's result row with every metric
-    (TPR at low FPR, the ε lower bound, …); ``roc_curve`` is a thinned curve for plotting;
-    membership scores (higher = member) are kept for the entire-dataset slice."""
-
-    slice_spec: SingleSliceSpec
-    data_size: DataSize
-    attack_type: AttackType
-    row: AuditRow
-    roc_curve: RocCurve | None = None
-    membership_scores_train: np.ndarray | None = None
-    membership_scores_test: np.ndarray | None = None
-
-    @classmethod
-    def from_row(cls, row: AuditRow, roc_curve: RocCurve | None = None,
-                 scores: np.ndarray | None = None,
-                 membership: np.ndarray | None = None) -> SingleAttackResult:
-        """Wrap a memberscope row (and optionally its curve and per-example scores)."""
-        split = scores is not None and membership is not None
-        return cls(slice_spec=SingleSliceSpec.from_slice_name(row.slice),
-                   data_size=DataSize(row.n_members, row.n_nonmembers),
-                   attack_type=AttackType.from_memberscope_name(row.attack), row=row,
-                   roc_curve=roc_curve,
-                   membership_scores_train=scores[membership] if split else None,  # type: ignore[index]
-                   membership_scores_test=scores[~membership] if split else None)  # type: ignore[index,operator]
-
-    def get_auc(self) -> float:
-        """Area under the ROC curve."""
-        return self.row.auc
-
-    def get_attacker_advantage(self) -> float:
-        """memberscope's advantage (see the migration notes for how it differs)."""
-        return self.row.advantage
-
-    def get_ppv(self) -> float:
-        """memberscope's positive predictive value."""
-        return self.row.ppv
-
-    def get_epsilon_lower_bound(self) -> float:
-        """The valid (1−α) empirical ε lower bound (``row.epsilon_lower_bound.confident``)."""
-        return self.row.epsilon_lower_bound.confident
+    SLICE_FEATURE = "slice feature"
+    SLICE_VALUE = "slice value"
+    DATA_SIZE_TRAIN = "train size"
+    DATA_SIZE_TEST = "test size"
+    ATTACK_TYPE = "attack type"
 
     def __str__(self) -> str:
-        return "\n".join([
-            "SingleAttackResult(",
-            f"  SliceSpec: {self.slice_spec}",
-            f"  DataSize: (ntrain={self.data_size.ntrain}, ntest={self.data_size.ntest})",
-            f"  AttackType: {self.attack_type}",
-            f"  AUC: {self.get_auc():.2f}",
-            f"  Attacker advantage: {self.get_attacker_advantage():.2f}",
-            f"  Positive Predictive Value: {self.get_ppv():.2f}",
-            f"  Epsilon lower bound: {self.get_epsilon_lower_bound():.2f}",
-            ")"])
+        return self.value
 
 
 _DATAFRAME_METRICS = (PrivacyMetric.ATTACKER_ADVANTAGE, PrivacyMetric.PPV, PrivacyMetric.AUC)
 
 
-@dataclass(eq=False)
+@dataclass
 class AttackResults:
     """Every attack result of one ``run_attacks`` call.
 
     ``skipped`` lists the (slice, attack) pairs that could not be evaluated, with the reason;
-    ``audit_result`` is the memberscope audit behind it all (``memberscope.save_result``
+    ``audit_result`` is the memberscope audit behind them (``memberscope.save_result``
     writes it; ``memberscope.report`` draws it).
     """
 
-    single_attack_results: list[SingleAttackResult]
+    single_attack_results: MutableSequence[SingleAttackResult]
     privacy_report_metadata: PrivacyReportMetadata | None = None
     skipped: tuple[SkippedEntry, ...] = ()
-    audit_result: AuditResult | None = None
+    audit_result: AuditResult | None = field(default=None, repr=False, compare=False)
 
-    def _max_by(self, metric: Callable[[SingleAttackResult], float]) -> SingleAttackResult:
-        if not self.single_attack_results:
-            reasons = "; ".join(f"{s.slice}/{s.attack}: {s.reason}" for s in self.skipped[:3])
-            raise InputError("no attack result: every (slice, attack) was skipped"
-                             + (f" ({reasons})" if reasons else ""))
-        finite = [r for r in self.single_attack_results if not math.isnan(metric(r))]
-        return max(finite or self.single_attack_results, key=metric)
+    def _max_by(self, metric: PrivacyMetric) -> SingleAttackResult | None:
+        """The first result with the largest ``metric`` (NaN never wins); None when empty."""
+        results = list(self.single_attack_results)
+        if not results:
+            return None
+        values = [metric.value_of(r) for r in results]
+        finite = [v if not math.isnan(v) else -math.inf for v in values]
+        return results[int(np.argmax(finite))]
 
-    def get_result_with_max_auc(self) -> SingleAttackResult:
-        """The result with the highest AUC over all slices and attacks."""
-        return self._max_by(SingleAttackResult.get_auc)
+    def get_result_with_max_auc(self) -> SingleAttackResult | None:
+        """The result with the highest AUC over all slices and attacks (None if empty)."""
+        return self._max_by(PrivacyMetric.AUC)
 
-    def get_result_with_max_attacker_advantage(self) -> SingleAttackResult:
-        """The result with the highest attacker advantage."""
-        return self._max_by(SingleAttackResult.get_attacker_advantage)
+    def get_result_with_max_attacker_advantage(self) -> SingleAttackResult | None:
+        """The result with the highest attacker advantage (None if empty)."""
+        return self._max_by(PrivacyMetric.ATTACKER_ADVANTAGE)
 
-    def get_result_with_max_ppv(self) -> SingleAttackResult:
-        """The result with the highest positive predictive value."""
-        return self._max_by(SingleAttackResult.get_ppv)
+    def get_result_with_max_ppv(self) -> SingleAttackResult | None:
+        """The result with the highest positive predictive value (None if empty)."""
+        return self._max_by(PrivacyMetric.PPV)
 
-    def get_result_with_max_epsilon(self) -> SingleAttackResult:
-        """The result with the highest (valid) empirical ε lower bound."""
-        return self._max_by(SingleAttackResult.get_epsilon_lower_bound)
+    def get_result_with_max_epsilon(self) -> SingleAttackResult | None:
+        """The result whose ε lower bounds have the highest mean (None if empty)."""
+        return self._max_by(PrivacyMetric.EPSILON_LOWER_BOUND)
 
     def summary(self, by_slices: bool = False) -> str:
-        """The strongest attack by AUC, advantage, PPV and ε bound, over all slices and (with
-        ``by_slices``) on each slice; then how many (slice, attack) pairs were skipped."""
-        if not self.single_attack_results:
-            lines = ["No attack result: every (slice, attack) was skipped"]
-            lines += [f"  {_slice_str(s.slice)} / {s.attack}: {s.reason}" for s in self.skipped]
-            return "\n".join(lines)
-        lines = ["Best-performing attacks over all slices", *_best_lines(self, with_slice=True)]
-        groups: dict[str, list[SingleAttackResult]] = {}
-        for result in self.single_attack_results:
-            groups.setdefault(str(result.slice_spec), []).append(result)
-        if by_slices and len(groups) > 1:
-            for name, results in groups.items():
-                lines += ["", f'Best-performing attacks over slice: "{name}"',
-                          *_best_lines(AttackResults(results), with_slice=False)]
+        """The strongest attack by AUC, advantage, PPV and ε bound over all slices and (with
+        ``by_slices``) on each slice; then the (slice, attack) pairs that were skipped."""
+        lines: list[str] = []
+        if self.single_attack_results:
+            lines += ["Best-performing attacks over all slices",
+                      *_best_lines(self, on_slice=True)]
+            groups: dict[str, list[SingleAttackResult]] = {}
+            for result in self.single_attack_results:
+                groups.setdefault(str(result.slice_spec), []).append(result)
+            if by_slices and len(groups) > 1:
+                for name, results in groups.items():
+                    lines += [f'\nBest-performing attacks over slice: "{name}"',
+                              *_best_lines(AttackResults(results), on_slice=False)]
+        else:
+            lines.append("No attack result: every (slice, attack) was skipped")
         if self.skipped:
-            lines += ["", f"{len(self.skipped)} (slice, attack) pair(s) skipped:"]
-            lines += [f"  {_slice_str(s.slice)} / {s.attack}: {s.reason}" for s in self.skipped]
+            if self.single_attack_results:
+                lines.append(f"\n{len(self.skipped)} (slice, attack) pair(s) skipped:")
+            lines += [f"  {s.slice} / {s.attack}: {s.reason}" for s in self.skipped]
         return "\n".join(lines)
 
     def rows(self) -> list[AuditRow]:
-        """memberscope rows, each carrying ``privacy_report_metadata`` as row metadata."""
+        """memberscope rows of the results that have one (those of ``run_attacks``), each
+        carrying ``privacy_report_metadata`` as row metadata."""
         extra = self.privacy_report_metadata.to_metadata() if self.privacy_report_metadata else {}
         return [replace(r.row, metadata={**r.row.metadata, **extra})
-                for r in self.single_attack_results]
+                for r in self.single_attack_results if r.row is not None]
 
     def calculate_pd_dataframe(self) -> pandas.DataFrame:
-        """One row per result with TF Privacy's column names (needs the ``pandas`` extra)."""
+        """One row per result with TF Privacy's columns, ε bounds as ``Epsilon lower bound_1``
+        … ``_{EPSILON_K}`` (NaN past the bounds a result has; ``run_attacks`` results have
+        one). Needs the ``pandas`` extra."""
         pd: Any = require("pandas", "pandas", "AttackResults.calculate_pd_dataframe")
-        records = []
+        k = EPSILON_K
+        columns: dict[str, list[Any]] = {str(c): [] for c in AttackResultsDFColumns}
+        columns.update({str(m): [] for m in _DATAFRAME_METRICS})
+        epsilon_columns = [f"{PrivacyMetric.EPSILON_LOWER_BOUND}_{i + 1}" for i in range(k)]
+        columns.update({name: [] for name in epsilon_columns})
         for result in self.single_attack_results:
             spec = result.slice_spec
-            records.append({
-                "slice feature": str(spec) if spec.feature is None else spec.feature.value,
-                "slice value": "" if spec.feature is None else str(spec.value),
-                "train size": result.data_size.ntrain, "test size": result.data_size.ntest,
-                "attack type": str(result.attack_type),
-                **{str(m): result.row.metric(m.metric) for m in _DATAFRAME_METRICS}})
-        return pd.DataFrame(records, columns=["slice feature", "slice value", "train size",
-                                              "test size", "attack type",
-                                              *map(str, _DATAFRAME_METRICS)])
+            feature = str(spec) if spec.feature is None else spec.feature.value
+            values = [feature, "" if spec.feature is None else str(spec.value),
+                      result.data_size.ntrain, result.data_size.ntest, str(result.attack_type),
+                      *(float(m.value_of(result)) for m in _DATAFRAME_METRICS)]
+            bounds = list(result.get_epsilon_lower_bound()[:k])
+            values += [float(b) for b in bounds] + [math.nan] * (k - len(bounds))
+            for name, value in zip(columns, values, strict=True):
+                columns[name].append(value)
+        return pd.DataFrame(columns)
+
+    def save(self, filepath: str | Path) -> None:
+        """Write these results to ``filepath`` as JSON (no pickle): every field of every
+        result, its memberscope row and the skipped pairs (not ``audit_result``: keep that
+        with :func:`memberscope.save_result`)."""
+        atomic_write_json(filepath, _results_document(self, index=0))
+
+    @classmethod
+    def load(cls, filepath: str | Path) -> AttackResults:
+        """Read results written by :meth:`save`."""
+        document = _read_document(Path(filepath))
+        assert document is not None  # strict reading raises instead
+        return _results_from_document(document)
 
 
-def _slice_str(name: str) -> str:
-    return str(SingleSliceSpec.from_slice_name(name))
+def _best_lines(results: AttackResults, *, on_slice: bool) -> list[str]:
+    picks = ((PrivacyMetric.AUC, "an AUC of {:.2f}"),
+             (PrivacyMetric.ATTACKER_ADVANTAGE, "an advantage of {:.2f}"),
+             (PrivacyMetric.PPV, "a positive predictive value of {:.2f}"),
+             (PrivacyMetric.EPSILON_LOWER_BOUND, "top-{k} epsilon lower bounds of {bounds}"))
+    lines = []
+    for metric, template in picks:
+        best = results._max_by(metric)
+        assert best is not None  # results is not empty here
+        reached = template.format(metric.value_of(best), k=EPSILON_K,
+                                  bounds=format_number_list(best.get_epsilon_lower_bound()))
+        where = f" on slice {best.slice_spec}" if on_slice else ""
+        lines.append(f"  {best.attack_type} (with {best.data_size.ntrain} training and "
+                     f"{best.data_size.ntest} test examples) achieved {reached}{where}")
+    return lines
 
 
-def _best_lines(results: AttackResults, *, with_slice: bool) -> list[str]:
-    picks = (("an AUC", results.get_result_with_max_auc(), SingleAttackResult.get_auc),
-             ("an advantage", results.get_result_with_max_attacker_advantage(),
-              SingleAttackResult.get_attacker_advantage),
-             ("a PPV", results.get_result_with_max_ppv(), SingleAttackResult.get_ppv),
-             ("an epsilon lower bound", results.get_result_with_max_epsilon(),
-              SingleAttackResult.get_epsilon_lower_bound))
-    return [f"  {best.attack_type} ({best.data_size.ntrain} members, {best.data_size.ntest} "
-            f"non-members) reached {what} of {value(best):.2f}"
-            + (f" on slice {best.slice_spec}" if with_slice else "")
-            for what, best, value in picks]
-
-
-@dataclass(eq=False)
+@dataclass
 class AttackResultsCollection:
     """Results of many ``run_attacks`` calls (epochs × model variants), for the report."""
 
-    attack_results_list: list[AttackResults]
+    attack_results_list: MutableSequence[AttackResults]
 
     def append(self, attack_results: AttackResults) -> None:
         """Add one ``run_attacks`` result."""
         self.attack_results_list.append(attack_results)
 
+    def save(self, dirname: str | Path) -> None:
+        """Write each results entry to ``dirname`` as one JSON file (see
+        :meth:`AttackResults.save`), named by position, model variant and epoch."""
+        folder = Path(dirname)
+        folder.mkdir(parents=True, exist_ok=True)
+        for index, results in enumerate(self.attack_results_list):
+            metadata = results.privacy_report_metadata
+            tag = ("" if metadata is None else
+                   "_" + re.sub(r"[^A-Za-z0-9._-]+", "-", metadata.model_variant_label)
+                   + f"_epoch_{metadata.epoch_num}")
+            atomic_write_json(folder / f"{index:05d}{tag}.json",
+                              _results_document(results, index=index))
+
+    @classmethod
+    def load(cls, dirname: str | Path) -> AttackResultsCollection:
+        """Read every file :meth:`save` wrote to ``dirname``, in the saved order (other
+        files are ignored)."""
+        documents = []
+        for path in sorted(Path(dirname).glob("*.json")):
+            document = _read_document(path, strict=False)
+            if document is not None:
+                documents.append(document)
+        documents.sort(key=lambda d: int(d["index"]))
+        return cls([_results_from_document(d) for d in documents])
+
     def to_results_collection(self) -> ResultsCollection:
-        """Every row (with its model, epoch and accuracies) and skipped entry as a memberscope
-        :class:`~memberscope.ResultsCollection` (``memberscope.store.append_result`` and the
-        report take it from there)."""
+        """Every memberscope row (with its model, epoch and accuracies) and skipped entry as
+        a :class:`~memberscope.ResultsCollection` (``memberscope.store.append_result`` and
+        the report take it from there)."""
         rows: list[AuditRow] = []
         skipped: list[SkippedEntry] = []
         for results in self.attack_results_list:
@@ -573,18 +909,176 @@ class AttackResultsCollection:
         return ResultsCollection(rows, skipped)
 
 
+def get_flattened_attack_metrics(
+        results: AttackResults) -> tuple[list[str], list[str], list[str], list[float]]:
+    """Attack types, slices, metric names (``adv``, ``auc``, ``ppv``) and values, one entry
+    per (result, metric)."""
+    types: list[str] = []
+    slices: list[str] = []
+    names: list[str] = []
+    values: list[float] = []
+    for result in results.single_attack_results:
+        for name, metric in (("adv", PrivacyMetric.ATTACKER_ADVANTAGE),
+                             ("auc", PrivacyMetric.AUC), ("ppv", PrivacyMetric.PPV)):
+            types.append(str(result.attack_type))
+            slices.append(str(result.slice_spec))
+            names.append(name)
+            values.append(float(metric.value_of(result)))
+    return types, slices, names, values
+
+
+# --- the JSON file format of save/load -------------------------------------------------------
+
+
+def _array_document(value: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    array = np.asarray(value)
+    if array.dtype.kind not in "biuf":
+        raise InputError(f"cannot save an array of dtype {array.dtype}; numbers only")
+    values = array.ravel().tolist()
+    # JSON has no NaN or infinity: NaN is stored as null, ±inf as null plus its sign.
+    infinite = {str(i): str(v) for i, v in enumerate(values)
+                if isinstance(v, float) and math.isinf(v)}
+    flat = [None if isinstance(v, float) and not math.isfinite(v) else v for v in values]
+    return {"dtype": array.dtype.str, "shape": list(array.shape), "values": flat,
+            "infinite": infinite}
+
+
+def _array_from(document: Mapping[str, Any] | None) -> Any:
+    """The array of :func:`_array_document` (None for None)."""
+    if document is None:
+        return None
+    values = [math.nan if v is None else v for v in document["values"]]
+    for index, text in document.get("infinite", {}).items():
+        values[int(index)] = float(text)
+    return np.array(values, dtype=np.dtype(document["dtype"])).reshape(document["shape"])
+
+
+def _slice_document(spec: SingleSliceSpec) -> dict[str, Any]:
+    value = spec.value
+    if spec.feature is SlicingFeature.CUSTOM:
+        train, test, group, name = value
+        value = [_array_document(train), _array_document(test), json_value(group), name]
+    elif spec.feature is SlicingFeature.PERCENTILE:
+        value = json_value(list(value))
+    else:
+        value = json_value(value)
+    return {"feature": None if spec.feature is None else spec.feature.value, "value": value}
+
+
+def _slice_from(document: Mapping[str, Any]) -> SingleSliceSpec:
+    if document["feature"] is None:
+        return SingleSliceSpec()
+    feature = SlicingFeature(document["feature"])
+    value = document["value"]
+    if feature is SlicingFeature.CUSTOM:
+        value = (_array_from(value[0]), _array_from(value[1]), value[2], value[3])
+    elif feature is SlicingFeature.PERCENTILE:
+        value = tuple(value)
+    return SingleSliceSpec(feature, value)
+
+
+def _single_document(result: SingleAttackResult) -> dict[str, Any]:
+    curve = result.roc_curve
+    return {
+        "slice_spec": _slice_document(result.slice_spec),
+        "data_size": [int(result.data_size.ntrain), int(result.data_size.ntest)],
+        "attack_type": result.attack_type.name,
+        "roc_curve": {"thresholds": _array_document(curve.thresholds),
+                      "tpr": _array_document(curve.tpr), "fpr": _array_document(curve.fpr),
+                      "test_train_ratio": float(curve.test_train_ratio)},
+        "epsilon_lower_bound_value": {method.value: _array_document(bounds) for method, bounds
+                                      in result.epsilon_lower_bound_value.bounds.items()},
+        **{name: _array_document(getattr(result, name))
+           for name in ("membership_scores_train", "membership_scores_test",
+                        "train_indices", "test_indices")},
+        "row": None if result.row is None else result.row.to_dict(),
+    }
+
+
+def _single_from(document: Mapping[str, Any]) -> SingleAttackResult:
+    row = None if document["row"] is None else AuditRow.from_dict(document["row"])
+    curve = document["roc_curve"]
+    return SingleAttackResult(
+        slice_spec=_slice_from(document["slice_spec"]),
+        data_size=DataSize(*document["data_size"]),
+        attack_type=AttackType[document["attack_type"]],
+        roc_curve=RocCurve(_array_from(curve["thresholds"]), _array_from(curve["tpr"]),
+                           _array_from(curve["fpr"]), curve["test_train_ratio"], row=row),
+        epsilon_lower_bound_value=EpsilonLowerBoundValue(
+            {BoundMethod(method): _array_from(bounds)
+             for method, bounds in document["epsilon_lower_bound_value"].items()}),
+        **{name: _array_from(document[name])
+           for name in ("membership_scores_train", "membership_scores_test",
+                        "train_indices", "test_indices")},
+        row=row)
+
+
+def _results_document(results: AttackResults, *, index: int) -> dict[str, Any]:
+    metadata = results.privacy_report_metadata
+    return {
+        "schema_version": SCHEMA_VERSION, "format": _FORMAT, "index": index,
+        "privacy_report_metadata": None if metadata is None else json_value(vars(metadata)),
+        "single_attack_results": [_single_document(r) for r in results.single_attack_results],
+        "skipped": [s.to_dict() for s in results.skipped],
+    }
+
+
+def _results_from_document(document: Mapping[str, Any]) -> AttackResults:
+    try:
+        metadata = document["privacy_report_metadata"]
+        return AttackResults(
+            single_attack_results=[_single_from(d) for d in document["single_attack_results"]],
+            privacy_report_metadata=None if metadata is None else PrivacyReportMetadata(
+                **metadata),
+            skipped=tuple(SkippedEntry.from_dict(s) for s in document["skipped"]))
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise SchemaError(f"saved AttackResults are malformed ({type(exc).__name__}: "
+                          f"{exc})") from exc
+
+
+def _read_document(path: Path, *, strict: bool = True) -> dict[str, Any] | None:
+    """The saved results in ``path``; None (with ``strict=False``) for another file."""
+    import json
+
+    try:
+        document = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        if not strict:
+            return None
+        raise SchemaError(f"{path} is not saved AttackResults (not JSON: {exc})") from exc
+    if not isinstance(document, dict) or document.get("format") != _FORMAT:
+        if not strict:
+            return None
+        raise SchemaError(f"{path} is not saved AttackResults")
+    if document.get("schema_version") != SCHEMA_VERSION:
+        raise SchemaError(f"{path} has schema_version {document.get('schema_version')!r}; "
+                          f"this version reads {SCHEMA_VERSION}")
+    return document
+
+
 __all__ = [
     "ENTIRE_DATASET_SLICE_STR",
+    "EPSILON_ALPHA",
+    "EPSILON_K",
+    "EPSILON_METHODS",
     "AttackInputData",
     "AttackResults",
     "AttackResultsCollection",
+    "AttackResultsDFColumns",
     "AttackType",
     "DataSize",
+    "EpsilonLowerBoundValue",
     "LossFunction",
+    "MembershipProbabilityResults",
     "PrivacyMetric",
     "PrivacyReportMetadata",
+    "RocCurve",
     "SingleAttackResult",
+    "SingleMembershipProbabilityResult",
     "SingleSliceSpec",
     "SlicingFeature",
     "SlicingSpec",
+    "get_flattened_attack_metrics",
 ]

@@ -1,120 +1,133 @@
-"""TF Privacy's privacy-report figures, drawn with memberscope's plots.
+"""TF Privacy's privacy-report figures: privacy metrics by epoch and against accuracy.
 
-Each function returns a :class:`matplotlib.figure.Figure` with one panel per privacy metric
-and one line per (model variant, attack), as TF Privacy's do. Like TF Privacy's, the figure
-is made with ``pyplot`` so that a notebook shows it; memberscope's own plotting functions
-(:mod:`memberscope.report.plots`) never touch pyplot state.
+Each function returns a :class:`matplotlib.figure.Figure` made with ``pyplot`` (so that a
+notebook shows it), one panel per privacy metric, one line per (model variant, attack) on
+the entire-dataset slice, as TF Privacy's do; a dashed grey line marks the chance level
+(AUC 0.5, advantage 0, ε 0; PPV the share of members). The values are each result's
+(memberscope's definitions, ``docs/migrating-from-tf-privacy.md``). memberscope's own report
+(:func:`memberscope.report.plots.plot_metric_by_epoch` on
+``AttackResultsCollection.to_results_collection()``) adds chance bands and marks the
+significant points.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+import numpy as np
 
 from memberscope.compat.tf_privacy.data_structures import (
+    ENTIRE_DATASET_SLICE_STR,
     AttackResultsCollection,
     PrivacyMetric,
 )
 from memberscope.errors import InputError, require
-from memberscope.results import AuditRow
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-ENTIRE_DATASET = "entire_dataset"
+EPOCH_STR = "Epoch"
+TRAIN_ACCURACY_STR = "Train accuracy"
 
 
 def plot_by_epochs(results: AttackResultsCollection,
-                   privacy_metrics: Sequence[PrivacyMetric], *,
-                   slice: str | None = ENTIRE_DATASET) -> Figure:
-    """Each metric against the epoch, one line per (model variant, attack).
+                   privacy_metrics: Sequence[PrivacyMetric | str]) -> Figure:
+    """Each metric against the epoch (``privacy_report_metadata.epoch_num``).
 
     Parameters
     ----------
     results : AttackResultsCollection
         Results whose ``privacy_report_metadata`` has ``epoch_num`` set.
-    privacy_metrics : sequence of PrivacyMetric
+    privacy_metrics : sequence of PrivacyMetric or its name (``"AUC"``, ``"Attacker
+        advantage"``, …)
         One panel each.
-    slice : str or None
-        The slice plotted (memberscope label), the entire dataset as in TF Privacy; None
-        plots the worst slice at each epoch, as an attacker would pick it.
     """
-    from memberscope.report.plots import plot_metric_by_epoch
-
-    rows = _rows(results, need="epoch")
-    figure, panels = _panels(privacy_metrics, "Membership leakage by epoch")
-    for ax, metric in panels:
-        plot_metric_by_epoch(rows, metric.metric, slice=slice, mark_worst=False, ax=ax)
-    return figure
+    return _figure(results, privacy_metrics, x_field="epoch_num", x_label=EPOCH_STR,
+                   title="Vulnerability per Epoch")
 
 
 def plot_privacy_vs_accuracy(results: AttackResultsCollection,
-                             privacy_metrics: Sequence[PrivacyMetric], *,
-                             slice: str | None = ENTIRE_DATASET) -> Figure:
-    """Each metric against ``accuracy_train`` of the metadata (what the codelab fills with
-    validation accuracy), one line per (model variant, attack), points labelled by epoch.
-
-    ``slice`` as in :func:`plot_by_epochs`.
-    """
-    from memberscope.report.plots import plot_privacy_vs_utility
-
-    rows = _rows(results, need="train_accuracy")
-    if slice is not None:
-        rows = [r for r in rows if r.slice == slice]
-    # One line per (model, attack) as in TF Privacy: the plot draws one line per "model".
-    rows = [replace(r, metadata={**r.metadata, "model": f"{r.metadata.get('model')} · {r.attack}"})
-            for r in rows]
-    figure, panels = _panels(privacy_metrics, "Privacy vs utility")
-    for ax, metric in panels:
-        plot_privacy_vs_utility(rows, metric.metric, accuracy_key="train_accuracy", ax=ax)
-        where = "worst slice" if slice is None else f"slice {slice}"
-        ax.set_title(f"{metric} vs accuracy ({where}; labels: epoch)", fontsize=10)
-        ax.set_ylabel(str(metric))
-    return figure
+                             privacy_metrics: Sequence[PrivacyMetric | str]) -> Figure:
+    """Each metric against ``privacy_report_metadata.accuracy_train`` (what the codelab
+    fills with the validation accuracy); arguments as in :func:`plot_by_epochs`."""
+    return _figure(results, privacy_metrics, x_field="accuracy_train",
+                   x_label=TRAIN_ACCURACY_STR, title="Privacy vs Utility Analysis")
 
 
-_NEEDED = {"epoch": "epoch_num", "train_accuracy": "accuracy_train"}
+def _metrics(privacy_metrics: Sequence[PrivacyMetric | str]) -> list[PrivacyMetric]:
+    if isinstance(privacy_metrics, PrivacyMetric | str):
+        raise InputError("privacy_metrics must be a sequence, e.g. [PrivacyMetric.AUC] or "
+                         f"['AUC']; got a single metric {privacy_metrics!r}")
+    metrics = [PrivacyMetric.parse(m, f"privacy_metrics[{i}]")
+               for i, m in enumerate(privacy_metrics)]
+    if not metrics:
+        raise InputError("privacy_metrics is empty; give at least one PrivacyMetric")
+    return metrics
 
 
-def _rows(results: AttackResultsCollection, *, need: str) -> list[AuditRow]:
-    """Rows of every result, each needing ``need`` in its metadata (named as TF's field)."""
+def _series(results: AttackResultsCollection, metrics: list[PrivacyMetric],
+            x_field: str) -> dict[str, list[tuple[float, list[float], float]]]:
+    """Per legend label ("model - ATTACK"): (x, metric values, share of members) of each
+    entire-dataset result."""
     if not isinstance(results, AttackResultsCollection):
         raise InputError(f"results must be an AttackResultsCollection; "
                          f"got {type(results).__name__}")
-    rows: list[AuditRow] = []
+    series: dict[str, list[tuple[float, list[float], float]]] = {}
     for index, attack_results in enumerate(results.attack_results_list):
         metadata = attack_results.privacy_report_metadata
-        if metadata is None or getattr(metadata, _NEEDED[need]) is None:
-            raise InputError(f"attack_results_list[{index}] has no privacy_report_metadata."
-                             f"{_NEEDED[need]}; pass privacy_report_metadata to run_attacks")
-        rows += attack_results.rows()
-    if not rows:
-        raise InputError("results hold no attack result to plot (empty, or every slice "
-                         "was skipped)")
-    return rows
+        for field in ("epoch_num", x_field):
+            if metadata is None or getattr(metadata, field) is None:
+                raise InputError(f"attack_results_list[{index}] has no privacy_report_metadata."
+                                 f"{field}; pass privacy_report_metadata to run_attacks")
+        assert metadata is not None
+        for result in attack_results.single_attack_results:
+            if not result.slice_spec.entire_dataset:
+                continue
+            label = f"{metadata.model_variant_label} - {result.attack_type}"
+            prior = result.data_size.ntrain / (result.data_size.ntrain + result.data_size.ntest)
+            series.setdefault(label, []).append(
+                (float(getattr(metadata, x_field)), [m.value_of(result) for m in metrics],
+                 prior))
+    if not series:
+        raise InputError(f"results hold no attack result on the {ENTIRE_DATASET_SLICE_STR} "
+                         "slice to plot (empty, or every slice was skipped)")
+    return series
 
 
-def _panels(privacy_metrics: Sequence[PrivacyMetric],
-            title: str) -> tuple[Figure, list[tuple[Any, PrivacyMetric]]]:
-    """A pyplot figure and its (axes, metric) panels, after checking the metrics."""
-    if isinstance(privacy_metrics, PrivacyMetric):
-        raise InputError("privacy_metrics must be a sequence of PrivacyMetric, e.g. "
-                         "(PrivacyMetric.AUC,); got a single PrivacyMetric")
-    metrics = list(privacy_metrics)
-    if not metrics:
-        raise InputError("privacy_metrics is empty; give at least one PrivacyMetric")
-    for index, metric in enumerate(metrics):
-        if not isinstance(metric, PrivacyMetric):
-            raise InputError(f"privacy_metrics[{index}] must be a PrivacyMetric; "
-                             f"got {metric!r}")
+def _chance(metric: PrivacyMetric, priors: list[float]) -> float | None:
+    if metric is PrivacyMetric.AUC:
+        return 0.5
+    if metric is PrivacyMetric.PPV:
+        return float(np.mean(priors)) if np.ptp(priors) < 1e-9 else None
+    return 0.0
+
+
+def _figure(results: AttackResultsCollection, privacy_metrics: Sequence[PrivacyMetric | str],
+            *, x_field: str, x_label: str, title: str) -> Figure:
+    metrics = _metrics(privacy_metrics)
+    series = _series(results, metrics, x_field)
     require("matplotlib", "report", "memberscope.compat.tf_privacy.privacy_report")
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics) + 3, 5),
-                                squeeze=False, layout="constrained")
+                                squeeze=False)
     figure.suptitle(title)
-    return figure, list(zip(axes[0], metrics, strict=True))
+    priors = [prior for points in series.values() for _, _, prior in points]
+    for column, (ax, metric) in enumerate(zip(axes[0], metrics, strict=True)):
+        for label, points in series.items():
+            ordered = sorted(points, key=lambda point: point[0])
+            ax.plot([x for x, _, _ in ordered], [values[column] for _, values, _ in ordered],
+                    marker="o", label=label)
+        level = _chance(metric, priors)
+        if level is not None:
+            ax.axhline(level, color="0.6", linestyle="--", linewidth=1, label="chance level")
+        ax.set_xlabel(x_label)
+        ax.set_ylabel(str(metric))
+        ax.set_title(f"{metric} for {ENTIRE_DATASET_SLICE_STR}")
+    axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1))
+    figure.tight_layout(rect=(0, 0, 1, 0.93))
+    return figure
 
 
-__all__ = ["plot_by_epochs", "plot_privacy_vs_accuracy"]
+__all__ = ["EPOCH_STR", "TRAIN_ACCURACY_STR", "plot_by_epochs", "plot_privacy_vs_accuracy"]

@@ -50,11 +50,15 @@ import torch
 
 from memberscope._seeding import stream_rng
 from memberscope.errors import InputError, UnknownNameError
-from memberscope.one_run import METHODS, OneRunEpsilon, epsilon_one_run
+from memberscope.one_run import (
+    METHODS,
+    OneRunEpsilon,
+    epsilon_audit_record,
+    epsilon_one_run,
+)
 
 SCORES = ("sum", "likelihood_ratio", "centred_likelihood_ratio")
 DEFAULT_SCORE = "centred_likelihood_ratio"
-CANARY_SCHEMA_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -81,12 +85,6 @@ class CanaryPlan:
     def m(self) -> int:
         """Number of canaries."""
         return len(self.included)
-
-    def to_arrays(self) -> dict[str, np.ndarray]:
-        """Plain arrays for an ``.npz`` (``allow_pickle=False``)."""
-        return {"schema_version": np.array(CANARY_SCHEMA_VERSION),
-                "coordinates": self.coordinates, "included": self.included,
-                "gradient_norm": np.array(self.gradient_norm), "seed": np.array(self.seed)}
 
 
 def plan_gradient_canaries(parameter_sizes: Sequence[int], m: int, *, seed: int,
@@ -125,6 +123,48 @@ class CanaryBatch:
         return len(self.sampled)
 
 
+COIN_BLOCK = 32
+"""Steps whose canary coins are drawn in one go (their sampled canaries worked out at once)."""
+
+
+class _SampledBlock:
+    """The sampled canaries of a run of steps, from their ``coins`` (steps, m): ``canaries``
+    (total,), step s's being ``canaries[bounds[s]:bounds[s + 1]]``; per home, the sparse
+    indices (1 + ndim, total) of their gradients (row in the step's batch, then position) and
+    where each step's start. ``step`` counts the steps handed out."""
+
+    def __init__(self, coins: np.ndarray, canaries: np.ndarray, bounds: np.ndarray,
+                 indices: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        self.coins, self.canaries, self.bounds, self.indices = coins, canaries, bounds, indices
+        self.step = 0
+
+    def exhausted(self) -> bool:
+        return self.step == len(self.bounds) - 1
+
+    def next_step(self) -> tuple[np.ndarray, list[np.ndarray]]:
+        """The next step's sampled canaries (k,), ascending, and each home's indices."""
+        step, self.step = self.step, self.step + 1
+        sampled = self.canaries[self.bounds[step]:self.bounds[step + 1]]
+        return sampled, [home_indices[:, starts[step]:starts[step + 1]]
+                         for home_indices, starts in self.indices]
+
+
+@dataclass(frozen=True)
+class _Home:
+    """A parameter holding canaries: its ``index`` among the trainable parameters, the
+    ``canaries`` (h,) it holds (ascending), their flat ``offsets`` (h,) in it (also as a tensor
+    on the parameters' device), ``positions`` (ndim, m), each canary's index in the
+    parameter's shape (columns of the canaries held elsewhere are unused), and
+    ``gradient_values`` (h,), G in the parameter's dtype."""
+
+    index: int
+    canaries: np.ndarray
+    offsets: np.ndarray
+    device_offsets: torch.Tensor
+    positions: np.ndarray
+    gradient_values: torch.Tensor
+
+
 class GradientCanaries:
     """The canaries of one DP training run: sampling, their gradients, what the run releases.
 
@@ -142,6 +182,15 @@ class GradientCanaries:
     seed : int
         Seeds the canaries' own Poisson sampling, apart from the real examples' generator
         (the trainer passes its seed's stream "canary-sampling").
+
+    Notes
+    -----
+    The coins of ``COIN_BLOCK`` steps are drawn at once and the steps' sparse gradients
+    worked out together (a checkpoint keeps the coins not used yet), so that what one step
+    adds to training is a few operations on its k sampled canaries and the m coordinates it
+    reads back, not a fixed cost of many small ones: on the digits CNN, whose steps are
+    small, that fixed cost had made a DP epoch 1.25-1.31× as long
+    (``benchmarks/one_run_canaries.py``).
     """
 
     def __init__(self, parameters: list[torch.nn.Parameter], plan: CanaryPlan, *,
@@ -153,8 +202,6 @@ class GradientCanaries:
             raise InputError(f"canary coordinates go up to {int(plan.coordinates.max())} but "
                              f"the model has {total} trainable parameters")
         self.parameters = parameters
-        self._sizes = sizes
-        self._total = total
         self.plan = plan
         self.sample_rate = sample_rate
         self.noise_multiplier = noise_multiplier
@@ -163,88 +210,142 @@ class GradientCanaries:
         self.device = parameters[0].device
         self.generator = torch.Generator().manual_seed(seed)
         starts = np.cumsum([0, *sizes])
-        self._owner = np.searchsorted(starts, plan.coordinates, side="right") - 1
-        self._offset = plan.coordinates - starts[self._owner]
-        by_owner = np.argsort(self._owner, kind="stable")
-        self._gather_plan = [
-            (int(index), torch.as_tensor(self._offset[by_owner][self._owner[by_owner] == index],
-                                         device=self.device))
-            for index in np.unique(self._owner)]
-        self._to_canary_order = torch.as_tensor(np.argsort(by_owner), device=self.device)
+        owner = np.searchsorted(starts, plan.coordinates, side="right") - 1
+        offset = plan.coordinates - starts[owner]
+        # Worked out once, so that what a step does beyond its k sampled canaries is a few
+        # operations, not a fixed cost of many small ones: each parameter holding canaries
+        # (a "home": usually one, see plan_gradient_canaries), the canaries it holds, their
+        # flat offsets in it and their positions in its shape.
+        self._owner = owner
+        self._homes = []
+        for index in np.unique(owner):
+            held = np.flatnonzero(owner == index)
+            positions = np.zeros((parameters[index].dim(), plan.m), dtype=np.int64)
+            positions[:, held] = np.unravel_index(offset[held], tuple(parameters[index].shape))
+            self._homes.append(_Home(
+                int(index), held, offset[held],
+                torch.as_tensor(offset[held], device=self.device), positions,
+                torch.full((len(held),), plan.gradient_norm, dtype=parameters[index].dtype)))
         self._included = plan.included.copy()
-        self._last: torch.Tensor | None = None  # canary coordinates' values after last step
-        self.gradients: list[torch.Tensor] = []  # per step: (m,) y_t, in units of C/B
-        self.updates: list[torch.Tensor] = []  # per step: (m,) parameter change
+        self._block: _SampledBlock | None = None  # the coming steps' sampled canaries
+        self._restored_coins: np.ndarray | None = None  # coins left in a checkpoint
+        self._last: np.ndarray | None = None  # canary coordinates' values after last step
+        self._gradients = np.zeros((0, plan.m), np.float32)  # (capacity, m) y_t, units C/B
+        self._updates = np.zeros((0, plan.m), np.float32)  # (capacity, m) parameter changes
+        self._steps = 0
 
     def draw(self) -> CanaryBatch:
         """Poisson-sample this step's canaries among the included ones, with their gradients
         as sparse COO tensors (one nonzero per canary), for only the parameters that hold a
         sampled canary (the others count as 0)."""
-        coin = torch.rand(self.plan.m, generator=self.generator).numpy() < self.sample_rate
+        if self._block is None or self._block.exhausted():
+            self._block = self._next_block()
         if self._last is None:
-            self._last = self._gather([p.detach() for p in self.parameters])
-        sampled = np.flatnonzero(coin & self._included)
+            self._last = self._gather(self.parameters)
+        sampled, indices = self._block.next_step()
         k = len(sampled)
         extra: dict[Any, torch.Tensor] = {}
-        owners = self._owner[sampled]
-        for index in np.unique(owners):
-            param = self.parameters[index]
-            rows = np.flatnonzero(owners == index)  # ascending: the indices are coalesced
-            where = np.unravel_index(self._offset[sampled[rows]], tuple(param.shape))
-            indices = torch.from_numpy(np.stack([rows, *where]))
-            values = torch.full((len(rows),), self.plan.gradient_norm, dtype=param.dtype)
-            extra[param] = torch.sparse_coo_tensor(
-                indices, values, (k, *param.shape), is_coalesced=True,
-                check_invariants=False).to(param.device)  # valid by construction
+        for home, home_indices in zip(self._homes, indices, strict=True):
+            if not home_indices.shape[1]:
+                continue
+            param = self.parameters[home.index]
+            # A view of the fixed values: the clipping only reads them.
+            values = home.gradient_values[:home_indices.shape[1]]
+            gradients = torch.sparse_coo_tensor(torch.from_numpy(home_indices), values,
+                                                (k, *param.shape), is_coalesced=True,
+                                                check_invariants=False)
+            extra[param] = gradients if self.device.type == "cpu" else gradients.to(self.device)
         return CanaryBatch(sampled, extra)
+
+    def _next_block(self) -> _SampledBlock:
+        """The sampled canaries of the next ``COIN_BLOCK`` steps (or of the coins left from a
+        checkpoint), each canary's coins drawn at once from :attr:`generator`."""
+        coins, self._restored_coins = self._restored_coins, None
+        if coins is None or not len(coins):
+            uniforms = torch.rand((COIN_BLOCK, self.plan.m), generator=self.generator)
+            coins = uniforms.numpy() < self.sample_rate
+        steps, canaries = np.nonzero(coins & self._included)
+        bounds = np.searchsorted(steps, np.arange(len(coins) + 1))
+        rows = np.arange(len(steps)) - bounds[steps]  # each canary's row in its step's batch
+        indices = []
+        for home in self._homes:
+            mine = np.flatnonzero(self._owner[canaries] == home.index)
+            indices.append((np.vstack([rows[mine], home.positions[:, canaries[mine]]]),
+                            np.searchsorted(mine, bounds)))
+        return _SampledBlock(coins, canaries, bounds, indices)
+
+    def _coins_left(self) -> np.ndarray:
+        """(s, m) bool: the coins drawn for the coming s steps and not used yet."""
+        if self._block is not None:
+            return self._block.coins[self._block.step:].copy()
+        if self._restored_coins is not None:
+            return self._restored_coins.copy()
+        return np.zeros((0, self.plan.m), dtype=bool)
 
     def observe(self) -> None:
         """After ``optimizer.step()``: record ĝ_t·B/C and the update at every canary."""
-        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.parameters]
-        gradients = self._gather(grads)
-        gradients *= self.expected_batch_size / self.max_grad_norm
-        after = self._gather([p.detach() for p in self.parameters])
         assert self._last is not None, "observe() without draw()"
-        self.gradients.append(gradients.cpu())
-        self.updates.append((after - self._last).cpu())
+        if self._steps == len(self._gradients):
+            self._gradients, self._updates = (
+                np.concatenate([kept, np.zeros((max(COIN_BLOCK, self._steps), self.plan.m),
+                                               np.float32)])
+                for kept in (self._gradients, self._updates))
+        gradients = self._gather([p.grad for p in self.parameters])
+        gradients *= self.expected_batch_size / self.max_grad_norm
+        after = self._gather(self.parameters)
+        self._gradients[self._steps] = gradients
+        np.subtract(after, self._last, out=self._updates[self._steps])
         self._last = after
+        self._steps += 1
 
-    def _gather(self, tensors: list[torch.Tensor]) -> torch.Tensor:
-        """(m,) float32 values of ``tensors`` (shaped like the parameters) at the canaries:
-        one index per parameter holding canaries (numpy on CPU, microseconds where torch's
-        small operations cost tens), then one permutation back to canary order."""
-        if self.device.type == "cpu":
-            parts = [tensors[index].detach().numpy().reshape(-1)[offsets.numpy()]
-                     for index, offsets in self._gather_plan]
-            values = parts[0] if len(parts) == 1 else np.concatenate(parts)
-            return torch.from_numpy(values[self._to_canary_order.numpy()].astype(np.float32))
-        parts = [tensors[index].reshape(-1).index_select(0, offsets)
-                 for index, offsets in self._gather_plan]
-        return torch.cat(parts).float()[self._to_canary_order]
+    def _gather(self, tensors: Sequence[torch.Tensor | None]) -> np.ndarray:
+        """(m,) float32 values at the canaries of ``tensors`` (shaped like the parameters;
+        None counts as zeros): one indexing per home, in numpy on CPU (microseconds where
+        torch's small operations cost tens); only the homes are touched."""
+        values = None
+        for home in self._homes:
+            tensor = tensors[home.index]
+            if tensor is None:
+                at_canaries = np.zeros(len(home.canaries), dtype=np.float32)
+            elif self.device.type == "cpu":
+                at_canaries = tensor.detach().reshape(-1).numpy()[home.offsets]
+            else:
+                at_canaries = tensor.detach().reshape(-1)[home.device_offsets].cpu().numpy()
+            if len(self._homes) == 1:  # it holds every canary, in canary order
+                return at_canaries.astype(np.float32, copy=False)
+            if values is None:
+                values = np.zeros(self.plan.m, dtype=np.float32)
+            values[home.canaries] = at_canaries
+        assert values is not None  # every canary has a home
+        return values
 
     @property
     def steps(self) -> int:
         """Steps observed so far."""
-        return len(self.gradients)
+        return self._steps
 
     def history(self) -> tuple[np.ndarray, np.ndarray]:
         """(T, m) float32 ĝ_t·B/C and (T, m) updates of the T steps observed so far."""
-        if not self.gradients:
-            empty = np.zeros((0, self.plan.m), np.float32)
-            return empty, empty
-        return torch.stack(self.gradients).numpy(), torch.stack(self.updates).numpy()
+        return self._gradients[:self._steps].copy(), self._updates[:self._steps].copy()
 
     def state_dict(self) -> dict[str, Any]:
-        """The sampling generator and what was observed, for resuming (tensors only)."""
+        """The sampling generator, the coins drawn for the coming steps and what was
+        observed, for resuming (tensors only)."""
         gradients, updates = self.history()
         return {"generator": self.generator.get_state(),
+                "coins": torch.from_numpy(self._coins_left()),
                 "gradients": torch.from_numpy(gradients), "updates": torch.from_numpy(updates)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore what :meth:`state_dict` returned."""
+        """Restore what :meth:`state_dict` returned (a state without coins, from before
+        coins were drawn ahead, continues from its generator)."""
         self.generator.set_state(state["generator"])
-        self.gradients = list(state["gradients"])
-        self.updates = list(state["updates"])
+        coins = state.get("coins")
+        self._restored_coins = None if coins is None else coins.numpy().astype(bool)
+        self._block = None
+        self._gradients = np.asarray(state["gradients"], dtype=np.float32).copy()
+        self._updates = np.asarray(state["updates"], dtype=np.float32).copy()
+        self._steps = len(self._gradients)
         self._last = None
 
     def scores(self, score: str = DEFAULT_SCORE) -> np.ndarray:
@@ -256,34 +357,28 @@ class GradientCanaries:
 
 def audit_white_box(canaries: GradientCanaries, *, delta: float, alpha: float = 0.05,
                     score: str = DEFAULT_SCORE) -> dict[str, OneRunEpsilon]:
-    """One-run ε lower bounds by method ("steinke", "fdp") from the steps observed so far."""
+    """One-run ε lower bounds by binary-guess method (:data:`memberscope.one_run.METHODS`)
+    from the steps observed so far."""
     scores = canaries.scores(score)
     return {method: epsilon_one_run(scores, canaries.plan.included, delta=delta, alpha=alpha,
                                     method=method) for method in METHODS}
 
 
 def epsilon_audit(canaries: GradientCanaries | None, *, delta: float, alpha: float = 0.05,
-                  method: str = "fdp", black_box_scores: np.ndarray | None = None,
+                  black_box_scores: np.ndarray | None = None,
                   black_box_included: np.ndarray | None = None) -> dict[str, Any]:
-    """The ``epsilon_audit`` record of a DP result row: the one-run bounds of ``method`` from
-    the white-box (gradient) canaries and, when given, the black-box (input) canaries' scores,
-    beside what identifies them; both methods' bounds under ``by_method``."""
+    """The ``epsilon_audit`` record of a DP result row
+    (:func:`memberscope.one_run.epsilon_audit_record`) from the white-box (gradient) canaries
+    and, when given, the black-box (input) canaries' scores, with the white-box score's name
+    and the steps observed."""
     sources: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     if canaries is not None:
         sources["white_box"] = (canaries.scores(), canaries.plan.included)
     if black_box_scores is not None and black_box_included is not None:
         sources["black_box"] = (black_box_scores, black_box_included)
-    by_method: dict[str, dict[str, Any]] = {name: {} for name in METHODS}
-    for kind, (scores, included) in sources.items():
-        for name in METHODS:
-            bound = epsilon_one_run(scores, included, delta=delta, alpha=alpha, method=name)
-            by_method[name][kind] = bound.epsilon
-            by_method[name][f"{kind}_guesses"] = [bound.n_guesses, bound.n_correct]
-    return {"white_box": by_method[method].get("white_box"),
-            "black_box": by_method[method].get("black_box"), "method": method,
-            "m": len(next(iter(sources.values()))[1]) if sources else 0, "alpha": alpha,
-            "delta": delta, "white_box_score": DEFAULT_SCORE,
-            "steps": canaries.steps if canaries is not None else None, "by_method": by_method}
+    return {**epsilon_audit_record(sources, delta=delta, alpha=alpha),
+            "white_box_score": DEFAULT_SCORE,
+            "steps": canaries.steps if canaries is not None else None}
 
 
 def canary_scores(observations: np.ndarray, score: str, *, sample_rate: float,

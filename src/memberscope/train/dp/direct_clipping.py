@@ -69,17 +69,18 @@ class _Materialized:
                        if grads.is_sparse}
 
     def squared_norms(self) -> torch.Tensor:
-        total: Any = sum(torch.linalg.vector_norm(grads, dim=1).square()
-                         for grads in self.dense.values())
-        for rows, _, values in self.sparse.values():
-            total = total + values.new_zeros(self.n).index_add_(0, rows, values.square())
-        return total
+        parts = [torch.linalg.vector_norm(grads, dim=1).square() for grads in self.dense.values()]
+        parts += [values.new_zeros(self.n).index_add_(0, rows, values.square())
+                  for rows, _, values in self.sparse.values()]
+        return parts[0] if len(parts) == 1 else torch.stack(parts).sum(dim=0)
 
     def clipped_sums(self, factors: torch.Tensor) -> dict[Any, torch.Tensor]:
         sums = {param: (factors @ grads).view_as(param) for param, grads in self.dense.items()}
         for param, (rows, columns, values) in self.sparse.items():
+            scaled = factors[rows] * values
             sums[param] = param.new_zeros(param.numel()).index_add_(
-                0, columns, factors[rows].to(param.dtype) * values).view(param.shape)
+                0, columns, scaled if scaled.dtype == param.dtype else scaled.to(param.dtype)
+            ).view(param.shape)
         return sums
 
 
@@ -88,8 +89,8 @@ def _sparse_rows(grads: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch
     grads = grads.coalesce()
     indices = grads.indices()
     columns = indices[1]
-    for size, index in zip(grads.shape[2:], indices[2:], strict=True):
-        columns = columns * size + index
+    for dim in range(2, grads.dim()):  # by position: iterating a tensor costs a view per row
+        columns = columns * grads.shape[dim] + indices[dim]
     return indices[0], columns, grads.values()
 
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from memberscope._seeding import stream_rng
 from memberscope.errors import InputError
+from memberscope.signals import log_softmax
 
 
 @dataclass(frozen=True)
@@ -45,15 +46,8 @@ class InputCanaries:
 
     def scores(self, logits: np.ndarray) -> np.ndarray:
         """(m,) log-probability of each canary's wrong label from its (m, C) logits."""
-        logits = np.asarray(logits, dtype=np.float64)
-        shifted = logits - logits.max(axis=1, keepdims=True)
-        log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        log_probs = log_softmax(np.asarray(logits, dtype=np.float64))
         return log_probs[np.arange(self.m), self.wrong_labels]
-
-    def to_arrays(self) -> dict[str, np.ndarray]:
-        """Plain arrays for an ``.npz``."""
-        return {"input_index": self.index, "input_wrong_labels": self.wrong_labels,
-                "input_included": self.included, "input_seed": np.asarray(self.seed)}
 
 
 def plan_input_canaries(labels: np.ndarray, num_classes: int, m: int, *,

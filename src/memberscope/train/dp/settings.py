@@ -1,16 +1,48 @@
-"""DP training settings as a frozen, validated dataclass (no torch needed to build it)."""
+"""DP training settings as frozen, validated dataclasses (no torch needed to build them).
+
+Each field's rule (kind, bounds, valid names) is stated once, in ``CANARY_RULES`` and
+``DP_RULES``; the dataclasses check themselves with them and the experiment config checks its
+``[variants.dp]`` tables with the same rules and the dataclasses' defaults.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from memberscope.errors import InputError, UnknownNameError
+from memberscope._validation import FieldRule, field_problems, raise_field_problems
+from memberscope.one_run import MIN_CANARIES
 
 ACCOUNTANTS = ("prv", "rdp")
 GRAD_SAMPLE_MODES = ("auto", "direct", "hooks", "ew", "functorch")
 # "direct" where the model allows it, else "hooks" with our layout-safe conv sampler: the
 # fastest routes here (benchmarks/train_throughput.py).
 DEFAULT_GRAD_SAMPLE_MODE = "auto"
+
+CANARY_RULES = {
+    "m": FieldRule(int, at_least=MIN_CANARIES),
+    "seed": FieldRule(int, at_least=0),
+    "white_box": FieldRule(bool),
+    "gradient_scale": FieldRule(float, above=0),
+    "black_box": FieldRule(bool),
+}
+DP_RULES = {
+    "noise_multiplier": FieldRule(float, at_least=0, optional=True),
+    "target_epsilon": FieldRule(float, above=0, optional=True),
+    "max_grad_norm": FieldRule(float, above=0),
+    "delta": FieldRule(float, above=0, below=1),
+    "accountant": FieldRule(str, names=ACCOUNTANTS, name_kind="accountant"),
+    "poisson_sampling": FieldRule(bool),
+    "grad_sample_mode": FieldRule(str, names=GRAD_SAMPLE_MODES, name_kind="grad_sample_mode"),
+}
+
+
+def noise_choice_problem(noise_multiplier: float | None,
+                         target_epsilon: float | None) -> str | None:
+    """The rule across DP's fields: exactly one of σ and a target ε is given."""
+    if (noise_multiplier is None) == (target_epsilon is None):
+        return ("give exactly one of noise_multiplier or target_epsilon; got "
+                f"noise_multiplier={noise_multiplier}, target_epsilon={target_epsilon}")
+    return None
 
 
 @dataclass(frozen=True)
@@ -20,7 +52,8 @@ class CanarySettings:
     Parameters
     ----------
     m : int
-        Number of canaries (>= 10); each is included with probability ½, drawn from ``seed``.
+        Number of canaries (>= ``one_run.MIN_CANARIES``, 10); each is included with
+        probability ½, drawn from ``seed``.
     seed : int
         Seeds which canaries are included and where they sit.
     white_box : bool
@@ -43,10 +76,7 @@ class CanarySettings:
     black_box: bool = False
 
     def __post_init__(self) -> None:
-        if self.m < 10:
-            raise InputError(f"canaries m must be >= 10; got {self.m}")
-        if not self.gradient_scale > 0:
-            raise InputError(f"gradient_scale must be > 0; got {self.gradient_scale}")
+        raise_field_problems(self, field_problems(self, CANARY_RULES))
 
 
 @dataclass(frozen=True)
@@ -85,19 +115,8 @@ class DPSettings:
     canaries: CanarySettings | None = None
 
     def __post_init__(self) -> None:
-        if (self.noise_multiplier is None) == (self.target_epsilon is None):
-            raise InputError("DP needs exactly one of noise_multiplier or target_epsilon; got "
-                             f"noise_multiplier={self.noise_multiplier}, "
-                             f"target_epsilon={self.target_epsilon}")
-        if self.noise_multiplier is not None and self.noise_multiplier < 0:
-            raise InputError(f"noise_multiplier must be >= 0; got {self.noise_multiplier}")
-        if self.target_epsilon is not None and self.target_epsilon <= 0:
-            raise InputError(f"target_epsilon must be > 0; got {self.target_epsilon}")
-        if self.max_grad_norm <= 0:
-            raise InputError(f"max_grad_norm must be > 0; got {self.max_grad_norm}")
-        if not 0 < self.delta < 1:
-            raise InputError(f"delta must be in (0, 1); got {self.delta}")
-        if self.accountant not in ACCOUNTANTS:
-            raise UnknownNameError("accountant", self.accountant, ACCOUNTANTS)
-        if self.grad_sample_mode not in GRAD_SAMPLE_MODES:
-            raise UnknownNameError("grad_sample_mode", self.grad_sample_mode, GRAD_SAMPLE_MODES)
+        problems = field_problems(self, DP_RULES)
+        noise_problem = noise_choice_problem(self.noise_multiplier, self.target_epsilon)
+        if noise_problem:
+            problems.append(("", noise_problem))
+        raise_field_problems(self, problems)
