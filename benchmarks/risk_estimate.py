@@ -42,7 +42,7 @@ FPRS = (0.01, 0.001)
 QUICKSTART_EPOCHS = (6, 12, 18, 24, 30, 36)
 
 
-KAPPAS = tuple(np.round(np.arange(0.30, 0.701, 0.05), 2))
+KAPPAS = tuple(np.round(np.arange(0.30, 0.901, 0.05), 2))
 
 
 def estimates(member_loss: np.ndarray, nonmember_loss: np.ndarray) -> dict[str, float]:
@@ -117,13 +117,23 @@ def choose(records: list[dict]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--settings", default=",".join(SETTINGS))
+    parser.add_argument("--selection-only", action="store_true",
+                        help="evaluate the selection targets only and print the choice")
     args = parser.parse_args()
     records = []
     for name in args.settings.split(","):
-        records.extend(evaluate(load_setting(SETTINGS[name])))
+        records.extend(evaluate(load_setting(SETTINGS[name]),
+                                list(SELECTION_TARGETS) if args.selection_only else None))
     selection = [r for r in records if r["phase"] == "selection"]
     report = [r for r in records if r["phase"] == "report"]
     chosen = choose(selection)
+    if args.selection_only:
+        for name in ["tail"] + [f"gaussian:{kappa:.2f}" for kappa in KAPPAS]:
+            print(f"{name:14s} mean |log(estimate / LiRA)| at 1% FPR "
+                  f"{np.mean(np.abs(log_ratios(selection, name, 0.01))):.3f}, "
+                  f"{ratio_summary(selection, name, 0.01)}")
+        print(f"chosen: {chosen}")
+        return
     if chosen.startswith("gaussian") and float(chosen.split(":")[1]) != GAUSSIAN_KAPPA:
         print(f"NOTE: selection chose {chosen}; memberscope.lira_estimate.GAUSSIAN_KAPPA is "
               f"{GAUSSIAN_KAPPA}")
@@ -146,7 +156,31 @@ def main() -> None:
         print(f"{r['setting']:13s} {r['epoch']:3d} {r['train_accuracy']:.3f}/"
               f"{r['test_accuracy']:.3f} {r['lira_tpr@0.01']:8.4f} {r['lira_tpr@0.001']:8.4f} "
               + " ".join(f"{c:>19s}" for c in cells))
+    # Per setting, and with κ chosen on the other two settings' selection targets only.
+    summary["by_setting"] = {}
+    summary["leave_one_setting_out"] = {}
+    for setting in dict.fromkeys(r["setting"] for r in records):
+        rows = [r for r in report if r["setting"] == setting]
+        summary["by_setting"][setting] = {f"{chosen}@{f:g}": ratio_summary(rows, chosen, f)
+                                          for f in FPRS}
+        others = [r for r in selection if r["setting"] != setting]
+        if others:
+            elsewhere = choose(others)
+            summary["leave_one_setting_out"][setting] = {
+                "chosen_elsewhere": elsewhere,
+                **{f"{elsewhere}@{f:g}": ratio_summary(rows, elsewhere, f) for f in FPRS}}
     for group, values in summary.items():
+        if group in ("by_setting", "leave_one_setting_out"):
+            for setting, entries in values.items():
+                print(f"{group}: {setting}")
+                for key, value in entries.items():
+                    if isinstance(value, str):
+                        print(f"  chosen on the other settings: {value}")
+                        continue
+                    print(f"  {key:24s} n={value['n']:3d} ratio {value['min']:.2f}.."
+                          f"{value['max']:.2f} median {value['median']:.2f}, within 1.5x: "
+                          f"{value['within_1.5x']:.0%}")
+            continue
         print(group)
         for key, value in values.items():
             print(f"  {key:24s} n={value['n']:3d} ratio {value['min']:.2f}..{value['max']:.2f}"

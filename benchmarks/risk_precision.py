@@ -20,7 +20,10 @@ Rankings compared, all of the target's members:
   with the ground truth gets;
 - reliability of the ground truth itself: LiRA with 8 of the 16 against LiRA with the other 8
   (the same halves), two rankings that share the target but no reference model. With 16 the
-  ground truth is less noisy than either half, but this bounds what a precision near 1 needs.
+  ground truth is less noisy than either half, but this bounds what a precision near 1 needs;
+- what sharing flatters: with a 14-model truth (7 of the pairs), LiRA with the 8th pair
+  (disjoint from the truth) against LiRA with a pair inside it, and the trace rankings
+  against the same 14-model truth, over the 8 choices of the held-out pair.
 
 Targets and selection. Every model of a setting (``_risk_models``) is a target in turn, its
 references the 16 pair models outside its own pair. The selection targets (pair models 0 and 1
@@ -55,6 +58,10 @@ SELECTION_TARGETS = ("pair00", "pair01")
 LIRA_4_SUBSETS = 8
 LIRA_8_SUBSETS = 4
 RELIABILITY = "LiRA, 8 models vs the other 8"
+OUTSIDE_14 = "LiRA, 2 models outside a 14-model truth"
+INSIDE_14 = "LiRA, 2 of a 14-model truth's models"
+TRACE_VS_14 = ("trace:iqr vs a 14-model truth", "trace:std_then_fit vs a 14-model truth")
+PAIRED = (RELIABILITY, OUTSIDE_14, INSIDE_14, *TRACE_VS_14)
 
 
 def precision_at(scores: np.ndarray, truth: np.ndarray, fraction: float) -> float:
@@ -120,6 +127,20 @@ def target_rankings(trained: TrainedSetting, name: str) -> dict[str, list[np.nda
         rankings["LiRA, 8 reference models"].append(scores)
         rankings[RELIABILITY].append(np.stack([scores, lira(
             trained, target, np.concatenate([pairs[i] for i in other]))[members]]))
+    # How much sharing models with the ground truth flatters LiRA with 2: a 14-model truth
+    # (7 pairs) against LiRA on the 8th pair (disjoint) and on one of the 7 (shared).
+    for method in (OUTSIDE_14, INSIDE_14, *TRACE_VS_14):
+        rankings[method] = []
+    for held_out in range(len(pairs)):
+        inside = [i for i in range(len(pairs)) if i != held_out]
+        truth_14 = lira(trained, target, np.concatenate([pairs[i] for i in inside]))[members]
+        rankings[OUTSIDE_14].append(np.stack(
+            [lira(trained, target, pairs[held_out])[members], truth_14]))
+        rankings[INSIDE_14].append(np.stack(
+            [lira(trained, target, pairs[inside[0]])[members], truth_14]))
+        for method in TRACE_VS_14:
+            rankings[method].append(np.stack(
+                [rankings[method.split(" vs ")[0]][0], truth_14]))
     return rankings
 
 
@@ -133,7 +154,7 @@ def evaluate(trained: TrainedSetting, targets: list[str] | None = None) -> list[
         for method, subsets in rankings.items():
             for subset, scores in enumerate(subsets):
                 # The reliability row ranks by one half of the references against the other.
-                ranking, against = (scores[0], scores[1]) if method == RELIABILITY else \
+                ranking, against = (scores[0], scores[1]) if method in PAIRED else \
                     (scores, truth)
                 records.append({"setting": trained.setting.name, "target": name,
                                 "phase": phase, "method": method, "subset": subset,
@@ -193,18 +214,19 @@ def main() -> None:
         return
     report = summarize(records, "report")
     shown = ["trace:iqr", f"trace:{winner}", "final loss", "LiRA, 2 reference models",
-             "LiRA, 4 reference models", "LiRA, 8 reference models", RELIABILITY]
+             "LiRA, 4 reference models", "LiRA, 8 reference models", RELIABILITY,
+             *TRACE_VS_14, OUTSIDE_14, INSIDE_14]
     shown = list(dict.fromkeys(shown))
     _print_selection(selection, winner)
     for setting, methods in report.items():
         n_targets = methods["trace:iqr"]["p@0.01"]["n"]
         print(f"{setting}: {n_targets} fresh targets; precision@k, mean ± sd")
-        print(f"  {'ranking':28s} " + " ".join(f"{'@' + format(f, '.1%'):>13s}"
+        print(f"  {'ranking':40s} " + " ".join(f"{'@' + format(f, '.1%'):>13s}"
                                                 for f in FRACTIONS))
         for method in shown:
             cells = " ".join(f"{methods[method][f'p@{f:g}']['mean']:6.3f} ± "
                              f"{methods[method][f'p@{f:g}']['sd']:.3f}" for f in FRACTIONS)
-            print(f"  {method:28s} {cells}")
+            print(f"  {method:40s} {cells}")
     atomic_write_json(RESULTS / "risk_precision.json", {
         "schema_version": 1,
         "ground_truth": "top k% of the target's members by LiRA online (global variance) "
