@@ -15,7 +15,8 @@ headline table. Estimator variants are chosen on the selection targets (pair mod
 and reported on the others.
 
 Usage: python benchmarks/risk_estimate.py [--settings ...]
-Writes ``benchmarks/results/risk_estimate.json``.
+Writes the summaries and the quickstart table to ``benchmarks/results/risk_estimate.json``
+and every record to ``benchmarks/results/cache/risk/risk_estimate_records.json``.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _risk_models import SETTINGS, TrainedSetting, load_setting
+from _risk_models import CACHE, SETTINGS, TrainedSetting, load_setting
 from memberscope.lira_estimate import (
     GAUSSIAN_KAPPA,
     estimate_lira_tpr,
@@ -185,9 +186,15 @@ def main() -> None:
         for key, value in values.items():
             print(f"  {key:24s} n={value['n']:3d} ratio {value['min']:.2f}..{value['max']:.2f}"
                   f" median {value['median']:.2f}, within 1.5x: {value['within_1.5x']:.0%}")
+    header = {"schema_version": 1, "fprs": list(FPRS), "chosen": chosen,
+              "kappas": list(KAPPAS)}
+    keys = ("setting", "target", "epoch", "train_accuracy", "test_accuracy",
+            *(f"{e}@{f:g}" for e in ("lira_tpr", *shown) for f in FPRS))
     atomic_write_json(RESULTS / "risk_estimate.json", {
-        "schema_version": 1, "fprs": list(FPRS), "chosen": chosen, "kappas": list(KAPPAS),
-        "summary": summary, "records": records})
+        **header, "summary": summary,
+        "quickstart": [{key: r[key] for key in keys} for r in headline]})
+    # Every (target, epoch) record with every estimate: too long to keep in the repository.
+    atomic_write_json(CACHE / "risk_estimate_records.json", {**header, "records": records})
 
 
 if __name__ == "__main__":

@@ -32,7 +32,8 @@ target (16 pair models, plus the quickstart's own model in the Fashion-MNIST set
 fresh seed and split that the choice never saw, and only those are reported.
 
 Usage: python benchmarks/risk_precision.py [--settings fmnist-2conv,fmnist-3conv,rgb32-3conv]
-Writes ``benchmarks/results/risk_precision.json``.
+Writes the summaries to ``benchmarks/results/risk_precision.json`` and every record to
+``benchmarks/results/cache/risk/risk_precision_records.json``.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _risk_models import SETTINGS, TrainedSetting, load_setting
+from _risk_models import CACHE, SETTINGS, TrainedSetting, load_setting
 from _trace_candidates import CANDIDATES
 from memberscope._seeding import stream_rng
 from memberscope.attacks.reference import lira_scores
@@ -213,7 +214,7 @@ def main() -> None:
         _print_selection(selection, winner)
         return
     report = summarize(records, "report")
-    shown = ["trace:iqr", f"trace:{winner}", "final loss", "LiRA, 2 reference models",
+    shown = ["trace:iqr", "trace:std", f"trace:{winner}", "final loss", "LiRA, 2 reference models",
              "LiRA, 4 reference models", "LiRA, 8 reference models", RELIABILITY,
              *TRACE_VS_14, OUTSIDE_14, INSIDE_14]
     shown = list(dict.fromkeys(shown))
@@ -227,12 +228,15 @@ def main() -> None:
             cells = " ".join(f"{methods[method][f'p@{f:g}']['mean']:6.3f} ± "
                              f"{methods[method][f'p@{f:g}']['sd']:.3f}" for f in FRACTIONS)
             print(f"  {method:40s} {cells}")
-    atomic_write_json(RESULTS / "risk_precision.json", {
-        "schema_version": 1,
-        "ground_truth": "top k% of the target's members by LiRA online (global variance) "
-                        "with 16 reference models, final epoch",
-        "fractions": list(FRACTIONS), "selection_targets": list(SELECTION_TARGETS),
-        "chosen": winner, "selection": selection, "report": report, "records": records})
+    header = {"schema_version": 1,
+              "ground_truth": "top k% of the target's members by LiRA online (global "
+                              "variance) with 16 reference models, final epoch",
+              "fractions": list(FRACTIONS), "selection_targets": list(SELECTION_TARGETS),
+              "chosen": winner}
+    atomic_write_json(RESULTS / "risk_precision.json",
+                      {**header, "selection": selection, "report": report})
+    # Every (target, ranking, subset) record: too long to keep in the repository.
+    atomic_write_json(CACHE / "risk_precision_records.json", {**header, "records": records})
 
 
 if __name__ == "__main__":
