@@ -5,8 +5,10 @@
 
 Prints, per variant and audit epoch: train and test accuracy, the entire-dataset AUC of each
 attack, the largest AUC over all rows and over the *significant* rows (one-sided, Holm over
-the audit's rows at α = 0.05), how many rows are significant, ε under DP, and the epoch's and
-the audit's seconds; then the whole run's wall and CPU time (user + sys of the demo process).
+all rows of the run at α = 0.05: the run's family, which every run-level statement of the
+report uses; ``memberscope.results.run_family``), how many rows are significant, ε under DP,
+and the epoch's and the audit's seconds; then the whole run's wall and CPU time (user + sys
+of the demo process).
 
 Targets (issue 11, item 8), checked from ``results.jsonl`` and the per-example scores:
 
@@ -22,7 +24,7 @@ the score files: Mann–Whitney U per row (members' scores greater), normal appr
 tie correction, then Holm. For the trained ``lr`` attack that pooled test is anti-conservative
 (its out-of-fold scores come from different fold models), so it is a stricter check of the DP
 variant than the library's own test, and only the threshold rows should be trusted for the
-non-DP targets. Rows that carry ``significant`` are taken as they are.
+non-DP targets. Rows that carry p-values are judged in the run's family.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ import numpy as np
 from scipy.stats import mannwhitneyu
 
 from memberscope import rundir
+from memberscope.results import AuditRow, row_key, run_family
 from memberscope.store import read_jsonl
 
 ALPHA = 0.05
@@ -102,16 +105,26 @@ def significance(run_dir: Path, group: list[dict]) -> tuple[list[bool | None], s
 def audits(run_dir: Path) -> dict[str, list[tuple[int, list[dict], list[bool | None]]]]:
     """Per variant: (epoch, rows, verdicts) of each audit, in epoch order."""
     rows = [r for r in read_jsonl(rundir.results_path(run_dir)) if r.get("kind") == "row"]
+    family = None
+    if all(row.get("p_value") is not None for row in rows):
+        parsed = [AuditRow.from_dict(row) for row in rows]
+        family = run_family(parsed)
+        in_family = {id(row): row_key(audit_row) in family.significant_keys
+                     for row, audit_row in zip(rows, parsed, strict=True)}
     grouped: dict[tuple[str, int], list[dict]] = defaultdict(list)
     for row in rows:
         grouped[row["metadata"]["model"], int(row["metadata"]["epoch"])].append(row)
     out: dict[str, list[tuple[int, list[dict], list[bool | None]]]] = defaultdict(list)
     sources = set()
     for (model, epoch), group in sorted(grouped.items(), key=lambda item: item[0][1]):
-        verdicts, source = significance(run_dir, group)
+        if family is None:
+            verdicts, source = significance(run_dir, group)
+        else:
+            verdicts, source = [in_family[id(row)] for row in group], "rows"
         sources.add(source)
         out[model].append((epoch, group, verdicts))
-    print(f"significance from: {', '.join(sorted(sources))} (alpha {ALPHA}, Holm per audit)")
+    print(f"significance from: {', '.join(sorted(sources))} (alpha {ALPHA}, "
+          f"{'Holm per audit' if family is None else family.describe()})")
     return out
 
 

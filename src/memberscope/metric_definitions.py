@@ -65,10 +65,13 @@ PPV_DEFINITION = Definition(
     "ppv", "PPV",
     "When the attack says 'member', how often it is demonstrably right at its best threshold, "
     "accounting for how many members and non-members there are.",
-    "the precision the attack demonstrably reaches: max over thresholds of the 99% "
-    "Clopper-Pearson lower confidence bound on TP / (TP + FP). One lucky top-scored member "
-    "gives 0.01, not 1.0; on no-signal data with 3,000 per side it stays ≤ 1/(1+r) + 0.1 "
-    "(r = non-members/members)")
+    "the precision the attack demonstrably reaches: a lower confidence bound on TP / (TP + FP) "
+    "that holds at every threshold at once with 99% confidence: Clopper-Pearson bounds at "
+    "the thresholds admitting at most k predicted members, k on a fixed grid 1, 2, 3, 5, 8, "
+    "… (×1.5, up to n: G points), each at level 0.01/G (Bonferroni), the largest of them. "
+    "One lucky top-scored member gives 0.01/G (0.0005 at 6,000 examples), not 1.0; on "
+    "no-signal data it exceeds the prior 1/(1+r) (r = non-members/members) in at most 1% of "
+    "runs")
 TPR_DEFINITION = Definition(
     "tpr_at_fpr", "TPR at x% FPR",
     "The share of members the attack finds while wrongly flagging at most x% of non-members. "
@@ -92,7 +95,10 @@ SIGNIFICANT_DEFINITION = Definition(
     "were tested: only significant results make a headline.",
     "`p_value` after Holm's family-wise correction over all rows of one `audit` call at "
     "α = 0.05 (`audit(..., alpha=0.05, correction=\"holm\")`; `\"bonferroni\"` also "
-    "accepted): on a no-signal audit, the chance that any row is significant is ≤ α")
+    "accepted): on a no-signal audit, the chance that any row is significant is ≤ α. A "
+    "statement about several audits (a run's worst result, \"at any epoch\", which variants "
+    "leak, the suggested checkpoint) recomputes the verdicts over all rows of all of them "
+    "(`memberscope.results.run_family`); each row keeps its audit's own")
 EPSILON_DEFINITION = Definition(
     "epsilon_lower_bound", "ε lower bound",
     "A floor on the differential-privacy ε this model can have, proven by the attack. Higher "
@@ -108,10 +114,42 @@ ACCOUNTANT_EPSILON_DEFINITION = Definition(
     "ε of (ε, δ)-DP spent so far, from the privacy accountant (RDP or PRV) of "
     "DP-SGD/DP-Adam")
 
+SPLIT_GUARD_DEFINITION = Definition(
+    "split_guard", "Split guard",
+    "Whether members and non-members differ before the model sees them (another source, "
+    "date, crop or class balance). Then every attack beats chance without any memorisation: "
+    "such a split cannot show memorisation, and only leakage beyond the split counts.",
+    "once per audit: `verdict` `shifted` when the `blind` attack (a classifier on the inputs "
+    "and labels, never the model) or the control check (the loss of a model that saw neither "
+    "side: a control model, or the reference models that left each example out) on the entire "
+    "dataset is significant at α after Holm over those two; `same-distribution` when one ran "
+    "and neither is; `not checked` when neither could run; `blind_auc`, `blind_p_value`, "
+    "`control_auc`, `control_p_value` (`null` where not run)")
+BEYOND_SPLIT_P_VALUE_DEFINITION = Definition(
+    "beyond_split_p_value", "Beyond-split p-value",
+    "How surprising it would be, if the model had memorised nothing, that the attack "
+    "separates members from non-members this much better than the split alone does.",
+    "one-sided paired test, on the slice's examples, of H0 \"AUC(attack) ≤ AUC(bar)\" "
+    "against every bar the split guard offers, the largest p-value counting: the same attack "
+    "on a control model (and, for trained attacks, the control's loss), else the reference "
+    "models' mean signal on each example over those that did not train on it; and the "
+    "`blind` attack's score. "
+    "DeLong's test on correlated AUCs with a Student-t tail (Welch df), per cross-validation "
+    "fold with Bonferroni for trained attacks; `null` where no guard ran and on the guard's "
+    "own rows")
+BEYOND_SPLIT_SIGNIFICANT_DEFINITION = Definition(
+    "beyond_split_significant", "Beyond split",
+    "Whether the attack beats what the split alone explains, after accounting for how many "
+    "results were tested: where the split guard says `shifted`, only these results count as "
+    "leakage.",
+    "`beyond_split_p_value` after the audit's family-wise correction (Holm by default) over "
+    "the rows that have one, at the audit's α; `null` where no guard ran")
+
 #: The fields of a result row, in the order of the README's "Definitions (the contract)".
 CONTRACT: tuple[Definition, ...] = (
     AUC_DEFINITION, ADVANTAGE_DEFINITION, PPV_DEFINITION, TPR_DEFINITION, P_VALUE_DEFINITION,
-    SIGNIFICANT_DEFINITION, EPSILON_DEFINITION)
+    SIGNIFICANT_DEFINITION, EPSILON_DEFINITION, SPLIT_GUARD_DEFINITION,
+    BEYOND_SPLIT_P_VALUE_DEFINITION, BEYOND_SPLIT_SIGNIFICANT_DEFINITION)
 #: What the report's glossary explains: the contract, then the accountant's ε of DP runs.
 GLOSSARY: tuple[Definition, ...] = (*CONTRACT, ACCOUNTANT_EPSILON_DEFINITION)
 

@@ -120,6 +120,12 @@ def checkpoint_path(run_dir: str | Path, label: str) -> Path:
     return Path(run_dir) / CHECKPOINTS_DIR / f"{slug(label)}.pt"
 
 
+def control_checkpoint_path(run_dir: str | Path, label: str) -> Path:
+    """``run_dir/checkpoints/<slug>.control.pt``: the control model of the variant ``label``
+    (``[audit.split_guard] control = true``)."""
+    return Path(run_dir) / CHECKPOINTS_DIR / f"{slug(label)}.control.pt"
+
+
 def canaries_path(run_dir: str | Path, label: str) -> Path:
     """``run_dir/canaries/<slug>.npz`` of the DP variant ``label`` audited with canaries."""
     return Path(run_dir) / CANARIES_DIR / f"{slug(label)}.npz"

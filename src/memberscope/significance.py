@@ -19,12 +19,22 @@ valid under H0 is which scores are exchangeable between members and non-members:
 
 :func:`significant_rows` then applies Holm's step-down correction over all rows of one audit, so
 the chance that any row of a no-signal audit is called significant stays ≤ α.
+
+A statement about several audits ("no leakage at any epoch", the run's worst result, which
+variants leak) is a test over all their rows: an audit's own correction no longer bounds it
+(6 no-signal audits of 22 rows each had a significant row in 13.5% of runs).
+:func:`family_verdicts` corrects over every test of the audits given, with the audits'
+recorded α and correction (:class:`FamilyVerdicts`).
+
+:func:`paired_auc_p_value` compares two scores *on the same examples* (an attack against the
+split guard's score): DeLong, DeLong & Clarke-Pearson's (1988) test on correlated AUCs.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -125,6 +135,109 @@ def _exact_is_affordable(n_members: int, n_nonmembers: int) -> bool:
             and math.comb(n_members + n_nonmembers, n_members) < 2**60)
 
 
+def auc_placements(scores: np.ndarray, membership: np.ndarray) -> np.ndarray:
+    """Each example's placement (n,) (DeLong's structural components): for a member, the
+    share of non-members it scores above; for a non-member, the share of members scoring
+    above it (ties count one half). Their mean over members, and over non-members, is the AUC.
+    Each side sorted once, then sorted binary searches (cache-friendly: 2x faster than
+    searching in example order), O(n log n)."""
+    placements = np.empty(len(scores))
+    on_members, on_nonmembers = scores[membership], scores[~membership]
+    member_order, nonmember_order = np.argsort(on_members), np.argsort(on_nonmembers)
+    members, nonmembers = on_members[member_order], on_nonmembers[nonmember_order]
+    member_placements = np.empty(len(members))
+    member_placements[member_order] = (np.searchsorted(nonmembers, members, "left")
+                                       + np.searchsorted(nonmembers, members, "right")
+                                       ) / (2.0 * len(nonmembers))
+    nonmember_placements = np.empty(len(nonmembers))
+    nonmember_placements[nonmember_order] = (
+        2 * len(members) - np.searchsorted(members, nonmembers, "left")
+        - np.searchsorted(members, nonmembers, "right")) / (2.0 * len(members))
+    placements[membership] = member_placements
+    placements[~membership] = nonmember_placements
+    return placements
+
+
+def paired_auc_p_value(scores: np.ndarray, guard_scores: np.ndarray, membership: np.ndarray,
+                       strata: np.ndarray | None = None) -> float:
+    """One-sided p-value of H0 "AUC(scores) ≤ AUC(guard_scores)", both on the same examples.
+
+    DeLong's test for correlated AUCs: the AUC difference over its standard error from the
+    examples' paired placements (:func:`auc_placements`), normal approximation. The pairing
+    accounts for the two scores' dependence through the shared examples; the test needs the
+    pairs of different examples to be independent, i.e. each score a fixed function of its
+    example. Out-of-fold scores of a trained attack are not (every two fold models share
+    training data, which made a pooled test reject a true H0 far too often on small slices):
+    with ``strata`` (the folds) the test runs within each fold, where one fitted model scored
+    every example, and the folds' p-values are combined by Bonferroni (:func:`combine_strata`),
+    valid however the folds depend on each other.
+
+    Parameters
+    ----------
+    scores, guard_scores : (n,) float
+        Higher = more likely member, for the same n examples in the same order.
+    membership : (n,) bool
+        With at least two members and two non-members.
+    strata : (n,) int, optional
+        The cross-validation fold of each example, for out-of-fold ``scores`` (and guard
+        scores fitted with the same folds).
+
+    Returns
+    -------
+    float
+        P(T ≥ t) for t = (AUC − AUC_guard) / SE and Student's T with Welch-Satterthwaite
+        degrees of freedom (the normal tail for large slices); 1.0 where the difference has
+        no variance and is ≤ 0, 0.0 where it has none and is > 0. With strata: Bonferroni
+        over the folds holding at least two members and two non-members.
+
+    Examples
+    --------
+    >>> membership = np.array([True] * 50 + [False] * 50)
+    >>> better = np.r_[np.linspace(1, 2, 50), np.linspace(0, 1.2, 50)]
+    >>> worse = np.r_[np.linspace(0, 2, 50), np.linspace(0, 2, 50)]
+    >>> paired_auc_p_value(better, worse, membership) < 0.001
+    True
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    guard_scores = np.asarray(guard_scores, dtype=np.float64)
+    membership = np.asarray(membership, dtype=bool)
+    if strata is not None:
+        strata = np.asarray(strata)
+        return combine_strata([_paired_p_value(scores[inside], guard_scores[inside],
+                                               membership[inside])
+                               for inside in (strata == s for s in np.unique(strata))])
+    p_value = _paired_p_value(scores, guard_scores, membership)
+    if p_value is None:
+        raise InputError("the paired AUC test needs at least two members and two non-members")
+    return p_value
+
+
+def _paired_p_value(scores: np.ndarray, guard_scores: np.ndarray,
+                    membership: np.ndarray) -> float | None:
+    """DeLong's one-sided p-value on one group of independent pairs; None with fewer than
+    two members or two non-members."""
+    n_members = int(membership.sum())
+    if min(n_members, len(membership) - n_members) < 2:
+        return None
+    difference = (auc_placements(scores, membership)
+                  - auc_placements(guard_scores, membership))
+    on_members, on_nonmembers = difference[membership], difference[~membership]
+    estimate = float(on_members.mean())
+    from_members = float(on_members.var(ddof=1)) / len(on_members)
+    from_nonmembers = float(on_nonmembers.var(ddof=1)) / len(on_nonmembers)
+    variance = from_members + from_nonmembers
+    if variance <= 1e-15:
+        return 1.0 if estimate <= 1e-12 else 0.0
+    # Student's t with Welch-Satterthwaite degrees of freedom: the variance is estimated,
+    # and on slices of a few hundred examples the normal tail was up to 1.4x too light at
+    # the levels Holm's correction reaches (p ~ 0.002).
+    freedom = variance ** 2 / (from_members ** 2 / (len(on_members) - 1)
+                               + from_nonmembers ** 2 / (len(on_nonmembers) - 1))
+    from scipy import stats  # not at import: `import memberscope` loads numpy only
+
+    return float(stats.t.sf(estimate / math.sqrt(variance), freedom))
+
+
 def significant_rows(p_values: Sequence[float], *, alpha: float = 0.05,
                      correction: str = "holm") -> np.ndarray:
     """Which of the family's p-values are significant after a family-wise correction.
@@ -157,3 +270,72 @@ def check_correction(correction: object) -> str:
     if not isinstance(correction, str) or correction not in CORRECTIONS:
         raise UnknownNameError("correction", str(correction), CORRECTIONS)
     return correction
+
+
+@dataclass(frozen=True)
+class FamilyVerdicts:
+    """A family of tests whose family-wise error rate one statement controls, and the
+    verdict on each of its tests.
+
+    ``significant`` (m,) in the order the tests were given, None for an entry that was never
+    tested (no p-value: rows of schema-1 files); ``n_audits`` the audits the tests came from.
+    Under H0 for every test, the chance that any is significant is ≤ ``alpha``.
+    """
+
+    significant: tuple[bool | None, ...]
+    alpha: float
+    correction: str
+    n_audits: int
+
+    @property
+    def size(self) -> int:
+        """The number of tests in the family."""
+        return sum(verdict is not None for verdict in self.significant)
+
+
+def family_verdicts(p_values: Sequence[float | None], audits: Sequence[object], *,
+                    alphas: Sequence[float], corrections: Sequence[str]) -> FamilyVerdicts:
+    """Which tests are significant when the family is every test of every audit given.
+
+    Parameters
+    ----------
+    p_values : (m,) float or None
+        One per test (row), any audits mixed; None for an entry never tested (it gets the
+        verdict None and is not counted).
+    audits : (m,) hashable
+        The audit each entry belongs to (only counted, for the description).
+    alphas, corrections : (m,)
+        Each entry's audit's recorded level and correction. The family uses the smallest
+        level, and the audits' correction when they agree; when they differ, Bonferroni,
+        which every audit's choice allows.
+
+    Returns
+    -------
+    FamilyVerdicts
+        ``significant`` (m,) in the order of ``p_values``. With one audit this is exactly
+        that audit's own verdict.
+
+    Examples
+    --------
+    >>> family = family_verdicts([0.001, 0.03, 0.3], ["a", "a", "b"], alphas=[0.05] * 3,
+    ...                          corrections=["holm"] * 3)
+    >>> family.significant, family.size, family.n_audits
+    ((True, False, False), 3, 2)
+    """
+    m = len(p_values)
+    if not (len(audits) == len(alphas) == len(corrections) == m):
+        raise InputError(f"p_values, audits, alphas and corrections must have one entry per "
+                         f"test; got {m}, {len(audits)}, {len(alphas)} and "
+                         f"{len(corrections)}")
+    tested = [(i, p) for i, p in enumerate(p_values) if p is not None]
+    if not tested:
+        return FamilyVerdicts((None,) * m, 0.05, "holm", len(dict.fromkeys(audits)))
+    alpha = min(check_probability("alphas", alphas[i]) for i, _ in tested)
+    chosen = {check_correction(corrections[i]) for i, _ in tested}
+    correction = chosen.pop() if len(chosen) == 1 else "bonferroni"
+    verdicts = significant_rows([p for _, p in tested], alpha=alpha, correction=correction)
+    significant: list[bool | None] = [None] * m
+    for (index, _), verdict in zip(tested, verdicts, strict=True):
+        significant[index] = bool(verdict)
+    return FamilyVerdicts(tuple(significant), alpha, correction,
+                  len(dict.fromkeys(audits[i] for i, _ in tested)))

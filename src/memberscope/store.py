@@ -50,6 +50,7 @@ from memberscope.results import (
     AuditRow,
     ResultsCollection,
     SkippedEntry,
+    SplitGuard,
     check_schema_version,
 )
 
@@ -208,12 +209,16 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
 
 
 def append_result(path: str | Path, result: AuditResult) -> None:
-    """Append every row and skipped entry of ``result`` to a ``results.jsonl``."""
+    """Append every row, skipped entry and the split guard of ``result`` to a
+    ``results.jsonl`` (record kinds ``row``, ``skipped``, ``split_guard``)."""
     records: list[dict[str, Any]] = [
         {"schema_version": SCHEMA_VERSION, "kind": "row", **row.to_dict()} for row in result.rows
     ]
     records += [{"schema_version": SCHEMA_VERSION, "kind": "skipped", **s.to_dict()}
                 for s in result.skipped]
+    if result.split_guard is not None:
+        records.append({"schema_version": SCHEMA_VERSION, "kind": "split_guard",
+                        **result.split_guard.to_dict()})
     append_jsonl(path, records)
 
 
@@ -227,6 +232,8 @@ def load_results(path: str | Path) -> ResultsCollection:
         check_schema_version(record, f"{path}:{number}")
         if record.get("kind") == "skipped":
             collection.skipped.append(SkippedEntry.from_dict(record))
+        elif record.get("kind") == "split_guard":
+            collection.split_guards.append(SplitGuard.from_dict(record))
         else:
             collection.add(AuditRow.from_dict(record))
     return collection

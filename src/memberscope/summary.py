@@ -11,8 +11,16 @@ them up and the terminal print them literally.
 Every statement ranks only rows distinguishable from chance in its family
 (:func:`~memberscope.results.distinguishable_rows`, the one rule) and carries that
 :class:`~memberscope.results.Family`; where none is it says "no leakage distinguishable from
-chance (N results tested)" instead of naming the largest of many noisy numbers. Statements
-that must precede the headline on every surface go in :attr:`Summary.leading`.
+chance" instead of naming the largest of many noisy numbers. A summary is about all the rows
+it is given, so by default its family is all of them (:func:`~memberscope.results.run_family`:
+Holm over the run's results, one audit's when it is given one): "at any epoch", which
+variants leak, the worst result and the suggested checkpoint are then controlled at α over
+the whole run, while each row keeps its own audit's ``significant``. The TPR at the lowest
+FPR is a headline only where it beats chance by its own exact test, corrected over the rows
+it is picked from (:func:`~memberscope.results.tpr_family`). Statements that must precede
+the headline on every surface go in :attr:`Summary.leading`: where an audit's split guard found
+members and non-members different before any model saw them, it says so there first, and
+every statement ranks only rows significant *beyond the split* instead (``Family.beyond_split``).
 """
 
 from __future__ import annotations
@@ -24,19 +32,29 @@ from typing import Any
 
 import numpy as np
 
+from memberscope.attacks import null_pooling
 from memberscope.errors import InputError
-from memberscope.metric_definitions import AUC, Metric, parse_metric, tpr_metric
+from memberscope.metric_definitions import (
+    AUC,
+    EPSILON_CONFIDENT,
+    Metric,
+    parse_metric,
+    tpr_metric,
+)
 from memberscope.metrics import family_epsilon_lower_bound
 from memberscope.one_run import recorded_bounds
 from memberscope.results import (
+    SAME_DISTRIBUTION,
     AuditResult,
     AuditRow,
     Family,
     ResultsCollection,
-    audit_family,
+    SplitGuard,
     distinguishable_rows,
     metric_value,
     never_tested,
+    run_family,
+    tpr_family,
     worst_distinguishable,
     worst_row,
 )
@@ -52,8 +70,8 @@ _ROW_FIELDS = ("slice", "attack")
 __all__ = ["DpPoint", "Group", "Label", "Number", "Series", "Statement", "Suggestion", "Summary",
            "Trend", "accuracy_key_of", "as_rows", "dp_points", "epoch_sort_key", "family_text",
            "field_value", "format_number", "group_rows", "lowest_fpr_metric", "no_leakage_text",
-           "suggest_checkpoint", "summarize", "summarize_group", "trends", "verdict",
-           "worst_series"]
+           "split_guards_of", "split_statement", "suggest_checkpoint", "summarize",
+           "summarize_group", "trends", "verdict", "worst_series"]
 
 
 # --- rows, grouped ----------------------------------------------------------------------------
@@ -108,6 +126,9 @@ def worst_series(rows: Iterable[AuditRow], metric: str | Metric, *,
     """For each group of ``by`` values, the worst ``metric`` over slices (and over whatever
     ``by`` leaves out) at each epoch, or the value on one ``slice`` when given.
 
+    For ``epsilon_confident`` over several slices the value is not the largest row's bound
+    (the largest of k bounds, each at 1 − α, is no (1 − α) bound) but
+    :func:`largest_epsilon_bound`: a bound at the rows' confidence for the largest of them.
     Rows without an ``epoch`` in their metadata are left out; a name that is no metric raises.
     """
     parsed = metric if isinstance(metric, Metric) else parse_metric(metric)
@@ -117,17 +138,23 @@ def worst_series(rows: Iterable[AuditRow], metric: str | Metric, *,
     for key, group in group_rows(picked, by).items():
         by_epoch = group_rows(group, ("epoch",))
         epochs = sorted(by_epoch, key=lambda e: epoch_sort_key(e[0]))
-        worst: list[AuditRow] = []
+        points: list[tuple[AuditRow, float]] = []
         for epoch in epochs:
+            at_epoch = by_epoch[epoch]
+            if parsed == EPSILON_CONFIDENT and len(at_epoch) > 1:
+                value, row = _largest_epsilon_bound_row(at_epoch)
+                points.append((row, value))
+                continue
             try:
-                worst.append(worst_row(by_epoch[epoch], parsed))
+                row = worst_row(at_epoch, parsed)
             except InputError:  # no row of this epoch stores the metric
                 continue
-        if worst:
+            points.append((row, metric_value(row, parsed)))
+        if points:
             out[key] = Series(
-                epochs=np.array([r.metadata["epoch"] for r in worst]),
-                values=np.array([metric_value(r, parsed) for r in worst], dtype=float),
-                rows=tuple(worst))
+                epochs=np.array([r.metadata["epoch"] for r, _ in points]),
+                values=np.array([v for _, v in points], dtype=float),
+                rows=tuple(r for r, _ in points))
     return out
 
 
@@ -215,10 +242,94 @@ def _place(row: AuditRow) -> tuple[Part, ...]:
     return (*parts, ")")
 
 
-def no_leakage_text(n_tested: int) -> str:
+def no_leakage_text(n_tested: int, family: Family | None = None) -> str:
     """What a headline says when no row is significant: ``no leakage distinguishable from
-    chance (22 results tested)``."""
-    return f"no leakage distinguishable from chance ({n_tested} results tested)"
+    chance (22 results tested)``; in the family of a run of several audits also which:
+    ``(132 results tested, after Holm's correction over the run's results (6 audits))``, or
+    for part of it ``(22 results tested, after Holm's correction over the run's 132
+    results (6 audits))``; in a beyond-split family ``no leakage beyond the split …``."""
+    text = f"no leakage{_beyond(family)} distinguishable from chance ({n_tested} results tested"
+    counts = None if family is None else family.n_results_audits
+    if family is None or counts is None or counts[1] <= 1:
+        return text + ")"
+    return f"{text}, {family.describe(counted=n_tested != counts[0])})"
+
+
+def _beyond(family: Family | None) -> str:
+    """" beyond the split" in the beyond-split family, else nothing."""
+    return " beyond the split" if family is not None and family.beyond_split else ""
+
+
+def _worst_words(family: Family | None) -> str:
+    """How a headline names its pick: "worst significant" (per audit), "worst beyond-split"."""
+    return "worst beyond-split" if _beyond(family) else "worst significant"
+
+
+def _p_parts(p_value: float | None, key: str) -> tuple[Part, ...]:
+    """``p = 3e-09``; ``p < 1e-300`` where the tail underflowed to 0."""
+    if p_value is None:
+        return ()
+    if p_value < 1e-300:
+        return (", p < 1e-300",)
+    return (", p = ", Number(p_value, key, -2))
+
+
+def split_statement(guard: SplitGuard, key: str = "split") -> Statement:
+    """What an audit's split guard found, in words a newcomer reads first.
+
+    Shifted: ``members and non-members differ before the model sees them (blind AUC 0.640,
+    p = 3e-09): this split cannot show memorisation, so only leakage beyond the split is
+    reported``; same-distribution: ``split check: no difference between members and
+    non-members found before the model (blind AUC 0.505, p = 0.41)``; not checked: what to give
+    so it can be."""
+    checks: list[Part] = []
+    if guard.blind_auc is not None:
+        checks += ["blind AUC ", Number(guard.blind_auc, f"{key}.blind_auc"),
+                   *_p_parts(guard.blind_p_value, f"{key}.blind_p_value")]
+    if guard.control_auc is not None:
+        source = guard.control_source or "control model"
+        checks += ["; " if checks else "", f"{source} that saw neither: AUC ",
+                   Number(guard.control_auc, f"{key}.control_auc"),
+                   *_p_parts(guard.control_p_value, f"{key}.control_p_value")]
+    if guard.shifted:
+        return Statement(("members and non-members differ before the model sees them (",
+                          *checks, "): this split cannot show memorisation, so only leakage "
+                          "beyond the split is reported"))
+    if guard.verdict == SAME_DISTRIBUTION:
+        return Statement(("split check: no difference between members and non-members found "
+                          "before the model (", *checks, ")"))
+    return Statement(("split not checked: give the model's inputs (inputs_train/inputs_test) "
+                      "or a control model, so that leakage can be told from a shifted split",))
+
+
+def split_guards_of(results: Rows) -> tuple[SplitGuard, ...]:
+    """The split guards of an audit result or a collection (none for bare rows)."""
+    if isinstance(results, AuditResult):
+        return () if results.split_guard is None else (results.split_guard,)
+    if isinstance(results, ResultsCollection):
+        return tuple(results.split_guards)
+    return ()
+
+
+def _split_statements(guards: Sequence[SplitGuard]) -> tuple[tuple[Statement, ...],
+                                                             Statement | None]:
+    """(leading statements: one per model variant whose last audit's split is shifted,
+    labelled where guards of several variants are given; the note on an unshifted split)."""
+    last: dict[Any, SplitGuard] = {}
+    for guard in guards:
+        last[guard.metadata.get("model")] = guard
+    labelled = len(last) > 1
+    leading: dict[str, Statement] = {}
+    for index, (model, guard) in enumerate(last.items()):
+        if guard.shifted:
+            statement = split_statement(guard, f"split.{index}")
+            if labelled:
+                statement = Statement((Label(str(model)), ": ", *statement.parts))
+            leading.setdefault(statement.text, statement)
+    note = None
+    if not leading and last:
+        note = split_statement(list(last.values())[-1])
+    return tuple(leading.values()), note
 
 
 def verdict(auc: float) -> str:
@@ -236,9 +347,26 @@ def verdict(auc: float) -> str:
 
 
 def family_text(family: Family, n_audits: int = 1) -> str:
-    """How ``family``'s rows were judged: "significant after Holm's correction over this
-    audit's results at α = 0.05" (over "each audit's" for several audits); without a recorded
-    level (files of schema 1 and 2), "significant after each audit's family-wise correction"."""
+    """How ``family``'s rows were judged: in a run family "significant after Holm's
+    correction over the run's 132 results (6 audits) at α = 0.05" ("over this audit's
+    results" for one audit; "its own exact test of TPR at 0.1% FPR, significant after …"
+    for a TPR family); in the per-audit family "significant after Holm's correction over
+    this audit's results at α = 0.05" (over "each audit's" for several audits); without a
+    recorded level (files of schema 1 and 2), "significant after each audit's family-wise
+    correction". In a beyond-split family: "significant beyond the split (a one-sided paired
+    test … against the split guard's bars) after …"."""
+    if _beyond(family):
+        plain = family_text(Family(family.scope, family.alpha, family.correction, family.size,
+                                   family.n_audits, family.test), n_audits)
+        return ("significant beyond the split (a one-sided paired test, on the same examples, "
+                "against the split guard's bars: the same attack on a control model, the "
+                "reference models' signal on examples they did not train on, the blind "
+                "attack)" + plain.removeprefix("significant"))
+    if family.n_results_audits is not None and family.alpha is not None:
+        text = f"significant {family.describe()} at α = {family.alpha:g}"
+        if family.test is None:
+            return text
+        return f"its own exact test of {parse_metric(family.test).title}, {text}"
     whose = "this audit's" if n_audits <= 1 else "each audit's"
     if family.correction is None or family.alpha is None:
         return f"significant after {whose} family-wise correction"
@@ -278,7 +406,8 @@ class Trend:
         0.700 at epoch 3`` (numbers keyed ``trend.<index>.first`` …)."""
         header = parse_metric(self.metric).header
         return Statement((
-            Label(str(self.model)), f": worst significant {header} {self.direction} from ",
+            Label(str(self.model)), f": {_worst_words(self.family)} {header} {self.direction} "
+            "from ",
             Number(self.first_value, f"trend.{index}.first"), f" (epoch {self.first_epoch}) to ",
             Number(self.last_value, f"trend.{index}.last"), f" (epoch {self.last_epoch}); peak ",
             Number(self.peak_value, f"trend.{index}.peak"), f" at epoch {self.peak_epoch}"),
@@ -305,12 +434,13 @@ class Suggestion:
         """``most accurate checkpoint with worst significant AUC ≤ 0.7: model M at epoch 4,
         test accuracy 0.800, worst significant AUC 0.650``."""
         header = parse_metric(self.metric).header
+        words = _worst_words(self.family)
         condition: tuple[Part, ...] = (
-            (f"with worst significant {header} ≤ ", Number(self.limit, "limit"))
+            (f"with {words} {header} ≤ ", Number(self.limit, "limit"))
             if self.limit is not None else ("(no privacy limit set: pass --max-auc, e.g. 0.6)",))
         leakage: tuple[Part, ...] = (
-            (no_leakage_text(self.n_tested),) if self.worst is None else
-            (f"worst significant {header} ", Number(self.worst, "suggestion.worst")))
+            (no_leakage_text(self.n_tested, self.family),) if self.worst is None else
+            (f"{words} {header} ", Number(self.worst, "suggestion.worst")))
         return Statement((
             "most accurate checkpoint ", *condition, ": model ", Label(str(self.model)),
             f" at epoch {self.epoch}, {self.accuracy_key.replace('_', ' ')} ",
@@ -419,10 +549,11 @@ class Group:
     """The summary of one group of rows, e.g. one checkpoint (model, epoch) or one slice:
     its ``key`` values, ``n_significant`` of its rows distinguishable from chance (all of them
     where none was ``tested``: rows of schema-1 files), the
-    ``worst`` of those by the summary's metric (None when none is), the largest advantage and
-    TPR at the lowest FPR among them (None when none), the ``highest`` value of the metric
-    over every row (chance included) and ``max_epsilon``, a confident ε lower bound for the
-    largest over every row (:func:`largest_epsilon_bound`)."""
+    ``worst`` of those by the summary's metric (None when none is), the largest advantage
+    among them and the largest TPR at the lowest FPR among the rows whose TPR there beats
+    chance by its own test (None when none), the ``highest`` value of the metric over every
+    row (chance included) and ``max_epsilon``, a confident ε lower bound for the largest over
+    every row (:func:`largest_epsilon_bound`)."""
 
     key: tuple[Any, ...]
     rows: tuple[AuditRow, ...]
@@ -441,11 +572,14 @@ class Group:
 
 
 def summarize_group(key: tuple[Any, ...], rows: Sequence[AuditRow], metric: Metric,
-                    low_metric: Metric | None, family: Family) -> Group:
-    """:class:`Group` of ``rows`` (at least one)."""
+                    low_metric: Metric | None, family: Family,
+                    low_family: Family | None = None) -> Group:
+    """:class:`Group` of ``rows`` (at least one); the TPR at ``low_metric`` of the rows
+    distinguishable in ``low_family`` (that TPR's own test), else in ``family``."""
     leaking = distinguishable_rows(rows, family)
+    low_rows = leaking if low_family is None else distinguishable_rows(rows, low_family)
     low_values = [] if low_metric is None else [
-        v for v in (metric_value(r, low_metric) for r in leaking) if not math.isnan(v)]
+        v for v in (metric_value(r, low_metric) for r in low_rows) if not math.isnan(v)]
     values = [v for v in (metric_value(r, metric) for r in rows) if not math.isnan(v)]
     return Group(key, tuple(rows), len(leaking), not never_tested(rows),
                  worst_distinguishable(rows, metric, family),
@@ -460,10 +594,17 @@ def largest_epsilon_bound(rows: Sequence[AuditRow]) -> float:
     rows were stored without what that needs, the bound of one row chosen before seeing any
     (the first attack's entire-dataset row, else the first row). The plain largest of k rows'
     95% bounds is not a 95% bound."""
+    return _largest_epsilon_bound_row(rows)[0]
+
+
+def _largest_epsilon_bound_row(rows: Sequence[AuditRow]) -> tuple[float, AuditRow]:
+    """:func:`largest_epsilon_bound` and the row it comes from (at least one row)."""
     family = family_epsilon_lower_bound([r.epsilon_lower_bound for r in rows],
                                         alpha=rows[0].epsilon_lower_bound.alpha)
-    return family.epsilon if family is not None else \
-        _pre_chosen_row(rows).epsilon_lower_bound.confident
+    if family is not None:
+        return family.epsilon, rows[family.index]
+    chosen = _pre_chosen_row(rows)
+    return chosen.epsilon_lower_bound.confident, chosen
 
 
 def lowest_fpr_metric(rows: Sequence[AuditRow]) -> Metric | None:
@@ -628,11 +769,20 @@ class Summary:
     checkpoints: tuple[Group, ...] = ()
     by_slice: tuple[Group, ...] = ()
     leading: tuple[Statement, ...] = ()
+    low_fpr_family: Family | None = None
+    split_note: Statement | None = None
+    split_guards: tuple[SplitGuard, ...] = ()
 
     @property
     def no_leakage(self) -> str:
-        """"no leakage distinguishable from chance (N results tested)"."""
-        return no_leakage_text(self.n_rows)
+        """"no leakage distinguishable from chance (after Holm over the run's N results)"
+        (beyond the split, in that family)."""
+        return no_leakage_text(self.n_rows, self.family)
+
+    @property
+    def beyond_split(self) -> bool:
+        """Whether the statements rank rows significant beyond the split (a shifted split)."""
+        return self.family.beyond_split
 
     @property
     def family_text(self) -> str:
@@ -655,9 +805,14 @@ class Summary:
         if not self.tested:  # schema-1 rows: never tested
             return Statement((f"worst {header} ", value, " (", Label(worst.attack), " on ",
                               Label(worst.slice), "; not tested)"))
-        return Statement((f"worst significant {header} ", value, " (", Label(worst.attack),
-                          " on ", Label(worst.slice),
-                          f"; {self.n_significant} of {self.n_rows} significant)"), self.family)
+        counts = self.family.n_results_audits
+        which = (f" {self.family.describe(counted=False)}"
+                 if counts is not None and counts[1] > 1 else "")
+        return Statement((f"{_worst_words(self.family)} {header} ", value, " (",
+                          Label(worst.attack), " on ", Label(worst.slice),
+                          f"; {self.n_significant} of {self.n_rows} significant"
+                          f"{_beyond(self.family)}{which})"),
+                         self.family)
 
     @property
     def headline_text(self) -> str:
@@ -701,16 +856,19 @@ class Summary:
 
     @property
     def low_fpr_statement(self) -> Statement | None:
-        """The most successful row at the lowest FPR where it is not the worst row: ``at the
-        lowest false-positive rate, the most successful is …: TPR at 0.1% FPR 0.050``."""
+        """The most successful row at the lowest FPR, where its TPR there beats chance by its
+        own test and it is not the worst row: ``at the lowest false-positive rate, the most
+        successful is …: TPR at 0.1% FPR 0.050 (its own exact test of TPR at 0.1% FPR,
+        significant after Holm over the run's 44 results at α = 0.05)``."""
         low, metric = self.worst_low_fpr, self.low_fpr_metric
         if low is None or metric is None or low is self.worst:
             return None
         parsed = parse_metric(metric)
+        family = self.low_fpr_family or self.family
         return Statement(("at the lowest false-positive rate, the most successful is ",
                           Label(low.attack), " on ", Label(low.slice), *_place(low),
-                          f": {parsed.title} ", Number(low.metric(parsed), "low_fpr.value")),
-                         self.family)
+                          f": {parsed.title} ", Number(low.metric(parsed), "low_fpr.value"),
+                          f" ({family_text(family, self.n_audits)})"), family)
 
     @property
     def quiet_statements(self) -> tuple[Statement, ...]:
@@ -718,8 +876,9 @@ class Summary:
         at any epoch (6 results tested)`` (only for runs with epochs)."""
         if not self.has_epochs:
             return ()
-        return tuple(Statement((Label(str(model)), ": no leakage distinguishable from chance "
-                                f"at any epoch ({n} results tested)"), self.family)
+        return tuple(Statement((Label(str(model)), ": "
+                                + no_leakage_text(n, self.family).replace(" (", " at any epoch (",
+                                                                           1)), self.family)
                      for model, n in self.quiet_models)
 
     @property
@@ -746,7 +905,8 @@ class Summary:
         header = parse_metric(self.metric).header
         limit = Number(self.limit if self.limit is not None else math.nan, "limit")
         return Statement((f"no checkpoint keeps the worst {header} at or below ", limit,
-                          " (counting only results distinguishable from chance)"), self.family)
+                          " (counting only results distinguishable from chance"
+                          f"{_beyond(self.family)})"), self.family)
 
     @property
     def last_dp(self) -> tuple[DpPoint, ...]:
@@ -771,19 +931,29 @@ class Summary:
             "dp": [_plain(p) | {"consistent": p.consistent} for p in self.dp],
             "n_rows": self.n_rows,
             "metric": self.metric,
-            "family": _plain(self.family),
+            "family": self.family.to_dict(),
+            "low_fpr_family": (None if self.low_fpr_family is None
+                               else self.low_fpr_family.to_dict()),
             "headline": self.headline_text,
+            "split_guards": [g.to_dict() for g in self.split_guards],
         }
 
 
 def _plain(item: Any) -> dict[str, Any]:
     """A summary dataclass's fields, its family as a plain dict."""
-    return {k: _plain(v) if isinstance(v, Family) else v for k, v in vars(item).items()}
+    return {k: v.to_dict() if isinstance(v, Family) else v for k, v in vars(item).items()}
 
 
 def summarize(results: Rows, *, max_auc: float | None = None, metric: str = "auc",
-              accuracy_key: str | None = None, family: Family | None = None) -> Summary:
+              accuracy_key: str | None = None, family: Family | None = None,
+              split_guards: Sequence[SplitGuard] | None = None) -> Summary:
     """The summary of ``results`` (a run's collection, one audit, or rows).
+
+    The split guard's rows (``blind``, ``control``) measure the split, not the model: no
+    statement about leakage counts them (its family still holds their tests, as their audits
+    did). Where an audit's split guard (from ``results``, or ``split_guards`` for bare rows)
+    found the split shifted, that comes first (:attr:`Summary.leading`) and the statements
+    rank rows significant beyond the split (``run_family(..., beyond_split=True)``).
 
     Parameters
     ----------
@@ -794,24 +964,30 @@ def summarize(results: Rows, *, max_auc: float | None = None, metric: str = "auc
     accuracy_key : str, optional
         Metadata key of the accuracy to maximise (default: test, else train accuracy).
     family : Family, optional
-        Which rows count as distinguishable from chance (default: each audit's own verdicts,
-        with the α and correction the rows record).
+        Which rows count as distinguishable from chance (default: :func:`run_family` of all
+        the rows given, at the α and with the correction they record; ``audit_family(rows)``
+        for each audit's own verdicts, from :mod:`memberscope.results`).
+    split_guards : sequence of SplitGuard, optional
+        The guards of the audits behind bare ``rows`` (taken from ``results`` otherwise).
     """
     parsed = parse_metric(metric)
-    rows = as_rows(results)
-    if not rows:
+    every_row = as_rows(results)
+    if not every_row:
         raise InputError("results have no rows: every (slice, attack) was skipped or none ran")
     if max_auc is not None and parsed is AUC and not 0.0 <= max_auc <= 1.0:
         raise InputError(f"max_auc must be within [0, 1]; got {max_auc}")
-    family = family or audit_family(rows)
+    # Only the guard's rows ran (e.g. attacks=["blind"]): they are what there is to show.
+    rows = [row for row in every_row if not row.measures_split] or every_row
+    guards = tuple(split_guards) if split_guards is not None else split_guards_of(results)
+    leading, split_note = _split_statements(guards)
+    family = family or run_family(every_row, beyond_split=bool(leading))
     low_metric = lowest_fpr_metric(rows)
     # TPR at the lowest FPR is a headline only where it is resolvable (a stored value, not
-    # None), its row is distinguishable from chance, and it beats guessing (TPR > FPR) there.
-    low_worst = None
-    if low_metric is not None:
-        low_worst = worst_distinguishable(rows, low_metric, family)
-        if low_worst is not None and not low_worst.metric(low_metric) > (low_metric.fpr or 0.0):
-            low_worst = None
+    # None) and beats chance by its own exact test, corrected over every row resolving it.
+    low_worst = low_family = None
+    if low_metric is not None and low_metric.fpr is not None:
+        low_family = tpr_family(rows, low_metric.fpr, null_pooling)
+        low_worst = worst_distinguishable(rows, low_metric, low_family)
     key = accuracy_key or accuracy_key_of(rows)
     significant = distinguishable_rows(rows, family)
     models = tuple(dict.fromkeys(r.metadata.get("model") for r in rows))
@@ -840,10 +1016,14 @@ def summarize(results: Rows, *, max_auc: float | None = None, metric: str = "auc
         has_epochs=bool(with_epoch),
         metric=parsed.key,
         family=family,
-        n_audits=max(len(group_rows(rows, ("model", "epoch"))), 1),
+        n_audits=family.n_audits or max(len(group_rows(rows, ("model", "epoch"))), 1),
         tested=not never_tested(rows),
-        checkpoints=tuple(summarize_group(k, checkpoint_groups[k], parsed, low_metric, family)
-                          for k in checkpoint_keys),
-        by_slice=tuple(summarize_group(k, group, parsed, low_metric, family)
+        checkpoints=tuple(summarize_group(k, checkpoint_groups[k], parsed, low_metric, family,
+                                          low_family) for k in checkpoint_keys),
+        by_slice=tuple(summarize_group(k, group, parsed, low_metric, family, low_family)
                        for k, group in group_rows(rows, ("slice",)).items()),
+        low_fpr_family=low_family,
+        leading=leading,
+        split_note=split_note,
+        split_guards=guards,
     )

@@ -20,7 +20,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::memberscope.metrics.LowResoluti
 
 SRC = Path(memberscope.__file__).resolve().parents[1]
 ROW_KEYS = {"slice", "attack", "n_members", "n_nonmembers", "auc", "advantage", "ppv",
-            "tpr_at_fpr", "epsilon_lower_bound", "p_value", "significant", "notes", "metadata"}
+            "tpr_at_fpr", "epsilon_lower_bound", "p_value", "significant", "notes", "metadata",
+            "beyond_split_p_value", "beyond_split_significant", "beyond_split_guard"}
 
 
 def tiny_outputs(seed: int = 0, n_members: int = 120, n_nonmembers: int = 80,
@@ -58,7 +59,9 @@ def run_audit(capsys, argv: list[str]) -> tuple[int, str, str]:
 
 def check_result_contract(document: dict) -> None:
     assert set(document) == {"schema_version", "memberscope_version", "alpha", "correction",
-                             "rows", "skipped"}
+                             "rows", "skipped", "split_guard"}
+    assert document["split_guard"]["verdict"] in ("same-distribution", "shifted",
+                                                  "not checked")
     assert document["schema_version"] == 3
     assert (document["alpha"], document["correction"]) == (0.05, "holm")
     assert document["memberscope_version"] == memberscope.__version__
@@ -146,7 +149,7 @@ def test_both_namings_give_the_same_result(tmp_path, capsys):
                                              "--no-report", "--seed", "5"])
         assert code == 0, stderr
         document = json.loads((out / "result.json").read_text())
-        for entry in document["rows"] + document["skipped"]:
+        for entry in document["rows"] + document["skipped"] + [document["split_guard"]]:
             entry["metadata"].pop("source")
         documents.append(document)
     assert documents[0] == documents[1]

@@ -103,5 +103,8 @@ def test_reference_train_then_audit(tmp_path, capsys) -> None:
     assert main(["audit", str(tmp_path / "target.npz"), "--attacks", "threshold,lira,rmia",
                  "--slices", "entire", "--reference", str(tmp_path / "ref.npz"), "--no-report",
                  "--out", str(tmp_path / "audit"), "--fpr", "0.1"]) == 0
-    rows = json.loads((tmp_path / "audit" / "result.json").read_text())["rows"]
-    assert {r["attack"] for r in rows} == {"threshold", "lira", "rmia"}
+    document = json.loads((tmp_path / "audit" / "result.json").read_text())
+    rows = document["rows"]
+    # The reference models that left each example out are the split guard's control.
+    assert {r["attack"] for r in rows} == {"threshold", "lira", "rmia", "control"}
+    assert document["split_guard"]["control_source"] == "reference models"

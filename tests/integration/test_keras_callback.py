@@ -87,7 +87,8 @@ def test_rows_carry_epochs_model_and_valid_metrics(trained):
     assert sorted({r.metadata["epoch"] for r in rows}) == [2, 4]
     assert len(callback.attack_results) == EPOCHS // EVERY
     assert {r.metadata["model"] for r in rows} == {"2 layers"}
-    assert {r.attack for r in rows} == {"threshold", "lr"}
+    assert {r.attack for r in rows if not r.measures_split} == {"threshold", "lr"}
+    assert {r.attack for r in rows if r.measures_split} == {"blind"}  # x_train, x_test
     for epoch in (2, 4):
         slices = {r.slice for r in callback.results.filter(epoch=epoch)}
         assert slices == {"entire_dataset", *(f"class={k}" for k in range(10))}

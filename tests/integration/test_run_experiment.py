@@ -90,7 +90,7 @@ def _rows(run_dir: Path) -> list[dict[str, Any]]:
                               if k not in TIMING_KEYS}
         rows.append(record)
     return sorted(rows, key=lambda r: (r["metadata"]["model"], r["metadata"]["epoch"],
-                                       r["slice"], r["attack"]))
+                                       r["kind"], r.get("slice", ""), r.get("attack", "")))
 
 
 def _scores(run_dir: Path) -> dict[str, dict[str, np.ndarray]]:
@@ -139,7 +139,7 @@ def test_run_writes_the_run_directory_and_records_epsilon(tmp_path: Path, data: 
         by_model.setdefault(row["metadata"]["model"], set()).add(row["metadata"]["epoch"])
     assert by_model == {"cnn": {2, 4}, "cnn, DP-Adam": {2, 4}}
     entire = {(r["metadata"]["model"], r["metadata"]["epoch"]): r for r in rows
-              if r["slice"] == "entire_dataset" and r["attack"] == "threshold"}
+              if r.get("slice") == "entire_dataset" and r.get("attack") == "threshold"}
     assert entire["cnn", 4]["n_members"] == entire["cnn", 4]["n_nonmembers"] == 300
     assert entire["cnn", 4]["metadata"]["test_accuracy"] > 0.9
     assert "epsilon" not in entire["cnn", 4]["metadata"]

@@ -62,8 +62,19 @@ def oracle_advantage(points):
     return max(tpr - fpr for tpr, fpr in points)
 
 
+def oracle_grid(n):
+    """1, 2, 3, 5, 8, …: round(1.5 ** j) for j = 0, 1, …, distinct, at most n."""
+    grid, j = [], 0
+    while round(1.5**j) <= n:
+        if round(1.5**j) not in grid:
+            grid.append(round(1.5**j))
+        j += 1
+    return grid
+
+
 def oracle_ppv(points, total_p, total_n, count_p=None, count_n=None):
-    """Max over finite thresholds of the 99% Clopper-Pearson lower bound on the precision.
+    """For each grid count k: at the finite threshold with the most predicted members, at most
+    k, the Clopper-Pearson lower bound on the precision at level 0.01 / |grid|; the largest.
 
     Unweighted: TP successes in TP + FP trials. Weighted: the weighted precision TPR/(TPR+r·FPR)
     (r = N/P in weight) on the expected count TPR·count_p + FPR·count_n of predicted members.
@@ -73,15 +84,21 @@ def oracle_ppv(points, total_p, total_n, count_p=None, count_n=None):
     weighted = count_p is not None
     count_p = total_p if count_p is None else count_p
     count_n = total_n if count_n is None else count_n
+    grid = oracle_grid(round(count_p + count_n))
     values = [0.0]
-    for tpr, fpr in points[1:]:
+    for k in grid:
+        admitted = [(tpr, fpr) for tpr, fpr in points[1:]
+                    if tpr * count_p + fpr * count_n <= k + 1e-9]
+        if not admitted:
+            continue
+        tpr, fpr = admitted[-1]
         trials = tpr * count_p + fpr * count_n
         weighted_positive = tpr + (total_n / total_p) * fpr
         successes = tpr / weighted_positive * trials if weighted_positive > 0 else 0.0
         if not weighted:
-            successes = round(successes)
+            successes, trials = round(successes), round(trials)
         if successes > 0:
-            values.append(float(beta.ppf(0.01, successes, trials - successes + 1)))
+            values.append(float(beta.ppf(0.01 / len(grid), successes, trials - successes + 1)))
     return max(values)
 
 
@@ -213,9 +230,10 @@ def test_oracles_on_a_hand_computed_case():
     assert got["auc"] == pytest.approx(5 / 6)
     # thresholds inf, 3, 2, 1: (TPR, FPR) = (0,0), (1/3,0), (1,1/2), (1,1)
     assert got["advantage"] == pytest.approx(1 / 2)
-    # 99% lower bounds on precision 1/1, 3/4, 3/5 (beta quantiles): 0.01, 0.1409, 0.1056;
-    # the best is at 3 of 4, not at the lucky 1 of 1.
-    assert got["ppv"] == pytest.approx(0.140868, abs=1e-5)
+    # Grid counts 1, 2, 3, 5 admit thresholds predicting 1, 1, 1 and 5 examples (3 of 4 is
+    # off the grid): lower bounds at level 0.01 / 4 on precision 1/1 and 3/5 (beta
+    # quantiles): 0.0025 and 0.0651; the best is at 3 of 5, not at the lucky 1 of 1.
+    assert got["ppv"] == pytest.approx(0.065131, abs=1e-5)
     # Two non-members resolve no FPR below 1/2: every default target is null.
     assert got["tpr_at_fpr"] == {0.001: None, 0.01: None, 0.1: None}
     assert roc_metrics(np.array(scores), np.array(membership),
@@ -280,7 +298,7 @@ def test_metric_ranges(data):
     assert total_p > 0 and total_n > 0
     assert 0.0 <= got["auc"] <= 1.0
     assert 0.0 <= got["advantage"] <= 1.0
-    assert 0.0 <= got["ppv"] <= 0.01 ** (1 / len(scores)) + 1e-12  # n of n members on top
+    assert 0.0 <= got["ppv"] <= 0.01 ** (1 / len(scores)) + 1e-12  # below n of n at 99%
     tprs = [v for v in got["tpr_at_fpr"].values() if v is not None]
     assert all(0.0 <= v <= 1.0 for v in tprs)
     assert tprs == sorted(tprs)  # nondecreasing in the target

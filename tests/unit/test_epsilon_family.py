@@ -71,3 +71,25 @@ def test_counts_survive_result_json_and_old_rows_load_without_them():
 def test_inconsistent_counts_are_refused():
     with pytest.raises(InputError, match="inconsistent held-out counts: tp=5 of 4"):
         HeldOutCounts(5, 0, 4, 4, True)
+
+
+def test_the_by_epoch_epsilon_line_is_the_family_bound_of_each_epochs_slices():
+    # A figure's "95%" is about what it shows: the largest of an epoch's slices, so each point
+    # is the family bound over them, never the plain largest of their separate 95% bounds.
+    from memberscope.summary import largest_epsilon_bound, worst_series
+
+    rows = []
+    for epoch in (1, 2):
+        for index, shift in enumerate((0.5, 2.0, 1.0)):
+            bound = _bound(10 * epoch + index, shift)
+            rows.append(AuditRow(f"class={index}", "threshold", 200, 200, 0.7, 0.3, 0.5,
+                                 {0.1: 0.3}, bound, metadata={"model": "m", "epoch": epoch}))
+    series = worst_series(rows, "epsilon_confident")[("m", "threshold")]
+    for epoch, value, row in zip(series.epochs, series.values, series.rows, strict=True):
+        at_epoch = [r for r in rows if r.metadata["epoch"] == epoch]
+        assert value == largest_epsilon_bound(at_epoch)
+        assert value == row.epsilon_lower_bound.confident_at(0.05 / 3)
+        assert value < max(r.epsilon_lower_bound.confident for r in at_epoch)
+    one_slice = worst_series(rows, "epsilon_confident", slice="class=1")[("m", "threshold")]
+    assert list(one_slice.values) == [r.epsilon_lower_bound.confident
+                                      for r in rows if r.slice == "class=1"]

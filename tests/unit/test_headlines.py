@@ -119,10 +119,27 @@ def test_unresolvable_tpr_is_never_a_headline():
     page = _page(rows)
     assert "lowest false-positive rate" not in page
     assert 'data-key="worst.tpr@0.001"' not in page and 'data-key="worst.tpr@0.01"' in page
-    # Resolvable and significant, but no better than guessing at that FPR: no headline either.
-    at_chance = [_row("entire_dataset", 0.6, True, tpr=0.3), _row("x", 0.61, True, tpr=0.001)]
+    # Resolvable and significant by AUC, but its TPR at 0.1% FPR does not beat chance by
+    # its own test (2 of 2,000 members above the third non-member): no headline either.
+    at_chance = [_row("entire_dataset", 0.6, True, tpr=0.3, n=2000),
+                 _row("x", 0.61, True, tpr=0.001, n=2000)]
     assert summarize(at_chance).worst_low_fpr is at_chance[0]
     assert summarize(at_chance[1:]).worst_low_fpr is None
+
+
+def test_the_low_fpr_headline_is_tested_on_its_own_not_picked_by_auc():
+    """TPR@0.1% 0.002 on 5,000 non-members (10 of 5,000 members above the 6th non-member,
+    where chance puts 6; p = 0.15) is what chance gives: no headline, though its row is
+    significant by AUC. A TPR that beats chance by its own test is one even on a row not
+    significant by AUC."""
+    lucky = _row("entire_dataset", 0.7, True, tpr=0.002, n=5000)
+    real = _row("class=1", 0.52, False, tpr=0.02, n=5000)
+    assert summarize([lucky]).worst_low_fpr is None
+    summary = summarize([lucky, real])
+    assert summary.worst_low_fpr is real
+    assert summary.low_fpr_statement.text.endswith(
+        "(its own exact test of TPR at 0.1% FPR, significant after Holm's correction over "
+        "this audit's results at α = 0.05)")
 
 
 def test_results_table_shows_p_values_significance_and_intervals():
@@ -154,13 +171,16 @@ def test_a_dp_variant_without_significant_rows_gets_no_verdict_and_no_trend():
     assert summary.quiet_models == (("DP", 6),)
     assert summary.worst.metadata["model"] == "plain"
     page = _page(plain + dp)
+    # Said of all 4 audits of the run: corrected over all of their 12 results.
     assert ('<b class="label">DP</b>: no leakage distinguishable from chance at any epoch '
-            "(6 results tested)") in page
+            "(6 results tested, after Holm&#39;s correction over the run&#39;s 12 results "
+            "(4 audits))") in page
     assert "no result distinguishable from chance" in page  # in the DP card
 
     alone = _page(dp)
     assert not any(word in alone for word in VERDICT_WORDS)
-    assert "No leakage distinguishable from chance (6 results tested)" in alone
+    assert ("No leakage distinguishable from chance (6 results tested, after Holm&#39;s "
+            "correction over the run&#39;s results (2 audits))") in alone
 
 
 def test_suggestion_counts_only_significant_rows():
@@ -171,7 +191,8 @@ def test_suggestion_counts_only_significant_rows():
                     "worst": None, "n_tested": 3}
     summary = summarize(plain + noisy, max_auc=0.65)
     assert summary.suggestion.worst is None and summary.suggestion.model == "noisy"
-    assert "no leakage distinguishable from chance (3 results tested)" in _page(
+    assert ("no leakage distinguishable from chance (3 results tested, after Holm&#39;s "
+            "correction over the run&#39;s 12 results (4 audits))") in _page(
         plain + noisy, max_auc=0.65)
 
 

@@ -133,6 +133,21 @@ def test_slice_heatmap_is_slices_by_epochs_in_natural_order(run):
     assert outline.get_xy() == (4 - 0.5, 10 - 0.5)  # epoch 5, class=9: the worst cell
 
 
+def test_slice_heatmap_outlines_only_a_significant_result(run):
+    """A variant whose results are all chance gets no outlined "worst" cell; a larger
+    non-significant cell never takes the outline from a significant one."""
+    tested = [replace(r, p_value=1e-12, significant=True) for r in run]
+    quiet = ResultsCollection([replace(r, significant=False, p_value=0.5)
+                               if r.metadata["model"] == "small" else r for r in tested])
+    ax = plots.plot_slice_heatmap(quiet, "auc", model="small")
+    assert not [p for p in ax.patches if p.get_gid() == plots.WORST_CELL_GID]
+    top = max((r for r in tested if r.metadata["model"] == "small"), key=lambda r: r.auc)
+    noisy = ResultsCollection([replace(r, p_value=0.5) if r is top else r for r in tested])
+    ax = plots.plot_slice_heatmap(noisy, "auc", model="small")
+    outline = next(p for p in ax.patches if p.get_gid() == plots.WORST_CELL_GID)
+    assert outline.get_xy() == (4 - 0.5, 9 - 0.5)  # epoch 5, class=8: the top cell is chance
+
+
 def test_slice_heatmap_shares_a_colour_scale_when_given(run):
     ax = plots.plot_slice_heatmap(run, model="DP-Adam", vmin=0.4, vmax=0.9, colorbar=False)
     assert ax.images[0].get_clim() == (0.4, 0.9)
@@ -275,16 +290,14 @@ def test_heatmap_slice_labels_fit_in_the_figure(run):
 
 
 def test_the_star_marks_only_a_significant_result(run):
-    rows = list(run)
+    rows = [replace(r, p_value=1e-12, significant=True) for r in run]
     top = max(rows, key=lambda r: r.auc)
-    quiet = ResultsCollection([replace(r, significant=False) for r in rows])
+    quiet = ResultsCollection([replace(r, significant=False, p_value=0.5) for r in rows])
     assert not any(label.startswith("worst: ")
                    for label in _labelled_lines(plots.plot_metric_by_epoch(quiet, "auc")))
     # The highest point is chance; the star goes to the highest significant one.
-    second = max((r for r in rows if r is not top), key=lambda r: r.auc)
-    mixed = ResultsCollection([replace(r, significant=False) if r is top
-                               else replace(r, significant=True) if r is second else r
-                               for r in rows])
+    mixed = ResultsCollection([replace(r, significant=False, p_value=0.5) if r is top
+                               else r for r in rows])
     star = next(line for label, line in
                 _labelled_lines(plots.plot_metric_by_epoch(mixed, "auc")).items()
                 if label.startswith("worst: "))

@@ -26,7 +26,13 @@ from memberscope import (
     load_results,
     save_result,
 )
-from memberscope.results import worst_row
+from memberscope.results import (
+    audit_of,
+    distinguishable_rows,
+    run_family,
+    tpr_family,
+    worst_row,
+)
 from memberscope.store import (
     append_jsonl,
     append_result,
@@ -159,8 +165,9 @@ def test_results_jsonl_append_and_load(tmp_path):
     collection = load_results(tmp_path / "run")  # a run directory works too
     assert collection.rows == [*first.rows, *second.rows]
     assert collection.skipped == [*first.skipped, *second.skipped]
+    assert collection.split_guards == [first.split_guard, second.split_guard]
     lines = path.read_text().splitlines()
-    assert len(lines) == len(collection.rows) + len(collection.skipped)
+    assert len(lines) == len(collection.rows) + len(collection.skipped) + 2  # + split guards
     assert all(json.loads(line)["schema_version"] == 3 for line in lines)
 
 
@@ -179,7 +186,7 @@ def test_partial_last_line_is_dropped_and_the_next_append_repairs_it(tmp_path):
     assert b"entire_da\"" not in content and b'"entire_da{' not in content
     records = [json.loads(line) for line in content.splitlines()]  # every line parses
     assert len(records) == len(first.rows) + len(first.skipped) + len(second.rows) + len(
-        second.skipped)
+        second.skipped) + 2  # one split guard per audit
     assert load_results(path).rows == [*first.rows, *second.rows]
 
 
@@ -419,3 +426,58 @@ def test_arrays_npz_of_another_schema_or_repeated_ids_are_refused(tmp_path):
     twice = replace(result, rows=(result.rows[0], result.rows[0]))
     with pytest.raises(InputError, match=r"distinct \(slice, attack\).*'entire_dataset'"):
         save_result(twice, tmp_path / "twice")
+
+
+# --- a run's family and the low-FPR headline's family ------------------------------------
+
+
+def test_rows_without_a_recorded_family_read_the_epsilon_alpha_and_holm():
+    old = make_row().to_dict()
+    del old["alpha"], old["correction"]  # as in files of schema 1 and 2
+    row = AuditRow.from_dict(old)
+    assert (row.alpha, row.correction) == (None, None)
+    assert (row.test_alpha, row.test_correction) == (0.05, "holm")
+
+
+def test_run_family_groups_rows_by_their_audits_metadata():
+    audits = [small_result(seed, model="m", epoch=epoch) for seed, epoch in ((1, 1), (2, 2))]
+    rows = [row for result in audits for row in result]
+    family = run_family(rows)
+    assert family.n_audits == 2 and family.size == len(rows)
+    assert family.describe() == (f"after Holm's correction over the run's {len(rows)} results "
+                                 "(2 audits)")
+    assert (family.scope, family.alpha, family.correction) == ("run", 0.05, "holm")
+    alone = run_family(audits[0].rows)
+    assert alone.n_audits == 1
+    assert alone.describe() == "after Holm's correction over this audit's results"
+    assert distinguishable_rows(audits[0].rows, alone) == [r for r in audits[0] if r.significant]
+    assert audit_of(rows[0]) != audit_of(rows[-1])
+
+
+def test_run_family_is_stricter_than_each_audits_own():
+    """Rows significant in their audit (Holm over 2 rows) but not over the run's 6."""
+    rows = [replace(make_row(slice_, epoch=epoch), p_value=p, significant=p <= 0.05 / 2,
+                    alpha=0.05, correction="holm")
+            for epoch in (1, 2, 3) for slice_, p in (("a", 0.02), ("b", 0.9))]
+    assert sum(r.significant for r in rows) == 3
+    family = run_family(rows)
+    assert distinguishable_rows(rows, family) == []  # 0.02 > 0.05 / 6
+    assert distinguishable_rows(rows[:2], family) == []  # a subset keeps the run's verdict
+    assert distinguishable_rows(rows) == [rows[0], rows[2], rows[4]]
+
+
+def test_tpr_family_tests_each_rows_tpr_on_its_own_over_the_resolving_rows():
+    def row(slice_: str, tpr: float, n_nonmembers: int, epoch: int) -> AuditRow:
+        return replace(make_row(slice_, epoch=epoch), n_members=1000, n_nonmembers=n_nonmembers,
+                       tpr_at_fpr={0.01: tpr if n_nonmembers >= 100 else None})
+
+    rows = [row("a", 0.2, 1000, 1),    # 200 members above the 11th non-member: p ~ 1e-50
+            row("b", 0.012, 1000, 1),  # about the chance level 0.01
+            row("a", 0.5, 50, 2),      # 50 non-members cannot resolve 1%
+            row("b", 0.03, 1000, 2)]
+    family = tpr_family(rows, 0.01)
+    # Alone, 30 members above the 11th of 1,000 non-members beats chance (p = 0.001); it is
+    # still significant after Holm over the three resolving rows.
+    assert distinguishable_rows(rows, family) == [rows[0], rows[3]]
+    assert family.size == 3 and family.n_audits == 2 and family.test == "tpr@0.01"
+    assert distinguishable_rows(rows[1:2], tpr_family(rows[1:2], 0.01)) == []

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from memberscope import InputError, ModelOutputs, audit
 from memberscope.errors import UnknownNameError
 from memberscope.metrics import LowResolutionWarning, attack_metrics, rank_test_p_value
-from memberscope.significance import significant_rows
+from memberscope.significance import family_verdicts, significant_rows
 
 FAST = settings(max_examples=100, deadline=None, derandomize=True)
 
@@ -249,3 +249,58 @@ def test_warning_says_what_is_stored_for_unresolvable_fpr():
         assert row.notes == (f"tpr_at_fpr[0.001] is null: {row.n_nonmembers} non-members "
                              f"resolve FPR only down to {1 / row.n_nonmembers:.2g} "
                              "(need n_nonmembers x FPR >= 1)",)
+
+
+# --- the family of a statement about several audits ------------------------------------------
+
+
+def test_one_audit_family_is_the_audits_own_verdict():
+    p_values = [0.001, 0.02, 0.3, 0.004]
+    family = family_verdicts(p_values, ["a"] * 4, alphas=[0.05] * 4,
+                             corrections=["holm"] * 4)
+    assert list(family.significant) == list(significant_rows(p_values))
+    assert (family.size, family.n_audits) == (4, 1)
+
+
+def test_run_family_corrects_over_every_audit_and_skips_untested_rows():
+    p_values = [0.001, 0.008, None, 0.3, 0.03]
+    family = family_verdicts(p_values, ["a", "a", "a", "b", "b"], alphas=[0.05] * 5,
+                             corrections=["holm"] * 5)
+    # Holm over the 4 tested rows: 0.001 <= 0.05/4, 0.008 <= 0.05/3, 0.03 > 0.05/2.
+    assert family.significant == (True, True, None, False, False)
+    assert family.size == 4 and family.n_audits == 2
+
+
+def test_run_family_takes_the_smallest_alpha_and_bonferroni_when_audits_differ():
+    family = family_verdicts([0.004, 0.006], ["a", "b"], alphas=[0.05, 0.01],
+                             corrections=["holm", "bonferroni"])
+    assert (family.alpha, family.correction) == (0.01, "bonferroni")
+    assert family.significant == (True, False)  # 0.004 <= 0.01/2 < 0.006
+
+
+def test_family_without_tested_rows_has_no_verdicts():
+    family = family_verdicts([None, None], ["a", "a"], alphas=[0.05] * 2,
+                             corrections=["holm"] * 2)
+    assert family.significant == (None, None) and family.size == 0
+
+
+def test_family_needs_one_entry_per_test():
+    with pytest.raises(InputError, match="one entry per test; got 2, 1, 2 and 2"):
+        family_verdicts([0.1, 0.2], ["a"], alphas=[0.05] * 2, corrections=["holm"] * 2)
+    with pytest.raises(UnknownNameError, match="correction"):
+        family_verdicts([0.1], ["a"], alphas=[0.05], corrections=["fdr"])
+
+
+def test_run_family_keeps_a_run_of_no_signal_audits_at_alpha():
+    """Six independent 22-row audits under H0: some audit calls a row significant in about
+    1 − 0.95⁶ = 26% of runs; the run's family in ≤ 5%."""
+    rng = np.random.default_rng(17)
+    runs, per_audit, any_audit = 600, 0, 0
+    audits = np.repeat(np.arange(6), 22)
+    for _ in range(runs):
+        p_values = rng.random(132)
+        per_audit += any(significant_rows(p_values[audits == a]).any() for a in range(6))
+        any_audit += any(family_verdicts(list(p_values), list(audits), alphas=[0.05] * 132,
+                                         corrections=["holm"] * 132).significant)
+    assert per_audit / runs > 0.2
+    assert any_audit / runs <= 0.06

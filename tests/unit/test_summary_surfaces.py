@@ -19,7 +19,13 @@ from memberscope.cli._table import render_summary
 from memberscope.cli.audit import summary_table
 from memberscope.experiment.runner import _epoch_line
 from memberscope.monitor._common import audit_line
-from memberscope.results import AuditResult, Family, ResultsCollection, distinguishable_rows
+from memberscope.results import (
+    AuditResult,
+    Family,
+    ResultsCollection,
+    audit_family,
+    distinguishable_rows,
+)
 from memberscope.summary import DpPoint, Statement, summarize
 
 pytest.importorskip("jinja2")
@@ -135,18 +141,32 @@ def test_the_family_is_rendered_from_the_audits_alpha_and_correction(alpha, corr
     other = "Holm" if correction == "bonferroni" else "Bonferroni"
     assert other not in before_glossary and "α = 0.05" not in before_glossary
 
+    # Statements about two audits are corrected over both: the run's family.
+    n = 2 * len(result.rows)
     run = summarize([*result.rows, *_audit(1, epoch=4, alpha=alpha,
                                            correction=correction).rows])
-    assert run.family_text == text.replace("this audit's", "each audit's")
+    assert run.family_text == (f"significant after {name} correction over the run's {n} "
+                               f"results (2 audits) at α = {alpha:g}")
+    # Audits that chose differently: the smaller level, and Bonferroni where the corrections
+    # differ (both allow it).
     mixed = summarize([*result.rows, *_audit(1, epoch=4).rows])
-    assert mixed.family_text == "significant after each audit's family-wise correction"
+    chosen = "Holm's" if correction == "holm" else "Bonferroni's"
+    assert mixed.family_text == (f"significant after {chosen} correction over the run's "
+                                 f"{n} results (2 audits) at α = {min(alpha, 0.05):g}")
+    assert summarize([*result.rows, *_audit(1, epoch=4).rows],
+                     family=audit_family(result.rows)).family_text == text.replace(
+        "this audit's", "each audit's")
 
 
-def test_files_without_alpha_and_correction_say_no_level():
+def test_files_without_alpha_and_correction_say_no_level_in_the_audits_family():
     rows = [replace(r, alpha=None, correction=None) for r in _audit().rows]
-    summary = summarize(rows)
-    assert summary.family == Family("audit", None, None)
-    assert summary.family_text == "significant after this audit's family-wise correction"
+    own = summarize(rows, family=audit_family(rows))
+    assert own.family == Family("audit", None, None)
+    assert own.family_text == "significant after this audit's family-wise correction"
+    # The default family recomputes the verdicts at the ε bound's level (the audit's one
+    # alpha) with Holm, so it can say so.
+    assert summarize(rows).family_text == ("significant after Holm's correction over this "
+                                           "audit's results at α = 0.05")
 
 
 def test_templates_and_page_decide_nothing_and_spell_out_no_test():

@@ -7,13 +7,15 @@ their own with :func:`register_attack`.
 from __future__ import annotations
 
 from memberscope.attacks._base import Attack, AttackWarning, SliceScores
+from memberscope.attacks.blind import BLIND_ATTACK
 from memberscope.attacks.reference import REFERENCE_ATTACKS
 from memberscope.attacks.threshold import THRESHOLD_ATTACKS
 from memberscope.attacks.trained import TRAINED_ATTACKS, attack_features
 from memberscope.errors import InputError, UnknownNameError
+from memberscope.null_reference import FoldPooling
 
 _REGISTRY: dict[str, Attack] = {a.name: a for a in (*THRESHOLD_ATTACKS, *TRAINED_ATTACKS,
-                                                *REFERENCE_ATTACKS)}
+                                                *REFERENCE_ATTACKS, BLIND_ATTACK)}
 
 
 def register_attack(attack: Attack, *, replace: bool = False) -> None:
@@ -37,6 +39,14 @@ def list_attacks() -> list[Attack]:
     return list(_REGISTRY.values())
 
 
+def null_pooling(name: str) -> FoldPooling | None:
+    """How the attack ``name`` pools fold models under its default options, for the spread
+    of its results under H0 (:meth:`Attack.null_pooling`); None for an attack whose scores
+    are exchangeable, and for a name not registered here (rows of files may name attacks
+    this process does not know: they are taken as exchangeable)."""
+    attack = _REGISTRY.get(name)
+    return None if attack is None else attack.null_pooling()
+
+
 __all__ = ["Attack", "AttackWarning", "SliceScores", "attack_features", "get_attack",
-           "list_attacks",
-           "register_attack"]
+           "list_attacks", "null_pooling", "register_attack"]

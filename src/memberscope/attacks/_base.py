@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from memberscope.errors import InputError
+from memberscope.null_reference import FoldPooling
 from memberscope.outputs import ModelOutputs
 
 
@@ -46,6 +47,11 @@ class Attack:
     must, or its p-values are not valid). ``check_options`` checks the options merged over
     ``defaults`` before any work, raising :class:`InputError` naming the attack and option.
     ``reference_models`` says how many reference models the attack needs, per mode.
+    ``fold_dependence``, for an attack that pools the scores of several fold models (its
+    options then hold ``n_folds`` and ``max_train_per_side``): how strongly its folds' AUCs
+    are correlated under H0, relative to a linear attacker's, as (training examples per
+    side, dependence) points measured at several sizes (:class:`FoldPooling`); None for
+    scores exchangeable under H0.
     """
 
     name: str
@@ -58,6 +64,16 @@ class Attack:
     defaults: Mapping[str, Any] = field(default_factory=dict)
     check_options: OptionCheck | None = None
     reference_models: str = ""
+    fold_dependence: tuple[tuple[float, float], ...] | None = None
+
+    def null_pooling(self, options: Mapping[str, Any] | None = None) -> FoldPooling | None:
+        """How this attack's scores pool fold models under ``options`` (merged over the
+        defaults), for its spread under H0; None when its scores are exchangeable."""
+        if self.fold_dependence is None:
+            return None
+        merged = {**self.defaults, **(options or {})}
+        return FoldPooling(int(merged["n_folds"]), int(merged["max_train_per_side"]),
+                           self.fold_dependence)
 
     def validate_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
         """``options`` merged over the defaults, checked before any work is done."""

@@ -385,8 +385,9 @@ class _Aligned(NamedTuple):
     membership: np.ndarray  # (m, n)
 
 
-def _aligned(outputs: ModelOutputs, reference: Any) -> _Aligned:
-    """The target's signals (n, q) and the references restricted to the same queries."""
+def check_aligned(outputs: ModelOutputs, reference: Any) -> None:
+    """Raise :class:`InputError` unless ``reference`` is a ReferenceOutputs on the same
+    examples as ``outputs``, in the same order (as far as their labels tell)."""
     for attribute in ("signal", "true_class_prob", "membership", "labels", "target_signal"):
         if not hasattr(reference, attribute):
             raise InputError("reference must be a memberscope.outputs.ReferenceOutputs; got "
@@ -400,6 +401,11 @@ def _aligned(outputs: ModelOutputs, reference: Any) -> _Aligned:
         mismatch = int(np.argmax(reference.labels != outputs.labels))
         raise InputError(f"reference labels differ from the outputs' labels (first at row "
                          f"{mismatch}); the examples must be in the same order")
+
+
+def _aligned(outputs: ModelOutputs, reference: Any) -> _Aligned:
+    """The target's signals (n, q) and the references restricted to the same queries."""
+    check_aligned(outputs, reference)
     if reference.target_signal is not None:
         return _Aligned(reference.target_signal, reference.target_true_class_prob,
                         reference.signal, reference.true_class_prob, reference.membership)

@@ -285,21 +285,26 @@ def _option_check(attack: str, defaults: Mapping[str, Any]) -> Callable[[Mapping
 
 
 def _trained(name: str, description: str, make_model: Callable[[int, Mapping[str, Any]], Any],
-             **defaults: Any) -> Attack:
+             fold_dependence: tuple[tuple[float, float], ...], **defaults: Any) -> Attack:
     options = {"n_folds": 3, "max_train_per_side": 5000, **defaults}
     return Attack(name, description, "logits/probs (or loss)", attack_features,
                   _scorer(make_model), min_per_side=3, defaults=options,
-                  check_options=_option_check(name, options))
+                  check_options=_option_check(name, options), fold_dependence=fold_dependence)
 
 
+# fold_dependence: (training examples per side, the correlation of two folds' AUCs under H0
+# relative to a linear attacker's), from the spread of pooled AUCs on no-signal codelab-like
+# outputs (benchmarks/chance_bands.py --calibrate; null_reference explains the model).
 TRAINED_ATTACKS = (
-    _trained("lr", "logistic regression on output features", _logistic_regression, l2=1.0),
+    _trained("lr", "logistic regression on output features", _logistic_regression,
+             ((67, 0.82), (2000, 1.0)), l2=1.0),
     _trained("mlp", "multi-layer perceptron on output features", _mlp,
+             ((67, 0.23), (200, 0.29), (667, 0.61)),
              max_train_per_side=3000, hidden_layer_sizes=(64, 32)),
     _trained("rf", "random forest on output features", _random_forest,
-             max_train_per_side=3000, n_estimators=50),
+             ((67, 0.70), (2000, 0.72)), max_train_per_side=3000, n_estimators=50),
     _trained("knn", "k-nearest neighbours on output features", _knn,
-             max_train_per_side=2000, n_neighbors=25),
+             ((67, 0.55), (2000, 0.67)), max_train_per_side=2000, n_neighbors=25),
 )
 
 

@@ -91,6 +91,8 @@ def summary_lines(summary: Summary) -> list[str]:
     the low-FPR pick, trends, the suggested checkpoint, DP consistency."""
     lines = [s.text for s in summary.leading]
     lines.append(summary.significance_statement.text)
+    if summary.split_note is not None:
+        lines.append(summary.split_note.text)
     worst = summary.worst_statement
     lines.append(summary.headline.text if worst is None else f"worst: {worst.text}")
     if summary.low_fpr_statement is not None:

@@ -100,7 +100,7 @@ def handle(args: argparse.Namespace) -> int:
     print("\nwrote " + ", ".join(str(p) for p in written))
     if missing_extra is not None:
         print(f"report.html not written: {missing_extra}")
-    if not result.rows:
+    if not any(row.attack in attacks for row in result.rows):  # the split guard's rows aside
         print(f"memberscope audit: error: nothing was measured: every requested attack "
               f"({', '.join(attacks)}) was skipped on every slice; the reasons are listed "
               f"above and in {out_dir / 'result.json'}", file=sys.stderr)
@@ -136,16 +136,20 @@ def summary_table(result: Any) -> str:
     fprs = [tpr_metric(f) for f in rows[0].tpr_at_fpr] if rows else []
     headers = ["slice", "attack", "members", "non-members",
                *(m.header for m in (AUC, ADVANTAGE, PPV, *fprs, EPSILON_CONFIDENT)),
-               "p-value", "significant"]
+               "p-value", "significant", "beyond split"]
     table = format_table(headers, [
         (r.slice, r.attack, r.n_members, r.n_nonmembers, r.auc, r.advantage, r.ppv,
          *r.tpr_at_fpr.values(), r.epsilon_lower_bound.confident,
          None if r.p_value is None else f"{r.p_value:.2g}",
-         None if r.significant is None else ("yes" if r.significant else "no"))
+         _yes_no(r.significant), _yes_no(r.beyond_split_significant))
         for r in rows])
     lines = [table]
     if rows:
-        lines += ["", *summary_lines(summarize(rows))]
+        lines += ["", *summary_lines(summarize(result))]
     for entry in result.skipped:
         lines.append(f"skipped {entry.slice} / {entry.attack}: {entry.reason}")
     return "\n".join(lines)
+
+
+def _yes_no(verdict: bool | None) -> str | None:
+    return None if verdict is None else ("yes" if verdict else "no")

@@ -55,6 +55,7 @@ def handle(args: argparse.Namespace) -> int:
     from memberscope.errors import InputError
     from memberscope.metric_definitions import AUC, parse_metric
     from memberscope.report.html import write_audit_report, write_run_report
+    from memberscope.results import AuditResult, ResultsCollection
     from memberscope.store import REPORT_FILE, load_result, load_results
     from memberscope.summary import summarize
 
@@ -66,18 +67,18 @@ def handle(args: argparse.Namespace) -> int:
                          f"--metric {metric.key}")
     path: Path = args.path
     kind = _kind(path)
+    results: ResultsCollection | AuditResult
     if kind == "run":
-        rows = load_results(path).rows  # the run directory's results.jsonl, or the file given
+        results = load_results(path)  # the run directory's results.jsonl, or the file given
         written = write_run_report(path, out=args.out, max_auc=args.max_auc,
                                    metric=metric.key)
     else:
-        result = load_result(path)
-        rows = list(result.rows)
+        results = load_result(path)
         base = path.parent if path.is_file() else path
-        written = write_audit_report(result, args.out or base / REPORT_FILE,
+        written = write_audit_report(results, args.out or base / REPORT_FILE,
                                      max_auc=args.max_auc, metric=metric.key, source=str(path))
-    if rows:
-        print_summary(summarize(rows, max_auc=args.max_auc, metric=metric.key))
+    if results.rows:
+        print_summary(summarize(results, max_auc=args.max_auc, metric=metric.key))
     else:
         print("no results: every slice × attack pair was skipped")
     print(f"\nwrote {written}")

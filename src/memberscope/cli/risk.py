@@ -170,4 +170,4 @@ def model_text(ranking: dict[str, Any], method: str, min_entries: int) -> str:
     rows = [(e["rank"], e["index"], e["risk"], e["label"], e["loss"], e["entries"])
             for e in ranking["examples"]]
     return head + "\n" + format_table(["rank", "index", "risk", "label", "last loss",
-                                       "epochs"], rows)
+                                       "recorded"], rows)

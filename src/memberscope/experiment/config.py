@@ -18,6 +18,8 @@ override the training defaults and add DP. Example (``memberscope run`` takes th
     attacks = ["threshold", "lr"]
     slices = ["entire", "class"]
     member_sample = "balanced"      # or a number, or "all"
+    [audit.split_guard]             # every audit checks the split with the blind attack;
+    control = true                  # a control model per variant also checks it
     [[variants]]
     label = "2 layers"
     model = "small_cnn"
@@ -95,6 +97,16 @@ class DatasetConfig:
 
 
 @dataclass(frozen=True)
+class SplitGuardConfig:
+    """The split guard of every audit (the blind attack on the inputs always runs):
+    ``control`` trains a control model per variant, by the variant's recipe on as many
+    training examples as the members, disjoint from members and non-members, alongside the
+    variant (epoch by epoch), and audits it on the same examples."""
+
+    control: bool = False
+
+
+@dataclass(frozen=True)
 class AuditConfig:
     """What the monitor runs: ``member_sample`` is "all", "balanced" (as many members as
     non-members, a fixed seeded sample) or a number of members."""
@@ -104,6 +116,7 @@ class AuditConfig:
     member_sample: int | str = "all"
     batch_size: int = 128
     keep_scores: bool = True
+    split_guard: SplitGuardConfig = field(default_factory=SplitGuardConfig)
 
 
 @dataclass(frozen=True)
@@ -304,6 +317,10 @@ AUDIT_FIELDS = {
     "member_sample": _Field(_member_sample, _default(AuditConfig, "member_sample")),
     "batch_size": _Field(_int(1), _default(AuditConfig, "batch_size")),
     "keep_scores": _Field(_bool, _default(AuditConfig, "keep_scores")),
+    "split_guard": _Field(lambda v: (v, None), None),  # a table, checked on its own
+}
+SPLIT_GUARD_FIELDS = {
+    "control": _Field(_bool, _default(SplitGuardConfig, "control")),
 }
 VARIANT_FIELDS = {
     "label": _Field(_str()),
@@ -406,6 +423,9 @@ def parse_config(document: Mapping[str, Any]) -> ExperimentConfig:
     training = _check_table(top.get("training", {}), "training", TRAINING_FIELDS, problems) \
         if "training" in top else {}
     audit = _check_table(top.get("audit") or {}, "audit", AUDIT_FIELDS, problems)
+    guard = audit.get("split_guard")
+    audit["split_guard"] = SplitGuardConfig(**_check_table(
+        guard if guard is not None else {}, "audit.split_guard", SPLIT_GUARD_FIELDS, problems))
     variants = _check_variants(top.get("variants"), training, problems) \
         if "variants" in top else ()
     if problems:
@@ -506,6 +526,10 @@ def resolved_document(config: ExperimentConfig) -> dict[str, Any]:
     dataset = {k: v for k, v in asdict(config.dataset).items() if v is not None}
     audit = asdict(config.audit)
     audit["attacks"], audit["slices"] = list(audit["attacks"]), list(audit["slices"])
+    if config.audit.split_guard == SplitGuardConfig():
+        # Left out at its defaults, so configs (and run fingerprints) from before it existed
+        # resolve as they did.
+        del audit["split_guard"]
     return {"schema_version": CONFIG_SCHEMA_VERSION, "name": config.name, "seed": config.seed,
             "dataset": dataset, "training": training, "audit": audit, "variants": variants}
 

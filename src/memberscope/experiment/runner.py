@@ -24,7 +24,7 @@ import functools
 import logging
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -164,7 +164,27 @@ def drop_rows_after(results_path: Path, label: str, epoch: int) -> int:
 def load_run_dataset(config: ExperimentConfig) -> Dataset:
     """The config's dataset, with the optional seeded ``max_train``/``max_test`` subsets and
     ``pad`` zero pixels around each image."""
-    from memberscope.data import Dataset, load_dataset
+    return _run_split(_loaded(config), config)[0]
+
+
+def control_set(config: ExperimentConfig, loaded: Dataset, spare: np.ndarray,
+                n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` examples (x, y) of ``loaded``'s training split at rows ``spare`` (used neither
+    as members nor as non-members), seeded: what the run's control models train on. Raises
+    naming the settings when too few are left."""
+    if len(spare) < n:
+        raise InputError(
+            f"audit.split_guard.control: a control model trains on as many examples as the "
+            f"members ({n}), disjoint from members and non-members; the training split of "
+            f"{loaded.name!r} leaves {len(spare)}. Lower dataset.max_train (or "
+            "dataset.max_test with dataset.nonmembers = \"train\")")
+    rows = np.sort(stream_rng(config.seed, "control-set").permutation(spare)[:n])
+    return loaded.x_train[rows], loaded.y_train[rows]
+
+
+def _loaded(config: ExperimentConfig) -> Dataset:
+    """The config's whole dataset, padded as configured."""
+    from memberscope.data import load_dataset
 
     spec = config.dataset
     try:
@@ -174,13 +194,20 @@ def load_run_dataset(config: ExperimentConfig) -> Dataset:
         raise InputError(f"dataset.name: {exc}") from exc
     except InputError as exc:
         raise InputError(f"dataset.name {spec.name!r}: {exc}") from exc
-    if spec.pad:
-        data = _padded(data, spec.pad)
+    return _padded(data, spec.pad) if spec.pad else data
+
+
+def _run_split(data: Dataset, config: ExperimentConfig) -> tuple[Dataset, np.ndarray]:
+    """The run's dataset (members as its training split, non-members as its test split) from
+    the loaded ``data``, and the rows of ``data``'s training split that are neither (sorted)."""
+    from memberscope.data import Dataset
+
+    spec = config.dataset
     rng = stream_rng(config.seed, "dataset-subset")
     if spec.nonmembers == "train":
         return _nonmembers_from_train(data, spec.max_train, spec.max_test, rng)
     if spec.max_train is None and spec.max_test is None:
-        return data
+        return data, np.zeros(0, dtype=np.int64)
 
     def subset(n: int, limit: int | None) -> np.ndarray:
         if limit is None or limit >= n:
@@ -192,13 +219,14 @@ def load_run_dataset(config: ExperimentConfig) -> Dataset:
     return Dataset(x_train=data.x_train[train], y_train=data.y_train[train],
                    x_test=data.x_test[test], y_test=data.y_test[test], name=data.name,
                    num_classes=data.num_classes, input_shape=data.input_shape,
-                   class_names=data.class_names)
+                   class_names=data.class_names), np.setdiff1d(np.arange(data.n_train), train)
 
 
 def _nonmembers_from_train(data: Dataset, max_train: int | None, max_test: int | None,
-                           rng: np.random.Generator) -> Dataset:
+                           rng: np.random.Generator) -> tuple[Dataset, np.ndarray]:
     """Members and non-members both drawn from ``data``'s training split, disjoint and seeded:
-    ``max_train`` members (default half) and ``max_test`` non-members (default the rest)."""
+    ``max_train`` members (default half) and ``max_test`` non-members (default the rest);
+    and the training rows left over (sorted)."""
     from memberscope.data import Dataset
 
     n = data.n_train
@@ -214,7 +242,7 @@ def _nonmembers_from_train(data: Dataset, max_train: int | None, max_test: int |
     return Dataset(x_train=data.x_train[train], y_train=data.y_train[train],
                    x_test=data.x_train[test], y_test=data.y_train[test], name=data.name,
                    num_classes=data.num_classes, input_shape=data.input_shape,
-                   class_names=data.class_names)
+                   class_names=data.class_names), np.sort(order[n_members + n_nonmembers:])
 
 
 def _padded(data: Dataset, pad: int) -> Dataset:
@@ -269,8 +297,13 @@ def _member_sample(config: ExperimentConfig, data: Dataset) -> int | None:
 
 def train_variant(config: ExperimentConfig, variant: VariantConfig, data: Dataset,
                   run_dir: Path, *, progress: bool = False, notify: Notify | None = None,
-                  device: str | None = None) -> None:
-    """Train (or resume) one variant, auditing every ``epochs_per_report`` epochs."""
+                  device: str | None = None,
+                  control_set: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+    """Train (or resume) one variant, auditing every ``epochs_per_report`` epochs.
+
+    With ``control_set`` (x, y), a control model of the same recipe trains on it alongside,
+    epoch by epoch, and every audit's split guard compares with it
+    (``[audit.split_guard] control = true``)."""
     from memberscope.monitor.torch import TorchMonitorHook
     from memberscope.train.trainer import Trainer
 
@@ -294,6 +327,8 @@ def train_variant(config: ExperimentConfig, variant: VariantConfig, data: Datase
             return
         trainer.restore_loss_trace(_saved_trace(run_dir, variant.label, trainer.n))
         say(f"[{variant.label}] resuming after epoch {trainer.epoch}")
+    control = None if control_set is None else _control_trainer(
+        config, variant, data, run_dir, control_set, trainer.epoch, device)
     removed = drop_rows_after(results_path, variant.label, trainer.epoch)
     if removed:
         logger.info("dropped %d rows of %s written after its checkpoint", removed, variant.label)
@@ -319,12 +354,16 @@ def train_variant(config: ExperimentConfig, variant: VariantConfig, data: Datase
         epsilon=trainer.epsilon if trainer.accountant is not None else None,
         delta=None if dp is None else dp.delta, accountant=None if dp is None else dp.accountant,
         on_result=record, batch_size=config.audit.batch_size,
-        device=trainer.device, verbose=False)  # the epoch line below reports each audit
+        device=trainer.device, verbose=False,  # the epoch line below reports each audit
+        control_model=None if control is None else control.model)
     epochs = variant.training.epochs
+    control_path = rundir.control_checkpoint_path(run_dir, variant.label)
     traces_path = rundir.traces_path(run_dir, variant.label)
     traces_written = False  # by this process: the first write drops epochs after a checkpoint
     while trainer.epoch < epochs:
         stats = trainer.train_epoch()
+        if control is not None:
+            control.train_epoch()
         _write(functools.partial(_record_traces, trainer, variant.label, data, run_dir,
                                  append=traces_written), traces_path, run_dir)
         traces_written = True
@@ -345,6 +384,34 @@ def train_variant(config: ExperimentConfig, variant: VariantConfig, data: Datase
                                        fingerprint=fingerprint, label=variant.label,
                                        finished=trainer.epoch >= epochs),
                checkpoint_path, run_dir)
+        if control is not None:  # after the variant's: a resume catches the control up
+            _write(lambda: save_checkpoint(control_path, control.state_dict(),
+                                           fingerprint=fingerprint, label=variant.label),
+                   control_path, run_dir)
+
+
+def _control_trainer(config: ExperimentConfig, variant: VariantConfig, data: Dataset,
+                     run_dir: Path, control_set: tuple[np.ndarray, np.ndarray], epoch: int,
+                     device: str | None) -> Any:
+    """The variant's control model's trainer at ``epoch``: the same recipe (architecture,
+    optimizer, epochs, DP without canaries) on ``control_set``, its own seeds; restored from
+    its checkpoint and caught up to ``epoch`` on a resume."""
+    from memberscope.train.trainer import Trainer
+
+    seed = stream_seed(config.seed, "control", variant.label)
+    dp = variant.training.dp
+    settings = replace(variant.training, seed=seed,
+                       dp=None if dp is None else replace(dp, canaries=None))
+    model = build_variant_model(variant, data.input_shape, data.num_classes, seed)
+    trainer = Trainer(model, *control_set, settings, device=device, progress=False,
+                      description=f"{variant.label} (control)", record_losses=False)
+    path = rundir.control_checkpoint_path(run_dir, variant.label)
+    if path.exists():
+        document = load_checkpoint(path, fingerprint=config.fingerprint(), label=variant.label)
+        trainer.load_state_dict(document["trainer"])
+    while trainer.epoch < epoch:
+        trainer.train_epoch()
+    return trainer
 
 
 def _member_traces(trainer: Any, label: str, data: Dataset) -> LossTraces:
@@ -429,7 +496,10 @@ def _epoch_line(label: str, stats: Any, epochs: int, result: AuditResult | None)
             f"({stats.images_per_second:,.0f} img/s)")
     if result is not None and result.rows:
         meta = result.rows[0].metadata
-        line += f"; audit: test acc {meta['test_accuracy']:.4f}, {summarize(result).headline_text}"
+        summary = summarize(result)
+        first = "".join(f"{s.text}; " for s in summary.leading)  # a shifted split, first
+        line += (f"; audit: {first}test acc {meta['test_accuracy']:.4f}, "
+                 f"{summary.headline.text}")
         if meta.get("epsilon") is not None:
             line += f", eps {meta['epsilon']:.2f}"
         one_run = meta.get("epsilon_audit")
@@ -452,15 +522,20 @@ def variant_summaries(run_dir: Path, config: ExperimentConfig) -> tuple[VariantS
     if not path.exists():
         return ()
     collection = load_results(path)
-    last: dict[Any, Group] = {} if not collection.rows else {
-        checkpoint.key[0]: checkpoint for checkpoint in summarize(collection).checkpoints}
+    run = summarize(collection) if collection.rows else None
+    last: dict[Any, Group] = {} if run is None else {
+        checkpoint.key[0]: checkpoint for checkpoint in run.checkpoints}
     summaries = []
     for variant in config.variants:
         checkpoint = last.get(variant.label)
         if checkpoint is None:
             continue
         meta = checkpoint.metadata
-        final = summarize(checkpoint.rows)  # the last audit's own headline
+        # The variants' last audits side by side are a statement about the run: its family
+        # (beyond the split where the run's guard found it shifted), each led by its own guard.
+        guard = collection.split_guard(model=variant.label, epoch=checkpoint.key[1])
+        final = summarize(checkpoint.rows, family=None if run is None else run.family,
+                          split_guards=() if guard is None else (guard,))
         summaries.append(VariantSummary(
             label=variant.label, epoch=int(checkpoint.key[1]),
             train_accuracy=float(meta["train_accuracy"]),
@@ -515,8 +590,12 @@ def run_experiment(config: ExperimentConfig | str | Path, run_dir: str | Path, *
     if not isinstance(config, ExperimentConfig):
         config = load_config(config)
     run_dir = Path(run_dir)
-    data = load_run_dataset(config)
+    loaded = _loaded(config)
+    data, spare = _run_split(loaded, config)
     _check_models(config, data)
+    controls = (control_set(config, loaded, spare, data.n_train)
+                if config.audit.split_guard.control else None)
+    del loaded  # the run keeps only its members, non-members and control set
     prepare_run_dir(config, run_dir, resume=resume)
     # This entry point is an edge: it tunes the process (threads, allocator) for the run
     # and gives the thread count back afterwards.
@@ -534,7 +613,7 @@ def run_experiment(config: ExperimentConfig | str | Path, run_dir: str | Path, *
             warnings.simplefilter("ignore", LowResolutionWarning)  # said once just above
             for variant in config.variants:
                 train_variant(config, variant, data, run_dir, progress=progress,
-                              notify=notify, device=device)
+                              notify=notify, device=device, control_set=controls)
     finally:
         apply_threads(tuning.previous_threads)
     report = write_report(run_dir)

@@ -38,16 +38,18 @@ def entire_dataset_numbers(result: AuditResult) -> str:
 
 
 def audit_line(model_label: str, epoch: int, seconds: float, result: AuditResult) -> str:
-    """The one line an audit reports: the entire-dataset numbers, then the audit's headline
-    (:attr:`memberscope.summary.Summary.headline_text`: the worst row distinguishable from
-    chance or that there is none), e.g. ``Privacy report for epoch 2 (2 Layers, 1.3 s):
-    threshold auc=0.512 adv=0.030; lr auc=0.520 adv=0.041 | no leakage distinguishable from
-    chance (22 results tested)``."""
-    line = (entire_dataset_numbers(result)
-            or "no row on the entire dataset (see the skipped entries)")
+    """The one line an audit reports: what must come first (a shifted split:
+    :attr:`memberscope.summary.Summary.leading`), the entire-dataset numbers, then the audit's
+    headline (the worst row distinguishable from chance, or that there is none), e.g.
+    ``Privacy report for epoch 2 (2 Layers, 1.3 s): threshold auc=0.512 adv=0.030; lr
+    auc=0.520 adv=0.041 | no leakage distinguishable from chance (22 results tested)``."""
+    parts = [entire_dataset_numbers(result)
+             or "no row on the entire dataset (see the skipped entries)"]
     if result.rows:
-        line += f" | {summarize(result).headline_text}"
-    return f"Privacy report for epoch {epoch} ({model_label}, {seconds:.1f} s): {line}"
+        summary = summarize(result)
+        parts = [*(s.text for s in summary.leading), *parts, summary.headline.text]
+    return (f"Privacy report for epoch {epoch} ({model_label}, {seconds:.1f} s): "
+            + " | ".join(parts))
 
 
 def report(line: str, *, verbose: bool, logger: logging.Logger) -> None:

@@ -26,6 +26,7 @@ import numbers
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -35,7 +36,7 @@ from memberscope.attacks import get_attack
 from memberscope.audit import DEFAULT_ATTACKS, DEFAULT_SLICES, audit
 from memberscope.errors import InputError, UnknownNameError
 from memberscope.monitor._outputs import label_indices
-from memberscope.outputs import ModelOutputs
+from memberscope.outputs import ExampleInputs, InputPart, ModelOutputs, as_input_array
 from memberscope.results import AuditResult, ResultsCollection
 from memberscope.risk import LossTraces
 from memberscope.slicing import parse_slice_kinds
@@ -45,7 +46,7 @@ Predict = Callable[[Any], np.ndarray]
 DEFAULT_EPOCHS_PER_REPORT = 2  # the codelab's cadence
 
 # Arguments of ``audit`` the monitor fills in itself; the rest may be given as audit options.
-_SET_BY_MONITOR = frozenset({"outputs", "attacks", "slices", "seed", "metadata"})
+_SET_BY_MONITOR = frozenset({"outputs", "attacks", "slices", "seed", "metadata", "control"})
 
 
 def epochs_per_report_argument(epochs_per_report: int | None, every: int | None, *,
@@ -135,8 +136,10 @@ def _check_audit_options(options: dict[str, Any], attacks: tuple[str, ...]) -> d
     valid = [name for name in inspect.signature(audit).parameters if name not in _SET_BY_MONITOR]
     for key in options:
         if key in _SET_BY_MONITOR:
+            hint = (" (control_model: a model that saw neither members nor non-members, "
+                    "evaluated at every audit)" if key == "control" else "")
             raise InputError(f"audit option {key!r} is set by the monitor itself; pass it to "
-                             "the monitor's own argument where there is one")
+                             f"the monitor's own argument where there is one{hint}")
         if key not in valid:
             raise UnknownNameError("audit option", key, valid)
     if "fpr_targets" in options:
@@ -160,8 +163,9 @@ def _check_audit_options(options: dict[str, Any], attacks: tuple[str, ...]) -> d
             raise InputError(f"n_bootstrap must be an integer >= 0; got {n!r}")
     if "keep_scores" in options and not isinstance(options["keep_scores"], bool):
         raise InputError(f"keep_scores must be True or False; got {options['keep_scores']!r}")
+    guard = options.get("split_guard", True)
     for attack, attack_options in dict(options.get("attack_options") or {}).items():
-        if attack not in attacks:
+        if attack not in attacks and not (attack == "blind" and guard):
             raise InputError(f"attack_options names {attack!r}, which is not among the "
                              f"attacks {list(attacks)}")
         if not isinstance(attack_options, Mapping):
@@ -211,6 +215,10 @@ class PrivacyMonitor:
         pass ``predict_members`` to :meth:`on_epoch_end` every epoch).
     every : int, optional
         Deprecated name of ``epochs_per_report``.
+    member_inputs, nonmember_inputs : (n_m, ...), (n_n, ...) numbers, optional
+        The examples' inputs (any per-example shape): every audit's split guard then checks
+        whether members and non-members differ before the model sees them (the ``blind``
+        attack). Held as given, never copied; only the sampled members are read.
 
     The monitor never touches numpy's global random state: the member sample comes from its
     own seeded generator.
@@ -224,7 +232,8 @@ class PrivacyMonitor:
                  on_result: Callable[[AuditResult], None] | None = None,
                  audit_options: Mapping[str, Any] | None = None,
                  delta: float | None = None, results: ResultsCollection | None = None,
-                 trace_every_epoch: bool = False, every: int | None = None) -> None:
+                 trace_every_epoch: bool = False, every: int | None = None,
+                 member_inputs: Any = None, nonmember_inputs: Any = None) -> None:
         self.epochs_per_report = epochs_per_report_argument(epochs_per_report, every)
         checked = check_monitor_arguments(attacks=attacks, slices=slices,
                                           audit_options=audit_options, model_label=model_label,
@@ -260,6 +269,7 @@ class PrivacyMonitor:
         else:
             rng = np.random.default_rng(self.seed)
             self.member_index = np.sort(rng.choice(n_members, self.member_sample, replace=False))
+        self.inputs = self._inputs(member_inputs, nonmember_inputs)
         custom = self.audit_options.get("custom_slices") or {}
         n_audited = len(self.member_index) + len(self.nonmember_labels)
         for name, groups in dict(custom).items():
@@ -267,6 +277,23 @@ class PrivacyMonitor:
                 raise InputError(f"custom_slices[{name!r}] has {len(np.asarray(groups))} "
                                  f"entries; expected {n_audited} (the audited members, then "
                                  "the non-members)")
+
+    def _inputs(self, members: Any, nonmembers: Any) -> ExampleInputs | None:
+        """The audited examples' inputs: the sampled members', then the non-members'."""
+        if members is None and nonmembers is None:
+            return None
+        if members is None or nonmembers is None:
+            raise InputError("give the inputs of both members and non-members, or neither")
+        parts = []
+        for name, value, labels, rows in (
+                ("members' inputs", members, self.member_labels, self.member_index),
+                ("nonmembers' inputs", nonmembers, self.nonmember_labels, None)):
+            array = as_input_array(name, value)
+            if len(array) != len(labels):
+                raise InputError(f"{name} has {len(array)} rows but there are {len(labels)} "
+                                 "labels; give one input per example")
+            parts.append(InputPart(name, array, rows))
+        return ExampleInputs(tuple(parts))
 
     @property
     def every(self) -> int:
@@ -308,25 +335,39 @@ class PrivacyMonitor:
                           labels=self.member_labels[self.member_index], model=self.model_label)
 
     def audit_logits(self, member_logits: np.ndarray, nonmember_logits: np.ndarray, *,
-                     epoch: int, **metadata: Any) -> AuditResult:
+                     epoch: int, control_logits: tuple[np.ndarray, np.ndarray] | None = None,
+                     blind_features: tuple[np.ndarray, np.ndarray] | None = None,
+                     **metadata: Any) -> AuditResult:
         """Audit given logits: ``member_logits`` (len(member_index), C) for the sampled members,
-        ``nonmember_logits`` (n_n, C). Adds model, epoch and accuracies to every row."""
+        ``nonmember_logits`` (n_n, C). Adds model, epoch and accuracies to every row.
+
+        ``control_logits``: a control model's logits on the same (sampled) members and
+        non-members, for the split guard's control check (its accuracies are recorded as
+        ``control_train_accuracy`` / ``control_test_accuracy``). ``blind_features``: the
+        blind check's features of the same examples, where the monitor holds no inputs but
+        summarised them batch by batch (a DataLoader's).
+        """
         member_labels = self.member_labels[self.member_index]
         if len(member_logits) != len(member_labels):
             raise InputError(f"member_logits has {len(member_logits)} rows; expected "
                              f"{len(member_labels)} (the sampled members)")
         started = time.perf_counter()
-        outputs = ModelOutputs.from_train_test(
-            logits_train=member_logits, logits_test=nonmember_logits,
-            labels_train=member_labels, labels_test=self.nonmember_labels)
+        outputs = self._outputs(member_logits, nonmember_logits)
         row_metadata = {
             "model": self.model_label, "epoch": epoch,
-            "train_accuracy": float(np.mean(member_logits.argmax(1) == member_labels)),
-            "test_accuracy": float(np.mean(nonmember_logits.argmax(1) == self.nonmember_labels)),
+            **self._accuracies("", member_logits, nonmember_logits),
             **metadata,
         }
         self.record_member_losses(epoch, member_logits)
         options = dict(self.audit_options)
+        if blind_features is not None:
+            given = dict(options.get("attack_options") or {})
+            given["blind"] = {**given.get("blind", {}),
+                              "features": np.concatenate(blind_features)}
+            options["attack_options"] = given
+        if control_logits is not None:
+            options["control"] = self._outputs(*control_logits, name="control")
+            row_metadata.update(self._accuracies("control_", *control_logits))
         if self.delta is not None:
             options["delta"] = row_metadata["delta"] = self.delta
         result = audit(outputs, attacks=self.attacks, slices=self.slices, seed=self.seed,
@@ -337,14 +378,39 @@ class PrivacyMonitor:
             self.on_result(result)
         return result
 
+    def _outputs(self, member_logits: np.ndarray, nonmember_logits: np.ndarray, *,
+                 name: str = "") -> ModelOutputs:
+        """ModelOutputs of the sampled members and the non-members, with their inputs."""
+        member_labels = self.member_labels[self.member_index]
+        if name and (len(member_logits), len(nonmember_logits)) != (
+                len(member_labels), len(self.nonmember_labels)):
+            raise InputError(f"{name} logits have {len(member_logits)} + "
+                             f"{len(nonmember_logits)} rows; expected {len(member_labels)} + "
+                             f"{len(self.nonmember_labels)} (the sampled members, the "
+                             "non-members)")
+        outputs = ModelOutputs.from_train_test(
+            logits_train=member_logits, logits_test=nonmember_logits,
+            labels_train=member_labels, labels_test=self.nonmember_labels)
+        return outputs if name or self.inputs is None else replace(outputs, inputs=self.inputs)
+
+    def _accuracies(self, prefix: str, member_logits: np.ndarray,
+                    nonmember_logits: np.ndarray) -> dict[str, float]:
+        member_labels = self.member_labels[self.member_index]
+        return {f"{prefix}train_accuracy": float(np.mean(member_logits.argmax(1) == member_labels)),
+                f"{prefix}test_accuracy": float(np.mean(nonmember_logits.argmax(1)
+                                                        == self.nonmember_labels))}
+
     def on_epoch_end(self, epoch: int, predict_members: Callable[[np.ndarray], np.ndarray],
-                     predict_nonmembers: Callable[[], np.ndarray],
+                     predict_nonmembers: Callable[[], np.ndarray], *,
+                     control: tuple[Callable[[np.ndarray], np.ndarray],
+                                    Callable[[], np.ndarray]] | None = None,
                      **metadata: Any) -> AuditResult | None:
         """At an audit epoch, compute logits and audit; otherwise return None (after recording
         the members' losses with ``trace_every_epoch``).
 
         ``predict_members(index)`` returns logits (len(index), C) of the members at ``index``;
-        ``predict_nonmembers()`` returns logits (n_n, C) of all non-members.
+        ``predict_nonmembers()`` returns logits (n_n, C) of all non-members; ``control`` is
+        the same pair for a control model (:meth:`audit_logits`).
         """
         if not self.should_audit(epoch):
             if self.trace_every_epoch:
@@ -353,6 +419,10 @@ class PrivacyMonitor:
         started = time.perf_counter()
         member_logits = np.asarray(predict_members(self.member_index), dtype=np.float64)
         nonmember_logits = np.asarray(predict_nonmembers(), dtype=np.float64)
+        control_logits = None if control is None else (
+            np.asarray(control[0](self.member_index), dtype=np.float64),
+            np.asarray(control[1](), dtype=np.float64))
         inference_seconds = time.perf_counter() - started
         return self.audit_logits(member_logits, nonmember_logits, epoch=epoch,
+                                 control_logits=control_logits,
                                  inference_seconds=inference_seconds, **metadata)

@@ -101,6 +101,10 @@ class PrivacyMetrics(_keras.callbacks.Callback):
     trace_every_epoch : bool, default False
         Record the audited members' losses (``loss_traces``) after every epoch, not only at
         audits: one ``predict_on_batch`` pass over them on each epoch without an audit.
+    control_model : keras.Model, optional
+        A model of the same recipe trained on data disjoint from members and non-members:
+        evaluated on the same examples at every audit for the split guard's control check.
+        (The inputs ``x_train`` / ``x_test`` always go to the guard's blind check.)
 
     Every argument is checked here, before training: a misspelt attack or slice name fails
     with a did-you-mean.
@@ -144,6 +148,7 @@ class PrivacyMetrics(_keras.callbacks.Callback):
         audit_options: Mapping[str, Any] | None = None,
         verbose: bool = True,
         trace_every_epoch: bool = False,
+        control_model: Any = None,
     ) -> None:
         super().__init__()
         epochs_per_report, model_label, members, nonmembers = _arguments_in_codelab_order(
@@ -159,12 +164,17 @@ class PrivacyMetrics(_keras.callbacks.Callback):
         self.add_to_logs = add_to_logs
         self.verbose = verbose
         self.attack_results: list[AuditResult] = []
+        if control_model is not None and not hasattr(control_model, "predict_on_batch"):
+            raise InputError(f"control_model must be a Keras model; got "
+                             f"{type(control_model).__name__}")
+        self.control_model = control_model
         self.monitor = PrivacyMonitor(
             member_labels=member_labels, nonmember_labels=nonmember_labels,
             attacks=attacks, slices=slices, epochs_per_report=epochs_per_report,
             model_label=model_label, seed=seed, member_sample=member_sample,
             on_result=jsonl_sink(results_path), audit_options=audit_options,
-            trace_every_epoch=trace_every_epoch)
+            trace_every_epoch=trace_every_epoch,
+            member_inputs=self._x_members, nonmember_inputs=self._x_nonmembers)
 
     @property
     def results(self) -> ResultsCollection:
@@ -184,10 +194,14 @@ class PrivacyMetrics(_keras.callbacks.Callback):
         started = time.perf_counter()
         audits = self.monitor.should_audit(epoch_number)
         metadata = dict(self.extra_metadata()) if audits and self.extra_metadata else {}
+        control = self.control_model
         result = self.monitor.on_epoch_end(
             epoch_number,
             lambda index: self._predict(self._x_members, index),
             lambda: self._predict(self._x_nonmembers, None),
+            control=None if control is None else (
+                lambda index: self._predict(self._x_members, index, control),
+                lambda: self._predict(self._x_nonmembers, None, control)),
             **metadata)
         if result is None:  # an epoch that only records the members' losses
             return
@@ -202,13 +216,15 @@ class PrivacyMetrics(_keras.callbacks.Callback):
         progress_bar = self.verbose and (getattr(self, "params", None) or {}).get("verbose") == 1
         report("\n" + line if progress_bar else line, verbose=self.verbose, logger=logger)
 
-    def _predict(self, x: Any, index: np.ndarray | None) -> np.ndarray:
-        """Logits (len(index) or n, C) of ``x`` (rows ``index`` when given), in large batches."""
+    def _predict(self, x: Any, index: np.ndarray | None, model: Any = None) -> np.ndarray:
+        """Logits (len(index) or n, C) of ``x`` (rows ``index`` when given) by ``model`` (the
+        one trained), in large batches."""
+        model = self.model if model is None else model
         n = len(index) if index is not None else len(x)
         chunks = []
         for part in batch_slices(n, self.batch_size):
             batch = x[index[part]] if index is not None else x[part]
-            chunks.append(to_class_logits(self.model.predict_on_batch(batch),
+            chunks.append(to_class_logits(model.predict_on_batch(batch),
                                           from_logits=self.from_logits))
         return np.concatenate(chunks) if chunks else np.zeros((0, 2))
 

@@ -11,14 +11,16 @@ AUC and advantage of each attack on the entire dataset go to the Lightning logge
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from memberscope.attacks.blind import input_summary
 from memberscope.audit import DEFAULT_ATTACKS, DEFAULT_SLICES
 from memberscope.errors import InputError, require
 from memberscope.monitor._common import audit_line, entire_dataset_rows, jsonl_sink, report
@@ -30,6 +32,7 @@ from memberscope.monitor.core import (
     epochs_per_report_argument,
     positive_int,
 )
+from memberscope.outputs import ExampleInputs
 from memberscope.results import AuditResult, ResultsCollection
 from memberscope.risk import LossTraces
 
@@ -92,6 +95,12 @@ class PrivacyMonitorCallback(_pl.Callback):
     trace_every_epoch : bool, default False
         Record the audited members' losses (:attr:`loss_traces`) after every epoch, not only
         at audits: one inference pass over them on each epoch without an audit.
+    control_model : torch.nn.Module, optional
+        A model of the same recipe trained on data disjoint from members and non-members
+        (a LightningModule or any module returning logits like ``forward``): evaluated on
+        the same examples at every audit, for the split guard's control check. The inputs
+        always go to the guard's blind check: (x, y) pairs as they are, a DataLoader's
+        summarised batch by batch as each audit reads them.
 
     Every argument is checked here, before training: a misspelt attack or slice name fails
     with a did-you-mean.
@@ -121,6 +130,7 @@ class PrivacyMonitorCallback(_pl.Callback):
         verbose: bool = True,
         trace_every_epoch: bool = False,
         every: int | None = None,
+        control_model: Any = None,
     ) -> None:
         super().__init__()
         epochs_per_report = epochs_per_report_argument(epochs_per_report, every)
@@ -133,6 +143,10 @@ class PrivacyMonitorCallback(_pl.Callback):
                              f"pl_module); got {type(extra_metadata).__name__}")
         if not isinstance(log_prefix, str) or not log_prefix:
             raise InputError(f"log_prefix must be a non-empty string; got {log_prefix!r}")
+        if control_model is not None and not isinstance(control_model, torch.nn.Module):
+            raise InputError(f"control_model must be a torch.nn.Module; got "
+                             f"{type(control_model).__name__}")
+        self.control_model = control_model
         self._members = _Source.of("members", members)
         self._nonmembers = _Source.of("nonmembers", nonmembers)
         self.from_logits = from_logits
@@ -183,15 +197,24 @@ class PrivacyMonitorCallback(_pl.Callback):
         monitor = self._ensure_monitor()
         if not monitor.should_audit(epoch):
             if monitor.trace_every_epoch:
-                monitor.record_member_losses(epoch, self._logits(pl_module, monitor,
-                                                                 members_only=True)[0])
+                monitor.record_member_losses(epoch, self._member_logits(pl_module, monitor))
             return
         started = time.perf_counter()
         metadata = (dict(self.extra_metadata(trainer, pl_module))
                     if self.extra_metadata is not None else {})
         member_logits, nonmember_logits, inference_seconds = self._logits(pl_module, monitor)
-        assert nonmember_logits is not None
+        control_logits = None
+        if self.control_model is not None:
+            *logits, seconds = self._logits(self.control_model, monitor)
+            control_logits = (logits[0], logits[1])
+            inference_seconds += seconds
+        summaries = (self._members.summaries, self._nonmembers.summaries)
+        blind_features = None
+        if monitor.inputs is None and summaries[0] is not None and summaries[1] is not None:
+            blind_features = (summaries[0][monitor.member_index], summaries[1])
         result = monitor.audit_logits(member_logits, nonmember_logits, epoch=epoch,
+                                      control_logits=control_logits,
+                                      blind_features=blind_features,
                                       inference_seconds=inference_seconds, **metadata)
         self.attack_results.append(result)
         for row in entire_dataset_rows(result):
@@ -201,27 +224,25 @@ class PrivacyMonitorCallback(_pl.Callback):
         report(audit_line(monitor.model_label, epoch, time.perf_counter() - started, result),
                verbose=self.verbose, logger=logger)
 
-    def _logits(self, pl_module: Any, monitor: PrivacyMonitor, *, members_only: bool = False
-                ) -> tuple[np.ndarray, np.ndarray | None, float]:
-        """Logits of the (sampled) members and of the non-members (None with
-        ``members_only``), and the seconds taken.
+    def _logits(self, pl_module: Any, monitor: PrivacyMonitor
+                ) -> tuple[np.ndarray, np.ndarray, float]:
+        """Logits of the (sampled) members and of the non-members, and the seconds taken.
 
         The module runs in eval mode under ``torch.inference_mode()``; its mode and torch's
         global random state are restored.
         """
         started = time.perf_counter()
-        was_training = pl_module.training
-        pl_module.eval()
-        try:
-            with torch_rng_untouched(pl_module.device), torch.inference_mode():
-                forward = self._forward(pl_module)
-                member_logits = self._members.logits(forward, self.batch_size,
-                                                     monitor.member_index)
-                nonmember_logits = None if members_only else \
-                    self._nonmembers.logits(forward, self.batch_size, None)
-        finally:
-            pl_module.train(was_training)
+        with _evaluating(pl_module):
+            forward = self._forward(pl_module)
+            member_logits = self._members.logits(forward, self.batch_size, monitor.member_index)
+            nonmember_logits = self._nonmembers.logits(forward, self.batch_size, None)
         return member_logits, nonmember_logits, time.perf_counter() - started
+
+    def _member_logits(self, pl_module: Any, monitor: PrivacyMonitor) -> np.ndarray:
+        """Logits of the (sampled) members alone, as :meth:`_logits` computes them."""
+        with _evaluating(pl_module):
+            return self._members.logits(self._forward(pl_module), self.batch_size,
+                                        monitor.member_index)
 
     def _ensure_monitor(self) -> PrivacyMonitor:
         """The monitor; for a DataLoader, made after one pass that reads its labels."""
@@ -231,12 +252,13 @@ class PrivacyMonitorCallback(_pl.Callback):
                 nonmember_labels = self._nonmembers.read_labels()
             self._monitor = PrivacyMonitor(
                 member_labels=member_labels, nonmember_labels=nonmember_labels,
-                results=self._results, **self._monitor_options)
+                results=self._results, member_inputs=self._members.host_inputs(),
+                nonmember_inputs=self._nonmembers.host_inputs(), **self._monitor_options)
         return self._monitor
 
     def _forward(self, pl_module: Any) -> Callable[[Any], np.ndarray]:
         """A function: one input batch -> (b, C) float64 logits from the module's forward."""
-        device = pl_module.device
+        device = _device_of(pl_module)
 
         def forward(x: Any) -> np.ndarray:
             x = torch.as_tensor(x).to(device, non_blocking=True)
@@ -244,6 +266,19 @@ class PrivacyMonitorCallback(_pl.Callback):
             return to_class_logits(out.float().cpu().numpy(), from_logits=self.from_logits)
 
         return forward
+
+
+@contextlib.contextmanager
+def _evaluating(module: Any) -> Iterator[None]:
+    """``module`` in eval mode under ``torch.inference_mode()``, its mode and torch's global
+    random state restored afterwards."""
+    was_training = module.training
+    module.eval()
+    try:
+        with torch_rng_untouched(_device_of(module)), torch.inference_mode():
+            yield
+    finally:
+        module.train(was_training)
 
 
 class _Source:
@@ -255,6 +290,9 @@ class _Source:
         self.x = x
         self.labels = labels
         self.batches = batches
+        # A DataLoader's inputs summarised for the blind check during each pass (their
+        # default features are per example, so batch by batch gives what all at once would).
+        self.summaries: np.ndarray | None = None
 
     @classmethod
     def of(cls, name: str, data: Any) -> _Source:
@@ -274,6 +312,13 @@ class _Source:
             return cls(name, batches=data)
         raise InputError(f"{name} must be a pair (x, y) or a DataLoader of (x, y) batches; "
                          f"got {type(data).__name__}")
+
+    def host_inputs(self) -> np.ndarray | None:
+        """The inputs as a host array (a view of a CPU tensor), for the blind check; None for
+        batches, whose inputs are not held."""
+        if self.x is None or self.batches is not None:
+            return None
+        return _numpy(self.x)
 
     def read_labels(self) -> np.ndarray:
         """The labels: given with tensors, or read by one pass over the batches."""
@@ -302,15 +347,18 @@ class _Source:
             chunks = [forward(self.x[torch.as_tensor(rows[part])])
                       for part in batch_slices(len(rows), batch_size)]
             return _concat(chunks)
-        outputs, labels = [], []
+        outputs, labels, summaries = [], [], []
         for batch in self._checked(self.batches):
             outputs.append(forward(batch[0]))
             labels.append(label_indices(_numpy(batch[1]), name=f"{self.name} labels"))
+            summaries.append(input_summary(ExampleInputs.of(_numpy(batch[0]),
+                                                            f"{self.name} inputs")))
         all_labels = np.concatenate(labels) if labels else np.zeros(0, np.int64)
         if self.labels is not None and not np.array_equal(all_labels, self.labels):
             raise InputError(f"{self.name}: the batches came in another order than when their "
                              "labels were read; give the examples in a fixed order")
         self.labels = all_labels
+        self.summaries = np.concatenate(summaries) if summaries else None
         logits = _concat(outputs)
         return logits if index is None else logits[index]
 
@@ -342,6 +390,14 @@ def _in_fixed_order(name: str, loader: Any) -> Any:
         f"{name}: the DataLoader draws its examples with a {type(sampler).__name__}, which "
         "changes them between passes; the monitor needs every example once in a fixed order: "
         "pass a DataLoader with shuffle=False and no sampler, or the (x, y) tensors")
+
+
+def _device_of(module: Any) -> Any:
+    """A LightningModule's device, or a plain module's (its first parameter's; CPU if none)."""
+    device = getattr(module, "device", None)
+    if device is not None:
+        return device
+    return next((p.device for p in module.parameters()), torch.device("cpu"))
 
 
 def _numpy(value: Any) -> np.ndarray:

@@ -77,6 +77,11 @@ class TorchMonitorHook:
     trace_every_epoch : bool, default False
         Record the audited members' losses (:attr:`loss_traces`) after every epoch, not only
         at audits: one inference pass over them on each epoch without an audit.
+    control_model : torch.nn.Module, optional
+        A model of the same recipe trained on data disjoint from members and non-members
+        (e.g. trained alongside, epoch by epoch): evaluated on the same examples at every
+        audit, its loss is the split guard's control check and each attack on it the bar
+        for that attack's beyond-split test.
     **audit_options
         More keyword arguments of :func:`memberscope.audit`.
     """
@@ -91,10 +96,13 @@ class TorchMonitorHook:
                  batch_size: int = INFERENCE_BATCH_SIZE, channels_first: bool = False,
                  device: str | None = None, verbose: bool = True,
                  trace_every_epoch: bool = False, every: int | None = None,
-                 **audit_options: Any) -> None:
+                 control_model: torch.nn.Module | None = None, **audit_options: Any) -> None:
         torch_module: Any = require("torch", "torch", "the PyTorch monitor hook")
         if not isinstance(model, torch_module.nn.Module):
             raise InputError(f"model must be a torch.nn.Module; got {type(model).__name__}")
+        if control_model is not None and not isinstance(control_model, torch_module.nn.Module):
+            raise InputError(f"control_model must be a torch.nn.Module; got "
+                             f"{type(control_model).__name__}")
         epochs_per_report = epochs_per_report_argument(epochs_per_report, every)
         x_members, y_members = _split("members", members)
         x_nonmembers, y_nonmembers = _split("nonmembers", nonmembers)
@@ -105,8 +113,11 @@ class TorchMonitorHook:
             member_labels=y_members, nonmember_labels=y_nonmembers, attacks=attacks,
             slices=slices, epochs_per_report=epochs_per_report, model_label=model_label,
             seed=seed, member_sample=member_sample, on_result=on_result,
-            audit_options=audit_options, delta=delta, trace_every_epoch=trace_every_epoch)
+            audit_options=audit_options, delta=delta, trace_every_epoch=trace_every_epoch,
+            member_inputs=_host_inputs(x_members, channels_first),
+            nonmember_inputs=_host_inputs(x_nonmembers, channels_first))
         self.model = model
+        self.control_model = control_model
         if device is None:
             device = next((str(p.device) for p in model.parameters()), "cpu")
         self.x_members = self._as_input(x_members, channels_first, device)
@@ -116,6 +127,16 @@ class TorchMonitorHook:
         self.accountant = accountant
         self.verbose = verbose
         self.device = device
+
+    def _logits(self, model: torch.nn.Module) -> tuple[np.ndarray, np.ndarray]:
+        """``model``'s logits (float64) on the sampled members and on the non-members."""
+        nonmembers = predict_logits(model, self.x_nonmembers, batch_size=self.batch_size)
+        return self._member_logits(model), nonmembers.astype(np.float64)
+
+    def _member_logits(self, model: torch.nn.Module) -> np.ndarray:
+        """``model``'s logits (float64) on the sampled members."""
+        return predict_logits(model, self.x_members, self.monitor.member_index,
+                              batch_size=self.batch_size).astype(np.float64)
 
     @staticmethod
     def _as_input(x: Any, channels_first: bool, device: str) -> torch.Tensor:
@@ -150,30 +171,33 @@ class TorchMonitorHook:
         """
         if not self.monitor.should_audit(epoch):
             if self.monitor.trace_every_epoch:
-                self.monitor.record_member_losses(epoch, self._member_logits())
+                with torch_rng_untouched(self.device):
+                    self.monitor.record_member_losses(epoch, self._member_logits(self.model))
             return None
         return self.audit(epoch, **metadata)
-
-    def _member_logits(self) -> np.ndarray:
-        with torch_rng_untouched(self.device):
-            return predict_logits(self.model, self.x_members, self.monitor.member_index,
-                                  batch_size=self.batch_size)
 
     def audit(self, epoch: int, **metadata: Any) -> AuditResult:
         """Audit now, whatever the epoch."""
         started = time.perf_counter()
-        member_logits = self._member_logits()
         with torch_rng_untouched(self.device):
-            nonmember_logits = predict_logits(self.model, self.x_nonmembers,
-                                              batch_size=self.batch_size)
+            member_logits, nonmember_logits = self._logits(self.model)
+            control_logits = (None if self.control_model is None
+                              else self._logits(self.control_model))
         extra: dict[str, Any] = {"inference_seconds": time.perf_counter() - started}
         if self.epsilon is not None:
             extra["epsilon"] = self.epsilon()
         if self.accountant is not None:
             extra["accountant"] = self.accountant
-        result = self.monitor.audit_logits(member_logits.astype(np.float64),
-                                           nonmember_logits.astype(np.float64), epoch=epoch,
+        result = self.monitor.audit_logits(member_logits, nonmember_logits, epoch=epoch,
+                                           control_logits=control_logits,
                                            **{**extra, **dict(metadata)})
         report(audit_line(self.monitor.model_label, epoch, time.perf_counter() - started,
                           result), verbose=self.verbose, logger=logger)
         return result
+
+
+def _host_inputs(x: Any, channels_first: bool) -> np.ndarray:
+    """The inputs as a host array for the blind check, NHWC for images: the caller's array
+    itself, or a view of a CPU tensor (a GPU tensor is copied to the host once)."""
+    array = x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
+    return np.moveaxis(array, 1, -1) if channels_first and array.ndim == 4 else array

@@ -1,6 +1,8 @@
-"""Per-example outputs: the audited model's (``ModelOutputs``) and its reference models'
-(``ReferenceOutputs``). Both are validated once at construction; numpy only."""
+"""Per-example outputs: the audited model's (``ModelOutputs``, with the examples' inputs as
+``ExampleInputs``) and its reference models' (``ReferenceOutputs``). Both are validated once
+at construction; numpy only."""
 
+from memberscope.outputs._inputs import ExampleInputs, InputPart, as_input_array
 from memberscope.outputs._model import (
     LOSS_TRACE_KEY,
     ModelOutputs,
@@ -17,8 +19,11 @@ from memberscope.outputs._reference import (
 __all__ = [
     "LOSS_TRACE_KEY",
     "REFERENCE_SCHEMA_VERSION",
+    "ExampleInputs",
+    "InputPart",
     "ModelOutputs",
     "ReferenceOutputs",
+    "as_input_array",
     "load_outputs_and_trace",
     "load_outputs_npz",
     "load_reference_npz",

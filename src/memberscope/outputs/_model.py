@@ -20,6 +20,7 @@ from memberscope._validation import (
     check_same_length,
 )
 from memberscope.errors import InputError
+from memberscope.outputs._inputs import ExampleInputs
 
 PROBABILITY_SUM_TOLERANCE = 1e-3
 
@@ -46,6 +47,11 @@ class ModelOutputs:
         Per-example loss (lower = better fit). Computed from logits/probs when not given.
     sample_weight : (n,) float, optional
         Non-negative weights of examples in every metric.
+    inputs : (n, ...) numbers or ExampleInputs, optional
+        What the model was given for each example (pixels, token ids, features), any
+        per-example shape. The audit's blind check scores examples from these alone, to
+        tell whether members and non-members differ before any model sees them. Kept as
+        given (a view, never a copy).
 
     Examples
     --------
@@ -61,6 +67,7 @@ class ModelOutputs:
     probs: np.ndarray | None = None
     loss: np.ndarray | None = None
     sample_weight: np.ndarray | None = None
+    inputs: ExampleInputs | None = None
     _cache: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False,
                                           compare=False)
 
@@ -102,6 +109,12 @@ class ModelOutputs:
             loss=self.loss,
             sample_weight=self.sample_weight,
         )
+        if self.inputs is not None:
+            inputs = ExampleInputs.of(self.inputs)
+            if inputs.n != self.n:
+                raise InputError(f"{inputs.names} has {inputs.n} rows but membership has "
+                                 f"{self.n}; give one input per example")
+            set_(self, "inputs", inputs)
         if self.n_members == 0:
             raise InputError("membership has no members (no True value); need at least one")
         if self.n_nonmembers == 0:
@@ -123,13 +136,19 @@ class ModelOutputs:
         loss_test: Any = None,
         sample_weight_train: Any = None,
         sample_weight_test: Any = None,
+        inputs_train: Any = None,
+        inputs_test: Any = None,
     ) -> ModelOutputs:
         """Build from TF Privacy's field names: ``*_train`` are members, ``*_test`` non-members.
 
         As in TF Privacy, labels may be left out when only losses are given, and a binary
         model's (n,) logits or probabilities are read as class 1's. Every array is checked on
         its own, so a message names the array and its row (``labels_test row 3``).
+        ``inputs_train`` / ``inputs_test`` (any per-example shape, e.g. (n, 32, 32, 3)
+        images) are the model's inputs for the blind check; they are kept as given, not
+        joined or copied.
         """
+        inputs = _joined_inputs(inputs_train, inputs_test)
         pairs = {
             "logits": (logits_train, logits_test),
             "probs": (probs_train, probs_test),
@@ -155,8 +174,11 @@ class ModelOutputs:
                     f"{test_array.shape}; they must agree beyond the first dimension")
             joined[name] = np.concatenate([train_array, test_array])
         n_train = _side_rows("train", sides["train"])
-        membership = np.arange(n_train + _side_rows("test", sides["test"])) < n_train
-        return cls(membership=membership, **joined)
+        n_test = _side_rows("test", sides["test"])
+        if inputs is not None:
+            _check_input_rows(inputs, {"train": n_train, "test": n_test}, sides)
+        membership = np.arange(n_train + n_test) < n_train
+        return cls(membership=membership, inputs=inputs, **joined)
 
     def subset(self, mask: np.ndarray) -> ModelOutputs:
         """The outputs of the examples where ``mask`` (n,) bool is True."""
@@ -171,6 +193,7 @@ class ModelOutputs:
             probs=take(self.probs),
             loss=take(self.loss),
             sample_weight=take(self.sample_weight),
+            inputs=None if self.inputs is None else self.inputs.select(mask),
         )
 
     # --- shape facts ----------------------------------------------------------------------
@@ -327,6 +350,28 @@ def _check_side_rows(side: str, arrays: dict[str, np.ndarray | None]) -> None:
                              f"{len(present[ruler])}")
 
 
+def _joined_inputs(train: Any, test: Any) -> ExampleInputs | None:
+    """The two sides' inputs laid end to end (members first), each checked under its name."""
+    if (train is None) != (test is None):
+        given, missing = ("inputs_train", "inputs_test")[:: 1 if test is None else -1]
+        raise InputError(f"{given} was given without {missing}; give both or neither")
+    if train is None:
+        return None
+    return ExampleInputs.joined([("inputs_train", train), ("inputs_test", test)])
+
+
+def _check_input_rows(inputs: ExampleInputs, rows: dict[str, int],
+                      sides: dict[str, dict[str, np.ndarray | None]]) -> None:
+    """Each side's inputs have one row per example of that side's outputs."""
+    for part, side in zip(inputs.parts, ("train", "test"), strict=True):
+        if part.n != rows[side]:
+            present = [name for name, array in sides[side].items() if array is not None]
+            ruler = "labels" if "labels" in present else present[0]
+            who = "members" if side == "train" else "non-members"
+            raise InputError(f"{part.name} has {part.n} rows but {ruler}_{side} has "
+                             f"{rows[side]} (one per {who[:-1]}); give one input per example")
+
+
 def _side_rows(side: str, arrays: dict[str, np.ndarray | None]) -> int:
     rows = next(len(a) for a in arrays.values() if a is not None)
     if rows == 0:
@@ -353,19 +398,21 @@ def _check_probabilities(name: str, probs: np.ndarray) -> None:
 
 LOSS_TRACE_KEY = "loss_trace_train"
 """The optional array of the members' training loss per epoch, in either naming."""
-_TFP_KINDS = ("logits", "probs", "loss", "sample_weight", "labels")
+_TFP_KINDS = ("logits", "probs", "loss", "sample_weight", "labels", "inputs")
 _TFP_KEYS = frozenset({*(f"{kind}_{side}" for kind in _TFP_KINDS for side in ("train", "test")),
                        LOSS_TRACE_KEY})
 _OUR_KEYS = frozenset({"membership", "labels", "logits", "probs", "loss", "sample_weight",
-                       LOSS_TRACE_KEY})
+                       "inputs", LOSS_TRACE_KEY})
 
 
 def load_outputs_npz(path: str | Path) -> ModelOutputs:
     """Read a ``ModelOutputs`` from an ``.npz`` in TF Privacy's naming or ours, never unpickling.
 
     TF Privacy's naming: ``labels_train``, ``labels_test`` and ``logits_*``/``probs_*``/``loss_*``
-    (each with both ``_train`` and ``_test``), optional ``sample_weight_train/_test``.
-    Ours: ``membership``, ``labels`` and ``logits``|``probs``|``loss``, optional ``sample_weight``.
+    (each with both ``_train`` and ``_test``), optional ``sample_weight_train/_test`` and
+    ``inputs_train/_test`` (the model's inputs, for the blind check).
+    Ours: ``membership``, ``labels`` and ``logits``|``probs``|``loss``, optional
+    ``sample_weight`` and ``inputs``.
     Labels may be left out of loss-only files; a binary model's logits or probabilities may be
     one column (class 1), as in TF Privacy. Either naming may add ``loss_trace_train``
     (:func:`load_outputs_and_trace` reads it).
@@ -440,7 +487,9 @@ def _outputs_from_arrays(path: Path, arrays: dict[str, np.ndarray]) -> ModelOutp
         if "labels" not in keys and not {"logits", "probs"}.isdisjoint(keys):
             raise InputError(f"{path.name} is missing the array 'labels' (needed with logits "
                              "or probs; only a loss-only file may leave it out)")
-        return ModelOutputs(**arrays)
+        inputs = arrays.pop("inputs", None)
+        return ModelOutputs(**arrays,
+                            inputs=None if inputs is None else ExampleInputs.of(inputs))
     unknown = keys - _TFP_KEYS
     if unknown:
         raise InputError(

@@ -105,6 +105,16 @@ class ReferenceOutputs:
             set_(self, "labels", labels)
         self._set_target_arrays(signal.shape[1:])
 
+    def mean_out_signal(self) -> np.ndarray:
+        """(n,) each example's mean ``signal`` (query 0) over the reference models that did
+        not train on it: how well a model that never saw the example fits it. NaN where
+        every reference model trained on it."""
+        out = ~self.membership
+        counts = out.sum(axis=0)
+        totals = np.where(out, self.signal[:, :, 0], 0.0).sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(counts > 0, totals / np.maximum(counts, 1), np.nan)
+
     def _set_target_arrays(self, shape: tuple[int, ...]) -> None:
         given = {name: getattr(self, name) is not None
                  for name in ("target_signal", "target_true_class_prob")}

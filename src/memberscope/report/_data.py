@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from memberscope.attacks import null_pooling
 from memberscope.metric_definitions import (
     ADVANTAGE,
     AUC,
@@ -63,8 +64,9 @@ def chance_band(rows: Iterable[AuditRow], metric: str, *, by: Sequence[str] = ("
     """The chance band of a by-epoch figure drawn by :func:`worst_series` with the same
     ``by`` and ``slice``: at each epoch, for each plotted line, the ``level`` quantile of the
     maximum of its rows' ``metric`` under H0 (:func:`~memberscope.null_reference.max_null_quantile`
-    for their sizes); where lines differ, the highest. None for metrics without a null
-    reference (``auc``, ``advantage`` and ``tpr@F`` have one) or without rows with an epoch."""
+    for their sizes and their attacks' pooling of fold scores: trained attacks spread wider);
+    where lines differ, the highest. None for metrics without a null reference (``auc``,
+    ``advantage`` and ``tpr@F`` have one) or without rows with an epoch."""
     parsed = parse_metric(metric)
     chance, fpr = parsed.chance, parsed.fpr
     if chance is None:
@@ -78,7 +80,7 @@ def chance_band(rows: Iterable[AuditRow], metric: str, *, by: Sequence[str] = ("
     upper: dict[Any, float] = {}
     for key, group in group_rows(picked, (*by, "epoch")).items():
         quantile = max_null_quantile(metric, [(r.n_members, r.n_nonmembers) for r in group],
-                                     level)
+                                     level, pooling=[null_pooling(r.attack) for r in group])
         upper[key[-1]] = max(upper.get(key[-1], -math.inf), quantile)
     if not upper:
         return None

@@ -106,7 +106,10 @@ def epoch_figure(rows: Sequence[AuditRow],
         "the model variant, line style the attack. The star marks the worst point whose "
         "result is significant. The grey band (AUC, advantage, TPR at low FPR) is where the "
         "worst of that many slices lands 95% of the time when nothing leaks: points inside it "
-        "are indistinguishable from chance.",
+        "are indistinguishable from chance. The empirical ε panel shows, per line and epoch, "
+        "a lower bound that holds at its stated confidence for the largest of the slices "
+        "together (each slice's bound at α/k, Bonferroni), not the largest of k separate "
+        "95% bounds.",
         to_png(figure))
 
 
@@ -166,15 +169,17 @@ def heatmaps(rows: Sequence[AuditRow], metric: str = "auc") -> tuple[Figure, str
             plots.plot_slice_heatmap(with_epoch, metric, by="epoch", model=model, vmin=low,
                                      vmax=high, ax=ax)
         caption = ("Worst attack per slice and epoch for each variant, on one colour scale; the "
-                   "outlined cell is each variant's worst. A slice much brighter than the rest "
-                   "leaks more than the average.")
+                   "outlined cell is each variant's worst result distinguishable from chance "
+                   "(over the whole run; none on a variant without one). A slice much brighter "
+                   "than the rest leaks more than the average.")
         if len(every_model) > len(models):
             caption += (f" Showing the first {len(models)} of {len(every_model)} variants; the "
                         "tables below list them all.")
     else:
         figure, axes = _grid(1, 1, (5.15 + left, 4.0), left=left)
         plots.plot_slice_heatmap(rows, metric, by="attack", ax=axes[0])
-        caption = "Each attack on each slice; the outlined cell is the worst."
+        caption = ("Each attack on each slice; the outlined cell is the worst result "
+                   "distinguishable from chance (none when no result is).")
     return figure, caption
 
 

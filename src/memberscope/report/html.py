@@ -21,11 +21,11 @@ from memberscope.metric_definitions import AUC
 from memberscope.metrics import RocCurve
 from memberscope.report import figures as _figures
 from memberscope.report.page import ExposedExample, PageInputs, render_page
-from memberscope.results import AuditResult, AuditRow, ResultsCollection
+from memberscope.results import AuditResult, AuditRow, ResultsCollection, SplitGuard
 from memberscope.risk import LossTraces
 from memberscope.rundir import AuditScores
 from memberscope.store import load_results
-from memberscope.summary import Summary, summarize
+from memberscope.summary import Summary, split_guards_of, summarize
 
 logger = logging.getLogger(__name__)
 
@@ -65,9 +65,11 @@ def _audit_curves(result: AuditResult) -> dict[str, RocCurve]:
     return curves
 
 
-def _summary(rows: Sequence[AuditRow], max_auc: float | None, metric: str) -> Summary | None:
+def _summary(rows: Sequence[AuditRow], max_auc: float | None, metric: str,
+             split_guards: Sequence[SplitGuard]) -> Summary | None:
     """The one summary the page and its figures show (None when every pair was skipped)."""
-    return summarize(rows, max_auc=max_auc, metric=metric) if rows else None
+    return (summarize(rows, max_auc=max_auc, metric=metric, split_guards=split_guards)
+            if rows else None)
 
 
 def _render_figures(rows: Sequence[AuditRow], summary: Summary | None,
@@ -129,7 +131,7 @@ def write_audit_report(result: AuditResult, path: str | Path, *,
     notes = []
     if not curves:
         notes.append("No ROC curves: they are kept in arrays.npz next to result.json.")
-    summary = _summary(rows, max_auc, metric)
+    summary = _summary(rows, max_auc, metric, split_guards_of(result))
     inputs = PageInputs(
         title=title, source=source or str(path.parent), rows=rows, skipped=list(result.skipped),
         figures=_render_figures(rows, summary, curves, gallery),
@@ -219,7 +221,7 @@ def write_results_report(results: ResultsCollection, path: str | Path, *,
                          "(for one AuditResult use write_audit_report)")
     path = Path(path)
     rows = list(results.rows)
-    summary = _summary(rows, max_auc, metric)
+    summary = _summary(rows, max_auc, metric, split_guards_of(results))
     inputs = PageInputs(title=title, source=source, rows=rows, skipped=list(results.skipped),
                         figures=_render_figures(rows, summary, {}, None), max_auc=max_auc,
                         summary=summary)
@@ -269,7 +271,7 @@ def write_run_report(run_dir: str | Path, *, out: str | Path | None = None,
     audited = {(str(r.metadata.get("model")), r.metadata["epoch"]) for r in rows
                if isinstance(r.metadata.get("epoch"), int)}
     audits = rundir.last_scores(folder, audited)
-    summary = _summary(rows, max_auc, metric)
+    summary = _summary(rows, max_auc, metric, split_guards_of(collection))
     rendered = _render_figures(rows, summary, _run_curves(audits), None)
     inputs = PageInputs(
         title=f"memberscope privacy report: {folder.resolve().name}", source=str(given),

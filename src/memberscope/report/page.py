@@ -36,8 +36,16 @@ from memberscope.metric_definitions import (
     tpr_metric,
 )
 from memberscope.report._data import metadata_keys, slice_sort_key
-from memberscope.results import AuditRow, SkippedEntry, metric_value
-from memberscope.summary import Label, Number, Summary, epoch_sort_key, format_number, summarize
+from memberscope.results import AuditRow, SkippedEntry, audit_family, metric_value
+from memberscope.summary import (
+    Label,
+    Number,
+    Summary,
+    epoch_sort_key,
+    family_text,
+    format_number,
+    summarize,
+)
 
 if TYPE_CHECKING:
     import jinja2
@@ -201,8 +209,8 @@ def _tpr_interval(row: AuditRow, fpr: float) -> tuple[float, float] | None:
     return next((v for k, v in row.tpr_at_fpr_ci.items() if math.isclose(k, fpr)), None)
 
 
-def _significance_text(row: AuditRow) -> str | None:
-    return None if row.significant is None else ("yes" if row.significant else "no")
+def _yes_no(verdict: bool | None) -> str | None:
+    return None if verdict is None else ("yes" if verdict else "no")
 
 
 def results_table(rows: Sequence[AuditRow], summary: Summary | None = None) -> Table:
@@ -234,7 +242,11 @@ def results_table(rows: Sequence[AuditRow], summary: Summary | None = None) -> T
         add("AUC 95% CI", [_interval_text(r.auc_ci) for r in ordered])
     if any(r.p_value is not None for r in ordered):
         add("p-value", [r.p_value for r in ordered], -2)
-        add("significant", [_significance_text(r) for r in ordered])
+        add("significant", [_yes_no(r.significant) for r in ordered])
+    beyond = any(r.beyond_split_p_value is not None for r in ordered)
+    if beyond:
+        add("beyond-split p-value", [r.beyond_split_p_value for r in ordered], -2)
+        add("beyond split", [_yes_no(r.beyond_split_significant) for r in ordered])
     for metric in [ADVANTAGE.key, PPV.key, *fprs]:
         add(_metric_header(metric), [metric_value(r, metric) for r in ordered])
         fpr = parse_metric(metric).fpr
@@ -250,7 +262,10 @@ def results_table(rows: Sequence[AuditRow], summary: Summary | None = None) -> T
                       caption=f"{len(rows)} results: click a column header to sort. "
                               "p-value: one-sided test of 'no membership information'; "
                               + ("" if summary is None else
-                                 f"significant: {summary.family_text}; ")
+                                 f"significant: {family_text(audit_family(rows))}; ")
+                              + (f"beyond split: "
+                                 f"{family_text(audit_family(rows, beyond_split=True))}; "
+                                 if beyond else "")
                               + "CI: bootstrap 95% interval")
 
 

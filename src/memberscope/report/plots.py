@@ -7,11 +7,14 @@ machines without a display). ``results`` is a :class:`~memberscope.ResultsCollec
 
 Where a figure summarises several slices it shows the *worst* slice (highest metric) at each
 point, as the attacker would pick it; the worst point whose result is significant is marked
-with a star (none when no plotted result is). Such a maximum climbs above chance by chance
-alone, so AUC, advantage and TPR-at-FPR figures shade the *chance band*: up to the 95%
-quantile of that maximum when nothing leaks (:func:`~memberscope.report._data.chance_band`;
-the math is in :mod:`memberscope.null_reference`). A point inside the band is what noise
-produces; the rows' p-values say which results are distinguishable from chance.
+with a star (none when no plotted result is), and a heatmap outlines its worst significant
+cell (none on a panel without one). "Significant" is in the family of all the rows given
+(:func:`~memberscope.results.run_family`: a figure of a run is a statement about the run).
+Such a maximum climbs above chance by chance alone, so AUC, advantage and TPR-at-FPR figures
+shade the *chance band*: up to the 95% quantile of that maximum when nothing leaks, for the
+sizes and attack kinds plotted (:func:`~memberscope.report._data.chance_band`; the math is
+in :mod:`memberscope.null_reference`). A point inside the band is what noise produces; the
+rows' p-values say which results are distinguishable from chance.
 """
 
 from __future__ import annotations
@@ -23,10 +26,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from memberscope.errors import InputError
-from memberscope.metric_definitions import parse_metric
+from memberscope.metric_definitions import EPSILON_CONFIDENT, parse_metric
 from memberscope.metrics import RocCurve
 from memberscope.report._data import ChanceBand, chance_band, metric_title, slice_sort_key
-from memberscope.results import distinguishable_rows, metric_value
+from memberscope.results import Family, distinguishable_rows, metric_value, run_family
 from memberscope.summary import (
     Rows,
     as_rows,
@@ -39,7 +42,11 @@ from memberscope.summary import (
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
+    from memberscope.results import AuditRow
+
 LINESTYLES = ("-", "--", ":", "-.")
+#: The ``gid`` of a heatmap's outline of its worst significant cell.
+WORST_CELL_GID = "worst-cell"
 #: Up to this many epochs, each gets its own tick.
 MAX_EPOCH_TICKS = 12
 __all__ = [
@@ -125,7 +132,7 @@ def _draw_band_by_epoch(ax: Axes, band: ChanceBand) -> None:
 def plot_metric_by_epoch(results: Rows, metric: str = "auc", *,
                          slice: str | None = None,
                          mark_worst: bool = True, legend: bool = True,
-                         ax: Axes | None = None) -> Axes:
+                         family: Family | None = None, ax: Axes | None = None) -> Axes:
     """``metric`` by epoch: one line per (model variant, attack), colour by variant and line
     style by attack; each point is the worst slice at that epoch unless ``slice`` names one.
 
@@ -136,6 +143,9 @@ def plot_metric_by_epoch(results: Rows, metric: str = "auc", *,
     mark_worst : bool
         Star the single highest point whose result is significant (any point of files that
         were never tested) and write its slice and attack next to it; no star when none is.
+    family : Family, optional
+        Which results count as significant (default: :func:`~memberscope.results.run_family`
+        of ``results``).
 
     For ``auc``, ``advantage`` and ``tpr@F`` the chance band is shaded (artist ``gid``
     "chance-band"): at each epoch, the 95% quantile of the maximum over a line's slices when
@@ -158,7 +168,9 @@ def plot_metric_by_epoch(results: Rows, metric: str = "auc", *,
         ax.axhline(0.5, color="0.6", linewidth=0.8, linestyle=":", label="chance (0.5)")
     if mark_worst and series:
         # Like every headline, the star names only a result distinguishable from chance.
-        marked = {id(r) for r in distinguishable_rows(r for s in series.values() for r in s.rows)}
+        family = family or run_family(rows)
+        marked = {id(r) for r in distinguishable_rows(
+            [r for s in series.values() for r in s.rows], family)}
         candidates = [(v, e, r) for s in series.values()
                       for v, e, r in zip(s.values, s.epochs, s.rows, strict=True)
                       if not math.isnan(v) and id(r) in marked]
@@ -170,7 +182,14 @@ def plot_metric_by_epoch(results: Rows, metric: str = "auc", *,
                             text_for_matplotlib(f"{row.slice}\n({row.attack})"),
                             [float(c[1]) for c in candidates])
             ax.margins(y=0.12)
-    where = f"slice {slice}" if slice is not None else "worst slice per epoch"
+    if slice is not None:
+        where = f"slice {slice}"
+    elif metric == EPSILON_CONFIDENT.key and rows:
+        # The largest of k rows' bounds is no bound at their level; worst_series corrects it.
+        where = (f"largest over slices, {1 - rows[0].epsilon_lower_bound.alpha:.0%} "
+                 f"for the largest")
+    else:
+        where = "worst slice per epoch"
     ax.set_title(text_for_matplotlib(f"{metric_title(metric)} by epoch ({where})"), fontsize=10)
     ax.set_xlabel("epoch")
     _integer_epochs(ax, [e for line in series.values() for e in line.epochs.tolist()])
@@ -285,16 +304,20 @@ def plot_roc_curves(curves: Mapping[str, RocCurve | tuple[np.ndarray, np.ndarray
 def plot_slice_heatmap(results: Rows, metric: str = "auc", *, by: str = "epoch",
                        model: Any = None, attack: str | None = None, colorbar: bool = True,
                        vmin: float | None = None, vmax: float | None = None,
-                       ax: Axes | None = None) -> Axes:
+                       family: Family | None = None, ax: Axes | None = None) -> Axes:
     """``metric`` per slice (rows) × value of ``by`` (columns: ``epoch`` or any metadata key,
     or ``attack``); each cell is the worst over whatever else varies (attacks, variants)
-    unless ``model``/``attack`` pick one. The worst cell is outlined.
+    unless ``model``/``attack`` pick one. The worst cell whose result is significant in
+    ``family`` (default: :func:`~memberscope.results.run_family` of all of ``results``,
+    before ``model``/``attack`` pick) is outlined; none where no cell's result is.
 
     ``vmin``/``vmax`` fix the colour scale (give several panels the same one, so a private
     variant does not look as leaky as the others); by default it spans this panel's values
     (from at most 0.5 for AUC)."""
     metric = parse_metric(metric).key
-    rows = [r for r in as_rows(results)
+    every_row = as_rows(results)
+    family = family or run_family(every_row)
+    rows = [r for r in every_row
             if (model is None or r.metadata.get("model") == model)
             and (attack is None or r.attack == attack)
             and field_value(r, by) is not None]
@@ -308,11 +331,13 @@ def plot_slice_heatmap(results: Rows, metric: str = "auc", *, by: str = "epoch",
     slice_index = {name: i for i, name in enumerate(slices)}
     column_index = {value: j for j, value in enumerate(columns)}
     grid = np.full((len(slices), len(columns)), np.nan)
+    worst_in: dict[tuple[int, int], AuditRow] = {}
     for row in rows:
         i, j = slice_index[row.slice], column_index[field_value(row, by)]
         value = metric_value(row, metric)
         if not math.isnan(value) and not value <= grid[i, j]:
             grid[i, j] = value
+            worst_in[i, j] = row
     finite = grid[np.isfinite(grid)]
     low = float(finite.min()) if finite.size else 0.0
     high = float(finite.max()) if finite.size else 1.0
@@ -327,12 +352,15 @@ def plot_slice_heatmap(results: Rows, metric: str = "auc", *, by: str = "epoch",
     ax.set_xticks(range(0, len(columns), step),
                   [text_for_matplotlib(c) for c in columns[::step]], fontsize=7)
     ax.set_xlabel(by)
-    if finite.size:
+    # Like every headline, the outline names only a result distinguishable from chance.
+    significant = {id(r) for r in distinguishable_rows(list(worst_in.values()), family)}
+    outlined = [(grid[cell], cell) for cell, row in worst_in.items() if id(row) in significant]
+    if outlined:
         from matplotlib.patches import Rectangle
 
-        top, col = np.unravel_index(np.nanargmax(grid), grid.shape)
+        _, (top, col) = max(outlined)
         ax.add_patch(Rectangle((float(col) - 0.5, float(top) - 0.5), 1, 1, fill=False,
-                               edgecolor="cyan", linewidth=2))
+                               edgecolor="cyan", linewidth=2, gid=WORST_CELL_GID))
     which = " · ".join(str(p) for p in (model, attack) if p is not None) or "worst of all"
     ax.set_title(text_for_matplotlib(f"{metric_title(metric)} per slice ({which})"), fontsize=10)
     if colorbar:

@@ -19,9 +19,10 @@ Choices, each measured on the 2-core build machine (see ``benchmarks/``):
   owned by the trainer, whose states are part of :meth:`Trainer.state_dict`, so a resumed run
   continues exactly where a checkpoint left it.
 * Each example's training loss is recorded at every epoch (:attr:`Trainer.loss_trace`, the
-  input of :func:`memberscope.risk.trace_risk`) from the logits the training step computed
-  anyway: one cross-entropy of the detached (batch, classes) logits and two indexed adds per
-  step, no extra forward pass, and the training arithmetic is unchanged. The trace is not in
+  input of :func:`memberscope.risk.trace_risk`) from the logits the training steps computed
+  anyway: each step keeps a reference to them, and one batched cross-entropy at the end of the
+  epoch turns them into losses; no extra forward pass, and the training arithmetic is
+  unchanged. The trace is not in
   :meth:`Trainer.state_dict` (it grows with the epochs); whoever checkpoints keeps it beside
   the checkpoint and hands it back with :meth:`Trainer.restore_loss_trace`.
 """
@@ -41,7 +42,6 @@ import numpy as np
 
 from memberscope._seeding import stream_seed
 from memberscope.errors import InputError, require
-from memberscope.signals import cross_entropy_loss
 from memberscope.train.settings import TrainSettings
 
 if TYPE_CHECKING:
@@ -295,7 +295,7 @@ class Trainer:
         """Train one epoch; returns its loss, accuracy and timing."""
         started = time.perf_counter()
         self.module.train()
-        losses = _EpochLosses(self.n, self.device) if self.record_losses else None
+        losses = _EpochLosses(self.n) if self.record_losses else None
         with warnings.catch_warnings():
             # Opacus' hooks fire this harmless warning when the inputs need no gradient.
             warnings.filterwarnings("ignore", message="Full backward hook is firing")
@@ -454,51 +454,40 @@ class Trainer:
 
 
 class _EpochLosses:
-    """Each example's training loss summed over one epoch's steps, and how many steps drew it
-    (a Poisson batch never holds an example twice, so indexed adds are exact).
+    """Each example's training loss in one epoch: mean over the steps that drew it.
 
-    Losses are computed in float64: in float32 the log-sum-exp rounds 1 + p_rest to float32's
-    spacing above 1, so a loss below ~6e-8 becomes 0 and smaller ones steps of 1.2e-7,
-    erasing the differences between fitted examples that log-scale risk methods read. On CPU
-    the arithmetic runs in numpy on the (batch, classes) logits: torch splits even such tiny
-    operators across its threads, and on a loaded machine waiting for them made recording 5-8%
-    of a 2-thread epoch (benchmarks/trace_recording.py); numpy keeps it on the calling thread.
-    On an accelerator it stays in torch, with no transfer per step.
+    A step only keeps references to its (detached) logits, targets and rows: the losses are
+    computed once, at the end of the epoch, in one batched operation. Per-step arithmetic on a
+    (batch, classes) tensor, in torch or numpy, cost 1.4-1.9% of an epoch on 2 threads
+    (benchmarks/trace_recording.py): such tiny operations wait on the threads the training
+    kernels leave busy. The losses are in float64: in float32 the log-sum-exp rounds
+    1 + p_rest to float32's spacing above 1, so a loss below ~6e-8 becomes 0 and smaller ones
+    steps of 1.2e-7, erasing the differences between fitted examples that log-scale risk
+    methods read. Rows repeat only across steps (a Poisson batch never holds an example
+    twice); the sums are indexed adds, sequential (so deterministic) on CPU.
     """
 
-    def __init__(self, n: int, device: str) -> None:
-        import torch
-
-        self.on_cpu = torch.device(device).type == "cpu"
-        if self.on_cpu:
-            self.sums: Any = np.zeros(n, dtype=np.float64)
-            self.counts: Any = np.zeros(n, dtype=np.int32)
-        else:
-            self.sums = torch.zeros(n, dtype=torch.float64, device=device)
-            self.counts = torch.zeros(n, dtype=torch.int32, device=device)
-            self.ones = torch.ones(n, dtype=torch.int32, device=device)  # index_add_'s source
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.steps: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
 
     def add(self, index: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor) -> None:
-        """Add the per-example cross-entropy of one step's (detached) ``logits``."""
-        if self.on_cpu:
-            rows = index.numpy()
-            self.sums[rows] += cross_entropy_loss(
-                targets.numpy(), logits=logits.detach().numpy().astype(np.float64))
-            self.counts[rows] += 1
-            return
-        import torch
-
-        losses = torch.nn.functional.cross_entropy(logits.detach().double(), targets,
-                                                   reduction="none")
-        self.sums.index_add_(0, index, losses)
-        self.counts.index_add_(0, index, self.ones[:len(index)])
+        """Keep one step's rows, logits and targets (references, no copy)."""
+        self.steps.append((index, logits.detach(), targets))
 
     def column(self) -> np.ndarray:
         """(n,) float32 mean loss per example; NaN for examples no step drew."""
-        sums = self.sums if self.on_cpu else self.sums.cpu().numpy()
-        counts = self.counts if self.on_cpu else self.counts.cpu().numpy()
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return (sums / counts).astype(np.float32)
+        import torch
+
+        if not self.steps:
+            return np.full(self.n, np.nan, dtype=np.float32)
+        rows, logits, targets = (torch.cat(parts) for parts in zip(*self.steps, strict=True))
+        losses = torch.nn.functional.cross_entropy(logits.double(), targets, reduction="none")
+        sums = torch.zeros(self.n, dtype=torch.float64, device=losses.device)
+        counts = torch.zeros_like(sums)
+        sums.index_add_(0, rows, losses)
+        counts.index_add_(0, rows, torch.ones_like(losses))
+        return (sums / counts).float().cpu().numpy()  # 0 / 0 = NaN: never drawn
 
 
 class _progress_bar:  # noqa: N801 - used as a context manager like a function

@@ -279,6 +279,11 @@ class AttackInputData:
     metrics. ``loss_function`` is a :class:`LossFunction`, its name, or a callable
     ``(labels, predictions, sample_weight)``; ``loss_function_using_logits`` picks which
     predictions it gets (default: logits when given).
+
+    ``inputs_train`` / ``inputs_test`` are memberscope's addition (TF Privacy has neither):
+    the model's inputs, any per-example shape, held without copying. With them the audit's
+    split guard checks whether members and non-members differ before the model sees them
+    (the ``blind`` attack); its verdict is ``AttackResults.audit_result.split_guard``.
     """
 
     logits_train: Any = None
@@ -297,6 +302,8 @@ class AttackInputData:
     loss_function_using_logits: bool | None = None
     multilabel_data: bool | None = None
     force_multilabel_data: bool = False
+    inputs_train: Any = None
+    inputs_test: Any = None
 
     def __post_init__(self) -> None:
         self.is_multilabel_data()
@@ -449,6 +456,7 @@ class AttackInputData:
         multilabel = self.is_multilabel_data()
         for side in ("train", "test"):
             _check_side(self, side, multilabel)
+        _check_inputs(self)
         for name in ("logits", "probs"):
             train, test = getattr(self, f"{name}_train"), getattr(self, f"{name}_test")
             if train is not None and np.shape(train)[1:] != np.shape(test)[1:]:
@@ -461,6 +469,23 @@ class AttackInputData:
                   for name in _PAIRS for side in ("train", "test")
                   if (value := getattr(self, f"{name}_{side}")) is not None]
         return "\n".join(["AttackInputData(", *shapes, ")"])
+
+
+def _check_inputs(data: AttackInputData) -> None:
+    """``inputs_train``/``inputs_test``: both or neither, one row per example of each side
+    (their values are checked where the audit reads them, without a copy here)."""
+    train, test = data.inputs_train, data.inputs_test
+    if train is None and test is None:
+        return
+    if train is None or test is None:
+        given, missing = (("inputs_train", "inputs_test") if test is None
+                          else ("inputs_test", "inputs_train"))
+        raise InputError(f"{given} was given without {missing}; give both or neither")
+    for side, value in (("train", train), ("test", test)):
+        expected = data.get_train_size() if side == "train" else data.get_test_size()
+        if len(value) != expected:
+            raise InputError(f"inputs_{side} has {len(value)} rows but the {side} outputs have "
+                             f"{expected}; give one input per example")
 
 
 def _check_side(data: AttackInputData, side: str, multilabel: bool) -> None:

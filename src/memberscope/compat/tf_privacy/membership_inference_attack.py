@@ -39,7 +39,7 @@ from memberscope.compat.tf_privacy.data_structures import (
 from memberscope.compat.tf_privacy.dataset_slicing import get_single_slice_specs, slice_masks
 from memberscope.errors import InputError
 from memberscope.metrics import LowResolutionWarning
-from memberscope.outputs import ModelOutputs
+from memberscope.outputs import ExampleInputs, ModelOutputs
 from memberscope.results import AuditResult
 
 logger = logging.getLogger(__name__)
@@ -201,10 +201,11 @@ def _plan(data: AttackInputData, types: list[AttackType]) -> _Plan:
     # one integer label per example with logits or probs.
     native = data.has_labels and predictions is not None and not multilabel
     if native:
-        kind = "logits" if data.logits_train is not None else "probs"
+        from_logits = data.logits_train is not None
         outputs = ModelOutputs(membership=membership,
                                labels=_joined(data.labels_train, data.labels_test),
-                               **{kind: predictions}, loss=loss)
+                               logits=predictions if from_logits else None,
+                               probs=None if from_logits else predictions, loss=loss)
     else:
         labels = (_joined(data.labels_train, data.labels_test)
                   if data.has_labels and not multilabel else None)
@@ -214,6 +215,9 @@ def _plan(data: AttackInputData, types: list[AttackType]) -> _Plan:
                                loss=loss if loss is not None else np.zeros(len(membership)))
     attacks = {t: _attack(t, data, native=native, loss=loss, predictions=predictions,
                           per_class_loss=per_class_loss) for t in types}
+    if data.inputs_train is not None or data.inputs_test is not None:
+        outputs = replace(outputs, inputs=ExampleInputs.joined(
+            [("inputs_train", data.inputs_train), ("inputs_test", data.inputs_test)]))
     return _Plan(outputs, attacks, loss, n_train)
 
 
@@ -302,11 +306,13 @@ def _custom_name(spec: SingleSliceSpec, index: int) -> str:
 
 
 def _in_tf_order(result: AuditResult, slices: _Slices, attack_names: list[str]) -> AuditResult:
-    """Only the slices asked for (memberscope's class kind runs every class), slice by
-    slice and attack by attack as TF Privacy lists them."""
+    """Only the slices and attacks asked for (memberscope's class kind runs every class; the
+    split guard's rows stay in ``audit_result``), slice by slice and attack by attack as TF
+    Privacy lists them."""
     labels = list(slices.by_label)
     position = {label: index for index, label in enumerate(labels)}
-    keep = sorted((i for i, row in enumerate(result.rows) if row.slice in position),
+    keep = sorted((i for i, row in enumerate(result.rows)
+                   if row.slice in position and row.attack in attack_names),
                   key=lambda i: (position[result.rows[i].slice],
                                  attack_names.index(result.rows[i].attack)))
     rocs = tuple(result.rocs[i] for i in keep) if result.rocs else ()
