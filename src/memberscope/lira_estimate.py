@@ -33,7 +33,7 @@ Methods (:data:`ESTIMATE_METHODS`):
 Both are estimates, not measurements: each number carries an assumption about how training
 moves examples that a reference-model audit would test, and every :class:`LiraTprEstimate`
 carries its method's measured error (:data:`MEASURED_ERROR`). Measured
-(``benchmarks/risk_estimate.py``, docs/risk-benchmarks.md) against LiRA online with 16
+(``benchmarks/risk_estimate.py``, docs/risk.md) against LiRA online with 16
 reference models, on 50 models trained for the measurement and never used to choose κ, at 12
 epochs each (600 points; three settings: the quickstart's Fashion-MNIST population with its 2-
 and 3-conv CNNs, and a coloured 32x32x3 stand-in for CIFAR-10), estimate / measured TPR at 1%
@@ -67,11 +67,13 @@ __all__ = ["ESTIMATE_METHODS", "GAUSSIAN_KAPPA", "MEASURED_ERROR", "LiraTprEstim
 ESTIMATE_METHODS = ("tail", "gaussian")
 GAUSSIAN_KAPPA = 0.75
 MEASURED_ERROR = {
-    "gaussian": "estimate/LiRA (16 reference models) at 1% FPR on 600 fresh (model, epoch) "
-                "points: 0.56-2.71, within 1.5x at 84% (quickstart recipe 95-97%, a "
-                "CIFAR-shaped stand-in 60%); at 0.1% FPR within 1.5x at 47%",
-    "tail": "estimate/LiRA (16 reference models) at 1% FPR on 600 fresh (model, epoch) "
-            "points: 0.66-7.03, median 2.27, within 1.5x at 20%",
+    "gaussian": "estimate/LiRA with 16 reference models at 1% FPR: 0.76-1.42, within 1.5x at "
+                "12 of 12 (model, epoch) points of the quickstart's recipe (9 of 12 at 0.1% "
+                "FPR); within 1.5x at 84% of 600 points of three settings (60% on a "
+                "CIFAR-shaped stand-in, where it overestimates), at 0.1% FPR at 47%",
+    "tail": "estimate/LiRA with 16 reference models at 1% FPR: 1.57-3.57, within 1.5x at 0 "
+            "of 12 (model, epoch) points of the quickstart's recipe; 0.66-7.03, median 2.27, "
+            "within 1.5x at 20% of 600 points of three settings",
 }
 """Each method's measured error (``benchmarks/risk_estimate.py``), carried by every estimate."""
 _QUANTILE_GRID = 2000
