@@ -21,13 +21,12 @@ and every record to ``benchmarks/results/cache/risk/risk_estimate_records.json``
 
 from __future__ import annotations
 
-import argparse
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-from _risk_models import CACHE, SETTINGS, TrainedSetting, load_setting
+from _risk_models import CACHE, TrainedSetting
 from memberscope.lira_estimate import (
     GAUSSIAN_KAPPA,
     estimate_lira_tpr,
@@ -36,7 +35,7 @@ from memberscope.lira_estimate import (
 )
 from memberscope.metrics import roc_curve, tpr_at_fpr_from_roc
 from memberscope.store import atomic_write_json
-from risk_precision import SELECTION_TARGETS, lira, softplus_neg
+from risk_precision import SELECTION_TARGETS, lira, records_from_command_line, softplus_neg
 
 RESULTS = Path(__file__).parent / "results"
 FPRS = (0.01, 0.001)
@@ -116,19 +115,11 @@ def choose(records: list[dict]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--settings", default=",".join(SETTINGS))
-    parser.add_argument("--selection-only", action="store_true",
-                        help="evaluate the selection targets only and print the choice")
-    args = parser.parse_args()
-    records = []
-    for name in args.settings.split(","):
-        records.extend(evaluate(load_setting(SETTINGS[name]),
-                                list(SELECTION_TARGETS) if args.selection_only else None))
+    records, selection_only = records_from_command_line(evaluate)
     selection = [r for r in records if r["phase"] == "selection"]
     report = [r for r in records if r["phase"] == "report"]
     chosen = choose(selection)
-    if args.selection_only:
+    if selection_only:
         for name in ["tail"] + [f"gaussian:{kappa:.2f}" for kappa in KAPPAS]:
             print(f"{name:14s} mean |log(estimate / LiRA)| at 1% FPR "
                   f"{np.mean(np.abs(log_ratios(selection, name, 0.01))):.3f}, "

@@ -42,6 +42,7 @@ import argparse
 import itertools
 import warnings
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -198,7 +199,11 @@ def _print_selection(selection: dict, winner: str) -> None:
     print(f"chosen: {winner}\n")
 
 
-def main() -> None:
+def records_from_command_line(
+        evaluate_setting: Callable[[TrainedSetting, list[str] | None], list[dict]]
+) -> tuple[list[dict], bool]:
+    """Parse ``--settings`` and ``--selection-only``, and evaluate the targets they name:
+    (every record, whether only the selection targets were evaluated)."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--settings", default=",".join(SETTINGS))
     parser.add_argument("--selection-only", action="store_true",
@@ -206,11 +211,17 @@ def main() -> None:
     args = parser.parse_args()
     records = []
     for name in args.settings.split(","):
-        records.extend(evaluate(load_setting(SETTINGS[name]),
-                                list(SELECTION_TARGETS) if args.selection_only else None))
+        records.extend(evaluate_setting(load_setting(SETTINGS[name]),
+                                        list(SELECTION_TARGETS) if args.selection_only
+                                        else None))
+    return records, args.selection_only
+
+
+def main() -> None:
+    records, selection_only = records_from_command_line(evaluate)
     selection = summarize(records, "selection")
     winner = choose(selection)
-    if args.selection_only:
+    if selection_only:
         _print_selection(selection, winner)
         return
     report = summarize(records, "report")
