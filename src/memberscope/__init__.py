@@ -21,6 +21,7 @@ from memberscope.errors import (
     SchemaError,
     UnknownNameError,
 )
+from memberscope.lira_estimate import estimate_lira_tpr
 from memberscope.metrics import (
     AttackMetrics,
     EpsilonBound,
@@ -63,6 +64,7 @@ __all__ = [
     "build_slices",
     "epsilon_lower_bound",
     "epsilon_one_run",
+    "estimate_lira_tpr",
     "get_attack",
     "list_attacks",
     "load_outputs_npz",

@@ -1,5 +1,6 @@
 """``memberscope risk`` end to end: on a real tiny run directory, on one traces file, and on an
-audit .npz carrying ``loss_trace_train``; bad input gets exit code 2 and one clear line."""
+audit .npz carrying ``loss_trace_train``, with the LiRA TPR estimate wherever the members' and
+non-members' losses are at hand; bad input gets exit code 2 and one clear line."""
 
 from __future__ import annotations
 
@@ -12,16 +13,20 @@ import pytest
 
 from memberscope import rundir
 from memberscope.cli import main
+from memberscope.lira_estimate import MEASURED_ERROR, estimate_lira_tpr
 from memberscope.risk import LossTraces, trace_risk
 from memberscope.store import read_jsonl
 
 
-def _audit_npz(path: Path, *, n_members: int = 30, epochs: int = 6, **extra: object) -> Path:
+def _audit_npz(path: Path, *, n_members: int = 30, n_nonmembers: int = 20, epochs: int = 6,
+               member_loss_scale: float = 0.5, **extra: object) -> Path:
     rng = np.random.default_rng(0)
     trace = rng.exponential(1.0, (n_members, epochs)) * np.linspace(1, 0.1, epochs)
     trace[rng.random(trace.shape) < 0.2] = np.nan  # Poisson batches leave holes
-    arrays = {"loss_train": rng.exponential(0.5, n_members), "loss_test": rng.exponential(1, 20),
-              "labels_train": rng.integers(0, 3, n_members), "labels_test": rng.integers(0, 3, 20),
+    arrays = {"loss_train": rng.exponential(member_loss_scale, n_members),
+              "loss_test": rng.exponential(1, n_nonmembers),
+              "labels_train": rng.integers(0, 3, n_members),
+              "labels_test": rng.integers(0, 3, n_nonmembers),
               "loss_trace_train": trace, **extra}
     np.savez(path, **arrays)
     return path
@@ -36,8 +41,8 @@ def test_an_audit_npz_with_loss_trace_train(tmp_path: Path,
     assert "a ranking, not a membership claim" in printed.lower()
     assert "onion effect" in printed and "re-audit after removing data" in printed
     document = json.loads((out / "risk.json").read_text())
-    assert document["schema_version"] == 1 and document["method"] == "iqr"
-    assert document["min_entries"] == 5 and document["top"] == 5
+    assert document["schema_version"] == 2 and document["method"] == "std_then_fit"
+    assert document["min_entries"] == 2 and document["top"] == 5
     (model,) = document["models"]
     arrays = np.load(source)
     trace, labels = arrays["loss_trace_train"], arrays["labels_train"]
@@ -71,15 +76,50 @@ def test_a_traces_file_and_a_folder_of_them(tmp_path: Path,
         (model,) = json.loads((tmp_path / out / "risk.json").read_text())["models"]
         assert model["model"] == "cnn"
         assert [e["index"] for e in model["examples"]] == [10, 11, 13, 12]
-    assert "cnn: 4 members, 6 recorded (epochs 1-6)" in capsys.readouterr().out
+        # Traces alone hold no non-member's loss: no estimate, and why.
+        assert model["lira_tpr_estimate"] is None
+    printed = capsys.readouterr().out
+    assert "cnn: 4 members, 6 recorded (epochs 1-6)" in printed
+    assert "No LiRA TPR estimate: a traces file holds no non-members' losses" in printed
+    assert "No LiRA TPR estimate: the run kept no 'threshold' scores" in printed
+
+
+def test_the_lira_tpr_estimate_of_an_audit_npz(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    estimates = {}
+    for name, member_loss_scale in (("leaky", 0.5), ("chance", 1.0)):
+        source = _audit_npz(tmp_path / f"{name}.npz", n_members=3000, n_nonmembers=3000,
+                            member_loss_scale=member_loss_scale)
+        assert main(["risk", str(source), "--out", str(tmp_path / name)]) == 0
+        (model,) = json.loads((tmp_path / name / "risk.json").read_text())["models"]
+        estimate = model["lira_tpr_estimate"]
+        arrays = np.load(source)
+        expected = estimate_lira_tpr(arrays["loss_train"], arrays["loss_test"],
+                                     fprs=(0.01, 0.001))
+        assert [(e["fpr"], e["tpr"]) for e in estimate["tpr_at_fpr"]] == \
+            [(e.fpr, pytest.approx(e.tpr, rel=1e-12)) for e in expected]
+        assert estimate["estimate"] is True and estimate["method"] == "gaussian"
+        assert estimate["measured_error"] == MEASURED_ERROR["gaussian"]
+        assert (estimate["n_members"], estimate["n_nonmembers"], estimate["epoch"]) == \
+            (3000, 3000, None)
+        assert estimate["losses_from"] == f"{name}.npz"
+        estimates[name] = estimate["tpr_at_fpr"][0]["tpr"]
+        printed = capsys.readouterr().out
+        assert f"{estimate['tpr_at_fpr'][0]['tpr']:.2%} at 1.0% FPR" in printed
+        assert "not a measurement" in printed and "12 of 12" in printed
+    # Members fitted twice as well as non-members leak; the same losses do not.
+    assert estimates["leaky"] > 0.05 > 0.02 > estimates["chance"]
 
 
 def test_too_short_traces_exit_3_naming_min_entries(tmp_path: Path,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     source = _audit_npz(tmp_path / "short.npz", epochs=3)
-    assert main(["risk", str(source), "--out", str(tmp_path / "o")]) == 3
-    assert "lower --min-entries" in capsys.readouterr().err
-    assert main(["risk", str(source), "--min-entries", "2", "--out", str(tmp_path / "o")]) == 0
+    assert main(["risk", str(source), "--method", "iqr", "--out", str(tmp_path / "o")]) == 3
+    assert "no example has the 5 recorded epochs iqr needs; lower --min-entries" in \
+        capsys.readouterr().err
+    assert main(["risk", str(source), "--method", "iqr", "--min-entries", "2",
+                 "--out", str(tmp_path / "o")]) == 0
+    assert main(["risk", str(source), "--out", str(tmp_path / "o")]) == 0  # default needs 2
 
 
 @pytest.mark.parametrize(("make", "message"), [
@@ -173,7 +213,20 @@ noise_multiplier = 1.0
         assert model["examples"][0]["index"] == int(traces.example_index[best])
         assert model["examples"][0]["label"] == int(traces.labels[best])
         assert f"{model['model']}: 200 members, 5 recorded" in printed
-    # Poisson sampling leaves some DP members with fewer than 5 recorded epochs: unscored.
+        # The estimate reads the losses the run's last audit of this model kept.
+        scores = rundir.read_scores(rundir.scores_path(run_dir, model["model"], 5))
+        loss = -scores.scores["threshold"].astype(np.float64)
+        expected = estimate_lira_tpr(loss[scores.membership], loss[~scores.membership],
+                                     fprs=(0.01, 0.001))
+        estimate = model["lira_tpr_estimate"]
+        assert estimate["epoch"] == 5 and estimate["n_nonmembers"] == 100
+        assert estimate["losses_from"] == str(scores.path.relative_to(run_dir))
+        assert estimate["tpr_at_fpr"][0]["tpr"] == pytest.approx(expected[0].tpr, rel=1e-12)
+        # 100 non-members cannot resolve an FPR of 0.1%: no number, and why.
+        assert estimate["tpr_at_fpr"][1]["tpr"] is None
+        assert "cannot resolve FPR 0.001" in estimate["tpr_at_fpr"][1]["note"]
+    assert printed.count("Estimated LiRA TPR at epoch 5: ") == 2
+    # Poisson sampling leaves some DP members with too few recorded epochs: unscored.
     assert document["models"][1]["n_scored"] < 200 == document["models"][0]["n_scored"]
     # Every audit row carries the trace-risk summary; the run's report ranks by it too.
     rows = [r for r in read_jsonl(run_dir / "results.jsonl") if r.get("kind") == "row"]

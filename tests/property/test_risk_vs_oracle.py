@@ -67,20 +67,27 @@ def test_iqr_matches_oracle_on_ragged_traces(traces, min_entries):
 @FAST
 @given(ragged_traces())
 def test_default_min_entries_is_the_methods(traces):
-    np.testing.assert_array_equal(
-        trace_risk(traces), trace_risk(traces, min_entries=RISK_METHODS["iqr"].min_entries))
+    for method in RISK_METHODS:
+        np.testing.assert_array_equal(
+            trace_risk(traces, method=method),
+            trace_risk(traces, method=method, min_entries=RISK_METHODS[method].min_entries))
     recorded = np.count_nonzero(~np.isnan(traces), axis=1)
-    assert np.isnan(trace_risk(traces)[recorded < 5]).all()
+    assert np.isnan(trace_risk(traces, method="iqr")[recorded < 5]).all()
+    assert np.isnan(trace_risk(traces)[recorded < 2]).all()
+    # The default method is the one chosen on the selection targets.
+    np.testing.assert_array_equal(trace_risk(traces),
+                                  trace_risk(traces, method="std_then_fit"))
 
 
 @FAST
 @given(ragged_traces())
 def test_iqr_is_nonnegative_and_ignores_epoch_order(traces):
-    risk = trace_risk(traces, min_entries=1)
+    risk = trace_risk(traces, method="iqr", min_entries=1)
     scored = ~np.isnan(risk)
     assert (risk[scored] >= 0).all()
     shuffled = traces[:, np.random.default_rng(0).permutation(traces.shape[1])]
-    np.testing.assert_allclose(trace_risk(shuffled, min_entries=1), risk, rtol=1e-12)
+    np.testing.assert_allclose(trace_risk(shuffled, method="iqr", min_entries=1), risk,
+                               rtol=1e-12)
 
 
 @FAST
@@ -102,12 +109,13 @@ def test_top_k_is_the_head_of_the_ranking_without_nan(risk, k):
     assert chosen.tolist() == finite[:k]
 
 
-def test_a_late_learnt_example_outranks_fitted_and_never_fitted_ones():
+@pytest.mark.parametrize("method", list(RISK_METHODS))
+def test_a_late_learnt_example_outranks_fitted_and_never_fitted_ones(method):
     epochs = np.arange(20)
     late = 2.3 / (1 + np.exp(epochs - 10))             # high, then near 0 from epoch ~12
     easy = np.full(20, 0.01)                           # fitted at once
     hard = 2.3 + 0.05 * np.sin(epochs)                 # never fitted
-    risk = trace_risk(np.stack([easy, hard, late]))
+    risk = trace_risk(np.stack([easy, hard, late]), method=method)
     assert rank_by_risk(risk).tolist()[0] == 2
 
 

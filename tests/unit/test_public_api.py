@@ -35,6 +35,7 @@ PUBLIC_API = [
     "build_slices",
     "epsilon_lower_bound",
     "epsilon_one_run",
+    "estimate_lira_tpr",
     "get_attack",
     "list_attacks",
     "load_outputs_npz",

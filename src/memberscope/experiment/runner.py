@@ -53,7 +53,10 @@ logger = logging.getLogger(__name__)
 
 Notify = Callable[[str], None]
 
-TRACE_RISK_METHOD = "iqr"  # the risk method of the summary in each audit row's metadata
+# The summary in each audit row's metadata is in loss units, comparable across epochs and
+# variants; the default ranking method's values are percentiles (its top 1% starts near 0.99
+# by construction), which a summary could not compare.
+TRACE_RISK_METHOD = "iqr"
 
 
 class RunWriteError(MemberscopeError, OSError):

@@ -22,7 +22,7 @@ from memberscope.metrics import RocCurve
 from memberscope.report import figures as _figures
 from memberscope.report.page import ExposedExample, PageInputs, render_page
 from memberscope.results import AuditResult, AuditRow, ResultsCollection, SplitGuard
-from memberscope.risk import LossTraces
+from memberscope.risk import DEFAULT_RISK_METHOD, LossTraces
 from memberscope.rundir import AuditScores
 from memberscope.store import load_results
 from memberscope.summary import Summary, split_guards_of, summarize
@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 
 MAX_ROC_CURVES = 8
 EXPOSED_ROWS = 10
-TRACE_RISK_METHOD = "iqr"
+TRACE_RISK_METHOD = DEFAULT_RISK_METHOD
 
 __all__ = ["write_audit_report", "write_results_report", "write_run_report"]
 

@@ -37,6 +37,7 @@ from memberscope.metric_definitions import (
 )
 from memberscope.report._data import metadata_keys, slice_sort_key
 from memberscope.results import AuditRow, SkippedEntry, audit_family, metric_value
+from memberscope.risk import RISK_METHODS
 from memberscope.summary import (
     Label,
     Number,
@@ -364,12 +365,13 @@ def trace_exposed_table(exposed: Sequence[ExposedExample]) -> Table | None:
                                 [e.index for e in exposed], [e.score for e in exposed],
                                 [e.label for e in exposed]]
     digits = [3, 3, 3, -4, 3]
-    caption = ("Members ranked by the risk their training-loss traces show (LT-IQR: the "
-               "inter-quartile range of each member's loss over the epochs recorded), without "
-               "reference models. A ranking of the members a membership attack would most "
-               "likely single out, not a claim that any of them is exposed: it has no chance "
-               "level. Removing them exposes the next ones (the onion effect): re-audit after "
-               "removing data.")
+    described = "; ".join(f"{name}: the {RISK_METHODS[name].summary}" for name in
+                          dict.fromkeys(e.attack for e in exposed) if name in RISK_METHODS)
+    caption = (f"Members ranked by the risk their training-loss traces show ({described}), "
+               "without reference models. A ranking of the members a membership attack would "
+               "most likely single out, not a claim that any of them is exposed: it has no "
+               "chance level. Removing them exposes the next ones (the onion effect): re-audit "
+               "after removing data.")
     caption += _add_ties(exposed, headers, columns, digits, "risk")
     return make_table("trace-exposed", headers, columns, digits=digits, caption=caption)
 
