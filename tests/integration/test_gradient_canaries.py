@@ -164,6 +164,26 @@ def test_sparse_extra_examples_clip_like_their_dense_form():
     torch.testing.assert_close(sparse_grads, dense_grads)
 
 
+def test_sparse_extra_examples_alone_land_at_their_logical_positions_in_channels_last():
+    # A step of canaries only (empty Poisson batch) in a channels_last conv weight: the
+    # gradients start as zeros in the parameter's layout; offsets are logical positions.
+    from memberscope.train.models import small_cnn
+
+    model = small_cnn((8, 8, 3), 3, num_conv=1).to(memory_format=torch.channels_last)
+    weight = model[0].weight
+    assert not weight.is_contiguous()
+    columns = torch.tensor([5, 77, 200])
+    values = torch.tensor([3.0, -0.5, 2.0])
+    examples = SparseExamples(3, None, columns, values, tuple(weight.shape))
+    clipper = direct_clipping.ClippedGradients(model)
+    norms = clipper.clip_and_sum(1.0, {weight: examples})
+    torch.testing.assert_close(norms, values.abs())
+    expected = torch.zeros(weight.numel())
+    expected[columns] = values / torch.clamp(values.abs() + 1e-6, min=1.0)
+    torch.testing.assert_close(weight.grad.reshape(-1), expected)
+    torch.testing.assert_close(examples.to_dense().sum(0).reshape(-1)[columns], values)
+
+
 def test_canaries_are_clipped_by_opacus_in_hooks_mode():
     # The same run in direct and hooks mode releases the same gradients at the canaries:
     # in hooks mode the canaries' rows join grad_sample and Opacus clips them.

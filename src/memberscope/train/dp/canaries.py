@@ -148,24 +148,24 @@ class _Home:
 class _SampledBlock:
     """The sampled canaries of a run of steps, from their ``coins`` (steps, m): ``canaries``
     (total,), step s's being ``canaries[bounds[s]:bounds[s + 1]]``; per home, the rows in
-    their step's batch and flat offsets in the parameter of the canaries it holds (tensors on
-    the parameters' device) and where each step's start. ``step`` counts the steps handed
-    out."""
+    their step's batch (None where one home holds every canary: row i is the step's canary
+    i) and flat offsets in the parameter of the canaries it holds (tensors on the
+    parameters' device) and where each step's start. ``step`` counts the steps handed out."""
 
     def __init__(self, coins: np.ndarray, canaries: np.ndarray, bounds: np.ndarray,
-                 homes: list[tuple[torch.Tensor, torch.Tensor, list[int]]]) -> None:
+                 homes: list[tuple[torch.Tensor | None, torch.Tensor, list[int]]]) -> None:
         self.coins, self.canaries, self.bounds, self.homes = coins, canaries, bounds, homes
         self.step = 0
 
     def exhausted(self) -> bool:
         return self.step == len(self.bounds) - 1
 
-    def next_step(self) -> tuple[np.ndarray, list[tuple[torch.Tensor, torch.Tensor]]]:
+    def next_step(self) -> tuple[np.ndarray, list[tuple[torch.Tensor | None, torch.Tensor]]]:
         """The next step's sampled canaries (k,), ascending, and each home's (rows,
-        offsets) of them: views, no new tensor."""
+        offsets) of them (:class:`SparseExamples`' fields): views, no new tensor."""
         step, self.step = self.step, self.step + 1
         sampled = self.canaries[self.bounds[step]:self.bounds[step + 1]]
-        return sampled, [(rows[starts[step]:starts[step + 1]],
+        return sampled, [(None if rows is None else rows[starts[step]:starts[step + 1]],
                           offsets[starts[step]:starts[step + 1]])
                          for rows, offsets, starts in self.homes]
 
@@ -204,15 +204,14 @@ class _Readings:
         self.steps += 1
 
     def _read(self, tensors: Sequence[torch.Tensor | None], row: torch.Tensor) -> None:
-        with torch.no_grad():
-            for home in self.homes:
-                tensor = tensors[home.index]
-                target = row[home.columns]
-                if tensor is None:
-                    target.zero_()
-                else:
-                    torch.index_select(tensor.detach().reshape(-1), 0, home.device_offsets,
-                                       out=target)
+        for home in self.homes:
+            tensor = tensors[home.index]
+            target = row[home.columns]
+            if tensor is None:
+                target.zero_()
+            else:
+                torch.index_select(tensor.detach().reshape(-1), 0, home.device_offsets,
+                                   out=target)
 
     def take(self) -> tuple[np.ndarray, np.ndarray]:
         """(s, m) float32 ĝ_t and (s, m) parameter changes of the s steps read since the last
@@ -319,11 +318,11 @@ class GradientCanaries:
         k = len(sampled)
         extra: dict[Any, SparseExamples] = {}
         for home, (rows, offsets) in zip(self._homes, per_home, strict=True):
-            if not len(rows):
+            if not len(offsets):
                 continue
             param = self.parameters[home.index]
             # A view of the fixed values: the clipping only reads them.
-            extra[param] = SparseExamples(k, rows, offsets, home.gradient_values[:len(rows)],
+            extra[param] = SparseExamples(k, rows, offsets, home.gradient_values[:len(offsets)],
                                           tuple(param.shape))
         return CanaryBatch(sampled, extra)
 
@@ -336,8 +335,12 @@ class GradientCanaries:
             coins = uniforms.numpy() < self.sample_rate
         steps, canaries = np.nonzero(coins & self._included)
         bounds = np.searchsorted(steps, np.arange(len(coins) + 1))
+        if len(self._homes) == 1:  # the step's canaries are its extra examples, in order
+            return _SampledBlock(coins, canaries, bounds, [(
+                None, torch.as_tensor(self._offsets[canaries], device=self.device),
+                bounds.tolist())])
         rows = np.arange(len(steps)) - bounds[steps]  # each canary's row in its step's batch
-        homes = []
+        homes: list[tuple[torch.Tensor | None, torch.Tensor, list[int]]] = []
         for home in self._homes:
             mine = np.flatnonzero(self._owner[canaries] == home.index)
             homes.append((torch.as_tensor(rows[mine], device=self.device),

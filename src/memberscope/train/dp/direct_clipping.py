@@ -227,6 +227,8 @@ class ClippedGradients:
         if extra is not None:
             # Every grad is a tensor made above for this step alone: add in place.
             for param, grads in extra.sparse.items():
+                if not param.grad.is_contiguous():  # e.g. zeros in a channels_last layout
+                    param.grad = param.grad.contiguous()
                 grads.add_clipped_sum_(param.grad, factors[n:])
         return norms
 
