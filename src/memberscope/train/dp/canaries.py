@@ -32,11 +32,12 @@ update-based score (for DP-Adam it is not linear in the gradient).
 The hook into training is DP's one way in for extra examples,
 :meth:`memberscope.train.dp.engine.PrivateTraining.clip` (``extra_examples``): each step
 :meth:`memberscope.train.dp.engine.PrivateTraining.step` calls :meth:`GradientCanaries.draw`
-and passes the sampled canaries' gradients, {parameter: (k, *shape)}, as extra examples of the
+and passes the sampled canaries' gradients, {parameter: k examples as
+:class:`~memberscope.train.dp.sparse_examples.SparseExamples`}, as extra examples of the
 batch, clipped and summed with the real ones on every route (direct clipping sums them in
-``ClippedGradients.clip_and_sum``; Opacus' modes append them to ``p.grad_sample`` and clip
-them in ``optimizer.step()``). After the step :meth:`GradientCanaries.observe` reads ĝ_t and
-the update at the canary coordinates.
+``ClippedGradients.clip_and_sum``; Opacus' modes append them, made dense, to
+``p.grad_sample`` and clip them in ``optimizer.step()``). After the step
+:meth:`GradientCanaries.observe` reads ĝ_t and the parameters at the canary coordinates.
 """
 
 from __future__ import annotations
