@@ -214,15 +214,17 @@ def plot_privacy_vs_utility(results: Rows, metric: str = "auc", *,
                             accuracy_key: str = "test_accuracy", limit: float | None = None,
                             max_labels: int = 8, highlight: tuple[Any, Any] | None = None,
                             legend: bool = True, ax: Axes | None = None) -> Axes:
-    """Worst ``metric`` (over slices and attacks) against ``accuracy_key`` (metadata), one
-    line per model variant in epoch order, points labelled by epoch (at most ``max_labels``
-    labels per line); a dashed line at the privacy ``limit`` and a ring around the
-    ``highlight`` (model, epoch) point when given. For ``auc`` and ``advantage`` the chance
-    band is shaded (``gid`` "chance-band"): the 95% quantile of the maximum over one
-    epoch's slices and attacks when nothing leaks (the highest over the epochs drawn)."""
+    """Worst ``metric`` (over slices and attacks; split checks left out) against
+    ``accuracy_key`` (metadata), one line per model variant in epoch order, points labelled
+    by epoch (at most ``max_labels`` labels per line); a dashed line at the privacy ``limit``
+    and a ring around the ``highlight`` (model, epoch) point when given. For ``auc`` and
+    ``advantage`` the chance band is shaded (``gid`` "chance-band"): the 95% quantile of the
+    maximum over one epoch's slices and attacks when nothing leaks (the highest over the
+    epochs drawn)."""
     metric = parse_metric(metric).key
+    # The model's leakage against its accuracy: a split check's rows measure the data.
     rows = [r for r in as_rows(results)
-            if isinstance(r.metadata.get(accuracy_key), int | float)]
+            if isinstance(r.metadata.get(accuracy_key), int | float) and not r.measures_split]
     ax = _new_axes(ax)
     series = worst_series(rows, metric, by=("model",))
     band = chance_band(rows, metric, by=("model",)) if series else None
