@@ -311,10 +311,11 @@ def plot_slice_heatmap(results: Rows, metric: str = "auc", *, by: str = "epoch",
                        vmin: float | None = None, vmax: float | None = None,
                        family: Family | None = None, ax: Axes | None = None) -> Axes:
     """``metric`` per slice (rows) × value of ``by`` (columns: ``epoch`` or any metadata key,
-    or ``attack``); each cell is the worst over whatever else varies (attacks, variants)
-    unless ``model``/``attack`` pick one. The worst cell whose result is significant in
-    ``family`` (default: :func:`~memberscope.summary.marking_family` of all of ``results``
-    and ``metric``, before ``model``/``attack`` pick) is outlined; none where no cell's result is.
+    or ``attack``); each cell is the worst over whatever else varies (attacks, variants;
+    split checks only in their own column) unless ``model``/``attack`` pick one. The worst
+    cell whose result is significant in ``family`` (default:
+    :func:`~memberscope.summary.marking_family` of all of ``results`` and ``metric``, before
+    ``model``/``attack`` pick) is outlined; none where no cell's result is.
 
     ``vmin``/``vmax`` fix the colour scale (give several panels the same one, so a private
     variant does not look as leaky as the others); by default it spans this panel's values
@@ -322,9 +323,13 @@ def plot_slice_heatmap(results: Rows, metric: str = "auc", *, by: str = "epoch",
     metric = parse_metric(metric).key
     every_row = as_rows(results)
     family = family or marking_family(results, metric)
+    # A cell's worst over attacks is the model's leakage: split checks stay out of it (they
+    # keep a column of their own where the columns are attacks).
+    mixes_attacks = attack is None and by != "attack"
     rows = [r for r in every_row
             if (model is None or r.metadata.get("model") == model)
             and (attack is None or r.attack == attack)
+            and not (mixes_attacks and r.measures_split)
             and field_value(r, by) is not None]
     if not rows:
         raise InputError(f"no rows to draw: none has {by!r}"
