@@ -21,6 +21,7 @@ unchanged.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -92,9 +93,16 @@ def cross_validated_scores(features: np.ndarray, membership: np.ndarray, seed: i
     """Out-of-fold P(member) for every row of ``features`` (n, d), with each row's fold."""
     # These fits are small; multi-threaded BLAS only adds synchronisation, and under load
     # from other processes it made LR fits ~10x slower here.
-    with _blas_controller().limit(limits=1):
+    with single_threaded_blas():
         return _cross_validated_scores(features, membership, seed, make_model,
                                        n_folds=n_folds, max_train_per_side=max_train_per_side)
+
+
+def single_threaded_blas() -> contextlib.AbstractContextManager[Any]:
+    """A context in which BLAS (and OpenMP) run on one thread, restored on exit: for small
+    products, where threads only add synchronisation (and wait on each other whenever
+    another process holds a core)."""
+    return _blas_controller().limit(limits=1)
 
 
 @functools.cache
