@@ -23,7 +23,12 @@ from memberscope.metrics import (
 )
 from memberscope.outputs import ModelOutputs
 from memberscope.results import NOT_CHECKED, AuditResult, AuditRow, SkippedEntry, SplitGuard
-from memberscope.significance import check_correction, paired_auc_p_value, significant_rows
+from memberscope.significance import (
+    RankedScores,
+    check_correction,
+    paired_auc_p_value,
+    significant_rows,
+)
 from memberscope.slicing import Slice, UnavailableSlice, build_slices
 from memberscope.split_guard import (
     BLIND,
@@ -142,6 +147,7 @@ def audit(
 
     guard_runs, guard, guard_skipped = (_guard_checks(context, correction) if split_guard
                                         else ([], _guard_off(alpha, correction), []))
+    bars = _GuardBars(guard_runs)
     runs: list[_Run] = []
     skipped: list[SkippedEntry] = []
     for attack in attack_list:
@@ -150,7 +156,7 @@ def audit(
         except InputError as exc:
             skipped.extend(SkippedEntry(s.name, attack.name, str(exc)) for s in slice_list)
             continue
-        comparator = _Comparator(attack, context, guard_runs)
+        comparator = _Comparator(attack, context, bars)
         for slice_ in slice_list:
             if any(r.row.attack == attack.name and r.row.slice == slice_.name
                    for r in guard_runs):
@@ -305,18 +311,39 @@ def _guard_off(alpha: float, correction: str) -> SplitGuard:
                       reason="not run (split_guard=False)")
 
 
+class _GuardBars:
+    """The split guard's scores on the entire dataset, the bars of every row's beyond-split
+    test: each ranked once per audit, and each slice's part of them taken once and shared by
+    every attack's row on that slice."""
+
+    def __init__(self, guard_runs: Sequence[_Run]) -> None:
+        self._entire = {run.row.attack: RankedScores.of(run.scores) for run in guard_runs}
+        self._by_slice: dict[tuple[str, str], RankedScores] = {}
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The guard checks that ran."""
+        return tuple(self._entire)
+
+    def on(self, name: str, slice_: Slice) -> RankedScores:
+        """Guard ``name``'s scores on ``slice_``'s examples, ranked."""
+        key = (name, slice_.name)
+        if key not in self._by_slice:
+            self._by_slice[key] = self._entire[name].subset(slice_.mask)
+        return self._by_slice[key]
+
+
 class _Comparator:
     """What one attack's rows are compared with in their beyond-split test: every bar the
     split guard offers (:mod:`memberscope.split_guard`)."""
 
-    def __init__(self, attack: Attack, context: _Context, guard_runs: Sequence[_Run]) -> None:
-        self.attack, self.context = attack, context
+    def __init__(self, attack: Attack, context: _Context, bars: _GuardBars) -> None:
+        self.attack, self.context, self.bars = attack, context, bars
         self.control_signal: np.ndarray | None = None
-        self.guards: list[_Run] = []
+        self.guards: list[str] = []
         if attack.name in (BLIND, CONTROL):
             return
-        by_name = {run.row.attack: run for run in guard_runs}
-        self.guards = [by_name[name] for name in (CONTROL, BLIND) if name in by_name]
+        self.guards = [name for name in (CONTROL, BLIND) if name in bars.names]
         if context.control is not None and not attack.needs_reference:
             # An attack the control's outputs cannot feed is compared with its loss instead.
             with contextlib.suppress(InputError):
@@ -328,7 +355,7 @@ class _Comparator:
         valid wherever one bar's test is)."""
         row, roc, scored = outcome
         membership = self.context.outputs.membership[slice_.mask]
-        bars: list[np.ndarray] = []
+        bars: list[np.ndarray | RankedScores] = []
         names: list[str] = []
         if self.control_signal is not None:
             bars.append(self.attack.scores_for_slice(
@@ -336,18 +363,20 @@ class _Comparator:
                 stream_seed(self.context.seed, slice_.name, self.attack.name),
                 self.context.options_of(self.attack)).scores)
             names.append(CONTROL)
-        for guard in self.guards:
+        for name in self.guards:
             # The control's loss is a bar of its own where the attack could not run on the
             # control, and beside it for a trained attack: two separately fitted attackers
             # differ by fitting noise the per-fold test cannot see.
-            if guard.row.attack == CONTROL and bars and scored.strata is None:
+            if name == CONTROL and bars and scored.strata is None:
                 continue
-            bars.append(guard.scores[slice_.mask])
-            if guard.row.attack not in names:
-                names.append(guard.row.attack)
+            bars.append(self.bars.on(name, slice_))
+            if name not in names:
+                names.append(name)
         if not bars:
             return _Run(row, roc, scored)
-        p_value = max(paired_auc_p_value(scored.scores, bar, membership, scored.strata)
+        # Several bars: the attack's scores are sorted once for all of them.
+        scores = RankedScores.of(scored.scores) if len(bars) > 1 else scored.scores
+        p_value = max(paired_auc_p_value(scores, bar, membership, scored.strata)
                       for bar in bars)
         return _Run(replace(row, beyond_split_p_value=p_value,
                             beyond_split_guard="+".join(sorted(names))), roc, scored)

@@ -75,6 +75,14 @@ def u_test_p_value(u: float, n_members: int, n_nonmembers: int,
     return _normal_upper_tail((u - n_members * n_nonmembers / 2 - 0.5) / math.sqrt(variance))
 
 
+def distinct(strata: np.ndarray) -> np.ndarray:
+    """The distinct values of ``strata`` (n,), ascending; fold ids (small non-negative
+    integers) are counted rather than sorted (``np.unique`` hashes or sorts all n)."""
+    if strata.dtype.kind in "iu" and len(strata) and strata.min() >= 0 and strata.max() < 1024:
+        return np.flatnonzero(np.bincount(strata))
+    return np.unique(strata)
+
+
 def combine_strata(p_values: Sequence[float | None]) -> float:
     """Bonferroni over the strata that compared anything: min(1, m × the smallest p-value)
     for m such strata (valid however the strata's statistics depend on each other); 1.0 when
@@ -135,30 +143,91 @@ def _exact_is_affordable(n_members: int, n_nonmembers: int) -> bool:
             and math.comb(n_members + n_nonmembers, n_members) < 2**60)
 
 
+@dataclass(frozen=True)
+class RankedScores:
+    """n scores sorted once: ``sorted_scores`` (n,) ascending and ``order`` (n,), the
+    permutation that sorts them (``sorted_scores = scores[order]``).
+
+    Filtering a sorted order keeps it sorted, so every subset (a slice, a fold) gets its AUC
+    placements in O(n) without another sort: the split guard's bar is ranked once per audit,
+    not once per row and fold.
+    """
+
+    sorted_scores: np.ndarray
+    order: np.ndarray
+
+    @classmethod
+    def of(cls, scores: np.ndarray) -> RankedScores:
+        """``scores`` (n,) float, ranked by one O(n log n) sort."""
+        values = np.asarray(scores, dtype=np.float64)
+        order = np.argsort(values)
+        return cls(values[order], order)
+
+    def subset(self, mask: np.ndarray) -> RankedScores:
+        """The scores where ``mask`` (n,) bool is True, in their order, still ranked: O(n)."""
+        if mask.all():
+            return self
+        kept_sorted = mask[self.order]
+        kept = self.order[kept_sorted]
+        # Each kept example's index among the kept: how many kept examples precede it.
+        position = np.empty(len(mask), dtype=np.intp)
+        np.cumsum(mask, out=position)
+        position -= 1
+        return RankedScores(self.sorted_scores[kept_sorted], position[kept])
+
+    def placements(self, membership: np.ndarray) -> np.ndarray:
+        """Each example's placement (n,) (DeLong's structural components) for ``membership``
+        (n,) bool: for a member, the share of non-members it scores above; for a non-member,
+        the share of members scoring above it (ties count one half). Their mean over members,
+        and over non-members, is the AUC. One pass over the sorted scores, O(n)."""
+        n = len(self.order)
+        member = membership[self.order]
+        # Counts are whole numbers, exact in float64; each placement is twice its count over
+        # twice the other side's size. Few temporaries, updated in place: each fresh array
+        # of this size costs its page faults (a third of the time, measured at 60,000).
+        members_up_to = np.empty(n + 1)  # members among the first i sorted scores
+        members_up_to[0] = 0.0
+        np.cumsum(member, out=members_up_to[1:])
+        n_members = float(members_up_to[-1])
+        starts_group = np.ones(n, dtype=bool)
+        np.not_equal(self.sorted_scores[1:], self.sorted_scores[:-1], out=starts_group[1:])
+        if starts_group.all():
+            # Every score its own tie group: 2·(non-members below) for a member,
+            # 2·(members above) for a non-member.
+            members_below = members_up_to[:-1]
+            twice_count = np.arange(n, dtype=np.float64)
+            twice_count -= members_below
+            nonmember_count = np.subtract(n_members, members_below)
+            np.copyto(twice_count, nonmember_count, where=~member)
+            twice_count *= 2.0
+        else:
+            bounds = np.append(np.flatnonzero(starts_group), n)
+            sizes = np.diff(bounds)
+            start, size = np.repeat(bounds[:-1], sizes), np.repeat(sizes, sizes)
+            members_below = members_up_to[start]
+            members_inside = members_up_to[start + size] - members_below
+            # A member: 2·(non-members below) + non-members tied with it; a non-member:
+            # 2·(members above) + members tied with it.
+            twice_count = 2.0 * (start - members_below) + (size - members_inside)
+            nonmember_count = 2.0 * (n_members - members_below) - members_inside
+            np.copyto(twice_count, nonmember_count, where=~member)
+        np.divide(twice_count, 2.0 * (n - n_members), out=twice_count, where=member)
+        np.divide(twice_count, 2.0 * n_members, out=twice_count, where=~member)
+        placements = np.empty(n)
+        placements[self.order] = twice_count
+        return placements
+
+
 def auc_placements(scores: np.ndarray, membership: np.ndarray) -> np.ndarray:
     """Each example's placement (n,) (DeLong's structural components): for a member, the
     share of non-members it scores above; for a non-member, the share of members scoring
     above it (ties count one half). Their mean over members, and over non-members, is the AUC.
-    Each side sorted once, then sorted binary searches (cache-friendly: 2x faster than
-    searching in example order), O(n log n)."""
-    placements = np.empty(len(scores))
-    on_members, on_nonmembers = scores[membership], scores[~membership]
-    member_order, nonmember_order = np.argsort(on_members), np.argsort(on_nonmembers)
-    members, nonmembers = on_members[member_order], on_nonmembers[nonmember_order]
-    member_placements = np.empty(len(members))
-    member_placements[member_order] = (np.searchsorted(nonmembers, members, "left")
-                                       + np.searchsorted(nonmembers, members, "right")
-                                       ) / (2.0 * len(nonmembers))
-    nonmember_placements = np.empty(len(nonmembers))
-    nonmember_placements[nonmember_order] = (
-        2 * len(members) - np.searchsorted(members, nonmembers, "left")
-        - np.searchsorted(members, nonmembers, "right")) / (2.0 * len(members))
-    placements[membership] = member_placements
-    placements[~membership] = nonmember_placements
-    return placements
+    One sort, O(n log n) (:class:`RankedScores`)."""
+    return RankedScores.of(scores).placements(np.asarray(membership, dtype=bool))
 
 
-def paired_auc_p_value(scores: np.ndarray, guard_scores: np.ndarray, membership: np.ndarray,
+def paired_auc_p_value(scores: np.ndarray | RankedScores,
+                       guard_scores: np.ndarray | RankedScores, membership: np.ndarray,
                        strata: np.ndarray | None = None) -> float:
     """One-sided p-value of H0 "AUC(scores) ≤ AUC(guard_scores)", both on the same examples.
 
@@ -174,8 +243,9 @@ def paired_auc_p_value(scores: np.ndarray, guard_scores: np.ndarray, membership:
 
     Parameters
     ----------
-    scores, guard_scores : (n,) float
-        Higher = more likely member, for the same n examples in the same order.
+    scores, guard_scores : (n,) float, or :class:`RankedScores` of them
+        Higher = more likely member, for the same n examples in the same order. Ranked
+        scores are not sorted again (a bar compared with many rows is ranked once).
     membership : (n,) bool
         With at least two members and two non-members.
     strata : (n,) int, optional
@@ -198,29 +268,37 @@ def paired_auc_p_value(scores: np.ndarray, guard_scores: np.ndarray, membership:
     >>> paired_auc_p_value(better, worse, membership) < 0.001
     True
     """
-    scores = np.asarray(scores, dtype=np.float64)
-    guard_scores = np.asarray(guard_scores, dtype=np.float64)
     membership = np.asarray(membership, dtype=bool)
     if strata is not None:
         strata = np.asarray(strata)
-        return combine_strata([_paired_p_value(scores[inside], guard_scores[inside],
+        return combine_strata([_paired_p_value(_ranked_within(scores, inside),
+                                               _ranked_within(guard_scores, inside),
                                                membership[inside])
-                               for inside in (strata == s for s in np.unique(strata))])
-    p_value = _paired_p_value(scores, guard_scores, membership)
+                               for inside in (strata == s for s in distinct(strata))])
+    p_value = _paired_p_value(_ranked_within(scores, None), _ranked_within(guard_scores, None),
+                              membership)
     if p_value is None:
         raise InputError("the paired AUC test needs at least two members and two non-members")
     return p_value
 
 
-def _paired_p_value(scores: np.ndarray, guard_scores: np.ndarray,
+def _ranked_within(scores: np.ndarray | RankedScores, mask: np.ndarray | None
+                   ) -> RankedScores:
+    """``scores`` where ``mask`` is True (all where None), ranked: ranked scores are filtered,
+    not sorted again; an array is sorted within the mask alone (cheaper than whole)."""
+    if isinstance(scores, RankedScores):
+        return scores if mask is None else scores.subset(mask)
+    return RankedScores.of(scores if mask is None else np.asarray(scores)[mask])
+
+
+def _paired_p_value(scores: RankedScores, guard_scores: RankedScores,
                     membership: np.ndarray) -> float | None:
     """DeLong's one-sided p-value on one group of independent pairs; None with fewer than
     two members or two non-members."""
     n_members = int(membership.sum())
     if min(n_members, len(membership) - n_members) < 2:
         return None
-    difference = (auc_placements(scores, membership)
-                  - auc_placements(guard_scores, membership))
+    difference = scores.placements(membership) - guard_scores.placements(membership)
     on_members, on_nonmembers = difference[membership], difference[~membership]
     estimate = float(on_members.mean())
     from_members = float(on_members.var(ddof=1)) / len(on_members)
@@ -233,9 +311,11 @@ def _paired_p_value(scores: np.ndarray, guard_scores: np.ndarray,
     # the levels Holm's correction reaches (p ~ 0.002).
     freedom = variance ** 2 / (from_members ** 2 / (len(on_members) - 1)
                                + from_nonmembers ** 2 / (len(on_nonmembers) - 1))
-    from scipy import stats  # not at import: `import memberscope` loads numpy only
+    # scipy.stats.t.sf is this function behind ~50x its cost in argument handling; scipy
+    # is loaded here, not at import: `import memberscope` loads numpy only.
+    from scipy.special import stdtr
 
-    return float(stats.t.sf(estimate / math.sqrt(variance), freedom))
+    return float(stdtr(freedom, -estimate / math.sqrt(variance)))
 
 
 def significant_rows(p_values: Sequence[float], *, alpha: float = 0.05,
