@@ -33,7 +33,7 @@ split guard's score): DeLong, DeLong & Clarke-Pearson's (1988) test on correlate
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -148,9 +148,9 @@ class RankedScores:
     """n scores sorted once: ``sorted_scores`` (n,) ascending and ``order`` (n,), the
     permutation that sorts them (``sorted_scores = scores[order]``).
 
-    Filtering a sorted order keeps it sorted, so every subset (a slice, a fold) gets its AUC
-    placements in O(n) without another sort: the split guard's bar is ranked once per audit,
-    not once per row and fold.
+    Filtering a sorted order keeps it sorted, so a large subset (a fold of a slice) gets its
+    AUC placements in O(n) without another sort; scores ranked where they were computed (a
+    trained attack's within-fold percentiles) are not sorted again.
     """
 
     sorted_scores: np.ndarray
@@ -162,6 +162,12 @@ class RankedScores:
         values = np.asarray(scores, dtype=np.float64)
         order = np.argsort(values)
         return cls(values[order], order)
+
+    def in_example_order(self) -> np.ndarray:
+        """The scores (n,) in example order (``scores`` of :meth:`of`)."""
+        scores = np.empty(len(self.order))
+        scores[self.order] = self.sorted_scores
+        return scores
 
     def subset(self, mask: np.ndarray) -> RankedScores:
         """The scores where ``mask`` (n,) bool is True, in their order, still ranked: O(n)."""
@@ -182,39 +188,35 @@ class RankedScores:
         and over non-members, is the AUC. One pass over the sorted scores, O(n)."""
         n = len(self.order)
         member = membership[self.order]
-        # Counts are whole numbers, exact in float64; each placement is twice its count over
-        # twice the other side's size. Few temporaries, updated in place: each fresh array
-        # of this size costs its page faults (a third of the time, measured at 60,000).
-        members_up_to = np.empty(n + 1)  # members among the first i sorted scores
-        members_up_to[0] = 0.0
-        np.cumsum(member, out=members_up_to[1:])
-        n_members = float(members_up_to[-1])
-        starts_group = np.ones(n, dtype=bool)
+        # Counts stay whole numbers (integers) until the one division: each placement is
+        # twice its count over twice the other side's size, the same correctly rounded
+        # quotient however the counts were found.
+        members_through = np.cumsum(member)  # members among sorted positions 0..k
+        n_members = int(members_through[-1]) if n else 0
+        starts_group = np.empty(n, dtype=bool)
+        starts_group[:1] = True
         np.not_equal(self.sorted_scores[1:], self.sorted_scores[:-1], out=starts_group[1:])
         if starts_group.all():
-            # Every score its own tie group: 2·(non-members below) for a member,
-            # 2·(members above) for a non-member.
-            members_below = members_up_to[:-1]
-            twice_count = np.arange(n, dtype=np.float64)
-            twice_count -= members_below
-            nonmember_count = np.subtract(n_members, members_below)
-            np.copyto(twice_count, nonmember_count, where=~member)
-            twice_count *= 2.0
+            # No ties: a member at k has k + 1 − (members through k) non-members below it;
+            # a non-member at k has n_members − (members through k) members above it.
+            twice_count = np.where(member, np.arange(1, n + 1) - members_through,
+                                   n_members - members_through)
+            twice_count *= 2
         else:
-            bounds = np.append(np.flatnonzero(starts_group), n)
-            sizes = np.diff(bounds)
-            start, size = np.repeat(bounds[:-1], sizes), np.repeat(sizes, sizes)
-            members_below = members_up_to[start]
-            members_inside = members_up_to[start + size] - members_below
-            # A member: 2·(non-members below) + non-members tied with it; a non-member:
-            # 2·(members above) + members tied with it.
-            twice_count = 2.0 * (start - members_below) + (size - members_inside)
-            nonmember_count = 2.0 * (n_members - members_below) - members_inside
-            np.copyto(twice_count, nonmember_count, where=~member)
-        np.divide(twice_count, 2.0 * (n - n_members), out=twice_count, where=member)
-        np.divide(twice_count, 2.0 * n_members, out=twice_count, where=~member)
+            starts = np.flatnonzero(starts_group)
+            ends = np.append(starts[1:], n)
+            members_before = np.zeros(len(starts), dtype=members_through.dtype)
+            members_before[1:] = members_through[starts[1:] - 1]
+            members_inside = members_through[ends - 1] - members_before
+            # Per tie group: a member counts 2·(non-members below) + the non-members tied
+            # with it; a non-member 2·(members above) + the members tied with it.
+            for_member = 2 * (starts - members_before) + (ends - starts - members_inside)
+            for_nonmember = 2 * (n_members - members_before) - members_inside
+            group = np.cumsum(starts_group) - 1
+            twice_count = np.where(member, for_member[group], for_nonmember[group])
         placements = np.empty(n)
-        placements[self.order] = twice_count
+        placements[self.order] = twice_count / np.where(member, 2 * (n - n_members),
+                                                        2 * n_members)
         return placements
 
 
@@ -228,7 +230,8 @@ def auc_placements(scores: np.ndarray, membership: np.ndarray) -> np.ndarray:
 
 def paired_auc_p_value(scores: np.ndarray | RankedScores,
                        guard_scores: np.ndarray | RankedScores, membership: np.ndarray,
-                       strata: np.ndarray | None = None) -> float:
+                       strata: np.ndarray | None = None, *,
+                       ranked_strata: Mapping[int, RankedScores] | None = None) -> float:
     """One-sided p-value of H0 "AUC(scores) ≤ AUC(guard_scores)", both on the same examples.
 
     DeLong's test for correlated AUCs: the AUC difference over its standard error from the
@@ -251,6 +254,9 @@ def paired_auc_p_value(scores: np.ndarray | RankedScores,
     strata : (n,) int, optional
         The cross-validation fold of each example, for out-of-fold ``scores`` (and guard
         scores fitted with the same folds).
+    ranked_strata : {stratum: RankedScores}, optional
+        ``scores`` within each stratum (in example order), already ranked by whoever
+        computed them (:class:`~memberscope.attacks.SliceScores`): not sorted again.
 
     Returns
     -------
@@ -271,10 +277,14 @@ def paired_auc_p_value(scores: np.ndarray | RankedScores,
     membership = np.asarray(membership, dtype=bool)
     if strata is not None:
         strata = np.asarray(strata)
-        return combine_strata([_paired_p_value(_ranked_within(scores, inside),
-                                               _ranked_within(guard_scores, inside),
-                                               membership[inside])
-                               for inside in (strata == s for s in distinct(strata))])
+        p_values = []
+        for stratum in distinct(strata):
+            inside = strata == stratum
+            ranked = (_ranked_within(scores, inside) if ranked_strata is None
+                      else ranked_strata[int(stratum)])
+            p_values.append(_paired_p_value(ranked, _ranked_within(guard_scores, inside),
+                                            membership[inside]))
+        return combine_strata(p_values)
     p_value = _paired_p_value(_ranked_within(scores, None), _ranked_within(guard_scores, None),
                               membership)
     if p_value is None:
