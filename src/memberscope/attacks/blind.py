@@ -155,7 +155,9 @@ class _BlockSummary:
         assert layout.pooling is not None
         self.layout = layout
         channels = layout.channels
-        self.channel_pooling = np.ascontiguousarray(layout.pooling[:, :channels])
+        # A view, not a contiguous copy: BLAS sums a single row's product with it in
+        # another order (a one-example block's variance differed in its last bit).
+        self.channel_pooling = layout.pooling[:, :channels]
         # Neighbours along the first row read; along all values read for 1-d examples.
         self.line = layout.columns * channels if layout.columns > 1 else layout.n_values
         self.values = np.empty((max_rows, layout.n_values), dtype=np.float32)
