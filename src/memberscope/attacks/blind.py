@@ -253,7 +253,12 @@ def blind_features(outputs: ModelOutputs, reference: Any,
     labels = outputs.labels
     if labels is None or labels.max() + 1 > MAX_ONE_HOT_CLASSES:
         return features
-    return np.hstack([features, np.eye(int(labels.max()) + 1)[labels]])
+    n, d = features.shape
+    with_labels = np.empty((n, d + int(labels.max()) + 1))
+    with_labels[:, :d] = features
+    with_labels[:, d:] = 0.0
+    with_labels[np.arange(n), d + labels] = 1.0
+    return with_labels
 
 
 def checked_features(value: Any, n: int, name: str) -> np.ndarray:
