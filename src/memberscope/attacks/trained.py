@@ -11,7 +11,7 @@ model, fit on other data) are exchangeable, scores of different folds are not, s
 compares scores within folds only.
 
 The stored score is the example's mid-rank among its fold's held-out scores, scaled to (0, 1)
-(``ranked_fold_percentiles``), not the fold model's raw P(member). Each fold model has its own
+(``fold_percentiles``), not the fold model's raw P(member). Each fold model has its own
 calibration, and pooling raw probabilities of different models put the pooled AUC below 0.5
 under no signal (rf: 0.494 on slices of ~300 per side; Forman & Scholz 2010). Within-fold
 percentiles share one scale: the pooled AUC is then close to the size-weighted mean of the
@@ -39,7 +39,7 @@ from memberscope.attacks._base import (
 )
 from memberscope.errors import InputError
 from memberscope.outputs import ModelOutputs
-from memberscope.significance import RankedScores, distinct
+from memberscope.significance import RankedScores
 
 TOP_K_PROBABILITIES = 10
 
@@ -137,12 +137,14 @@ def _cross_validated_scores(features: np.ndarray, membership: np.ndarray, seed: 
                             max_train_per_side: int) -> SliceScores:
     rng = np.random.default_rng(seed)
     folds = _fold_ids(membership, n_folds, rng)
-    scores = np.empty(len(membership))
+    percentiles = np.empty(len(membership))
+    ranked: dict[int, RankedScores] = {}
     for fold in range(n_folds):
-        held_out = folds == fold
-        train = _balanced_subsample(np.flatnonzero(~held_out), membership, max_train_per_side,
-                                    rng)
-        training = features[train]
+        held_out = np.flatnonzero(folds == fold)
+        train = _balanced_subsample(np.flatnonzero(folds != fold), membership,
+                                    max_train_per_side, rng)
+        # np.take: a third of the time of indexing rows by a mask or an index array.
+        training = np.take(features, train, axis=0)
         scaler = _Standardizer(training)
         model = make_model(int(rng.integers(2**31 - 1)))
         neighbours = getattr(model, "n_neighbors", None)
@@ -152,52 +154,31 @@ def _cross_validated_scores(features: np.ndarray, membership: np.ndarray, seed: 
                 f"{len(train)} examples; lower the option n_neighbors or use larger slices")
         model.fit(scaler.standardised(training), membership[train])
         member_column = list(model.classes_).index(True)
-        probabilities = model.predict_proba(scaler.standardised(features[held_out]))
-        scores[held_out] = probabilities[:, member_column]
-    percentiles, ranked = ranked_fold_percentiles(scores, folds)
+        probabilities = model.predict_proba(
+            scaler.standardised(np.take(features, held_out, axis=0)))
+        if len(held_out):
+            ranked[fold] = fold_percentiles(probabilities[:, member_column])
+            percentiles[held_out] = ranked[fold].in_example_order()
     return SliceScores(percentiles, folds, ranked)
 
 
-def ranked_fold_percentiles(scores: np.ndarray, folds: np.ndarray
-                            ) -> tuple[np.ndarray, dict[int, RankedScores]]:
-    """Each score's mid-rank within its fold, scaled to (0, 1): (rank - 1/2) / fold size.
+def fold_percentiles(scores: np.ndarray) -> RankedScores:
+    """One fold's out-of-fold ``scores`` (n,) as their mid-ranks scaled to (0, 1):
+    (rank − 1/2) / n, ranked by the sort that found them (the paired tests on them then
+    need no sort of their own).
 
-    Parameters
-    ----------
-    scores : (n,) float
-        Out-of-fold scores, higher = member.
-    folds : (n,) int
-        The fold that scored each example.
-
-    Returns
-    -------
-    percentiles : (n,) float in (0, 1)
-        Ties within a fold share their mid-rank, so every fold's order and ties are kept
-        and only the scale across folds changes.
-    ranked : {fold: RankedScores}
-        Each fold's percentiles (in example order within the fold), ranked by the sort
-        that found them: the paired tests on them need no sort of their own.
+    Tied scores share the mean of their 1-based ranks (``scipy.stats.rankdata``'s, ~4x
+    faster on 20,000 scores), so the fold's order and ties are kept and only the scale
+    changes: every fold's percentiles share one scale.
     """
-    percentiles = np.empty(len(scores))
-    ranked = {}
-    for fold in distinct(folds):
-        inside = folds == fold
-        ranked[int(fold)] = _percentile_ranking(scores[inside])
-        percentiles[inside] = ranked[int(fold)].in_example_order()
-    return percentiles, ranked
-
-
-def _percentile_ranking(values: np.ndarray) -> RankedScores:
-    """(mid-rank − 1/2) / n of each of ``values`` (n,), ranked; tied values share the mean
-    of their 1-based ranks (``scipy.stats.rankdata``'s, ~4x faster on 20,000 scores)."""
-    order = np.argsort(values)
-    ordered = values[order]
-    starts_group = np.ones(len(values), dtype=bool)
+    order = np.argsort(scores)
+    ordered = scores[order]
+    starts_group = np.ones(len(scores), dtype=bool)
     np.not_equal(ordered[1:], ordered[:-1], out=starts_group[1:])
     starts = np.flatnonzero(starts_group)
-    ends = np.append(starts[1:], len(values))
+    ends = np.append(starts[1:], len(scores))
     mid_ranks = ((starts + 1 + ends) / 2)[np.cumsum(starts_group) - 1]
-    return RankedScores((mid_ranks - 0.5) / len(values), order)
+    return RankedScores((mid_ranks - 0.5) / len(scores), order)
 
 
 def _scorer(make_model: Callable[[int, Mapping[str, Any]], Any]) -> Any:
