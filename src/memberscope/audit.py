@@ -317,7 +317,7 @@ class _GuardBars:
     (a small slice's part is sorted: cheaper than filtering the whole dataset's order)."""
 
     def __init__(self, guard_runs: Sequence[_Run]) -> None:
-        self._entire = {run.row.attack: run.scores for run in guard_runs}
+        self._entire = {run.row.attack: run.scored for run in guard_runs}
         self._by_slice: dict[tuple[str, str], RankedScores] = {}
 
     @property
@@ -329,7 +329,14 @@ class _GuardBars:
         """Guard ``name``'s scores on ``slice_``'s examples, ranked."""
         key = (name, slice_.name)
         if key not in self._by_slice:
-            self._by_slice[key] = RankedScores.of(self._entire[name][slice_.mask])
+            scored = self._entire[name]
+            if scored.ranked is not None and scored.strata is not None and slice_.mask.all():
+                # The blind check's folds are ranked already: merged, not sorted again.
+                self._by_slice[key] = RankedScores.merged(
+                    [(np.flatnonzero(scored.strata == stratum), ranked)
+                     for stratum, ranked in scored.ranked.items()])
+            else:
+                self._by_slice[key] = RankedScores.of(scored.scores[slice_.mask])
         return self._by_slice[key]
 
 

@@ -33,6 +33,7 @@ from memberscope.attacks.trained import (
     cross_validated_scores,
 )
 from memberscope.outputs import ExampleInputs
+from memberscope.significance import RankedScores
 from memberscope.slicing import Slice, build_slices
 
 pytestmark = pytest.mark.filterwarnings("ignore::memberscope.metrics.LowResolutionWarning")
@@ -258,3 +259,25 @@ def test_the_blind_cross_validation_equals_its_oracle(seed, n_members, n_nonmemb
         in_fold = scored.scores[scored.strata == fold]
         np.testing.assert_array_equal(in_fold[ranked.order], ranked.sorted_scores)
         assert (np.diff(ranked.sorted_scores) >= 0).all()
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**16), st.integers(4, 400), st.integers(1, 4), st.booleans())
+def test_merged_and_subset_rankings_place_as_a_fresh_sort(seed, n, n_parts, tied):
+    """A ranking merged from parts' rankings, or filtered to a subset, gives the placements
+    that binary search gives on the scores themselves."""
+    rng = np.random.default_rng(seed)
+    scores = rng.normal(size=n)
+    if tied:
+        scores = np.round(scores, 1)
+    membership = rng.random(n) < 0.5
+    membership[:2], membership[2:4] = True, False
+    part = rng.integers(0, n_parts, n)
+    merged = RankedScores.merged([(np.flatnonzero(part == p), RankedScores.of(scores[part == p]))
+                                  for p in range(n_parts)])
+    np.testing.assert_array_equal(merged.in_example_order(), scores)
+    np.testing.assert_array_equal(merged.placements(membership),
+                                  oracle_placements(scores, membership))
+    kept = (rng.random(n) < 0.6) | (np.arange(n) < 4)
+    np.testing.assert_array_equal(merged.subset(kept).placements(membership[kept]),
+                                  oracle_placements(scores[kept], membership[kept]))
