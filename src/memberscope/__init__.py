@@ -21,6 +21,7 @@ from memberscope.errors import (
     SchemaError,
     UnknownNameError,
 )
+from memberscope.lira_estimate import estimate_lira_tpr
 from memberscope.metrics import (
     AttackMetrics,
     EpsilonBound,
@@ -34,6 +35,7 @@ from memberscope.metrics import (
 from memberscope.one_run import OneRunEpsilon, epsilon_one_run
 from memberscope.outputs import ModelOutputs, load_outputs_npz
 from memberscope.results import AuditResult, AuditRow, ResultsCollection, SkippedEntry
+from memberscope.risk import rank_by_risk, top_k, trace_risk
 from memberscope.slicing import Slice, build_slices
 from memberscope.store import load_result, load_results, save_result
 
@@ -62,13 +64,17 @@ __all__ = [
     "build_slices",
     "epsilon_lower_bound",
     "epsilon_one_run",
+    "estimate_lira_tpr",
     "get_attack",
     "list_attacks",
     "load_outputs_npz",
     "load_result",
     "load_results",
+    "rank_by_risk",
     "register_attack",
     "roc_curve",
     "roc_metrics",
     "save_result",
+    "top_k",
+    "trace_risk",
 ]

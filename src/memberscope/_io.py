@@ -12,14 +12,15 @@ import io
 import json
 import os
 import secrets
+import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["atomic_write_bytes", "atomic_write_json", "atomic_write_npz", "atomic_write_text",
-           "json_value", "load_npz"]
+__all__ = ["atomic_append_npz", "atomic_write_bytes", "atomic_write_json", "atomic_write_npz",
+           "atomic_write_text", "json_value", "load_npz"]
 
 _NEW_FILE_MODE = 0o666  # the kernel applies the umask, as for open(path, "w")
 
@@ -66,14 +67,38 @@ def atomic_write_json(path: str | Path, document: Any) -> None:
 
 def atomic_write_npz(path: str | Path, arrays: Mapping[str, Any]) -> None:
     """Write plain arrays to a compressed ``.npz`` atomically; object arrays are refused."""
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **_plain_arrays(arrays))
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def atomic_append_npz(path: str | Path, arrays: Mapping[str, Any]) -> None:
+    """Add plain arrays to the compressed ``.npz`` at ``path`` atomically (temp file, fsync,
+    rename), compressing only them: the file's arrays are copied as stored, so a record that
+    grows by one array at a time costs its new part, not a rewrite of the whole. A key already
+    in the file, or an object array, is refused."""
+    path = Path(path)
+    plain = _plain_arrays(arrays)
+    buffer = io.BytesIO(path.read_bytes())
+    with zipfile.ZipFile(buffer, "a", compression=zipfile.ZIP_DEFLATED,
+                         allowZip64=True) as archive:
+        present = set(archive.namelist())
+        for key, array in plain.items():
+            name = f"{key}.npy"
+            if name in present:
+                raise ValueError(f"array {key!r} is already in {path}")
+            with archive.open(name, "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, array, allow_pickle=False)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def _plain_arrays(arrays: Mapping[str, Any]) -> dict[str, Any]:
     plain: dict[str, Any] = {}
     for key, array in arrays.items():
         plain[key] = np.asarray(array)
         if plain[key].dtype == object:
             raise TypeError(f"array {key!r} has dtype object; only plain arrays are saved")
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, **plain)
-    atomic_write_bytes(path, buffer.getvalue())
+    return plain
 
 
 def load_npz(path: str | Path) -> dict[str, np.ndarray]:

@@ -15,6 +15,20 @@ from memberscope.errors import InputError, unknown_name_message
 
 def as_float_array(name: str, value: Any, ndim: int) -> np.ndarray:
     """Return ``value`` as a float64 array of ``ndim`` dims with only finite values."""
+    array = _numeric_array(name, value, ndim)
+    check_finite(name, array)
+    return array
+
+
+def as_nan_float_array(name: str, value: Any, ndim: int) -> np.ndarray:
+    """Return ``value`` as a float64 array of ``ndim`` dims whose values are finite or NaN
+    (NaN marking a missing entry, as in a loss trace); infinities are refused."""
+    array = _numeric_array(name, value, ndim)
+    check_finite(name, np.where(np.isnan(array), 0.0, array))
+    return array
+
+
+def _numeric_array(name: str, value: Any, ndim: int) -> np.ndarray:
     try:
         array = np.asarray(value)
     except Exception as exc:  # ragged lists and the like
@@ -25,9 +39,7 @@ def as_float_array(name: str, value: Any, ndim: int) -> np.ndarray:
         raise InputError(f"{name} has dtype {array.dtype}; expected numbers")
     if array.ndim != ndim:
         raise InputError(f"{name} must have {ndim} dimension(s); got shape {array.shape}")
-    array = array.astype(np.float64, copy=False)
-    check_finite(name, array)
-    return array
+    return array.astype(np.float64, copy=False)
 
 
 def check_finite(name: str, array: np.ndarray) -> None:

@@ -69,9 +69,9 @@ _ROW_FIELDS = ("slice", "attack")
 
 __all__ = ["DpPoint", "Group", "Label", "Number", "Series", "Statement", "Suggestion", "Summary",
            "Trend", "accuracy_key_of", "as_rows", "dp_points", "epoch_sort_key", "family_text",
-           "field_value", "format_number", "group_rows", "lowest_fpr_metric", "no_leakage_text",
-           "split_guards_of", "split_statement", "suggest_checkpoint", "summarize",
-           "summarize_group", "trends", "verdict", "worst_series"]
+           "field_value", "format_number", "group_rows", "lowest_fpr_metric", "marking_family",
+           "no_leakage_text", "split_guards_of", "split_statement", "suggest_checkpoint",
+           "summarize", "summarize_group", "trends", "verdict", "worst_series"]
 
 
 # --- rows, grouped ----------------------------------------------------------------------------
@@ -309,6 +309,24 @@ def split_guards_of(results: Rows) -> tuple[SplitGuard, ...]:
     if isinstance(results, ResultsCollection):
         return tuple(results.split_guards)
     return ()
+
+
+def marking_family(results: Rows, metric: str | Metric, *,
+                   beyond_split: bool | None = None) -> Family:
+    """The family that decides which result a figure may mark as the worst for ``metric``
+    (a star, an outlined cell), as :func:`summarize` decides its headlines: a TPR at FPR F
+    by each row's own test at F (:func:`~memberscope.results.tpr_family`; a row significant
+    by AUC is not shown to beat chance at 0.1% FPR); any other metric by the run family,
+    over the rows' beyond-split tests where the split is shifted (``beyond_split``; by
+    default where a split guard of ``results`` found it so, as :attr:`Summary.beyond_split`
+    says for bare rows)."""
+    parsed = metric if isinstance(metric, Metric) else parse_metric(metric)
+    rows = as_rows(results)
+    if parsed.fpr is not None:
+        return tpr_family(rows, parsed.fpr, null_pooling)
+    if beyond_split is None:
+        beyond_split = any(guard.shifted for guard in split_guards_of(results))
+    return run_family(rows, beyond_split=beyond_split)
 
 
 def _split_statements(guards: Sequence[SplitGuard]) -> tuple[tuple[Statement, ...],

@@ -258,3 +258,33 @@ def test_missing_keras_names_the_extra(monkeypatch):
     monkeypatch.delitem(sys.modules, "memberscope.monitor.keras")
     with pytest.raises(MissingExtraError, match=r"pip install 'memberscope\[keras\]'"):
         importlib.import_module("memberscope.monitor.keras")
+
+
+def test_records_the_sampled_members_losses_at_each_audit(trained):
+    model, callback, _, _ = trained
+    traces = callback.loss_traces
+    (x_train, y_train), _ = _digits()
+    index = callback.monitor.member_index
+    assert traces.epochs.tolist() == [2, 4] and traces.losses.shape == (200, 2)
+    np.testing.assert_array_equal(traces.example_index, index)
+    np.testing.assert_array_equal(traces.labels, y_train[index])
+    logits = model.predict(x_train[index], batch_size=callback.batch_size, verbose=0)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    loss = np.log(np.exp(shifted).sum(axis=1)) - shifted[np.arange(200), y_train[index]]
+    np.testing.assert_allclose(traces.losses[:, -1], loss, rtol=1e-4, atol=1e-5)
+
+
+def test_trace_every_epoch_records_between_audits_too():
+    keras.utils.set_random_seed(0)
+    (x_train, y_train), (x_test, y_test) = _digits(200, 100)
+    model = _small_cnn()
+    model.compile(optimizer=keras.optimizers.Adam(0.003),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    callback = PrivacyMetrics(2, "every epoch", members=(x_train, y_train),
+                              nonmembers=(x_test, y_test), attacks=["threshold"],
+                              slices=["entire"], trace_every_epoch=True, verbose=False)
+    model.fit(x_train, y_train, batch_size=50, epochs=3, verbose=0, callbacks=[callback])
+    assert callback.loss_traces.epochs.tolist() == [1, 2, 3]
+    assert [r.metadata["epoch"]
+            for r in callback.results.filter(attack="threshold").rows] == [2]
+    assert np.isfinite(callback.loss_traces.losses).all()

@@ -298,3 +298,34 @@ def test_missing_lightning_names_the_extra(monkeypatch):
     monkeypatch.delitem(sys.modules, "memberscope.monitor.lightning")
     with pytest.raises(MissingExtraError, match=r"pip install 'memberscope\[lightning\]'"):
         importlib.import_module("memberscope.monitor.lightning")
+
+
+def test_records_the_sampled_members_losses_at_each_audit(trained):
+    model, _, callback, on_loaders, _ = trained
+    (x_train, y_train), _ = _digits()
+    index = callback.monitor.member_index
+    traces = callback.loss_traces
+    assert traces.epochs.tolist() == [2, 4] and traces.losses.shape == (200, 2)
+    np.testing.assert_array_equal(traces.example_index, index)
+    model.eval()
+    with torch.no_grad():
+        loss = torch.nn.functional.cross_entropy(model(x_train[index]), y_train[index],
+                                                 reduction="none").numpy()
+    np.testing.assert_allclose(traces.losses[:, -1], loss, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(on_loaders.loss_traces.losses, traces.losses, rtol=1e-4,
+                               atol=1e-5)
+
+
+def test_trace_every_epoch_records_between_audits_too():
+    pl.seed_everything(0, verbose=False)
+    members, nonmembers = _digits(150, 100)
+    callback = PrivacyMonitorCallback(members, nonmembers, epochs_per_report=2,
+                                      attacks=["threshold"], slices=["entire"],
+                                      trace_every_epoch=True, verbose=False)
+    trainer = pl.Trainer(max_epochs=3, accelerator="cpu", devices=1, logger=False,
+                         callbacks=[callback], enable_progress_bar=False,
+                         enable_checkpointing=False, enable_model_summary=False)
+    trainer.fit(TinyCNN(), _loader(members, shuffle=True))
+    assert callback.loss_traces.epochs.tolist() == [1, 2, 3]
+    assert [r.metadata["epoch"]
+            for r in callback.results.filter(attack="threshold").rows] == [2]

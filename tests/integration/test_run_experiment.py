@@ -98,8 +98,17 @@ def _scores(run_dir: Path) -> dict[str, dict[str, np.ndarray]]:
             for p in sorted((run_dir / "scores").rglob("*.npz"))}
 
 
+def _traces(run_dir: Path) -> dict[str, dict[str, np.ndarray]]:
+    return {p.name: load_npz(p) for p in sorted((run_dir / "traces").glob("*.npz"))}
+
+
 def _assert_same_run(a: Path, b: Path) -> None:
     assert _rows(a) == _rows(b)
+    traces_a, traces_b = _traces(a), _traces(b)
+    assert traces_a.keys() == traces_b.keys() and traces_a
+    for key, arrays in traces_a.items():
+        for name, array in arrays.items():
+            np.testing.assert_array_equal(array, traces_b[key][name])  # NaN included
     scores_a, scores_b = _scores(a), _scores(b)
     assert scores_a.keys() == scores_b.keys()
     for key, arrays in scores_a.items():

@@ -60,3 +60,18 @@ def test_json_value_converts_numpy_and_refuses_unknown_objects() -> None:
     with pytest.raises(TypeError, match="type object"):
         _io.json_value(object())
     assert _io.json_value({"o": object}, other=lambda v: "obj") == {"o": "obj"}
+
+
+def test_appending_to_an_npz_keeps_its_arrays_bit_for_bit(tmp_path: Path) -> None:
+    path = tmp_path / "a.npz"
+    first = {"x": np.random.default_rng(0).random(1000).astype(np.float32), "s": np.asarray("m")}
+    _io.atomic_write_npz(path, first)
+    _io.atomic_append_npz(path, {"y": np.arange(5), "z": np.full(3, np.nan)})
+    loaded = _io.load_npz(path)
+    assert sorted(loaded) == ["s", "x", "y", "z"]
+    np.testing.assert_array_equal(loaded["x"], first["x"])
+    np.testing.assert_array_equal(loaded["z"], np.full(3, np.nan))
+    assert [p.name for p in tmp_path.iterdir()] == ["a.npz"]  # no temp file left
+    with pytest.raises(TypeError, match="dtype object"):
+        _io.atomic_append_npz(path, {"w": np.array([object()])})
+    assert sorted(_io.load_npz(path)) == ["s", "x", "y", "z"]

@@ -35,15 +35,19 @@ PUBLIC_API = [
     "build_slices",
     "epsilon_lower_bound",
     "epsilon_one_run",
+    "estimate_lira_tpr",
     "get_attack",
     "list_attacks",
     "load_outputs_npz",
     "load_result",
     "load_results",
+    "rank_by_risk",
     "register_attack",
     "roc_curve",
     "roc_metrics",
     "save_result",
+    "top_k",
+    "trace_risk",
 ]
 HEAVY = ["torch", "matplotlib", "pandas", "keras", "ray", "lightning", "tensorflow", "jax"]
 # Too slow for `import memberscope` (scipy.stats alone took ~1 s): imported inside the functions

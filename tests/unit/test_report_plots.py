@@ -304,3 +304,22 @@ def test_the_star_marks_only_a_significant_result(run):
     expected = max((r for r in mixed if r.significant), key=lambda r: r.auc)
     assert expected.auc < top.auc
     assert star.get_ydata()[0] == pytest.approx(expected.auc)
+
+
+def test_a_tpr_star_needs_that_tpr_to_beat_chance_by_its_own_test(run):
+    # Every row is significant by AUC; their TPRs at 1% FPR sit at chance but one.
+    at_chance = [replace(r, p_value=1e-12, significant=True,
+                         tpr_at_fpr={**r.tpr_at_fpr, 0.01: 0.012}) for r in run]
+    quiet = ResultsCollection(at_chance)
+    assert not any(label.startswith("worst: ") for label in
+                   _labelled_lines(plots.plot_metric_by_epoch(quiet, "tpr@0.01")))
+    # The same rows with one TPR far beyond what 5 false positives in 500 allow.
+    leaky = replace(at_chance[3], tpr_at_fpr={**at_chance[3].tpr_at_fpr, 0.01: 0.3})
+    mixed = ResultsCollection([leaky if i == 3 else r for i, r in enumerate(at_chance)])
+    star = next(line for label, line in
+                _labelled_lines(plots.plot_metric_by_epoch(mixed, "tpr@0.01")).items()
+                if label.startswith("worst: "))
+    assert star.get_ydata()[0] == pytest.approx(0.3)
+    # The AUC panel of the same rows still stars by the rows' own (AUC) tests.
+    assert any(label.startswith("worst: ") for label in
+               _labelled_lines(plots.plot_metric_by_epoch(quiet, "auc")))

@@ -11,6 +11,7 @@ from memberscope import rundir
 from memberscope._io import atomic_write_npz
 from memberscope.errors import SchemaError
 from memberscope.results import AuditResult
+from memberscope.risk import LossTraces
 
 
 def _result(n: int = 10, seed: int = 0) -> AuditResult:
@@ -133,3 +134,68 @@ def test_unreadable_canary_files_are_refused_naming_the_problem(tmp_path: Path) 
     atomic_write_npz(path, arrays)
     with pytest.raises(SchemaError, match="lacks input_seed"):
         rundir.read_canaries(path)
+
+
+# --- loss-trace files ---------------------------------------------------------------------
+
+
+def _traces(epochs: int = 3, model: str = "3 layers, DP") -> LossTraces:
+    rng = np.random.default_rng(1)
+    losses = rng.exponential(1.0, (6, epochs)).astype(np.float32)
+    losses[rng.random(losses.shape) < 0.3] = np.nan
+    return LossTraces(losses=losses, epochs=np.arange(1, epochs + 1),
+                      example_index=np.arange(100, 106), labels=rng.integers(0, 3, 6),
+                      model=model)
+
+
+def _assert_same_traces(got: LossTraces, expected: LossTraces) -> None:
+    np.testing.assert_array_equal(got.losses, expected.losses)  # bit for bit, NaN included
+    np.testing.assert_array_equal(got.epochs, expected.epochs)
+    np.testing.assert_array_equal(got.example_index, expected.example_index)
+    np.testing.assert_array_equal(got.labels, expected.labels)
+    assert got.model == expected.model
+
+
+def test_traces_written_then_appended_read_back_as_one_trace(tmp_path: Path) -> None:
+    full = _traces(4)
+    first = LossTraces(losses=full.losses[:, :2], epochs=[1, 2], example_index=full.example_index,
+                       labels=full.labels, model=full.model)
+    path = rundir.write_traces(tmp_path, first)
+    assert path == tmp_path / "traces" / "3_layers_DP.npz"
+    for column in (2, 3):
+        rundir.append_traces(tmp_path, full.model, column + 1, full.losses[:, column])
+    _assert_same_traces(rundir.read_traces(path), full)
+    (found,) = rundir.run_traces(tmp_path)
+    _assert_same_traces(found, full)
+    # Appending an epoch the file holds is refused and leaves the file as it was.
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match=r"loss_epoch_0004.*already in"):
+        rundir.append_traces(tmp_path, full.model, 4, full.losses[:, 3])
+    assert path.read_bytes() == before
+
+
+def test_a_rewrite_replaces_every_epoch(tmp_path: Path) -> None:
+    rundir.write_traces(tmp_path, _traces(5))
+    shorter = _traces(2)
+    _assert_same_traces(rundir.read_traces(rundir.write_traces(tmp_path, shorter)), shorter)
+
+
+@pytest.mark.parametrize(("arrays", "message"), [
+    ({"schema_version": np.asarray(9), "example_index": np.arange(3)},
+     r"schema_version 9; this memberscope reads loss-trace files of schema_version 1$"),
+    ({"schema_version": np.asarray(1)}, r"has no 'example_index' array"),
+    ({"schema_version": np.asarray(1), "example_index": np.arange(3),
+      "loss_epoch_0001": np.ones(4)}, r"loss_epoch_0001 has shape \(4,\); expected \(3,\)"),
+    ({"schema_version": np.asarray(1), "example_index": np.arange(3),
+      "loss_epoch_0001": np.full(3, np.inf)}, r"losses contains 3 infinite"),
+])
+def test_bad_traces_files_raise_schema_errors_naming_the_array(
+        tmp_path: Path, arrays: dict[str, np.ndarray], message: str) -> None:
+    path = tmp_path / "bad.npz"
+    atomic_write_npz(path, arrays)
+    with pytest.raises(SchemaError, match=message):
+        rundir.read_traces(path)
+    # A run directory skips the unreadable file and says so in the log.
+    (tmp_path / "traces").mkdir()
+    path.rename(tmp_path / "traces" / "bad.npz")
+    assert rundir.run_traces(tmp_path) == []

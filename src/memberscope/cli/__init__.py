@@ -14,12 +14,13 @@ from collections.abc import Sequence
 
 from memberscope.errors import MemberscopeError
 
-COMMAND_MODULES = ("audit", "attacks", "run", "report", "reference", "demo")
+COMMAND_MODULES = ("audit", "attacks", "run", "report", "risk", "reference", "demo")
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_BAD_INPUT = 2
-EXIT_NOTHING_MEASURED = 3  # `audit`: every requested attack was skipped on every slice
+EXIT_NOTHING_MEASURED = 3  # `audit`: every requested attack was skipped on every slice;
+# `risk`: no example has enough recorded epochs
 
 
 def build_parser() -> argparse.ArgumentParser:

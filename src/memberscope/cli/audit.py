@@ -19,7 +19,9 @@ def register(subparsers: Any) -> None:
         "audit", help="audit per-example outputs saved in an .npz",
         description="Audit per-example outputs of members and non-members saved in an .npz "
                     "(TF Privacy's *_train/*_test names, or membership + logits|probs|loss + "
-                    "labels). Writes result.json, arrays.npz and report.html to --out.")
+                    "labels), optionally with loss_trace_train (members x epochs: the report "
+                    "then also ranks members by trace risk). Writes result.json, arrays.npz "
+                    "and report.html to --out.")
     parser.add_argument("input", type=Path, help="the .npz of model outputs")
     attacks, slices = ",".join(DEFAULT_ATTACKS), ",".join(DEFAULT_SLICES)
     parser.add_argument("--attacks", default=attacks,
@@ -59,7 +61,8 @@ def handle(args: argparse.Namespace) -> int:
     from memberscope.audit import audit
     from memberscope.cli import EXIT_NOTHING_MEASURED
     from memberscope.metrics import LowResolutionWarning
-    from memberscope.outputs import load_outputs_npz
+    from memberscope.outputs import load_outputs_and_trace
+    from memberscope.risk import LossTraces
     from memberscope.slicing import parse_slice_kinds
     from memberscope.store import ARRAYS_FILE, save_result
 
@@ -67,7 +70,9 @@ def handle(args: argparse.Namespace) -> int:
     for name in attacks:
         get_attack(name)
     slices = parse_slice_kinds(args.slices)
-    outputs = load_outputs_npz(args.input)
+    outputs, trace = load_outputs_and_trace(args.input)
+    traces = None if trace is None else LossTraces.of_members(trace, outputs,
+                                                              model=args.input.stem)
     reference = None
     if args.reference is not None:
         from memberscope.outputs import load_reference_npz
@@ -83,7 +88,7 @@ def handle(args: argparse.Namespace) -> int:
     written = [save_result(result, out_dir), out_dir / ARRAYS_FILE]
     missing_extra = None
     if not args.no_report and result.rows:
-        report, missing_extra = _write_report(result, out_dir)
+        report, missing_extra = _write_report(result, out_dir, traces)
         if report is not None:
             written.append(report)
     print(summary_table(result))
@@ -103,7 +108,8 @@ def handle(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_report(result: Any, out_dir: Path) -> tuple[Path | None, str | None]:
+def _write_report(result: Any, out_dir: Path,
+                  traces: Any = None) -> tuple[Path | None, str | None]:
     """The HTML report, or why it could not be written: the ``report`` extra (matplotlib)
     is optional, and the table, result.json and arrays.npz do not need it."""
     from memberscope.errors import MissingExtraError
@@ -112,7 +118,7 @@ def _write_report(result: Any, out_dir: Path) -> tuple[Path | None, str | None]:
         from memberscope.report.html import write_audit_report
         from memberscope.store import REPORT_FILE
 
-        return write_audit_report(result, out_dir / REPORT_FILE), None
+        return write_audit_report(result, out_dir / REPORT_FILE, traces=traces), None
     except MissingExtraError as exc:
         return None, str(exc)
     except ImportError as exc:  # the extra is there but broken, or a module is missing

@@ -7,16 +7,20 @@ everything in a run directory (its layout: :mod:`memberscope.rundir`)::
     RUN_DIR/checkpoints/LABEL.pt       model, optimizer, RNG and accountant state
     RUN_DIR/canaries/LABEL.npz         DP variants with canaries: who they are, whether each
                                        was included, and their scores at the last audit
+    RUN_DIR/traces/LABEL.npz           every member's training loss at every epoch
     RUN_DIR/report.html        when the report module is installed
 
-After each epoch the runner audits (at report epochs), appends the rows, then writes the
-checkpoint. Killing it at any moment loses at most the epoch in progress: with ``resume=True``
-each variant continues from its checkpoint, and rows a killed run wrote after its last
-checkpoint are dropped (they are recomputed identically, training being deterministic).
+After each epoch the runner adds the members' losses to their loss traces, audits (at report
+epochs; each row carries a summary of the members' trace risk so far), appends the rows, then
+writes the checkpoint. Killing it at any moment loses at most the epoch in progress: with
+``resume=True`` each variant continues from its checkpoint, and rows (and trace epochs) a
+killed run wrote after its last checkpoint are dropped (they are recomputed identically,
+training being deterministic).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import warnings
 from collections.abc import Callable
@@ -33,6 +37,7 @@ from memberscope.errors import InputError, MemberscopeError, MissingExtraError, 
 from memberscope.experiment.config import ExperimentConfig, VariantConfig, load_config, to_toml
 from memberscope.metrics import DEFAULT_FPR_TARGETS, LowResolutionWarning
 from memberscope.results import AuditResult
+from memberscope.risk import LossTraces, risk_summary
 from memberscope.store import append_result, load_results, read_jsonl, write_jsonl
 from memberscope.summary import Group, summarize
 from memberscope.train.checkpoint import (
@@ -47,6 +52,11 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 Notify = Callable[[str], None]
+
+# The summary in each audit row's metadata is in loss units, comparable across epochs and
+# variants; the default ranking method's values are percentiles (its top 1% starts near 0.99
+# by construction), which a summary could not compare.
+TRACE_RISK_METHOD = "iqr"
 
 
 class RunWriteError(MemberscopeError, OSError):
@@ -318,6 +328,7 @@ def train_variant(config: ExperimentConfig, variant: VariantConfig, data: Datase
         if document["finished"]:
             say(f"[{variant.label}] already finished ({trainer.epoch} epochs)")
             return
+        trainer.restore_loss_trace(_saved_trace(run_dir, variant.label, trainer.n))
         say(f"[{variant.label}] resuming after epoch {trainer.epoch}")
     control = None if control_set is None else _control_trainer(
         config, variant, data, run_dir, control_set, trainer.epoch, device)
@@ -350,11 +361,20 @@ def train_variant(config: ExperimentConfig, variant: VariantConfig, data: Datase
         control_model=None if control is None else control.model)
     epochs = variant.training.epochs
     control_path = rundir.control_checkpoint_path(run_dir, variant.label)
+    traces_path = rundir.traces_path(run_dir, variant.label)
+    traces_written = False  # by this process: the first write drops epochs after a checkpoint
     while trainer.epoch < epochs:
         stats = trainer.train_epoch()
         if control is not None:
             control.train_epoch()
-        extra = {}
+        _write(functools.partial(_record_traces, trainer, variant.label, data, run_dir,
+                                 append=traces_written), traces_path, run_dir)
+        traces_written = True
+        extra: dict[str, Any] = {}
+        if hook.monitor.should_audit(stats.epoch):
+            traces = _member_traces(trainer, variant.label, data)
+            extra["trace_risk"] = risk_summary(traces.risk(TRACE_RISK_METHOD),
+                                               method=TRACE_RISK_METHOD)
         audited = trainer.canaries is not None or input_canaries is not None
         if audited and hook.monitor.should_audit(stats.epoch):
             extra["epsilon_audit"] = _audit_canaries(trainer, input_canaries, variant.label,
@@ -387,7 +407,7 @@ def _control_trainer(config: ExperimentConfig, variant: VariantConfig, data: Dat
                        dp=None if dp is None else replace(dp, canaries=None))
     model = build_variant_model(variant, data.input_shape, data.num_classes, seed)
     trainer = Trainer(model, *control_set, settings, device=device, progress=False,
-                      description=f"{variant.label} (control)")
+                      description=f"{variant.label} (control)", record_losses=False)
     path = rundir.control_checkpoint_path(run_dir, variant.label)
     if path.exists():
         document = load_checkpoint(path, fingerprint=config.fingerprint(), label=variant.label)
@@ -395,6 +415,44 @@ def _control_trainer(config: ExperimentConfig, variant: VariantConfig, data: Dat
     while trainer.epoch < epoch:
         trainer.train_epoch()
     return trainer
+
+
+def _member_traces(trainer: Any, label: str, data: Dataset) -> LossTraces:
+    """The trainer's loss traces of the training set's rows (not of canary copies appended
+    after them)."""
+    n = data.n_train
+    return LossTraces(losses=trainer.loss_trace[:n], epochs=np.arange(1, trainer.epoch + 1),
+                      labels=data.y_train, model=label)
+
+
+def _record_traces(trainer: Any, label: str, data: Dataset, run_dir: Path, *,
+                   append: bool) -> None:
+    """Keep the members' losses of the epoch just trained in ``traces/LABEL.npz``: appended
+    (its cost does not grow with the epochs), or the whole file written from the trainer's
+    trace (the first time in this process, which drops epochs a killed run wrote after the
+    checkpoint it resumes from)."""
+    if append:
+        rundir.append_traces(run_dir, label, trainer.epoch,
+                             trainer.loss_trace[:data.n_train, -1])
+    else:
+        rundir.write_traces(run_dir, _member_traces(trainer, label, data))
+
+
+def _saved_trace(run_dir: Path, label: str, n_rows: int) -> np.ndarray | None:
+    """The loss trace a killed run left, as (n_rows, epochs) for ``Trainer.restore_loss_trace``
+    (rows beyond the file's, canary copies, NaN); None when there is none or it is unreadable
+    (the resumed trace then has NaN for the epochs before the checkpoint)."""
+    path = rundir.traces_path(run_dir, label)
+    if not path.exists():
+        return None
+    try:
+        saved = rundir.read_traces(path)
+    except (OSError, ValueError) as exc:
+        logger.warning("loss traces of %s not restored: %s", label, exc)
+        return None
+    trace = np.full((n_rows, saved.losses.shape[1]), np.nan, dtype=np.float32)
+    trace[:saved.n] = saved.losses
+    return trace
 
 
 def _input_canaries(variant: VariantConfig, data: Dataset) -> Any:

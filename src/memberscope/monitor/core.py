@@ -8,6 +8,14 @@ epoch, accuracies, model label, ε (under DP) and timings.
 Every argument is checked when a monitor is made, not at the first audit epochs later: attack
 and slice names (with did-you-mean), sizes, and the options passed on to
 :func:`memberscope.audit`.
+
+The monitor also keeps the audited members' losses at each audit (:attr:`PrivacyMonitor.
+loss_traces`, the input of :func:`memberscope.risk.trace_risk`), from the logits the audit
+computes anyway; with ``trace_every_epoch=True`` it records them after every epoch, at the
+cost of one inference pass over the audited members on each epoch without an audit. These
+are losses of the model after the epoch, in eval mode; the trainer's own traces
+(:attr:`memberscope.train.trainer.Trainer.loss_trace`) are the losses of the training
+forward pass, recorded at no cost.
 """
 
 from __future__ import annotations
@@ -23,12 +31,14 @@ from typing import Any
 
 import numpy as np
 
+from memberscope import signals
 from memberscope.attacks import get_attack
 from memberscope.audit import DEFAULT_ATTACKS, DEFAULT_SLICES, audit
 from memberscope.errors import InputError, UnknownNameError
 from memberscope.monitor._outputs import label_indices
 from memberscope.outputs import ExampleInputs, InputPart, ModelOutputs, as_input_array
 from memberscope.results import AuditResult, ResultsCollection
+from memberscope.risk import LossTraces
 from memberscope.slicing import parse_slice_kinds
 
 Predict = Callable[[Any], np.ndarray]
@@ -199,6 +209,10 @@ class PrivacyMonitor:
         every row is computed at this δ, and rows record it as ``metadata["delta"]``.
     results : ResultsCollection, optional
         Where results are collected (a new one by default).
+    trace_every_epoch : bool, default False
+        Record the audited members' losses after every epoch, not only at audits: one
+        inference pass over the audited members on each epoch without an audit (adapters
+        pass ``predict_members`` to :meth:`on_epoch_end` every epoch).
     every : int, optional
         Deprecated name of ``epochs_per_report``.
     member_inputs, nonmember_inputs : (n_m, ...), (n_n, ...) numbers, optional
@@ -218,8 +232,8 @@ class PrivacyMonitor:
                  on_result: Callable[[AuditResult], None] | None = None,
                  audit_options: Mapping[str, Any] | None = None,
                  delta: float | None = None, results: ResultsCollection | None = None,
-                 every: int | None = None, member_inputs: Any = None,
-                 nonmember_inputs: Any = None) -> None:
+                 trace_every_epoch: bool = False, every: int | None = None,
+                 member_inputs: Any = None, nonmember_inputs: Any = None) -> None:
         self.epochs_per_report = epochs_per_report_argument(epochs_per_report, every)
         checked = check_monitor_arguments(attacks=attacks, slices=slices,
                                           audit_options=audit_options, model_label=model_label,
@@ -238,6 +252,11 @@ class PrivacyMonitor:
                              f"got {delta!r}")
         self.delta = None if delta is None else float(delta)
         self.results = ResultsCollection() if results is None else results
+        if not isinstance(trace_every_epoch, bool):
+            raise InputError(f"trace_every_epoch must be True or False; got "
+                             f"{trace_every_epoch!r}")
+        self.trace_every_epoch = trace_every_epoch
+        self._member_losses: dict[int, np.ndarray] = {}  # epoch -> (n_audited,) float32
         self.member_labels = label_indices(member_labels, name="member labels")
         self.nonmember_labels = label_indices(nonmember_labels, name="nonmember labels")
         for name, labels in (("members", self.member_labels),
@@ -287,6 +306,34 @@ class PrivacyMonitor:
         """Whether the 1-based ``epoch`` is an audit epoch."""
         return epoch % self.epochs_per_report == 0
 
+    def should_record(self, epoch: int) -> bool:
+        """Whether the monitor wants the members' logits after the 1-based ``epoch`` (an audit
+        epoch, or every epoch with ``trace_every_epoch``)."""
+        return self.trace_every_epoch or self.should_audit(epoch)
+
+    def record_member_losses(self, epoch: int, member_logits: np.ndarray) -> None:
+        """Keep the audited members' cross-entropy at ``epoch`` from their logits
+        (len(member_index), C); a second call for the same epoch replaces the first."""
+        labels = self.member_labels[self.member_index]
+        logits = np.asarray(member_logits, dtype=np.float64)
+        if logits.ndim != 2 or len(logits) != len(labels):
+            raise InputError(f"member_logits must be ({len(labels)}, classes) for the sampled "
+                             f"members; got shape {logits.shape}")
+        self._member_losses[int(epoch)] = signals.cross_entropy_loss(
+            labels, logits=logits).astype(np.float32)
+
+    @property
+    def loss_traces(self) -> LossTraces:
+        """The audited members' recorded losses: rows in ``member_index`` order (their
+        positions among the members given), one column per recorded epoch, increasing."""
+        epochs = sorted(self._member_losses)
+        n = len(self.member_index)
+        losses = np.stack([self._member_losses[e] for e in epochs], axis=1) if epochs else \
+            np.zeros((n, 0), dtype=np.float32)
+        return LossTraces(losses=losses, epochs=np.asarray(epochs, dtype=np.int64),
+                          example_index=self.member_index,
+                          labels=self.member_labels[self.member_index], model=self.model_label)
+
     def audit_logits(self, member_logits: np.ndarray, nonmember_logits: np.ndarray, *,
                      epoch: int, control_logits: tuple[np.ndarray, np.ndarray] | None = None,
                      blind_features: tuple[np.ndarray, np.ndarray] | None = None,
@@ -311,6 +358,7 @@ class PrivacyMonitor:
             **self._accuracies("", member_logits, nonmember_logits),
             **metadata,
         }
+        self.record_member_losses(epoch, member_logits)
         options = dict(self.audit_options)
         if blind_features is not None:
             given = dict(options.get("attack_options") or {})
@@ -357,13 +405,16 @@ class PrivacyMonitor:
                      control: tuple[Callable[[np.ndarray], np.ndarray],
                                     Callable[[], np.ndarray]] | None = None,
                      **metadata: Any) -> AuditResult | None:
-        """At an audit epoch, compute logits and audit; otherwise return None.
+        """At an audit epoch, compute logits and audit; otherwise return None (after recording
+        the members' losses with ``trace_every_epoch``).
 
         ``predict_members(index)`` returns logits (len(index), C) of the members at ``index``;
         ``predict_nonmembers()`` returns logits (n_n, C) of all non-members; ``control`` is
         the same pair for a control model (:meth:`audit_logits`).
         """
         if not self.should_audit(epoch):
+            if self.trace_every_epoch:
+                self.record_member_losses(epoch, predict_members(self.member_index))
             return None
         started = time.perf_counter()
         member_logits = np.asarray(predict_members(self.member_index), dtype=np.float64)

@@ -31,6 +31,7 @@ from memberscope.monitor._outputs import batch_slices, label_indices, to_class_l
 from memberscope.monitor.core import PrivacyMonitor, positive_int
 from memberscope.monitor.keras_backend import backend_problem
 from memberscope.results import AuditResult, ResultsCollection
+from memberscope.risk import LossTraces
 
 _FEATURE = "memberscope.monitor.keras (the Keras callback)"
 
@@ -97,6 +98,9 @@ class PrivacyMetrics(_keras.callbacks.Callback):
     verbose : bool
         Print one line per audit, as the codelab's callback did ("Privacy report for epoch
         2 (2 Layers, 1.3 s): threshold auc=… adv=…; lr …"); False logs it at INFO instead.
+    trace_every_epoch : bool, default False
+        Record the audited members' losses (``loss_traces``) after every epoch, not only at
+        audits: one ``predict_on_batch`` pass over them on each epoch without an audit.
     control_model : keras.Model, optional
         A model of the same recipe trained on data disjoint from members and non-members:
         evaluated on the same examples at every audit for the split guard's control check.
@@ -111,6 +115,10 @@ class PrivacyMetrics(_keras.callbacks.Callback):
         Every row so far, each with model, epoch, train/test accuracy and timings.
     attack_results : list of AuditResult
         One entry per audit, as the codelab's ``callback.attack_results``.
+    loss_traces : LossTraces
+        The audited members' losses at each audit (each epoch with ``trace_every_epoch``),
+        for :func:`memberscope.risk.trace_risk`; ``memberscope.rundir.write_traces`` saves
+        them.
 
     Examples
     --------
@@ -139,6 +147,7 @@ class PrivacyMetrics(_keras.callbacks.Callback):
         add_to_logs: bool = False,
         audit_options: Mapping[str, Any] | None = None,
         verbose: bool = True,
+        trace_every_epoch: bool = False,
         control_model: Any = None,
     ) -> None:
         super().__init__()
@@ -164,6 +173,7 @@ class PrivacyMetrics(_keras.callbacks.Callback):
             attacks=attacks, slices=slices, epochs_per_report=epochs_per_report,
             model_label=model_label, seed=seed, member_sample=member_sample,
             on_result=jsonl_sink(results_path), audit_options=audit_options,
+            trace_every_epoch=trace_every_epoch,
             member_inputs=self._x_members, nonmember_inputs=self._x_nonmembers)
 
     @property
@@ -171,13 +181,19 @@ class PrivacyMetrics(_keras.callbacks.Callback):
         """Every result row so far (all audits of this callback)."""
         return self.monitor.results
 
+    @property
+    def loss_traces(self) -> LossTraces:
+        """The audited members' recorded losses (see the class docstring)."""
+        return self.monitor.loss_traces
+
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         """Keras hook; ``epoch`` is 0-based as Keras passes it."""
         epoch_number = epoch + 1
-        if not self.monitor.should_audit(epoch_number):
+        if not self.monitor.should_record(epoch_number):
             return
         started = time.perf_counter()
-        metadata = dict(self.extra_metadata()) if self.extra_metadata is not None else {}
+        audits = self.monitor.should_audit(epoch_number)
+        metadata = dict(self.extra_metadata()) if audits and self.extra_metadata else {}
         control = self.control_model
         result = self.monitor.on_epoch_end(
             epoch_number,
@@ -187,7 +203,8 @@ class PrivacyMetrics(_keras.callbacks.Callback):
                 lambda index: self._predict(self._x_members, index, control),
                 lambda: self._predict(self._x_nonmembers, None, control)),
             **metadata)
-        assert result is not None  # should_audit was checked above
+        if result is None:  # an epoch that only records the members' losses
+            return
         self.attack_results.append(result)
         if self.add_to_logs and logs is not None:
             for row in entire_dataset_rows(result):

@@ -11,9 +11,10 @@ AUC and advantage of each attack on the entire dataset go to the Lightning logge
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from memberscope.monitor.core import (
 )
 from memberscope.outputs import ExampleInputs
 from memberscope.results import AuditResult, ResultsCollection
+from memberscope.risk import LossTraces
 
 _FEATURE = "memberscope.monitor.lightning (the Lightning callback)"
 _pl: Any = require("lightning.pytorch", "lightning", _FEATURE)
@@ -90,6 +92,9 @@ class PrivacyMonitorCallback(_pl.Callback):
     verbose : bool
         Print one line per audit (epoch, model, seconds, AUC and advantage of each attack on
         the entire dataset), as the codelab's callback did; False logs it at INFO instead.
+    trace_every_epoch : bool, default False
+        Record the audited members' losses (:attr:`loss_traces`) after every epoch, not only
+        at audits: one inference pass over them on each epoch without an audit.
     control_model : torch.nn.Module, optional
         A model of the same recipe trained on data disjoint from members and non-members
         (a LightningModule or any module returning logits like ``forward``): evaluated on
@@ -123,6 +128,7 @@ class PrivacyMonitorCallback(_pl.Callback):
         log_prefix: str = "privacy",
         audit_options: Mapping[str, Any] | None = None,
         verbose: bool = True,
+        trace_every_epoch: bool = False,
         every: int | None = None,
         control_model: Any = None,
     ) -> None:
@@ -149,7 +155,8 @@ class PrivacyMonitorCallback(_pl.Callback):
         self.verbose = verbose
         self.attack_results: list[AuditResult] = []
         self._monitor_options: dict[str, Any] = dict(
-            checked, epochs_per_report=epochs_per_report, on_result=jsonl_sink(results_path))
+            checked, epochs_per_report=epochs_per_report, on_result=jsonl_sink(results_path),
+            trace_every_epoch=trace_every_epoch)
         self._results = ResultsCollection()
         self._monitor: PrivacyMonitor | None = None
         if self._members.labels is not None and self._nonmembers.labels is not None:
@@ -159,6 +166,13 @@ class PrivacyMonitorCallback(_pl.Callback):
     def results(self) -> ResultsCollection:
         """Every result row so far (all audits of this callback)."""
         return self._results
+
+    @property
+    def loss_traces(self) -> LossTraces:
+        """The audited members' losses at each audit (each epoch with ``trace_every_epoch``),
+        rows in the monitor's ``member_index`` order; ``memberscope.rundir.write_traces``
+        saves them."""
+        return self.monitor.loss_traces
 
     @property
     def epochs_per_report(self) -> int:
@@ -182,6 +196,8 @@ class PrivacyMonitorCallback(_pl.Callback):
             return
         monitor = self._ensure_monitor()
         if not monitor.should_audit(epoch):
+            if monitor.trace_every_epoch:
+                monitor.record_member_losses(epoch, self._member_logits(pl_module, monitor))
             return
         started = time.perf_counter()
         metadata = (dict(self.extra_metadata(trainer, pl_module))
@@ -216,17 +232,17 @@ class PrivacyMonitorCallback(_pl.Callback):
         global random state are restored.
         """
         started = time.perf_counter()
-        was_training = pl_module.training
-        pl_module.eval()
-        try:
-            with torch_rng_untouched(_device_of(pl_module)), torch.inference_mode():
-                forward = self._forward(pl_module)
-                member_logits = self._members.logits(forward, self.batch_size,
-                                                     monitor.member_index)
-                nonmember_logits = self._nonmembers.logits(forward, self.batch_size, None)
-        finally:
-            pl_module.train(was_training)
+        with _evaluating(pl_module):
+            forward = self._forward(pl_module)
+            member_logits = self._members.logits(forward, self.batch_size, monitor.member_index)
+            nonmember_logits = self._nonmembers.logits(forward, self.batch_size, None)
         return member_logits, nonmember_logits, time.perf_counter() - started
+
+    def _member_logits(self, pl_module: Any, monitor: PrivacyMonitor) -> np.ndarray:
+        """Logits of the (sampled) members alone, as :meth:`_logits` computes them."""
+        with _evaluating(pl_module):
+            return self._members.logits(self._forward(pl_module), self.batch_size,
+                                        monitor.member_index)
 
     def _ensure_monitor(self) -> PrivacyMonitor:
         """The monitor; for a DataLoader, made after one pass that reads its labels."""
@@ -250,6 +266,19 @@ class PrivacyMonitorCallback(_pl.Callback):
             return to_class_logits(out.float().cpu().numpy(), from_logits=self.from_logits)
 
         return forward
+
+
+@contextlib.contextmanager
+def _evaluating(module: Any) -> Iterator[None]:
+    """``module`` in eval mode under ``torch.inference_mode()``, its mode and torch's global
+    random state restored afterwards."""
+    was_training = module.training
+    module.eval()
+    try:
+        with torch_rng_untouched(_device_of(module)), torch.inference_mode():
+            yield
+    finally:
+        module.train(was_training)
 
 
 class _Source:

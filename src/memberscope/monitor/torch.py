@@ -24,6 +24,7 @@ from memberscope.monitor._outputs import label_indices
 from memberscope.monitor._rng import torch_rng_untouched
 from memberscope.monitor.core import PrivacyMonitor, epochs_per_report_argument, positive_int
 from memberscope.results import AuditResult, ResultsCollection
+from memberscope.risk import LossTraces
 from memberscope.train.trainer import INFERENCE_BATCH_SIZE, as_model_input, predict_logits
 
 if TYPE_CHECKING:
@@ -73,6 +74,9 @@ class TorchMonitorHook:
     verbose : bool
         Print one line per audit (epoch, model, seconds, AUC and advantage of each attack on
         the entire dataset), as the codelab's callback did; False logs it at INFO instead.
+    trace_every_epoch : bool, default False
+        Record the audited members' losses (:attr:`loss_traces`) after every epoch, not only
+        at audits: one inference pass over them on each epoch without an audit.
     control_model : torch.nn.Module, optional
         A model of the same recipe trained on data disjoint from members and non-members
         (e.g. trained alongside, epoch by epoch): evaluated on the same examples at every
@@ -90,7 +94,8 @@ class TorchMonitorHook:
                  delta: float | None = None, accountant: str | None = None,
                  on_result: Callable[[AuditResult], None] | None = None,
                  batch_size: int = INFERENCE_BATCH_SIZE, channels_first: bool = False,
-                 device: str | None = None, verbose: bool = True, every: int | None = None,
+                 device: str | None = None, verbose: bool = True,
+                 trace_every_epoch: bool = False, every: int | None = None,
                  control_model: torch.nn.Module | None = None, **audit_options: Any) -> None:
         torch_module: Any = require("torch", "torch", "the PyTorch monitor hook")
         if not isinstance(model, torch_module.nn.Module):
@@ -108,7 +113,7 @@ class TorchMonitorHook:
             member_labels=y_members, nonmember_labels=y_nonmembers, attacks=attacks,
             slices=slices, epochs_per_report=epochs_per_report, model_label=model_label,
             seed=seed, member_sample=member_sample, on_result=on_result,
-            audit_options=audit_options, delta=delta,
+            audit_options=audit_options, delta=delta, trace_every_epoch=trace_every_epoch,
             member_inputs=_host_inputs(x_members, channels_first),
             nonmember_inputs=_host_inputs(x_nonmembers, channels_first))
         self.model = model
@@ -125,10 +130,13 @@ class TorchMonitorHook:
 
     def _logits(self, model: torch.nn.Module) -> tuple[np.ndarray, np.ndarray]:
         """``model``'s logits (float64) on the sampled members and on the non-members."""
-        members = predict_logits(model, self.x_members, self.monitor.member_index,
-                                 batch_size=self.batch_size)
         nonmembers = predict_logits(model, self.x_nonmembers, batch_size=self.batch_size)
-        return members.astype(np.float64), nonmembers.astype(np.float64)
+        return self._member_logits(model), nonmembers.astype(np.float64)
+
+    def _member_logits(self, model: torch.nn.Module) -> np.ndarray:
+        """``model``'s logits (float64) on the sampled members."""
+        return predict_logits(model, self.x_members, self.monitor.member_index,
+                              batch_size=self.batch_size).astype(np.float64)
 
     @staticmethod
     def _as_input(x: Any, channels_first: bool, device: str) -> torch.Tensor:
@@ -149,12 +157,22 @@ class TorchMonitorHook:
         """Rows of the members that are audited (all, or the fixed sample)."""
         return self.monitor.member_index
 
+    @property
+    def loss_traces(self) -> LossTraces:
+        """The audited members' losses at each audit (each epoch with ``trace_every_epoch``);
+        rows in :attr:`member_index` order. ``memberscope.rundir.write_traces`` saves them."""
+        return self.monitor.loss_traces
+
     def on_epoch_end(self, epoch: int, **metadata: Any) -> AuditResult | None:
-        """Call after each 1-based ``epoch``; audits at audit epochs, else returns None.
+        """Call after each 1-based ``epoch``; audits at audit epochs, else returns None
+        (after recording the members' losses with ``trace_every_epoch``).
 
         ``metadata`` (e.g. ``epoch_seconds=…``) is added to every row of the result.
         """
         if not self.monitor.should_audit(epoch):
+            if self.monitor.trace_every_epoch:
+                with torch_rng_untouched(self.device):
+                    self.monitor.record_member_losses(epoch, self._member_logits(self.model))
             return None
         return self.audit(epoch, **metadata)
 

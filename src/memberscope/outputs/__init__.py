@@ -3,7 +3,12 @@
 at construction; numpy only."""
 
 from memberscope.outputs._inputs import ExampleInputs, InputPart, as_input_array
-from memberscope.outputs._model import ModelOutputs, load_outputs_npz
+from memberscope.outputs._model import (
+    LOSS_TRACE_KEY,
+    ModelOutputs,
+    load_outputs_and_trace,
+    load_outputs_npz,
+)
 from memberscope.outputs._reference import (
     REFERENCE_SCHEMA_VERSION,
     ReferenceOutputs,
@@ -12,12 +17,14 @@ from memberscope.outputs._reference import (
 )
 
 __all__ = [
+    "LOSS_TRACE_KEY",
     "REFERENCE_SCHEMA_VERSION",
     "ExampleInputs",
     "InputPart",
     "ModelOutputs",
     "ReferenceOutputs",
     "as_input_array",
+    "load_outputs_and_trace",
     "load_outputs_npz",
     "load_reference_npz",
     "true_class_signals",

@@ -16,6 +16,7 @@ from memberscope._validation import (
     as_bool_array,
     as_float_array,
     as_label_array,
+    as_nan_float_array,
     check_same_length,
 )
 from memberscope.errors import InputError
@@ -395,10 +396,13 @@ def _check_probabilities(name: str, probs: np.ndarray) -> None:
 
 # --- .npz input files ---------------------------------------------------------------------
 
+LOSS_TRACE_KEY = "loss_trace_train"
+"""The optional array of the members' training loss per epoch, in either naming."""
 _TFP_KINDS = ("logits", "probs", "loss", "sample_weight", "labels", "inputs")
-_TFP_KEYS = frozenset(f"{kind}_{side}" for kind in _TFP_KINDS for side in ("train", "test"))
+_TFP_KEYS = frozenset({*(f"{kind}_{side}" for kind in _TFP_KINDS for side in ("train", "test")),
+                       LOSS_TRACE_KEY})
 _OUR_KEYS = frozenset({"membership", "labels", "logits", "probs", "loss", "sample_weight",
-                       "inputs"})
+                       "inputs", LOSS_TRACE_KEY})
 
 
 def load_outputs_npz(path: str | Path) -> ModelOutputs:
@@ -410,9 +414,43 @@ def load_outputs_npz(path: str | Path) -> ModelOutputs:
     Ours: ``membership``, ``labels`` and ``logits``|``probs``|``loss``, optional
     ``sample_weight`` and ``inputs``.
     Labels may be left out of loss-only files; a binary model's logits or probabilities may be
-    one column (class 1), as in TF Privacy.
+    one column (class 1), as in TF Privacy. Either naming may add ``loss_trace_train``
+    (:func:`load_outputs_and_trace` reads it).
     """
-    path = Path(path)
+    return load_outputs_and_trace(path)[0]
+
+
+def load_outputs_and_trace(path: str | Path) -> tuple[ModelOutputs, np.ndarray | None]:
+    """Read an audit ``.npz`` (as :func:`load_outputs_npz`) and its optional members' loss
+    traces.
+
+    ``loss_trace_train`` is (n_members, n_epochs): each member's training loss per epoch, NaN
+    where none was recorded, rows in the order the members appear in the file (the
+    ``*_train`` rows, or the rows where ``membership`` is True). What a framework without a
+    memberscope monitor can give for :func:`memberscope.risk.trace_risk`.
+
+    Returns
+    -------
+    (ModelOutputs, (n_members, n_epochs) float64 or None)
+    """
+    arrays = _read_npz(Path(path))
+    trace = arrays.pop(LOSS_TRACE_KEY, None)
+    outputs = _outputs_from_arrays(Path(path), arrays)
+    if trace is None:
+        return outputs, None
+    if np.ndim(trace) != 2:
+        raise InputError(f"{LOSS_TRACE_KEY} must be 2-dimensional (n_members, n_epochs); got "
+                         f"shape {np.shape(trace)}")
+    trace = as_nan_float_array(LOSS_TRACE_KEY, trace, 2)
+    if len(trace) != outputs.n_members:
+        raise InputError(f"{LOSS_TRACE_KEY} has {len(trace)} rows but the file has "
+                         f"{outputs.n_members} members; give one row per member, in their "
+                         "order in the file")
+    return outputs, trace
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    """Every array of the file at ``path``, refusing pickled objects, with clear errors."""
     if not path.is_file():
         raise InputError(f"input file {str(path)!r} does not exist")
     if not zipfile.is_zipfile(path):
@@ -432,6 +470,12 @@ def load_outputs_npz(path: str | Path) -> ModelOutputs:
                     ) from exc
     except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         raise InputError(f"input file {str(path)!r} is not a readable .npz: {exc}") from exc
+    return arrays
+
+
+def _outputs_from_arrays(path: Path, arrays: dict[str, np.ndarray]) -> ModelOutputs:
+    """The ``ModelOutputs`` of a file's arrays (without ``loss_trace_train``), in either
+    naming."""
     keys = set(arrays)
     if "membership" in keys:
         unknown = keys - _OUR_KEYS

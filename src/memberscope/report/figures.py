@@ -14,7 +14,7 @@ from memberscope.metrics import RocCurve
 from memberscope.report import plots
 from memberscope.report._data import EPOCH_METRICS, available_metrics
 from memberscope.results import AuditRow, metric_value
-from memberscope.summary import dp_points
+from memberscope.summary import dp_points, marking_family
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -89,22 +89,28 @@ def _shared_legend(figure: Figure, axes: Sequence[Any]) -> None:
                       ncols=min(4, len(handles)), fontsize=8, frameon=False)
 
 
-def epoch_figure(rows: Sequence[AuditRow],
-                 metrics: Sequence[str] = EPOCH_METRICS) -> RenderedFigure | None:
-    """One panel per available metric by epoch; None when no row has an epoch."""
+def epoch_figure(rows: Sequence[AuditRow], metrics: Sequence[str] = EPOCH_METRICS, *,
+                 beyond_split: bool = False) -> RenderedFigure | None:
+    """One panel per available metric by epoch; None when no row has an epoch. Stars
+    follow :func:`~memberscope.summary.marking_family` over ``rows`` (``beyond_split``: the
+    split was found shifted, as :attr:`~memberscope.summary.Summary.beyond_split`)."""
     with_epoch = [r for r in rows if r.metadata.get("epoch") is not None]
     wanted = available_metrics(with_epoch, metrics)
     if not with_epoch or not wanted:
         return None
     figure, axes = _grid(len(wanted), 2, (5.2, 3.3), legend_lines=_legend_lines(with_epoch))
     for metric, ax in zip(wanted, axes, strict=True):
-        plots.plot_metric_by_epoch(with_epoch, metric, legend=False, ax=ax)
+        plots.plot_metric_by_epoch(
+            with_epoch, metric, legend=False, ax=ax,
+            family=marking_family(with_epoch, metric, beyond_split=beyond_split))
     _shared_legend(figure, axes)
     return RenderedFigure(
         "by_epoch", "Leakage by epoch",
         "Each point is the worst slice at that epoch (as an attacker would pick it); colour is "
         "the model variant, line style the attack. The star marks the worst point whose "
-        "result is significant. The grey band (AUC, advantage, TPR at low FPR) is where the "
+        "result is significant over the run (for TPR at a low FPR: whose TPR there beats "
+        "chance by its own test; on a shifted split: beyond the split). The grey band "
+        "(AUC, advantage, TPR at low FPR) is where the "
         "worst of that many slices lands 95% of the time when nothing leaks: points inside it "
         "are indistinguishable from chance. The empirical ε panel shows, per line and epoch, "
         "a lower bound that holds at its stated confidence for the largest of the slices "
@@ -142,20 +148,24 @@ def _label_margin(labels: Sequence[str], fontsize: float = 7.0) -> float:
     return 0.25 + longest * 0.6 * fontsize / 72
 
 
-def heatmap_figure(rows: Sequence[AuditRow], metric: str = "auc") -> RenderedFigure | None:
-    """Per-slice heatmaps: slice × epoch per variant (slice × attack for a single audit)."""
-    drawn = heatmaps(rows, metric)
+def heatmap_figure(rows: Sequence[AuditRow], metric: str = "auc", *,
+                   beyond_split: bool = False) -> RenderedFigure | None:
+    """Per-slice heatmaps: slice × epoch per variant (slice × attack for a single audit);
+    outlines as :func:`epoch_figure` stars."""
+    drawn = heatmaps(rows, metric, beyond_split=beyond_split)
     if drawn is None:
         return None
     figure, caption = drawn
     return RenderedFigure("per_slice", "Per-slice view", caption, to_png(figure))
 
 
-def heatmaps(rows: Sequence[AuditRow], metric: str = "auc") -> tuple[Figure, str] | None:
+def heatmaps(rows: Sequence[AuditRow], metric: str = "auc", *,
+             beyond_split: bool = False) -> tuple[Figure, str] | None:
     """The figure of :func:`heatmap_figure` and its caption, with a left margin that fits
     the longest slice label."""
     if not rows:
         return None
+    family = marking_family(rows, metric, beyond_split=beyond_split)
     with_epoch = [r for r in rows if r.metadata.get("epoch") is not None]
     left = max(1.25, _label_margin([r.slice for r in rows]))
     if with_epoch:
@@ -167,7 +177,7 @@ def heatmaps(rows: Sequence[AuditRow], metric: str = "auc") -> tuple[Figure, str
         high = max(values, default=1.0)
         for model, ax in zip(models, axes, strict=True):
             plots.plot_slice_heatmap(with_epoch, metric, by="epoch", model=model, vmin=low,
-                                     vmax=high, ax=ax)
+                                     vmax=high, family=family, ax=ax)
         caption = ("Worst attack per slice and epoch for each variant, on one colour scale; the "
                    "outlined cell is each variant's worst result distinguishable from chance "
                    "(over the whole run; none on a variant without one). A slice much brighter "
@@ -177,7 +187,7 @@ def heatmaps(rows: Sequence[AuditRow], metric: str = "auc") -> tuple[Figure, str
                         "tables below list them all.")
     else:
         figure, axes = _grid(1, 1, (5.15 + left, 4.0), left=left)
-        plots.plot_slice_heatmap(rows, metric, by="attack", ax=axes[0])
+        plots.plot_slice_heatmap(rows, metric, by="attack", family=family, ax=axes[0])
         caption = ("Each attack on each slice; the outlined cell is the worst result "
                    "distinguishable from chance (none when no result is).")
     return figure, caption

@@ -22,6 +22,7 @@ from memberscope.metrics import RocCurve
 from memberscope.report import figures as _figures
 from memberscope.report.page import ExposedExample, PageInputs, render_page
 from memberscope.results import AuditResult, AuditRow, ResultsCollection, SplitGuard
+from memberscope.risk import DEFAULT_RISK_METHOD, LossTraces
 from memberscope.rundir import AuditScores
 from memberscope.store import load_results
 from memberscope.summary import Summary, split_guards_of, summarize
@@ -30,6 +31,7 @@ logger = logging.getLogger(__name__)
 
 MAX_ROC_CURVES = 8
 EXPOSED_ROWS = 10
+TRACE_RISK_METHOD = DEFAULT_RISK_METHOD
 
 __all__ = ["write_audit_report", "write_results_report", "write_run_report"]
 
@@ -74,14 +76,16 @@ def _render_figures(rows: Sequence[AuditRow], summary: Summary | None,
                     curves: Mapping[str, RocCurve | tuple[np.ndarray, np.ndarray]],
                     gallery: tuple[np.ndarray, np.ndarray, np.ndarray | None,
                                    np.ndarray | None] | None) -> list[_figures.RenderedFigure]:
-    built: list[_figures.RenderedFigure | None] = [_figures.epoch_figure(rows)]
+    beyond_split = summary is not None and summary.beyond_split
+    built: list[_figures.RenderedFigure | None] = [
+        _figures.epoch_figure(rows, beyond_split=beyond_split)]
     if summary is not None and summary.accuracy_key is not None:
         pick = summary.suggestion
         limit = summary.limit if summary.metric == AUC.key else None  # the figure's y is AUC
         built.append(_figures.utility_figure(rows, summary.accuracy_key, limit,
                                              (pick.model, pick.epoch) if pick else None))
     built.append(_figures.roc_figure(curves))
-    built.append(_figures.heatmap_figure(rows))
+    built.append(_figures.heatmap_figure(rows, beyond_split=beyond_split))
     built.append(_figures.dp_figure(rows))
     if gallery is not None:
         scores, images, membership, labels = gallery
@@ -94,7 +98,7 @@ def write_audit_report(result: AuditResult, path: str | Path, *,
                        max_auc: float | None = None, metric: str = "auc",
                        images: np.ndarray | None = None,
                        title: str = "memberscope privacy report",
-                       source: str | None = None) -> Path:
+                       source: str | None = None, traces: LossTraces | None = None) -> Path:
     """Write the self-contained HTML report of one audit to ``path`` (atomically).
 
     Parameters
@@ -110,6 +114,9 @@ def write_audit_report(result: AuditResult, path: str | Path, *,
     images : (n, H, W[, C]), optional
         The audited examples, aligned with the result's scores: adds a gallery of the most
         exposed training examples.
+    traces : LossTraces, optional
+        The members' loss traces (e.g. an audit ``.npz``'s ``loss_trace_train``): adds the
+        members they rank most exposed (:func:`memberscope.risk.trace_risk`).
 
     Returns
     -------
@@ -131,6 +138,7 @@ def write_audit_report(result: AuditResult, path: str | Path, *,
         title=title, source=source or str(path.parent), rows=rows, skipped=list(result.skipped),
         figures=_render_figures(rows, summary, curves, gallery),
         exposed=_exposed_examples(result.scores, result.membership, result.labels),
+        trace_exposed=_trace_exposed([] if traces is None else [traces]),
         max_auc=max_auc, notes=notes, summary=summary)
     atomic_write_text(path, render_page(inputs))
     return path
@@ -166,6 +174,25 @@ def _run_exposed(audits: Sequence[AuditScores]) -> list[ExposedExample]:
             out.append(ExposedExample(example.attack, example.index if index is None else index,
                                       example.score, example.label, audit.model, audit.epoch,
                                       example.ties))
+    return out
+
+
+def _trace_exposed(traces: Sequence[LossTraces], method: str = TRACE_RISK_METHOD,
+                   k: int = EXPOSED_ROWS) -> list[ExposedExample]:
+    """The ``k`` members of each model with the highest loss-trace risk (a ranking by
+    :func:`memberscope.risk.trace_risk`, not by an attack), at the last recorded epoch."""
+    from memberscope.risk import top_k
+
+    out = []
+    for model in traces:
+        risk = model.risk(method)
+        index = np.asarray(model.example_index)
+        last_epoch = int(model.epochs[-1]) if len(model.epochs) else None
+        for row in top_k(risk, k):
+            label = None if model.labels is None else int(model.labels[row])
+            out.append(ExposedExample(method, int(index[row]),
+                                      float(risk[row]), label, model.model, last_epoch,
+                                      ties=int(np.count_nonzero(risk == risk[row]))))
     return out
 
 
@@ -251,7 +278,8 @@ def write_run_report(run_dir: str | Path, *, out: str | Path | None = None,
     inputs = PageInputs(
         title=f"memberscope privacy report: {folder.resolve().name}", source=str(given),
         rows=rows, skipped=list(collection.skipped), figures=rendered, config_text=config_text,
-        exposed=_run_exposed(audits), max_auc=max_auc, summary=summary)
+        exposed=_run_exposed(audits), trace_exposed=_trace_exposed(rundir.run_traces(folder)),
+        max_auc=max_auc, summary=summary)
     path = Path(out) if out is not None else rundir.report_path(folder)
     page = render_page(inputs)
     if write_figures:

@@ -37,6 +37,7 @@ from memberscope.metric_definitions import (
 )
 from memberscope.report._data import metadata_keys, slice_sort_key
 from memberscope.results import AuditRow, SkippedEntry, audit_family, metric_value
+from memberscope.risk import RISK_METHODS
 from memberscope.summary import (
     Label,
     Number,
@@ -87,9 +88,10 @@ def json_for_script(document: Any) -> str:
 
 @dataclass(frozen=True)
 class ExposedExample:
-    """A member an attack flags most surely; ``model``/``epoch`` are set in a run's report,
-    and ``index`` is the training-set index where the run kept it. ``ties`` counts the
-    members (this one included) with exactly this score."""
+    """A member an attack flags most surely (or, in ``trace_exposed``, that a loss-trace risk
+    method, named in ``attack``, ranks most exposed); ``model``/``epoch`` are set in a run's
+    report, and ``index`` is the training-set index where the run kept it. ``ties`` counts
+    the members (this one included) with exactly this score."""
 
     attack: str
     index: int
@@ -111,6 +113,7 @@ class PageInputs:
     figures: list[RenderedFigure] = field(default_factory=list)
     config_text: str | None = None
     exposed: list[ExposedExample] = field(default_factory=list)
+    trace_exposed: list[ExposedExample] = field(default_factory=list)  # ranked by trace risk
     max_auc: float | None = None
     notes: list[str] = field(default_factory=list)
     summary: Summary | None = None  # of ``rows`` with ``max_auc``; computed when not given
@@ -347,15 +350,45 @@ def exposed_table(exposed: Sequence[ExposedExample]) -> Table | None:
     caption = ("Training examples with the highest attack score (most exposed)" +
                (" at each variant's last audit; the index is the example's position in the "
                 "training set" if run else "") + ".")
-    tied = [e for e in exposed if e.ties > 1]
-    if tied:
-        headers.append("members at this score")
-        columns.append([e.ties for e in exposed])
-        digits.append(3)
-        caption += (" Some members tie at one score (" + _ties_text(tied) + "); among tied "
-                    "members the table lists the lowest indices, which are no more exposed "
-                    "than the others.")
+    caption += _add_ties(exposed, headers, columns, digits, "score")
     return make_table("exposed", headers, columns, digits=digits, caption=caption)
+
+
+def trace_exposed_table(exposed: Sequence[ExposedExample]) -> Table | None:
+    """The members each model's loss traces rank most exposed (``attack`` holds the risk
+    method, ``epoch`` the last recorded epoch)."""
+    if not exposed:
+        return None
+    methods = ", ".join(dict.fromkeys(e.attack for e in exposed))
+    headers = ["model", "through epoch", "example index", f"risk ({methods})", "label"]
+    columns: list[list[Any]] = [[e.model for e in exposed], [e.epoch for e in exposed],
+                                [e.index for e in exposed], [e.score for e in exposed],
+                                [e.label for e in exposed]]
+    digits = [3, 3, 3, -4, 3]
+    described = "; ".join(f"{name}: the {RISK_METHODS[name].summary}" for name in
+                          dict.fromkeys(e.attack for e in exposed) if name in RISK_METHODS)
+    caption = (f"Members ranked by the risk their training-loss traces show ({described}), "
+               "without reference models. A ranking of the members a membership attack would "
+               "most likely single out, not a claim that any of them is exposed: it has no "
+               "chance level. Removing them exposes the next ones (the onion effect): re-audit "
+               "after removing data.")
+    caption += _add_ties(exposed, headers, columns, digits, "risk")
+    return make_table("trace-exposed", headers, columns, digits=digits, caption=caption)
+
+
+def _add_ties(exposed: Sequence[ExposedExample], headers: list[str],
+              columns: list[list[Any]], digits: list[int], value: str) -> str:
+    """Add a column counting the members tied at each listed ``value`` where some tie;
+    returns the caption's sentence about them (empty when none ties)."""
+    tied = [e for e in exposed if e.ties > 1]
+    if not tied:
+        return ""
+    headers.append(f"members at this {value}")
+    columns.append([e.ties for e in exposed])
+    digits.append(3)
+    return (f" Some members tie at one {value} (" + _ties_text(tied) + "); among tied "
+            "members the table lists the lowest indices, which are no more exposed than the "
+            "others.")
 
 
 def _ties_text(tied: Sequence[ExposedExample], most: int = 3) -> str:
@@ -437,6 +470,7 @@ def render_page(inputs: PageInputs) -> str:
         "checkpoints": checkpoints_table(summary) if summary is not None else None,
         "results": results_table(rows, summary),
         "exposed": exposed_table(inputs.exposed),
+        "trace_exposed": trace_exposed_table(inputs.trace_exposed),
         "skipped": skipped_table(inputs.skipped),
     }
     return _environment().get_template("page.html.j2").render(

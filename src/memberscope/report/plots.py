@@ -9,7 +9,9 @@ Where a figure summarises several slices it shows the *worst* slice (highest met
 point, as the attacker would pick it; the worst point whose result is significant is marked
 with a star (none when no plotted result is), and a heatmap outlines its worst significant
 cell (none on a panel without one). "Significant" is in the family of all the rows given
-(:func:`~memberscope.results.run_family`: a figure of a run is a statement about the run).
+(:func:`~memberscope.summary.marking_family`: a figure of a run is a statement about the run;
+a TPR at low FPR is marked only where that TPR beats chance by its own test, and a shifted
+split's rows only where they beat the split guard).
 Such a maximum climbs above chance by chance alone, so AUC, advantage and TPR-at-FPR figures
 shade the *chance band*: up to the 95% quantile of that maximum when nothing leaks, for the
 sizes and attack kinds plotted (:func:`~memberscope.report._data.chance_band`; the math is
@@ -29,13 +31,14 @@ from memberscope.errors import InputError
 from memberscope.metric_definitions import EPSILON_CONFIDENT, parse_metric
 from memberscope.metrics import RocCurve
 from memberscope.report._data import ChanceBand, chance_band, metric_title, slice_sort_key
-from memberscope.results import Family, distinguishable_rows, metric_value, run_family
+from memberscope.results import Family, distinguishable_rows, metric_value
 from memberscope.summary import (
     Rows,
     as_rows,
     dp_points,
     epoch_sort_key,
     field_value,
+    marking_family,
     worst_series,
 )
 
@@ -144,8 +147,8 @@ def plot_metric_by_epoch(results: Rows, metric: str = "auc", *,
         Star the single highest point whose result is significant (any point of files that
         were never tested) and write its slice and attack next to it; no star when none is.
     family : Family, optional
-        Which results count as significant (default: :func:`~memberscope.results.run_family`
-        of ``results``).
+        Which results count as significant (default:
+        :func:`~memberscope.summary.marking_family` of ``results`` and ``metric``).
 
     For ``auc``, ``advantage`` and ``tpr@F`` the chance band is shaded (artist ``gid``
     "chance-band"): at each epoch, the 95% quantile of the maximum over a line's slices when
@@ -168,7 +171,7 @@ def plot_metric_by_epoch(results: Rows, metric: str = "auc", *,
         ax.axhline(0.5, color="0.6", linewidth=0.8, linestyle=":", label="chance (0.5)")
     if mark_worst and series:
         # Like every headline, the star names only a result distinguishable from chance.
-        family = family or run_family(rows)
+        family = family or marking_family(results, metric)
         marked = {id(r) for r in distinguishable_rows(
             [r for s in series.values() for r in s.rows], family)}
         candidates = [(v, e, r) for s in series.values()
@@ -308,15 +311,15 @@ def plot_slice_heatmap(results: Rows, metric: str = "auc", *, by: str = "epoch",
     """``metric`` per slice (rows) × value of ``by`` (columns: ``epoch`` or any metadata key,
     or ``attack``); each cell is the worst over whatever else varies (attacks, variants)
     unless ``model``/``attack`` pick one. The worst cell whose result is significant in
-    ``family`` (default: :func:`~memberscope.results.run_family` of all of ``results``,
-    before ``model``/``attack`` pick) is outlined; none where no cell's result is.
+    ``family`` (default: :func:`~memberscope.summary.marking_family` of all of ``results``
+    and ``metric``, before ``model``/``attack`` pick) is outlined; none where no cell's result is.
 
     ``vmin``/``vmax`` fix the colour scale (give several panels the same one, so a private
     variant does not look as leaky as the others); by default it spans this panel's values
     (from at most 0.5 for AUC)."""
     metric = parse_metric(metric).key
     every_row = as_rows(results)
-    family = family or run_family(every_row)
+    family = family or marking_family(results, metric)
     rows = [r for r in every_row
             if (model is None or r.metadata.get("model") == model)
             and (attack is None or r.attack == attack)

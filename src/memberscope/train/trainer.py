@@ -18,6 +18,13 @@ Choices, each measured on the 2-core build machine (see ``benchmarks/``):
 * Everything random (initial batch order, Poisson sampling, DP noise) comes from generators
   owned by the trainer, whose states are part of :meth:`Trainer.state_dict`, so a resumed run
   continues exactly where a checkpoint left it.
+* Each example's training loss is recorded at every epoch (:attr:`Trainer.loss_trace`, the
+  input of :func:`memberscope.risk.trace_risk`) from the logits the training steps computed
+  anyway: each step keeps a reference to them, and one batched cross-entropy at the end of the
+  epoch turns them into losses; no extra forward pass, and the training arithmetic is
+  unchanged. The trace is not in
+  :meth:`Trainer.state_dict` (it grows with the epochs); whoever checkpoints keeps it beside
+  the checkpoint and hands it back with :meth:`Trainer.restore_loss_trace`.
 """
 
 from __future__ import annotations
@@ -169,6 +176,8 @@ class Trainer:
         Show a rich progress bar on the terminal for each epoch.
     description : str
         Label of the progress bar.
+    record_losses : bool
+        Record each example's training loss at every epoch (:attr:`loss_trace`).
 
     Examples
     --------
@@ -179,7 +188,7 @@ class Trainer:
 
     def __init__(self, model: torch.nn.Module, x: np.ndarray, y: np.ndarray,
                  settings: TrainSettings, *, device: str | None = None, progress: bool = False,
-                 description: str = "") -> None:
+                 description: str = "", record_losses: bool = True) -> None:
         require("torch", "torch", "training")
         import torch
 
@@ -209,6 +218,8 @@ class Trainer:
         self.progress = progress
         self.description = description
         self.epoch = 0
+        self.record_losses = record_losses
+        self._loss_columns: list[np.ndarray] = []  # one (n,) float32 per epoch trained
         # Two streams of the settings' seed (memberscope._seeding): batches and DP noise.
         self.sampling_generator = torch.Generator().manual_seed(
             stream_seed(settings.seed, "batches"))
@@ -284,16 +295,19 @@ class Trainer:
         """Train one epoch; returns its loss, accuracy and timing."""
         started = time.perf_counter()
         self.module.train()
+        losses = _EpochLosses(self.n) if self.record_losses else None
         with warnings.catch_warnings():
             # Opacus' hooks fire this harmless warning when the inputs need no gradient.
             warnings.filterwarnings("ignore", message="Full backward hook is firing")
-            loss_sum, correct, seen = self._run_steps()
+            loss_sum, correct, seen = self._run_steps(losses)
+        self._loss_columns.append(losses.column() if losses is not None else
+                                  np.full(self.n, np.nan, dtype=np.float32))
         self.epoch += 1
         return EpochStats(epoch=self.epoch, loss=float(loss_sum) / max(seen, 1),
                           accuracy=float(correct) / max(seen, 1),
                           seconds=time.perf_counter() - started, examples=seen)
 
-    def _run_steps(self) -> tuple[torch.Tensor, torch.Tensor, int]:
+    def _run_steps(self, losses: _EpochLosses | None) -> tuple[torch.Tensor, torch.Tensor, int]:
         import torch
 
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
@@ -325,6 +339,8 @@ class Trainer:
                     loss_sum += batch_loss if self.loss_reduction == "sum" else \
                         batch_loss * len(index)
                     correct += (logits.argmax(1) == targets).sum()
+                    if losses is not None:
+                        losses.add(index, logits, targets)
                 seen += len(index)
                 advance()
         return loss_sum, correct, seen
@@ -339,6 +355,36 @@ class Trainer:
     def fit(self) -> list[EpochStats]:
         """Train until ``settings.epochs`` epochs are done; returns the stats of each new epoch."""
         return [self.train_epoch() for _ in range(self.epoch, self.settings.epochs)]
+
+    @property
+    def loss_trace(self) -> np.ndarray:
+        """(n, epoch) float32: each training example's loss in each epoch trained so far, as
+        the training step computed it (training mode, the weights before that batch's step),
+        averaged over the epoch's steps that drew it; NaN where it joined none (Poisson
+        sampling) or where nothing was recorded (``record_losses=False``, or epochs a
+        restored trace lacked). Row i is training example i (``x[i]``)."""
+        if not self._loss_columns:
+            return np.full((self.n, self.epoch), np.nan, dtype=np.float32)
+        return np.stack(self._loss_columns, axis=1)
+
+    def restore_loss_trace(self, trace: np.ndarray | None) -> None:
+        """Restore the losses of the epochs a checkpoint holds, after :meth:`load_state_dict`
+        (which leaves them NaN).
+
+        ``trace`` (n, k) is what :attr:`loss_trace` gave (e.g. read back from the run
+        directory): its first ``epoch`` columns are kept (columns written after the
+        checkpoint are dropped; training redoes those epochs identically) and missing ones
+        become NaN. None restores an all-NaN trace.
+        """
+        columns = np.full((self.n, self.epoch), np.nan, dtype=np.float32)
+        if trace is not None:
+            trace = np.asarray(trace)
+            if trace.ndim != 2 or trace.shape[0] != self.n:
+                raise InputError(f"loss trace must be ({self.n}, epochs) for the {self.n} "
+                                 f"training examples; got shape {trace.shape}")
+            kept = min(trace.shape[1], self.epoch)
+            columns[:, :kept] = trace[:, :kept]
+        self._loss_columns = list(columns.T.copy())
 
     def predict(self, x: torch.Tensor, index: np.ndarray | None = None,
                 batch_size: int = INFERENCE_BATCH_SIZE) -> np.ndarray:
@@ -404,6 +450,44 @@ class Trainer:
                 raise InputError("trainer state has no canaries; the settings ask for them")
             self.canaries.load_state_dict(state["canaries"])
         self.epoch = int(state["epoch"])
+        self.restore_loss_trace(None)  # the checkpoint's epochs, unrecorded until restored
+
+
+class _EpochLosses:
+    """Each example's training loss in one epoch: mean over the steps that drew it.
+
+    A step only keeps references to its (detached) logits, targets and rows: the losses are
+    computed once, at the end of the epoch, in one batched operation. Per-step arithmetic on a
+    (batch, classes) tensor, in torch or numpy, cost 1.4-1.9% of an epoch on 2 threads
+    (benchmarks/trace_recording.py): such tiny operations wait on the threads the training
+    kernels leave busy. The losses are in float64: in float32 the log-sum-exp rounds
+    1 + p_rest to float32's spacing above 1, so a loss below ~6e-8 becomes 0 and smaller ones
+    steps of 1.2e-7, erasing the differences between fitted examples that log-scale risk
+    methods read. Rows repeat only across steps (a Poisson batch never holds an example
+    twice); the sums are indexed adds, sequential (so deterministic) on CPU.
+    """
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.steps: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+
+    def add(self, index: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor) -> None:
+        """Keep one step's rows, logits and targets (references, no copy)."""
+        self.steps.append((index, logits.detach(), targets))
+
+    def column(self) -> np.ndarray:
+        """(n,) float32 mean loss per example; NaN for examples no step drew."""
+        import torch
+
+        if not self.steps:
+            return np.full(self.n, np.nan, dtype=np.float32)
+        rows, logits, targets = (torch.cat(parts) for parts in zip(*self.steps, strict=True))
+        losses = torch.nn.functional.cross_entropy(logits.double(), targets, reduction="none")
+        sums = torch.zeros(self.n, dtype=torch.float64, device=losses.device)
+        counts = torch.zeros_like(sums)
+        sums.index_add_(0, rows, losses)
+        counts.index_add_(0, rows, torch.ones_like(losses))
+        return (sums / counts).float().cpu().numpy()  # 0 / 0 = NaN: never drawn
 
 
 class _progress_bar:  # noqa: N801 - used as a context manager like a function
