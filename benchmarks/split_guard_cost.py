@@ -5,7 +5,8 @@ Run: ``.venv/bin/python benchmarks/split_guard_cost.py [--repeats 9] [--dtype ui
 ``--dtype uint8`` as the datasets hold them, or ``float32`` scaled to [0, 1] as the codelab
 feeds them), the codelab's outputs (``_synthetic.codelab_outputs``), threshold + lr on the
 entire dataset and each of 10 classes. The same audit with and without inputs, interleaved,
-``--repeats`` times; prints the medians and their ratio, and the blind check's parts.
+``--repeats`` times; prints the medians and their ratio, and the blind check's parts
+(featurizer, cross-validation, the row's metrics: each timed alone).
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 import memberscope as ms
 from _synthetic import codelab_outputs
+from memberscope.attacks import get_attack
 from memberscope.attacks.blind import input_summary
-from memberscope.metrics import LowResolutionWarning
+from memberscope.metrics import LowResolutionWarning, attack_metrics
 
 
 def main() -> None:
@@ -60,11 +62,19 @@ def main() -> None:
         guarded.append(timed(with_inputs))
         ratios.append(guarded[-1] / plain[-1])
         blind.append(blind_check())
-    features = []
+    features, folds, metrics = [], [], []
+    blind_attack = get_attack("blind")
     for _ in range(args.repeats):
         started = time.perf_counter()
         input_summary(with_inputs.inputs)  # type: ignore[arg-type]
         features.append(time.perf_counter() - started)
+        signal = blind_attack.signal(with_inputs, None, blind_attack.defaults)
+        started = time.perf_counter()
+        scored = blind_attack.scores_for_slice(signal, outputs.membership, 0, {})
+        folds.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        attack_metrics(scored.scores, outputs.membership, strata=scored.strata)
+        metrics.append(time.perf_counter() - started)
     print(f"codelab-size audit, 50,000 + 10,000, 32x32x3 {args.dtype} inputs, threshold + lr, "
           f"entire + 10 classes, {args.repeats} interleaved repeats (medians):")
     print(f"  without inputs: {statistics.median(plain):.3f} s")
@@ -74,8 +84,9 @@ def main() -> None:
     print(f"  of which the blind check alone (featurizer, cross-validation, its row): "
           f"{statistics.median(blind):.3f} s = "
           f"{statistics.median(blind) / statistics.median(plain):.1%} of the audit; the "
-          f"default featurizer {statistics.median(features):.3f} s; the rest is the 22 "
-          "beyond-split tests")
+          f"default featurizer {statistics.median(features):.3f} s, the cross-validation "
+          f"{statistics.median(folds):.3f} s, the row's metrics {statistics.median(metrics):.3f} "
+          "s; the rest is the 22 beyond-split tests")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,12 @@ from memberscope.metrics import (
 )
 from memberscope.outputs import ModelOutputs
 from memberscope.results import NOT_CHECKED, AuditResult, AuditRow, SkippedEntry, SplitGuard
-from memberscope.significance import check_correction, paired_auc_p_value, significant_rows
+from memberscope.significance import (
+    RankedScores,
+    check_correction,
+    paired_auc_p_value,
+    significant_rows,
+)
 from memberscope.slicing import Slice, UnavailableSlice, build_slices
 from memberscope.split_guard import (
     BLIND,
@@ -142,6 +147,7 @@ def audit(
 
     guard_runs, guard, guard_skipped = (_guard_checks(context, correction) if split_guard
                                         else ([], _guard_off(alpha, correction), []))
+    bars = _GuardBars(guard_runs)
     runs: list[_Run] = []
     skipped: list[SkippedEntry] = []
     for attack in attack_list:
@@ -150,7 +156,7 @@ def audit(
         except InputError as exc:
             skipped.extend(SkippedEntry(s.name, attack.name, str(exc)) for s in slice_list)
             continue
-        comparator = _Comparator(attack, context, guard_runs)
+        comparator = _Comparator(attack, context, bars)
         for slice_ in slice_list:
             if any(r.row.attack == attack.name and r.row.slice == slice_.name
                    for r in guard_runs):
@@ -305,18 +311,46 @@ def _guard_off(alpha: float, correction: str) -> SplitGuard:
                       reason="not run (split_guard=False)")
 
 
+class _GuardBars:
+    """The split guard's scores on the entire dataset, the bars of every row's beyond-split
+    test: each slice's part of them ranked once, shared by every attack's row on that slice
+    (a small slice's part is sorted: cheaper than filtering the whole dataset's order)."""
+
+    def __init__(self, guard_runs: Sequence[_Run]) -> None:
+        self._entire = {run.row.attack: run.scored for run in guard_runs}
+        self._by_slice: dict[tuple[str, str], RankedScores] = {}
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The guard checks that ran."""
+        return tuple(self._entire)
+
+    def on(self, name: str, slice_: Slice) -> RankedScores:
+        """Guard ``name``'s scores on ``slice_``'s examples, ranked."""
+        key = (name, slice_.name)
+        if key not in self._by_slice:
+            scored = self._entire[name]
+            if scored.ranked is not None and scored.strata is not None and slice_.mask.all():
+                # The blind check's folds are ranked already: merged, not sorted again.
+                self._by_slice[key] = RankedScores.merged(
+                    [(np.flatnonzero(scored.strata == stratum), ranked)
+                     for stratum, ranked in scored.ranked.items()])
+            else:
+                self._by_slice[key] = RankedScores.of(scored.scores[slice_.mask])
+        return self._by_slice[key]
+
+
 class _Comparator:
     """What one attack's rows are compared with in their beyond-split test: every bar the
     split guard offers (:mod:`memberscope.split_guard`)."""
 
-    def __init__(self, attack: Attack, context: _Context, guard_runs: Sequence[_Run]) -> None:
-        self.attack, self.context = attack, context
+    def __init__(self, attack: Attack, context: _Context, bars: _GuardBars) -> None:
+        self.attack, self.context, self.bars = attack, context, bars
         self.control_signal: np.ndarray | None = None
-        self.guards: list[_Run] = []
+        self.guards: list[str] = []
         if attack.name in (BLIND, CONTROL):
             return
-        by_name = {run.row.attack: run for run in guard_runs}
-        self.guards = [by_name[name] for name in (CONTROL, BLIND) if name in by_name]
+        self.guards = [name for name in (CONTROL, BLIND) if name in bars.names]
         if context.control is not None and not attack.needs_reference:
             # An attack the control's outputs cannot feed is compared with its loss instead.
             with contextlib.suppress(InputError):
@@ -328,7 +362,7 @@ class _Comparator:
         valid wherever one bar's test is)."""
         row, roc, scored = outcome
         membership = self.context.outputs.membership[slice_.mask]
-        bars: list[np.ndarray] = []
+        bars: list[np.ndarray | RankedScores] = []
         names: list[str] = []
         if self.control_signal is not None:
             bars.append(self.attack.scores_for_slice(
@@ -336,18 +370,21 @@ class _Comparator:
                 stream_seed(self.context.seed, slice_.name, self.attack.name),
                 self.context.options_of(self.attack)).scores)
             names.append(CONTROL)
-        for guard in self.guards:
+        for name in self.guards:
             # The control's loss is a bar of its own where the attack could not run on the
             # control, and beside it for a trained attack: two separately fitted attackers
             # differ by fitting noise the per-fold test cannot see.
-            if guard.row.attack == CONTROL and bars and scored.strata is None:
+            if name == CONTROL and bars and scored.strata is None:
                 continue
-            bars.append(guard.scores[slice_.mask])
-            if guard.row.attack not in names:
-                names.append(guard.row.attack)
+            bars.append(self.bars.on(name, slice_))
+            if name not in names:
+                names.append(name)
         if not bars:
             return _Run(row, roc, scored)
-        p_value = max(paired_auc_p_value(scored.scores, bar, membership, scored.strata)
+        # Several bars: the attack's scores are sorted once for all of them.
+        scores = RankedScores.of(scored.scores) if len(bars) > 1 else scored.scores
+        p_value = max(paired_auc_p_value(scores, bar, membership, scored.strata,
+                                         ranked_strata=scored.ranked)
                       for bar in bars)
         return _Run(replace(row, beyond_split_p_value=p_value,
                             beyond_split_guard="+".join(sorted(names))), roc, scored)
@@ -380,9 +417,12 @@ def _evaluate(attack: Attack, signal: np.ndarray, context: _Context, slice_: Sli
             f"too small: {n_members} members and {n_nonmembers} non-members; "
             f"need at least {needed} of each")
     slice_seed = stream_seed(context.seed, slice_.name, attack.name)
+    # A trained attack copies the rows it fits and scores: on the entire dataset its
+    # features need no copy first (the blind check's are 60,000 x 31 in the codelab).
+    whole = attack.score_slice is not None and len(membership) == outputs.n
     try:
-        scored = attack.scores_for_slice(signal[slice_.mask], membership, slice_seed,
-                                         context.options_of(attack))
+        scored = attack.scores_for_slice(signal if whole else signal[slice_.mask], membership,
+                                         slice_seed, context.options_of(attack))
     except (ValueError, ArithmeticError) as exc:
         # A slice the attack cannot handle (too few examples for its model, a degenerate
         # fit) is recorded with the reason, never allowed to end the whole audit.

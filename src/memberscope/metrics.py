@@ -22,7 +22,7 @@ import numpy as np
 
 from memberscope._validation import as_bool_array, as_float_array, check_probability
 from memberscope.errors import InputError
-from memberscope.significance import p_value_from_groups
+from memberscope.significance import distinct, p_value_from_groups
 
 DEFAULT_FPR_TARGETS: tuple[float, ...] = (0.001, 0.01, 0.1)
 #: Confidence with which the PPV bound holds simultaneously over thresholds.
@@ -371,13 +371,6 @@ def _tie_groups_of(roc: RocCurve) -> tuple[np.ndarray, np.ndarray]:
             np.rint(np.diff(roc.fpr) * roc.n_nonmembers))
 
 
-def _distinct(strata: np.ndarray) -> np.ndarray:
-    """Distinct values of ``strata``; fold ids (small non-negative ints) without a sort."""
-    if strata.dtype.kind in "iu" and len(strata) and strata.min() >= 0 and strata.max() < 1024:
-        return np.flatnonzero(np.bincount(strata))
-    return np.unique(strata)
-
-
 def rank_test_p_value(scores: np.ndarray, membership: np.ndarray, *,
                       strata: np.ndarray | None = None, roc: RocCurve | None = None) -> float:
     """One-sided p-value of H0 "the scores carry no membership information".
@@ -394,7 +387,7 @@ def rank_test_p_value(scores: np.ndarray, membership: np.ndarray, *,
             roc = _roc_curve(scores, membership, None)
         return p_value_from_groups([_tie_groups_of(roc)])
     groups = []
-    for stratum in _distinct(strata):
+    for stratum in distinct(strata):
         inside = strata == stratum
         side = membership[inside]
         if side.any() and not side.all():

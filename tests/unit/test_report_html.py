@@ -395,3 +395,29 @@ def test_dp_card_reads_an_old_record_by_what_it_was(tmp_path):
     assert "assuming a Gaussian trade-off curve (μ-GDP), the canaries show ε ≥ 4.20" in card
     assert "evidence against the Gaussian model, not against (ε, δ)-DP itself" in card
     assert "(consistent:" in card
+
+
+def test_split_checks_never_rank_exposed_examples(tmp_path):
+    # Non-members brighter than members: the blind check separates them far better than the
+    # model's loss, yet its scores rank inputs, not what the model exposes.
+    from memberscope import ModelOutputs, audit
+
+    rng = np.random.default_rng(4)
+    n = 300
+    inputs_train = rng.random((n, 6, 6))
+    inputs_test = rng.random((n, 6, 6)) + 0.5
+    labels_train, labels_test = rng.integers(0, 2, n), rng.integers(0, 2, n)
+    logits_train = rng.normal(size=(n, 2)) + 0.3 * np.eye(2)[labels_train]
+    logits_test = rng.normal(size=(n, 2))
+    outputs = ModelOutputs.from_train_test(
+        logits_train=logits_train, logits_test=logits_test, labels_train=labels_train,
+        labels_test=labels_test, inputs_train=inputs_train, inputs_test=inputs_test)
+    result = audit(outputs, attacks=["threshold"], slices=["entire"], seed=0)
+    assert "blind" in result.scores
+    images = np.concatenate([inputs_train, inputs_test])
+    page = report_html.write_audit_report(result, tmp_path / "r.html",
+                                          images=images).read_text("utf-8")
+    exposed = page.split('id="exposed"')[1].split("</table>")[0]
+    assert "threshold" in exposed and "blind" not in exposed
+    top = int(np.argmax(np.where(result.membership, result.scores["threshold"], -np.inf)))
+    assert re.search(rf'<td class="n" data-v="{top}">{top}</td>', exposed)

@@ -323,3 +323,25 @@ def test_a_tpr_star_needs_that_tpr_to_beat_chance_by_its_own_test(run):
     # The AUC panel of the same rows still stars by the rows' own (AUC) tests.
     assert any(label.startswith("worst: ") for label in
                _labelled_lines(plots.plot_metric_by_epoch(quiet, "auc")))
+
+
+def test_privacy_vs_utility_leaves_split_checks_out(run):
+    # A blind check that separates the split perfectly is the data, not the model's leakage.
+    model_rows = list(run.filter(model="small").rows)
+    blind = [replace(r, attack="blind", auc=0.99) for r in model_rows if r.attack == "threshold"]
+    ax = plots.plot_privacy_vs_utility(ResultsCollection(model_rows + blind), "auc")
+    rows = [[r for r in model_rows if r.metadata["epoch"] == e] for e in (1, 2, 3, 4, 5)]
+    np.testing.assert_allclose(_labelled_lines(ax)["small"].get_ydata(),
+                               [max(r.auc for r in g) for g in rows])
+
+
+def test_slice_heatmap_cells_leave_split_checks_out(run):
+    model_rows = list(run.filter(model="small").rows)
+    blind = [replace(r, attack="blind", auc=0.99) for r in model_rows if r.attack == "threshold"]
+    ax = plots.plot_slice_heatmap(ResultsCollection(model_rows + blind), "auc", by="epoch")
+    grid = ax.images[0].get_array()
+    assert float(np.nanmax(grid)) == pytest.approx(max(r.auc for r in model_rows))
+    # Where the columns are attacks, the check keeps a column of its own.
+    by_attack = plots.plot_slice_heatmap(ResultsCollection(model_rows + blind), "auc",
+                                         by="attack")
+    assert "blind" in [t.get_text() for t in by_attack.get_xticklabels()]

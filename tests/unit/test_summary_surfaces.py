@@ -118,6 +118,11 @@ def test_a_runs_checkpoints_are_the_same_numbers_in_the_page_and_the_terminal():
         row = next(line for line in terminal if line.startswith(f"{model} "))
         expected = ("none of" if last.worst is None else f"{last.worst.auc:.3f}")
         assert expected in row and f"{last.max_epsilon:.2f}" in row
+    # A blank maximum is explained where the table shows one.
+    blank = any(c.worst is None or c.max_low_fpr is None
+                for c in summary.checkpoints if c.key[1] == 2)
+    footnote = "-: no result distinguishable from chance (TPR at a low FPR: by its own test)"
+    assert blank and footnote in terminal
     pick = summary.suggestion
     assert pick is not None
     assert _numbers(page)["suggestion.accuracy"] == pick.accuracy

@@ -11,16 +11,20 @@ import numpy as np
 from memberscope.errors import InputError
 from memberscope.null_reference import FoldPooling
 from memberscope.outputs import ModelOutputs
+from memberscope.significance import RankedScores
 
 
 @dataclass(frozen=True)
 class SliceScores:
     """One slice's attack scores (n,) and, where they are exchangeable under H0 only within
     groups, those groups: ``strata`` (n,) int, e.g. the cross-validation fold that scored each
-    example (fold models differ, so scores of different folds are not comparable under H0)."""
+    example (fold models differ, so scores of different folds are not comparable under H0).
+    ``ranked``, where the scorer sorted each stratum's scores anyway: {stratum: those scores
+    (in example order), ranked}, so the tests that need them ranked do not sort again."""
 
     scores: np.ndarray
     strata: np.ndarray | None = None
+    ranked: Mapping[int, RankedScores] | None = None
 
 
 SignalFunction = Callable[[ModelOutputs, Any, Mapping[str, Any]], np.ndarray]

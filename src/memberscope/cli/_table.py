@@ -68,7 +68,7 @@ def summary_table(summary: Summary) -> str:
         if summary.checkpoints:
             first += [group.key[1], Number(meta.get("test_accuracy", float("nan")), "")]
             if has_dp:
-                first.append(None if meta.get("epsilon") is None
+                first.append("not DP" if meta.get("epsilon") is None
                              else Number(meta["epsilon"], "", 2))
         worst = group.worst
         if worst is None:
@@ -82,7 +82,12 @@ def summary_table(summary: Summary) -> str:
             values.append(None if group.max_low_fpr is None else Number(group.max_low_fpr, ""))
         values.append(Number(group.max_epsilon, "", 2))
         rows.append([*first, *values])
-    return format_table(headers, rows, title="memberscope privacy summary")
+    table = format_table(headers, rows, title="memberscope privacy summary")
+    if any(value is None for row in rows for value in row[len(first) - 1:]):
+        # A blank max is no result distinguishable from chance, not a missing number.
+        table += ("\n-: no result distinguishable from chance (TPR at a low FPR: by its own "
+                  "test)")
+    return table
 
 
 def summary_lines(summary: Summary) -> list[str]:

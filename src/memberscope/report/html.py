@@ -21,7 +21,13 @@ from memberscope.metric_definitions import AUC
 from memberscope.metrics import RocCurve
 from memberscope.report import figures as _figures
 from memberscope.report.page import ExposedExample, PageInputs, render_page
-from memberscope.results import AuditResult, AuditRow, ResultsCollection, SplitGuard
+from memberscope.results import (
+    GUARD_ATTACKS,
+    AuditResult,
+    AuditRow,
+    ResultsCollection,
+    SplitGuard,
+)
 from memberscope.risk import DEFAULT_RISK_METHOD, LossTraces
 from memberscope.rundir import AuditScores
 from memberscope.store import load_results
@@ -45,6 +51,8 @@ def _exposed_examples(scores: Mapping[str, np.ndarray], membership: np.ndarray |
 
     out = []
     for attack, values in scores.items():
+        if attack in GUARD_ATTACKS:
+            continue  # a split check's score ranks inputs, not what the model exposes
         values = np.asarray(values, dtype=float)
         if membership is not None and len(membership) != len(values):
             continue
@@ -126,8 +134,9 @@ def write_audit_report(result: AuditResult, path: str | Path, *,
     path = Path(path)
     rows = list(result.rows)
     gallery = None
-    if images is not None and result.scores:
-        attack = max(result.scores, key=lambda a: _entire_auc(rows, a))
+    model_attacks = [a for a in result.scores if a not in GUARD_ATTACKS]
+    if images is not None and model_attacks:
+        attack = max(model_attacks, key=lambda a: _entire_auc(rows, a))
         gallery = (result.scores[attack], np.asarray(images), result.membership, result.labels)
     curves = _audit_curves(result)
     notes = []

@@ -214,15 +214,17 @@ def plot_privacy_vs_utility(results: Rows, metric: str = "auc", *,
                             accuracy_key: str = "test_accuracy", limit: float | None = None,
                             max_labels: int = 8, highlight: tuple[Any, Any] | None = None,
                             legend: bool = True, ax: Axes | None = None) -> Axes:
-    """Worst ``metric`` (over slices and attacks) against ``accuracy_key`` (metadata), one
-    line per model variant in epoch order, points labelled by epoch (at most ``max_labels``
-    labels per line); a dashed line at the privacy ``limit`` and a ring around the
-    ``highlight`` (model, epoch) point when given. For ``auc`` and ``advantage`` the chance
-    band is shaded (``gid`` "chance-band"): the 95% quantile of the maximum over one
-    epoch's slices and attacks when nothing leaks (the highest over the epochs drawn)."""
+    """Worst ``metric`` (over slices and attacks; split checks left out) against
+    ``accuracy_key`` (metadata), one line per model variant in epoch order, points labelled
+    by epoch (at most ``max_labels`` labels per line); a dashed line at the privacy ``limit``
+    and a ring around the ``highlight`` (model, epoch) point when given. For ``auc`` and
+    ``advantage`` the chance band is shaded (``gid`` "chance-band"): the 95% quantile of the
+    maximum over one epoch's slices and attacks when nothing leaks (the highest over the
+    epochs drawn)."""
     metric = parse_metric(metric).key
+    # The model's leakage against its accuracy: a split check's rows measure the data.
     rows = [r for r in as_rows(results)
-            if isinstance(r.metadata.get(accuracy_key), int | float)]
+            if isinstance(r.metadata.get(accuracy_key), int | float) and not r.measures_split]
     ax = _new_axes(ax)
     series = worst_series(rows, metric, by=("model",))
     band = chance_band(rows, metric, by=("model",)) if series else None
@@ -309,10 +311,11 @@ def plot_slice_heatmap(results: Rows, metric: str = "auc", *, by: str = "epoch",
                        vmin: float | None = None, vmax: float | None = None,
                        family: Family | None = None, ax: Axes | None = None) -> Axes:
     """``metric`` per slice (rows) × value of ``by`` (columns: ``epoch`` or any metadata key,
-    or ``attack``); each cell is the worst over whatever else varies (attacks, variants)
-    unless ``model``/``attack`` pick one. The worst cell whose result is significant in
-    ``family`` (default: :func:`~memberscope.summary.marking_family` of all of ``results``
-    and ``metric``, before ``model``/``attack`` pick) is outlined; none where no cell's result is.
+    or ``attack``); each cell is the worst over whatever else varies (attacks, variants;
+    split checks only in their own column) unless ``model``/``attack`` pick one. The worst
+    cell whose result is significant in ``family`` (default:
+    :func:`~memberscope.summary.marking_family` of all of ``results`` and ``metric``, before
+    ``model``/``attack`` pick) is outlined; none where no cell's result is.
 
     ``vmin``/``vmax`` fix the colour scale (give several panels the same one, so a private
     variant does not look as leaky as the others); by default it spans this panel's values
@@ -320,9 +323,13 @@ def plot_slice_heatmap(results: Rows, metric: str = "auc", *, by: str = "epoch",
     metric = parse_metric(metric).key
     every_row = as_rows(results)
     family = family or marking_family(results, metric)
+    # A cell's worst over attacks is the model's leakage: split checks stay out of it (they
+    # keep a column of their own where the columns are attacks).
+    mixes_attacks = attack is None and by != "attack"
     rows = [r for r in every_row
             if (model is None or r.metadata.get("model") == model)
             and (attack is None or r.attack == attack)
+            and not (mixes_attacks and r.measures_split)
             and field_value(r, by) is not None]
     if not rows:
         raise InputError(f"no rows to draw: none has {by!r}"
