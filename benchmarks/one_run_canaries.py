@@ -15,7 +15,7 @@ gradient canaries, and prints:
 3. DP-Adam: the same audit scoring the released gradients vs the parameter updates;
 4. cost: epoch time with canaries / without (same batches and noise), medians of interleaved
    epochs, wall and CPU time, on that model and on the codelab's 3-conv CNN at
-   Fashion-MNIST's shape;
+   Fashion-MNIST's shape, and what each part of a step with canaries takes;
 5. black-box canaries (mislabelled examples) under DP-SGD and without DP.
 """
 
@@ -246,6 +246,42 @@ def bench_cost(epochs: int, mode: str, model: str) -> None:
               f"{canary_s / plain_s:.3f}× (per-epoch ratios {low:.2f}-{high:.2f})")
 
 
+def bench_step_parts(epochs: int) -> None:
+    """Median µs per call of what canaries add to a direct-mode step of the digits CNN:
+    drawing them, clipping (``clip_and_sum`` with them minus without, from a trainer without
+    canaries on the same batches) and reading the release at the m coordinates."""
+    plain, audited = (make_trainer(4.0, 0, epochs=epochs + 1, canaries=flag, mode="direct")
+                      for flag in (False, True))
+    calls: dict[str, list[float]] = {}
+
+    def timed(owner: object, name: str, label: str) -> None:
+        method = getattr(owner, name)
+
+        def wrapper(*args: object, **kwargs: object) -> object:
+            started = time.perf_counter()
+            result = method(*args, **kwargs)
+            calls.setdefault(label, []).append(time.perf_counter() - started)
+            return result
+
+        setattr(owner, name, wrapper)
+
+    for trainer in (plain, audited):
+        trainer.train_epoch()
+    timed(audited.canaries, "draw", "draw")
+    timed(audited.canaries, "observe", "read")
+    timed(audited.private.clipper, "clip_and_sum", "clip with canaries")
+    timed(plain.private.clipper, "clip_and_sum", "clip without")
+    for _ in range(epochs):
+        for trainer in (plain, audited):
+            trainer.train_epoch()
+    medians = {label: 1e6 * statistics.median(times) for label, times in calls.items()}
+    step = 1e6 * statistics.median(calls["clip without"])
+    print(f"   per step, digits, direct mode, medians of {len(calls['draw'])} calls: draw "
+          f"{medians['draw']:.1f} µs, clipping +"
+          f"{medians['clip with canaries'] - medians['clip without']:.1f} µs "
+          f"({step:.0f} µs without canaries), read {medians['read']:.1f} µs")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
@@ -265,6 +301,7 @@ def main() -> None:
     if "cost" in parts:
         for mode in ("direct", "hooks"):
             bench_cost(3 * epochs, mode, "digits")
+        bench_step_parts(3 * epochs)
         bench_cost(3 if args.quick else 7, "direct", "codelab")
 
 

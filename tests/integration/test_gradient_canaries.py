@@ -19,6 +19,7 @@ from memberscope.train.dp.canaries import (  # noqa: E402
     ideal_observations,
     plan_gradient_canaries,
 )
+from memberscope.train.dp.sparse_examples import SparseExamples  # noqa: E402
 from memberscope.train.models import mlp  # noqa: E402
 from memberscope.train.settings import CanarySettings, DPSettings, TrainSettings  # noqa: E402
 from memberscope.train.trainer import Trainer  # noqa: E402
@@ -127,7 +128,7 @@ def test_canaries_spread_over_parameters_are_sampled_placed_and_read_where_they_
 
 
 def test_sparse_extra_examples_clip_like_their_dense_form():
-    # Canaries reach clip_and_sum as sparse COO tensors; their dense form is the oracle.
+    # Canaries reach clip_and_sum as SparseExamples; their dense form is the oracle.
     torch.manual_seed(0)
     model = mlp(D, CLASSES, hidden=(8,))
     params = [p for p in model.parameters() if p.requires_grad]
@@ -152,9 +153,35 @@ def test_sparse_extra_examples_clip_like_their_dense_form():
         return norms, torch.cat([p.grad.reshape(-1) for p in params])
 
     dense_norms, dense_grads = clipped(extra)
-    sparse_norms, sparse_grads = clipped({p: g.to_sparse() for p, g in extra.items()})
+    sparse = {}
+    for param, dense in extra.items():
+        rows, columns = torch.nonzero(dense.reshape(6, -1), as_tuple=True)
+        sparse[param] = SparseExamples(6, rows, columns, dense.reshape(6, -1)[rows, columns],
+                                       tuple(param.shape))
+        torch.testing.assert_close(sparse[param].to_dense(), dense, rtol=0, atol=0)
+    sparse_norms, sparse_grads = clipped(sparse)
     torch.testing.assert_close(sparse_norms, dense_norms)
     torch.testing.assert_close(sparse_grads, dense_grads)
+
+
+def test_sparse_extra_examples_alone_land_at_their_logical_positions_in_channels_last():
+    # A step of canaries only (empty Poisson batch) in a channels_last conv weight: the
+    # gradients start as zeros in the parameter's layout; offsets are logical positions.
+    from memberscope.train.models import small_cnn
+
+    model = small_cnn((8, 8, 3), 3, num_conv=1).to(memory_format=torch.channels_last)
+    weight = model[0].weight
+    assert not weight.is_contiguous()
+    columns = torch.tensor([5, 77, 200])
+    values = torch.tensor([3.0, -0.5, 2.0])
+    examples = SparseExamples(3, None, columns, values, tuple(weight.shape))
+    clipper = direct_clipping.ClippedGradients(model)
+    norms = clipper.clip_and_sum(1.0, {weight: examples})
+    torch.testing.assert_close(norms, values.abs())
+    expected = torch.zeros(weight.numel())
+    expected[columns] = values / torch.clamp(values.abs() + 1e-6, min=1.0)
+    torch.testing.assert_close(weight.grad.reshape(-1), expected)
+    torch.testing.assert_close(examples.to_dense().sum(0).reshape(-1)[columns], values)
 
 
 def test_canaries_are_clipped_by_opacus_in_hooks_mode():

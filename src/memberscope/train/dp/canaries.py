@@ -32,11 +32,12 @@ update-based score (for DP-Adam it is not linear in the gradient).
 The hook into training is DP's one way in for extra examples,
 :meth:`memberscope.train.dp.engine.PrivateTraining.clip` (``extra_examples``): each step
 :meth:`memberscope.train.dp.engine.PrivateTraining.step` calls :meth:`GradientCanaries.draw`
-and passes the sampled canaries' gradients, {parameter: (k, *shape)}, as extra examples of the
+and passes the sampled canaries' gradients, {parameter: k examples as
+:class:`~memberscope.train.dp.sparse_examples.SparseExamples`}, as extra examples of the
 batch, clipped and summed with the real ones on every route (direct clipping sums them in
-``ClippedGradients.clip_and_sum``; Opacus' modes append them to ``p.grad_sample`` and clip
-them in ``optimizer.step()``). After the step :meth:`GradientCanaries.observe` reads ĝ_t and
-the update at the canary coordinates.
+``ClippedGradients.clip_and_sum``; Opacus' modes append them, made dense, to
+``p.grad_sample`` and clip them in ``optimizer.step()``). After the step
+:meth:`GradientCanaries.observe` reads ĝ_t and the parameters at the canary coordinates.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ from memberscope.one_run import (
     epsilon_audit_record,
     epsilon_one_run,
 )
+from memberscope.train.dp.sparse_examples import SparseExamples
 
 SCORES = ("sum", "likelihood_ratio", "centred_likelihood_ratio")
 DEFAULT_SCORE = "centred_likelihood_ratio"
@@ -112,57 +114,126 @@ def plan_gradient_canaries(parameter_sizes: Sequence[int], m: int, *, seed: int,
 class CanaryBatch:
     """The canaries sampled for one step: ``sampled`` (k,) canary indices, ascending, and
     ``extra_examples``, their gradients as extra examples of that step's batch,
-    {parameter: (k, *parameter.shape)} sparse COO (empty when k = 0), each row G at its
-    canary's coordinate and 0 elsewhere; what ``PrivateTraining.clip(extra_examples=...)``
+    {parameter: :class:`SparseExamples` of k examples} (empty when k = 0), each example G at
+    its canary's coordinate and 0 elsewhere; what ``PrivateTraining.clip(extra_examples=...)``
     takes."""
 
     sampled: np.ndarray
-    extra_examples: dict[Any, torch.Tensor]
+    extra_examples: dict[Any, SparseExamples]
 
     def __len__(self) -> int:
         return len(self.sampled)
 
 
 COIN_BLOCK = 32
-"""Steps whose canary coins are drawn in one go (their sampled canaries worked out at once)."""
-
-
-class _SampledBlock:
-    """The sampled canaries of a run of steps, from their ``coins`` (steps, m): ``canaries``
-    (total,), step s's being ``canaries[bounds[s]:bounds[s + 1]]``; per home, the sparse
-    indices (1 + ndim, total) of their gradients (row in the step's batch, then position) and
-    where each step's start. ``step`` counts the steps handed out."""
-
-    def __init__(self, coins: np.ndarray, canaries: np.ndarray, bounds: np.ndarray,
-                 indices: list[tuple[np.ndarray, np.ndarray]]) -> None:
-        self.coins, self.canaries, self.bounds, self.indices = coins, canaries, bounds, indices
-        self.step = 0
-
-    def exhausted(self) -> bool:
-        return self.step == len(self.bounds) - 1
-
-    def next_step(self) -> tuple[np.ndarray, list[np.ndarray]]:
-        """The next step's sampled canaries (k,), ascending, and each home's indices."""
-        step, self.step = self.step, self.step + 1
-        sampled = self.canaries[self.bounds[step]:self.bounds[step + 1]]
-        return sampled, [home_indices[:, starts[step]:starts[step + 1]]
-                         for home_indices, starts in self.indices]
+"""Steps whose canary coins are drawn in one go (their sampled canaries worked out at once),
+and steps whose readings are kept on the parameters' device before joining the history."""
 
 
 @dataclass(frozen=True)
 class _Home:
     """A parameter holding canaries: its ``index`` among the trainable parameters, the
-    ``canaries`` (h,) it holds (ascending), their flat ``offsets`` (h,) in it (also as a tensor
-    on the parameters' device), ``positions`` (ndim, m), each canary's index in the
-    parameter's shape (columns of the canaries held elsewhere are unused), and
-    ``gradient_values`` (h,), G in the parameter's dtype."""
+    ``canaries`` (h,) it holds (ascending), their flat ``offsets`` (h,) in it, as int64 numpy
+    and as a tensor on the parameters' device, ``gradient_values`` (h,), G in the parameter's
+    dtype on its device, and ``columns``, the slice of a reading (:class:`_Readings`) its
+    canaries fill."""
 
     index: int
     canaries: np.ndarray
     offsets: np.ndarray
     device_offsets: torch.Tensor
-    positions: np.ndarray
     gradient_values: torch.Tensor
+    columns: slice
+
+
+class _SampledBlock:
+    """The sampled canaries of a run of steps, from their ``coins`` (steps, m): ``canaries``
+    (total,), step s's being ``canaries[bounds[s]:bounds[s + 1]]``; per home, the rows in
+    their step's batch (None where one home holds every canary: row i is the step's canary
+    i) and flat offsets in the parameter of the canaries it holds (tensors on the
+    parameters' device) and where each step's start. ``step`` counts the steps handed out."""
+
+    def __init__(self, coins: np.ndarray, canaries: np.ndarray, bounds: np.ndarray,
+                 homes: list[tuple[torch.Tensor | None, torch.Tensor, list[int]]]) -> None:
+        self.coins, self.canaries, self.bounds, self.homes = coins, canaries, bounds, homes
+        self.step = 0
+
+    def exhausted(self) -> bool:
+        return self.step == len(self.bounds) - 1
+
+    def next_step(self) -> tuple[np.ndarray, list[tuple[torch.Tensor | None, torch.Tensor]]]:
+        """The next step's sampled canaries (k,), ascending, and each home's (rows,
+        offsets) of them (:class:`SparseExamples`' fields): views, no new tensor."""
+        step, self.step = self.step, self.step + 1
+        sampled = self.canaries[self.bounds[step]:self.bounds[step + 1]]
+        return sampled, [(None if rows is None else rows[starts[step]:starts[step + 1]],
+                          offsets[starts[step]:starts[step + 1]])
+                         for rows, offsets, starts in self.homes]
+
+
+class _Readings:
+    """What the last steps released at the canaries, kept where the parameters are: (s, m)
+    ĝ_t and (s + 1, m) parameter values (row 0: before the first of the s steps), each
+    canary's column given by its home's ``columns``. A step costs one ``index_select`` per
+    home and tensor, with no copy to the host; :meth:`take` turns the readings into history
+    rows at once."""
+
+    def __init__(self, homes: list[_Home], m: int, dtype: torch.dtype,
+                 device: torch.device) -> None:
+        self.homes = homes
+        self.gradients = torch.zeros((COIN_BLOCK, m), dtype=dtype, device=device)
+        self.values = torch.zeros((COIN_BLOCK + 1, m), dtype=dtype, device=device)
+        self.steps = 0
+        self.started = False  # whether values[0] holds the values before the next step
+        order = np.concatenate([home.canaries for home in homes])
+        # Columns in canary order (None: one home holding every canary, already in order).
+        self.order = None if np.array_equal(order, np.arange(m)) else order
+
+    def full(self) -> bool:
+        return self.steps == COIN_BLOCK
+
+    def start(self, parameters: list[torch.nn.Parameter]) -> None:
+        """Read the parameters before the next step."""
+        self._read(parameters, self.values[0])
+        self.started = True
+
+    def add(self, gradients: list[torch.Tensor | None],
+            parameters: list[torch.nn.Parameter]) -> None:
+        """Read ĝ and the parameters after a step (a None gradient counts as zeros)."""
+        self._read(gradients, self.gradients[self.steps])
+        self._read(parameters, self.values[self.steps + 1])
+        self.steps += 1
+
+    def _read(self, tensors: Sequence[torch.Tensor | None], row: torch.Tensor) -> None:
+        for home in self.homes:
+            tensor = tensors[home.index]
+            target = row[home.columns]
+            if tensor is None:
+                target.zero_()
+            else:
+                torch.index_select(tensor.detach().reshape(-1), 0, home.device_offsets,
+                                   out=target)
+
+    def take(self) -> tuple[np.ndarray, np.ndarray]:
+        """(s, m) float32 ĝ_t and (s, m) parameter changes of the s steps read since the last
+        call, in canary order; the parameters after the last of them start the next."""
+        s = self.steps
+        gradients = self.gradients[:s].to("cpu", torch.float32).numpy()
+        values = self.values[:s + 1].to("cpu", torch.float32).numpy()
+        updates = np.subtract(values[1:], values[:-1])
+        if self.order is not None:
+            gradients, updates = (_in_canary_order(part, self.order)
+                                  for part in (gradients, updates))
+        self.values[0] = self.values[s]
+        self.steps = 0
+        return gradients.copy() if self.order is None else gradients, updates
+
+
+def _in_canary_order(readings: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """(s, m) readings whose column i is canary ``order[i]``, put in canary order."""
+    ordered = np.empty_like(readings)
+    ordered[:, order] = readings
+    return ordered
 
 
 class GradientCanaries:
@@ -185,12 +256,13 @@ class GradientCanaries:
 
     Notes
     -----
-    The coins of ``COIN_BLOCK`` steps are drawn at once and the steps' sparse gradients
-    worked out together (a checkpoint keeps the coins not used yet), so that what one step
-    adds to training is a few operations on its k sampled canaries and the m coordinates it
-    reads back, not a fixed cost of many small ones: on the digits CNN, whose steps are
-    small, that fixed cost had made a DP epoch 1.25-1.31× as long
-    (``benchmarks/one_run_canaries.py``).
+    What a step adds to training is a few operations on its k sampled canaries and on the m
+    coordinates it reads back, none of them worked out anew each step: the coins of
+    ``COIN_BLOCK`` steps are drawn at once and those steps' canaries turned into the rows and
+    offsets of their gradients together (a checkpoint keeps the coins not used yet); the
+    gradients reach the clipping as :class:`SparseExamples`, views of those; each step's
+    readings are copied on the parameters' device into preallocated rows that join the
+    history once per block (``benchmarks/one_run_canaries.py`` measures the cost).
     """
 
     def __init__(self, parameters: list[torch.nn.Parameter], plan: CanaryPlan, *,
@@ -211,50 +283,48 @@ class GradientCanaries:
         self.generator = torch.Generator().manual_seed(seed)
         starts = np.cumsum([0, *sizes])
         owner = np.searchsorted(starts, plan.coordinates, side="right") - 1
-        offset = plan.coordinates - starts[owner]
-        # Worked out once, so that what a step does beyond its k sampled canaries is a few
-        # operations, not a fixed cost of many small ones: each parameter holding canaries
-        # (a "home": usually one, see plan_gradient_canaries), the canaries it holds, their
-        # flat offsets in it and their positions in its shape.
         self._owner = owner
+        self._offsets = plan.coordinates - starts[owner]  # in the canary's parameter
+        # Each parameter holding canaries (a "home": usually one, see
+        # plan_gradient_canaries), worked out once.
         self._homes = []
+        column = 0
         for index in np.unique(owner):
             held = np.flatnonzero(owner == index)
-            positions = np.zeros((parameters[index].dim(), plan.m), dtype=np.int64)
-            positions[:, held] = np.unravel_index(offset[held], tuple(parameters[index].shape))
             self._homes.append(_Home(
-                int(index), held, offset[held],
-                torch.as_tensor(offset[held], device=self.device), positions,
-                torch.full((len(held),), plan.gradient_norm, dtype=parameters[index].dtype)))
+                int(index), held, self._offsets[held],
+                torch.as_tensor(self._offsets[held], device=self.device),
+                torch.full((len(held),), plan.gradient_norm, dtype=parameters[index].dtype,
+                           device=self.device),
+                slice(column, column + len(held))))
+            column += len(held)
         self._included = plan.included.copy()
         self._block: _SampledBlock | None = None  # the coming steps' sampled canaries
         self._restored_coins: np.ndarray | None = None  # coins left in a checkpoint
-        self._last: np.ndarray | None = None  # canary coordinates' values after last step
-        self._gradients = np.zeros((0, plan.m), np.float32)  # (capacity, m) y_t, units C/B
-        self._updates = np.zeros((0, plan.m), np.float32)  # (capacity, m) parameter changes
-        self._steps = 0
+        self._readings = _Readings(self._homes, plan.m, parameters[self._homes[0].index].dtype,
+                                   self.device)
+        # The history: (steps, m) y_t (units C/B) and parameter changes, one pair per block.
+        self._history: list[tuple[np.ndarray, np.ndarray]] = []
+        self._recorded = 0  # steps in the history; more wait in the readings
 
     def draw(self) -> CanaryBatch:
         """Poisson-sample this step's canaries among the included ones, with their gradients
-        as sparse COO tensors (one nonzero per canary), for only the parameters that hold a
-        sampled canary (the others count as 0)."""
+        (one nonzero per canary) for only the parameters that hold a sampled canary (the
+        others count as 0)."""
         if self._block is None or self._block.exhausted():
             self._block = self._next_block()
-        if self._last is None:
-            self._last = self._gather(self.parameters)
-        sampled, indices = self._block.next_step()
+        if not self._readings.started:
+            self._readings.start(self.parameters)
+        sampled, per_home = self._block.next_step()
         k = len(sampled)
-        extra: dict[Any, torch.Tensor] = {}
-        for home, home_indices in zip(self._homes, indices, strict=True):
-            if not home_indices.shape[1]:
+        extra: dict[Any, SparseExamples] = {}
+        for home, (rows, offsets) in zip(self._homes, per_home, strict=True):
+            if not len(offsets):
                 continue
             param = self.parameters[home.index]
             # A view of the fixed values: the clipping only reads them.
-            values = home.gradient_values[:home_indices.shape[1]]
-            gradients = torch.sparse_coo_tensor(torch.from_numpy(home_indices), values,
-                                                (k, *param.shape), is_coalesced=True,
-                                                check_invariants=False)
-            extra[param] = gradients if self.device.type == "cpu" else gradients.to(self.device)
+            extra[param] = SparseExamples(k, rows, offsets, home.gradient_values[:len(offsets)],
+                                          tuple(param.shape))
         return CanaryBatch(sampled, extra)
 
     def _next_block(self) -> _SampledBlock:
@@ -266,13 +336,18 @@ class GradientCanaries:
             coins = uniforms.numpy() < self.sample_rate
         steps, canaries = np.nonzero(coins & self._included)
         bounds = np.searchsorted(steps, np.arange(len(coins) + 1))
+        if len(self._homes) == 1:  # the step's canaries are its extra examples, in order
+            return _SampledBlock(coins, canaries, bounds, [(
+                None, torch.as_tensor(self._offsets[canaries], device=self.device),
+                bounds.tolist())])
         rows = np.arange(len(steps)) - bounds[steps]  # each canary's row in its step's batch
-        indices = []
+        homes: list[tuple[torch.Tensor | None, torch.Tensor, list[int]]] = []
         for home in self._homes:
             mine = np.flatnonzero(self._owner[canaries] == home.index)
-            indices.append((np.vstack([rows[mine], home.positions[:, canaries[mine]]]),
-                            np.searchsorted(mine, bounds)))
-        return _SampledBlock(coins, canaries, bounds, indices)
+            homes.append((torch.as_tensor(rows[mine], device=self.device),
+                          torch.as_tensor(self._offsets[canaries[mine]], device=self.device),
+                          np.searchsorted(mine, bounds).tolist()))
+        return _SampledBlock(coins, canaries, bounds, homes)
 
     def _coins_left(self) -> np.ndarray:
         """(s, m) bool: the coins drawn for the coming s steps and not used yet."""
@@ -283,50 +358,34 @@ class GradientCanaries:
         return np.zeros((0, self.plan.m), dtype=bool)
 
     def observe(self) -> None:
-        """After ``optimizer.step()``: record ĝ_t·B/C and the update at every canary."""
-        assert self._last is not None, "observe() without draw()"
-        if self._steps == len(self._gradients):
-            self._gradients, self._updates = (
-                np.concatenate([kept, np.zeros((max(COIN_BLOCK, self._steps), self.plan.m),
-                                               np.float32)])
-                for kept in (self._gradients, self._updates))
-        gradients = self._gather([p.grad for p in self.parameters])
-        gradients *= self.expected_batch_size / self.max_grad_norm
-        after = self._gather(self.parameters)
-        self._gradients[self._steps] = gradients
-        np.subtract(after, self._last, out=self._updates[self._steps])
-        self._last = after
-        self._steps += 1
+        """After ``optimizer.step()``: read ĝ_t and the parameters at every canary."""
+        assert self._readings.started, "observe() without draw()"
+        self._readings.add([p.grad for p in self.parameters], self.parameters)
+        if self._readings.full():
+            self._record()
 
-    def _gather(self, tensors: Sequence[torch.Tensor | None]) -> np.ndarray:
-        """(m,) float32 values at the canaries of ``tensors`` (shaped like the parameters;
-        None counts as zeros): one indexing per home, in numpy on CPU (microseconds where
-        torch's small operations cost tens); only the homes are touched."""
-        values = None
-        for home in self._homes:
-            tensor = tensors[home.index]
-            if tensor is None:
-                at_canaries = np.zeros(len(home.canaries), dtype=np.float32)
-            elif self.device.type == "cpu":
-                at_canaries = tensor.detach().reshape(-1).numpy()[home.offsets]
-            else:
-                at_canaries = tensor.detach().reshape(-1)[home.device_offsets].cpu().numpy()
-            if len(self._homes) == 1:  # it holds every canary, in canary order
-                return at_canaries.astype(np.float32, copy=False)
-            if values is None:
-                values = np.zeros(self.plan.m, dtype=np.float32)
-            values[home.canaries] = at_canaries
-        assert values is not None  # every canary has a home
-        return values
+    def _record(self) -> None:
+        """Move the readings into the history: ĝ_t·B/C and the updates."""
+        gradients, updates = self._readings.take()
+        gradients *= self.expected_batch_size / self.max_grad_norm
+        self._history.append((gradients, updates))
+        self._recorded += len(gradients)
 
     @property
     def steps(self) -> int:
         """Steps observed so far."""
-        return self._steps
+        return self._recorded + self._readings.steps
 
     def history(self) -> tuple[np.ndarray, np.ndarray]:
         """(T, m) float32 ĝ_t·B/C and (T, m) updates of the T steps observed so far."""
-        return self._gradients[:self._steps].copy(), self._updates[:self._steps].copy()
+        if self._readings.steps:
+            self._record()
+        if len(self._history) != 1:  # one piece from now on, until more steps join
+            empty = np.zeros((0, self.plan.m), np.float32)
+            self._history = [(np.concatenate([empty, *(g for g, _ in self._history)]),
+                              np.concatenate([empty, *(u for _, u in self._history)]))]
+        gradients, updates = self._history[0]
+        return gradients.copy(), updates.copy()
 
     def state_dict(self) -> dict[str, Any]:
         """The sampling generator, the coins drawn for the coming steps and what was
@@ -343,10 +402,11 @@ class GradientCanaries:
         coins = state.get("coins")
         self._restored_coins = None if coins is None else coins.numpy().astype(bool)
         self._block = None
-        self._gradients = np.asarray(state["gradients"], dtype=np.float32).copy()
-        self._updates = np.asarray(state["updates"], dtype=np.float32).copy()
-        self._steps = len(self._gradients)
-        self._last = None
+        gradients = np.asarray(state["gradients"], dtype=np.float32).copy()
+        self._history = [(gradients, np.asarray(state["updates"], dtype=np.float32).copy())]
+        self._recorded = len(gradients)
+        self._readings.steps = 0
+        self._readings.started = False
 
     def scores(self, score: str = DEFAULT_SCORE) -> np.ndarray:
         """(m,) canary scores from the steps so far (module docstring)."""

@@ -33,6 +33,7 @@ import torch.nn.functional as F  # noqa: N812 - the usual alias
 from opacus.optimizers import DPOptimizerFastGradientClipping
 
 from memberscope.train.dp.grad_samplers import conv2d_grad_sample, conv2d_products, weight_layout
+from memberscope.train.dp.sparse_examples import SparseExamples
 
 # Opacus' clipping factor min(1, C / (norm + STABILITY)).
 STABILITY = 1e-6
@@ -57,41 +58,37 @@ def unsupported_parameters(model: torch.nn.Module) -> list[str]:
 
 
 class _Materialized:
-    """Per-example gradients held explicitly: {param: (N, *param.shape)}, each a dense
-    tensor or a sparse COO one (white-box canaries: one nonzero per example), whose norms
-    and clipped sums then cost its nonzeros, not N times the parameter's size."""
+    """Per-example gradients held explicitly: {param: (N, *param.shape)} dense tensors."""
 
     def __init__(self, per_example: dict[Any, torch.Tensor]) -> None:
         self.n = len(next(iter(per_example.values())))
-        self.dense = {param: grads.reshape(self.n, -1) for param, grads in per_example.items()
-                      if not grads.is_sparse}
-        self.sparse = {param: _sparse_rows(grads) for param, grads in per_example.items()
-                       if grads.is_sparse}
+        self.dense = {param: grads.reshape(self.n, -1) for param, grads in per_example.items()}
 
     def squared_norms(self) -> torch.Tensor:
         parts = [torch.linalg.vector_norm(grads, dim=1).square() for grads in self.dense.values()]
-        parts += [values.new_zeros(self.n).index_add_(0, rows, values.square())
-                  for rows, _, values in self.sparse.values()]
         return parts[0] if len(parts) == 1 else torch.stack(parts).sum(dim=0)
 
     def clipped_sums(self, factors: torch.Tensor) -> dict[Any, torch.Tensor]:
-        sums = {param: (factors @ grads).view_as(param) for param, grads in self.dense.items()}
-        for param, (rows, columns, values) in self.sparse.items():
-            scaled = factors[rows] * values
-            sums[param] = param.new_zeros(param.numel()).index_add_(
-                0, columns, scaled if scaled.dtype == param.dtype else scaled.to(param.dtype)
-            ).view(param.shape)
-        return sums
+        return {param: (factors @ grads).view_as(param) for param, grads in self.dense.items()}
 
 
-def _sparse_rows(grads: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(rows, flat columns, values) of the nonzeros of a sparse COO (N, *shape) tensor."""
-    grads = grads.coalesce()
-    indices = grads.indices()
-    columns = indices[1]
-    for dim in range(2, grads.dim()):  # by position: iterating a tensor costs a view per row
-        columns = columns * grads.shape[dim] + indices[dim]
-    return indices[0], columns, grads.values()
+class _ExtraExamples:
+    """The extra examples of a step (:meth:`ClippedGradients.clip_and_sum`): dense ones as a
+    :class:`_Materialized` piece, sparse ones (:class:`SparseExamples`, e.g. white-box
+    canaries) added in place into the summed gradients once those exist."""
+
+    def __init__(self, examples: Mapping[Any, torch.Tensor | SparseExamples]) -> None:
+        dense = {param: grads for param, grads in examples.items()
+                 if not isinstance(grads, SparseExamples)}
+        self.dense = _Materialized(dense) if dense else None
+        self.sparse = {param: grads for param, grads in examples.items()
+                       if isinstance(grads, SparseExamples)}
+
+    def squared_norms(self) -> torch.Tensor:
+        parts = [grads.squared_norms() for grads in self.sparse.values()]
+        if self.dense is not None:
+            parts.append(self.dense.squared_norms())
+        return parts[0] if len(parts) == 1 else torch.stack(parts).sum(dim=0)
 
 
 class _ConvProducts:
@@ -193,16 +190,16 @@ class ClippedGradients:
                 del module.forward
 
     def clip_and_sum(self, max_grad_norm: float,
-                     extra_examples: Mapping[torch.Tensor, torch.Tensor] | None = None
-                     ) -> torch.Tensor:
+                     extra_examples: Mapping[torch.Tensor, torch.Tensor | SparseExamples]
+                     | None = None) -> torch.Tensor:
         """Set every trainable parameter's ``grad`` to the sum over the recorded examples of
         its per-example gradient scaled by that example's clipping factor; returns the (N,)
         per-example gradient norms before clipping. Forgets the recorded batch.
 
-        ``extra_examples`` ({parameter: (k, *parameter.shape)}, dense or sparse COO, e.g.
-        white-box canary gradients; parameters left out count as 0) are k more examples,
-        clipped and summed exactly like the recorded ones; the returned norms are then
-        (N + k,), theirs last.
+        ``extra_examples`` ({parameter: (k, *parameter.shape)} dense tensors or
+        :class:`SparseExamples` of k examples, e.g. white-box canary gradients; parameters
+        left out count as 0) are k more examples, clipped and summed exactly like the
+        recorded ones; the returned norms are then (N + k,), theirs last.
         With extra examples no backward pass need have been recorded (N = 0: a step of
         canaries only, on an empty Poisson batch).
         """
@@ -212,13 +209,13 @@ class ClippedGradients:
         norms = torch.sqrt(sum(piece.squared_norms() for piece in pieces)) if pieces else \
             torch.zeros(0, device=self.parameters[0].device)
         n = len(norms)
-        extra = _Materialized(dict(extra_examples)) if extra_examples else None
+        extra = _ExtraExamples(extra_examples) if extra_examples else None
         if extra is not None:
             norms = torch.cat([norms, torch.sqrt(extra.squared_norms())])
         factors = clipping_factors(norms, max_grad_norm)
         sums = [piece.clipped_sums(factors[:n]) for piece in pieces]
-        if extra is not None:
-            sums.append(extra.clipped_sums(factors[n:]))
+        if extra is not None and extra.dense is not None:
+            sums.append(extra.dense.clipped_sums(factors[n:]))
         for param in self.parameters:
             param.grad = None
         for piece_sums in sums:
@@ -227,6 +224,12 @@ class ClippedGradients:
         for param in self.parameters:
             if param.grad is None:  # a layer that took no part in this forward pass
                 param.grad = torch.zeros_like(param)
+        if extra is not None:
+            # Every grad is a tensor made above for this step alone: add in place.
+            for param, grads in extra.sparse.items():
+                if not param.grad.is_contiguous():  # e.g. zeros in a channels_last layout
+                    param.grad = param.grad.contiguous()
+                grads.add_clipped_sum_(param.grad, factors[n:])
         return norms
 
     def _recorded_forward(self, layer: Any, inputs: torch.Tensor) -> torch.Tensor:

@@ -49,6 +49,7 @@ from memberscope.train.dp.direct_clipping import (
 )
 from memberscope.train.dp.grad_samplers import conv_weights_detached, use_layout_safe_samplers
 from memberscope.train.dp.settings import DPSettings
+from memberscope.train.dp.sparse_examples import SparseExamples
 
 
 def grad_sample_route(dp: DPSettings, model: torch.nn.Module) -> str:
@@ -136,12 +137,14 @@ class PrivateTraining:
             return conv_weights_detached(self.model)
         return contextlib.nullcontext()
 
-    def clip(self, extra_examples: Mapping[torch.Tensor, torch.Tensor] | None = None) -> None:
+    def clip(self, extra_examples: Mapping[torch.Tensor, torch.Tensor | SparseExamples] | None
+             = None) -> None:
         """Call between ``loss.backward()`` and ``optimizer.step()``: direct mode clips each
         example's gradient and sums them into ``p.grad`` here; Opacus' modes clip inside
         ``optimizer.step()`` from ``p.grad_sample``.
 
-        ``extra_examples`` ({parameter of :attr:`model`: (k, *shape)}, dense or sparse COO;
+        ``extra_examples`` ({parameter of :attr:`model`: (k, *shape)} dense tensors or
+        :class:`~memberscope.train.dp.sparse_examples.SparseExamples` of k examples;
         parameters left out count as 0) adds k per-example gradients, such as white-box
         canaries, that are clipped and summed exactly like the batch's own, on every route:
         direct mode passes them to ``ClippedGradients.clip_and_sum``; Opacus' modes append
@@ -158,7 +161,7 @@ class PrivateTraining:
                 extra = extra_examples.get(param)
                 if extra is None:
                     extra = param.new_zeros((k, *param.shape))
-                elif extra.is_sparse:
+                elif isinstance(extra, SparseExamples):
                     extra = extra.to_dense()
                 grad_sample = param.grad_sample  # type: ignore[attr-defined]
                 param.grad_sample = torch.cat(  # type: ignore[attr-defined]
