@@ -70,10 +70,12 @@ MEASURED_ERROR = {
     "gaussian": "estimate/LiRA with 16 reference models at 1% FPR: 0.76-1.42, within 1.5x at "
                 "12 of 12 (model, epoch) points of the quickstart's recipe (9 of 12 at 0.1% "
                 "FPR); within 1.5x at 84% of 600 points of three settings (60% on a "
-                "CIFAR-shaped stand-in, where it overestimates), at 0.1% FPR at 47%",
+                "CIFAR-shaped stand-in, where it overestimates), at 0.1% FPR at 47%; "
+                "models trained without DP only (DP-trained models not measured)",
     "tail": "estimate/LiRA with 16 reference models at 1% FPR: 1.57-3.57, within 1.5x at 0 "
             "of 12 (model, epoch) points of the quickstart's recipe; 0.66-7.03, median 2.27, "
-            "within 1.5x at 20% of 600 points of three settings",
+            "within 1.5x at 20% of 600 points of three settings; models trained without DP "
+            "only",
 }
 """Each method's measured error (``benchmarks/risk_estimate.py``), carried by every estimate."""
 _QUANTILE_GRID = 2000

@@ -105,8 +105,9 @@ def test_the_lira_tpr_estimate_of_an_audit_npz(tmp_path: Path,
         assert estimate["losses_from"] == f"{name}.npz"
         estimates[name] = estimate["tpr_at_fpr"][0]["tpr"]
         printed = capsys.readouterr().out
-        assert f"{estimate['tpr_at_fpr'][0]['tpr']:.2%} at 1.0% FPR" in printed
+        assert f"{estimate['tpr_at_fpr'][0]['tpr']:.2%} at 1.0% FPR (chance 1.0%)" in printed
         assert "not a measurement" in printed and "12 of 12" in printed
+        assert "DP-trained models not measured" in printed
     # Members fitted twice as well as non-members leak; the same losses do not.
     assert estimates["leaky"] > 0.05 > 0.02 > estimates["chance"]
 

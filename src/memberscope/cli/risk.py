@@ -261,7 +261,9 @@ def estimate_text(entry: dict[str, Any]) -> str:
     estimate = entry["lira_tpr_estimate"]
     if estimate is None:
         return f"No LiRA TPR estimate: {entry['lira_tpr_estimate_missing']}."
-    rates = ", ".join(f"{e['tpr']:.2%} at {e['fpr']:.1%} FPR" if e["tpr"] is not None else
+    # Chance is TPR = FPR: an estimate near it says the losses barely separate the sides.
+    rates = ", ".join(f"{e['tpr']:.2%} at {e['fpr']:.1%} FPR (chance {e['fpr']:.1%})"
+                      if e["tpr"] is not None else
                       f"none at {e['fpr']:.1%} FPR ({e['note']})"
                       for e in estimate["tpr_at_fpr"])
     when = "" if estimate["epoch"] is None else f" at epoch {estimate['epoch']}"
