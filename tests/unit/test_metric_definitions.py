@@ -94,3 +94,24 @@ def test_tpr_is_null_exactly_where_fewer_than_one_false_positive_fits():
     scores, membership = _no_signal(50, 1000, 2)
     assert tpr_at_fpr_from_roc(roc_curve(scores, membership), (0.001,), warn=False)[0.001] \
         is not None
+
+
+def test_roc_metrics_keep_at_most_five_arrays_of_n_alive():
+    # At 10^7 scores each full-length float64 temporary is 80 MB.
+    import tracemalloc
+
+    from memberscope.metrics import roc_metrics
+
+    n = 400_000
+    rng = np.random.default_rng(0)
+    scores = rng.normal(size=n)
+    scores[rng.random(n) < 0.1] = 0.5  # a large tie group
+    membership = rng.random(n) < 0.5
+    roc_metrics(scores[:1000], membership[:1000])  # imports happen outside the measurement
+    tracemalloc.start()
+    try:
+        roc_metrics(scores, membership)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak / (8 * n) <= 5.0
