@@ -345,3 +345,27 @@ def test_slice_heatmap_cells_leave_split_checks_out(run):
     by_attack = plots.plot_slice_heatmap(ResultsCollection(model_rows + blind), "auc",
                                          by="attack")
     assert "blind" in [t.get_text() for t in by_attack.get_xticklabels()]
+
+
+def test_on_a_shifted_split_figures_mark_only_results_beyond_the_split(run, monkeypatch):
+    from memberscope.report import figures
+    from memberscope.results import distinguishable_rows
+    from memberscope.summary import marking_family
+
+    # Every row beats chance, none beats the split guard's bars.
+    rows = [replace(r, p_value=1e-12, significant=True, beyond_split_p_value=0.5,
+                    beyond_split_significant=False) for r in run]
+    assert distinguishable_rows(rows, marking_family(rows, "auc", beyond_split=False))
+    assert distinguishable_rows(rows, marking_family(rows, "auc", beyond_split=True)) == []
+    passed = []
+    draw = plots.plot_metric_by_epoch
+
+    def recording(*args, **kwargs):
+        passed.append(kwargs["family"])
+        return draw(*args, **kwargs)
+
+    monkeypatch.setattr(plots, "plot_metric_by_epoch", recording)
+    figures.epoch_figure(rows, ["auc", "advantage"], beyond_split=True)
+    assert len(passed) == 2 and all(family.beyond_split for family in passed)
+    assert not any(label.startswith("worst: ") for label in _labelled_lines(
+        draw(rows, "auc", family=passed[0])))
