@@ -358,8 +358,10 @@ class _Comparator:
 
     def tested(self, outcome: tuple[AuditRow, Any, SliceScores], slice_: Slice) -> _Run:
         """``outcome`` with its row's beyond-split p-value (None where no guard ran): the
-        largest over the bars, so the attack must beat each (an intersection-union test,
-        valid wherever one bar's test is)."""
+        largest over the bars and chance, so the attack must beat each (an
+        intersection-union test, valid wherever one bar's test is). Chance is a bar of its
+        own: a guard score worse than chance on a slice (a shift whose direction flips
+        between classes) is beaten by an attack that carries no signal."""
         row, roc, scored = outcome
         membership = self.context.outputs.membership[slice_.mask]
         bars: list[np.ndarray | RankedScores] = []
@@ -381,11 +383,15 @@ class _Comparator:
                 names.append(name)
         if not bars:
             return _Run(row, roc, scored)
-        # Several bars: the attack's scores are sorted once for all of them.
-        scores = RankedScores.of(scored.scores) if len(bars) > 1 else scored.scores
-        p_value = max(paired_auc_p_value(scores, bar, membership, scored.strata,
-                                         ranked_strata=scored.ranked)
-                      for bar in bars)
+        # Several bars: the attack's scores are sorted once for all of them (a trained
+        # attack's are ranked within its folds already).
+        sorted_per_fold = scored.strata is not None and scored.ranked is not None
+        scores = (RankedScores.of(scored.scores) if len(bars) > 1 and not sorted_per_fold
+                  else scored.scores)
+        p_value = max(1.0 if row.p_value is None else row.p_value,
+                      *(paired_auc_p_value(scores, bar, membership, scored.strata,
+                                           ranked_strata=scored.ranked)
+                        for bar in bars))
         return _Run(replace(row, beyond_split_p_value=p_value,
                             beyond_split_guard="+".join(sorted(names))), roc, scored)
 

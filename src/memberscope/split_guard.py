@@ -49,6 +49,7 @@ from memberscope.attacks.reference import check_aligned
 from memberscope.errors import InputError
 from memberscope.outputs import ModelOutputs
 from memberscope.results import (
+    GUARD_ATTACKS,
     NOT_CHECKED,
     SAME_DISTRIBUTION,
     SHIFTED,
@@ -57,7 +58,7 @@ from memberscope.results import (
 )
 from memberscope.significance import significant_rows
 
-BLIND, CONTROL = "blind", "control"
+BLIND, CONTROL = GUARD_ATTACKS
 CONTROL_MODEL, REFERENCE_MODELS = "control model", "reference models"
 
 
