@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -313,20 +313,24 @@ def split_guards_of(results: Rows) -> tuple[SplitGuard, ...]:
 
 def marking_family(results: Rows, metric: str | Metric, *,
                    beyond_split: bool | None = None) -> Family:
-    """The family that decides which result a figure may mark as the worst for ``metric``
-    (a star, an outlined cell), as :func:`summarize` decides its headlines: a TPR at FPR F
-    by each row's own test at F (:func:`~memberscope.results.tpr_family`; a row significant
-    by AUC is not shown to beat chance at 0.1% FPR); any other metric by the run family,
-    over the rows' beyond-split tests where the split is shifted (``beyond_split``; by
-    default where a split guard of ``results`` found it so, as :attr:`Summary.beyond_split`
-    says for bare rows)."""
+    """The family that decides which result may be named the worst for ``metric`` (a
+    headline, a star, an outlined cell), the same for :func:`summarize` and the figures: a
+    TPR at FPR F by each model row's own test at F (:func:`~memberscope.results.tpr_family`;
+    a row significant by AUC is not shown to beat chance at 0.1% FPR), and by none where the
+    split is shifted (no test of a TPR beyond the split exists); any other metric by the run
+    family, over the rows' beyond-split tests where the split is shifted. ``beyond_split``:
+    whether it is (by default, whether a split guard of ``results`` found it so)."""
     parsed = metric if isinstance(metric, Metric) else parse_metric(metric)
     rows = as_rows(results)
-    if parsed.fpr is not None:
-        return tpr_family(rows, parsed.fpr, null_pooling)
     if beyond_split is None:
         beyond_split = any(guard.shifted for guard in split_guards_of(results))
-    return run_family(rows, beyond_split=beyond_split)
+    if parsed.fpr is None:
+        return run_family(rows, beyond_split=beyond_split)
+    # Split checks measure the data: never in a TPR headline's family.
+    model_rows = [row for row in rows if not row.measures_split] or rows
+    family = tpr_family(model_rows, parsed.fpr, null_pooling)
+    return replace(family, significant_keys=frozenset(), beyond_split=True) if beyond_split \
+        else family
 
 
 def _split_statements(guards: Sequence[SplitGuard]) -> tuple[tuple[Statement, ...],
@@ -999,12 +1003,16 @@ def summarize(results: Rows, *, max_auc: float | None = None, metric: str = "auc
     guards = tuple(split_guards) if split_guards is not None else split_guards_of(results)
     leading, split_note = _split_statements(guards)
     family = family or run_family(every_row, beyond_split=bool(leading))
+    # What the worst, the trends and the suggestion rank by: a TPR by its own test.
+    ranking = (family if parsed.fpr is None
+               else marking_family(rows, parsed, beyond_split=bool(leading)))
     low_metric = lowest_fpr_metric(rows)
     # TPR at the lowest FPR is a headline only where it is resolvable (a stored value, not
-    # None) and beats chance by its own exact test, corrected over every row resolving it.
+    # None) and beats chance by its own exact test, corrected over every row resolving it,
+    # and never on a shifted split.
     low_worst = low_family = None
     if low_metric is not None and low_metric.fpr is not None:
-        low_family = tpr_family(rows, low_metric.fpr, null_pooling)
+        low_family = marking_family(rows, low_metric, beyond_split=bool(leading))
         low_worst = worst_distinguishable(rows, low_metric, low_family)
     key = accuracy_key or accuracy_key_of(rows)
     significant = distinguishable_rows(rows, family)
@@ -1016,12 +1024,12 @@ def summarize(results: Rows, *, max_auc: float | None = None, metric: str = "auc
     checkpoint_groups = group_rows(with_epoch, ("model", "epoch"))
     checkpoint_keys = sorted(checkpoint_groups, key=lambda k: (str(k[0]), epoch_sort_key(k[1])))
     return Summary(
-        worst=worst_distinguishable(rows, parsed, family),
+        worst=worst_distinguishable(rows, parsed, ranking),
         worst_low_fpr=low_worst,
         low_fpr_metric=None if low_metric is None else low_metric.key,
-        trends=trends(rows, parsed, family),
+        trends=trends(rows, parsed, ranking),
         suggestion=suggest_checkpoint(rows, limit=max_auc, metric=parsed, accuracy_key=key,
-                                      family=family),
+                                      family=ranking),
         limit=max_auc,
         accuracy_key=key,
         dp=dp_points(rows, quiet_models=(m for m, _ in quiet), family=family),
@@ -1036,9 +1044,9 @@ def summarize(results: Rows, *, max_auc: float | None = None, metric: str = "auc
         family=family,
         n_audits=family.n_audits or max(len(group_rows(rows, ("model", "epoch"))), 1),
         tested=not never_tested(rows),
-        checkpoints=tuple(summarize_group(k, checkpoint_groups[k], parsed, low_metric, family,
+        checkpoints=tuple(summarize_group(k, checkpoint_groups[k], parsed, low_metric, ranking,
                                           low_family) for k in checkpoint_keys),
-        by_slice=tuple(summarize_group(k, group, parsed, low_metric, family, low_family)
+        by_slice=tuple(summarize_group(k, group, parsed, low_metric, ranking, low_family)
                        for k, group in group_rows(rows, ("slice",)).items()),
         low_fpr_family=low_family,
         leading=leading,

@@ -223,3 +223,37 @@ def test_which_rows_count_is_one_rule_that_takes_the_family():
     with pytest.raises(UnknownNameError, match="unknown family scope 'runs'"):
         Family("runs")
     assert summarize(ResultsCollection(rows)).worst is summarize(rows).worst
+
+
+def _tpr_rows(tmp_path: Path, tpr_at_one_percent: float) -> list:
+    from tests.helpers import report_synth as synth
+
+    from memberscope.store import load_results
+
+    run_dir = synth.write_synthetic_run(tmp_path / "run", models=("m",), epochs=(1, 2),
+                                        n_classes=2, dp_model=None)
+    # Every row significant by its rank test; its TPR at 1% FPR as given (500 per side),
+    # the lowest FPR its rows store.
+    return [replace(r, p_value=1e-12, significant=True,
+                    tpr_at_fpr={0.01: tpr_at_one_percent, 0.1: r.tpr_at_fpr[0.1]})
+            for r in load_results(run_dir)]
+
+
+def test_a_tpr_headline_rests_on_the_tpr_s_own_test_not_the_rows_auc(tmp_path):
+    at_chance = summarize(_tpr_rows(tmp_path / "a", 0.012), metric="tpr@0.01")
+    assert at_chance.worst is None and not at_chance.trends
+    assert summarize(_tpr_rows(tmp_path / "b", 0.3), metric="tpr@0.01").worst is not None
+
+
+def test_on_a_shifted_split_no_tpr_at_a_low_fpr_is_a_headline(tmp_path):
+    from memberscope.results import SplitGuard
+
+    rows = _tpr_rows(tmp_path, 0.3)
+    shifted = SplitGuard("shifted", blind_auc=0.7, blind_p_value=1e-9, correction="holm",
+                         metadata={"model": "m"})
+    alike = replace(shifted, verdict="same-distribution", blind_p_value=0.4)
+    alike_summary = summarize(rows, metric="tpr@0.01", split_guards=[alike])
+    assert alike_summary.worst is not None and alike_summary.worst_low_fpr is not None
+    led = summarize(rows, metric="tpr@0.01", split_guards=[shifted])
+    assert led.leading and led.worst is None and led.worst_low_fpr is None
+    assert all(c.max_low_fpr is None for c in led.checkpoints)
