@@ -61,8 +61,8 @@ from memberscope._validation import as_float_array, check_probability
 from memberscope.errors import InputError, UnknownNameError
 
 __all__ = ["ESTIMATE_METHODS", "GAUSSIAN_KAPPA", "MEASURED_ERROR", "LiraTprEstimate",
-           "estimate_lira_tpr",
-           "gaussian_shift_tpr", "loss_to_logit", "tail_tnr"]
+           "estimate_lira_tpr", "gaussian_shift_tpr", "loss_to_logit", "no_signal_tpr",
+           "tail_tnr"]
 
 ESTIMATE_METHODS = ("tail", "gaussian")
 GAUSSIAN_KAPPA = 0.75
@@ -198,7 +198,11 @@ def estimate_lira_tpr(member_loss: Any, nonmember_loss: Any, *,
     resolvable = [min(len(members), len(nonmembers)) * f >= 1 for f in checked]
     values: dict[float, float] = {}
     if method == "gaussian":
-        floor = np.finfo(np.float64).tiny  # a loss of exactly 0 is the largest finite φ
+        # A float64 cross-entropy rounds to exactly 0 once the true class's logit margin
+        # passes ~37, and the smallest loss it resolves is about eps: flooring there keeps
+        # those examples at φ ≈ 36 beside the others, where a floor at the smallest float
+        # put them at φ ≈ 708 and their spread swamped the fitted variance.
+        floor = np.finfo(np.float64).eps
         values = gaussian_shift_tpr(loss_to_logit(np.maximum(members, floor)),
                                     loss_to_logit(np.maximum(nonmembers, floor)),
                                     [f for f, ok in zip(checked, resolvable, strict=True) if ok])
@@ -211,3 +215,29 @@ def estimate_lira_tpr(member_loss: Any, nonmember_loss: Any, *,
                         note=None if ok else f"{min(len(members), len(nonmembers))} examples "
                                              f"on the smaller side cannot resolve FPR {f:g}")
         for f, ok in zip(checked, resolvable, strict=True))
+
+
+def no_signal_tpr(member_loss: Any, nonmember_loss: Any, *,
+                  fprs: Sequence[float] = (0.01, 0.001), method: str = "gaussian",
+                  repeats: int = 20, seed: int = 0) -> dict[float, float | None]:
+    """What :func:`estimate_lira_tpr` gives on these losses when membership carries no
+    signal: the median, over ``repeats`` seeded shuffles of which losses are members (the
+    same counts), of its estimate at each FPR of ``fprs`` (None where unresolvable).
+
+    The estimate's own chance level at these sizes, to read an estimate against: noise
+    in the quantiles puts it above TPR = FPR (about 1.2% at 1% FPR with 5,000 per side).
+    """
+    members = as_float_array("member_loss", member_loss, 1)
+    nonmembers = as_float_array("nonmember_loss", nonmember_loss, 1)
+    pooled = np.concatenate([members, nonmembers])
+    rng = np.random.default_rng(seed)
+    draws: dict[float, list[float]] = {}
+    for _ in range(repeats):
+        shuffled = rng.permutation(pooled)
+        for estimate in estimate_lira_tpr(shuffled[:len(members)], shuffled[len(members):],
+                                          fprs=fprs, method=method):
+            if estimate.tpr is not None:
+                draws.setdefault(estimate.fpr, []).append(estimate.tpr)
+    return {float(f): (float(np.median(draws[float(f)])) if float(f) in draws else None)
+            for f in fprs}
+

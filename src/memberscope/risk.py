@@ -87,13 +87,15 @@ class RiskMethod:
     ``score`` maps (n, n_epochs) float64 traces, NaN = not recorded, to (n,) float64 risk,
     higher = more exposed; it must accept rows with any number of recorded entries (those with
     fewer than ``min_entries`` are set to NaN by :func:`trace_risk` afterwards). ``summary`` is
-    one line for listings.
+    one line for listings. ``percentiles``: the risk is a percentile among the examples, so
+    its top 1% start near 0.99 whatever the traces hold (no loss-unit threshold to show).
     """
 
     name: str
     score: Callable[[np.ndarray], np.ndarray]
     min_entries: int
     summary: str
+    percentiles: bool = False
 
 
 def nan_quantile_rows(traces: np.ndarray, q: float) -> np.ndarray:
@@ -180,7 +182,8 @@ _METHODS: dict[str, RiskMethod] = {
                    summary="standard deviation of the per-epoch training loss"),
         RiskMethod("std_then_fit", loss_trace_std_then_fit, min_entries=2,
                    summary="percentile of the loss's standard deviation, then of the last "
-                           "epoch's fit (hard examples the model ends up fitting)"),
+                           "epoch's fit (hard examples the model ends up fitting)",
+                   percentiles=True),
     )
 }
 RISK_METHODS: Mapping[str, RiskMethod] = _METHODS

@@ -13,7 +13,7 @@ import pytest
 
 from memberscope import rundir
 from memberscope.cli import main
-from memberscope.lira_estimate import MEASURED_ERROR, estimate_lira_tpr
+from memberscope.lira_estimate import MEASURED_ERROR, estimate_lira_tpr, no_signal_tpr
 from memberscope.risk import LossTraces, trace_risk
 from memberscope.store import read_jsonl
 
@@ -86,7 +86,7 @@ def test_a_traces_file_and_a_folder_of_them(tmp_path: Path,
 
 def test_the_lira_tpr_estimate_of_an_audit_npz(tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
-    estimates = {}
+    estimates, no_signal = {}, {}
     for name, member_loss_scale in (("leaky", 0.5), ("chance", 1.0)):
         source = _audit_npz(tmp_path / f"{name}.npz", n_members=3000, n_nonmembers=3000,
                             member_loss_scale=member_loss_scale)
@@ -104,12 +104,20 @@ def test_the_lira_tpr_estimate_of_an_audit_npz(tmp_path: Path,
             (3000, 3000, None)
         assert estimate["losses_from"] == f"{name}.npz"
         estimates[name] = estimate["tpr_at_fpr"][0]["tpr"]
+        shuffled = no_signal_tpr(arrays["loss_train"], arrays["loss_test"], fprs=(0.01, 0.001))
+        assert [e["no_signal_tpr"] for e in estimate["tpr_at_fpr"]] == \
+            [shuffled[0.01], shuffled[0.001]]
+        no_signal[name] = shuffled[0.01]
         printed = capsys.readouterr().out
-        assert f"{estimate['tpr_at_fpr'][0]['tpr']:.2%} at 1.0% FPR (chance 1.0%)" in printed
+        assert (f"{estimate['tpr_at_fpr'][0]['tpr']:.2%} at 1.0% FPR (chance 1.0%; "
+                f"{shuffled[0.01]:.2%} with membership shuffled)") in printed
         assert "not a measurement" in printed and "12 of 12" in printed
         assert "DP-trained models not measured" in printed
-    # Members fitted twice as well as non-members leak; the same losses do not.
+    # Members fitted twice as well as non-members leak; the same losses do not, and sit at
+    # the estimator's own no-signal level (above TPR = FPR).
     assert estimates["leaky"] > 0.05 > 0.02 > estimates["chance"]
+    assert estimates["leaky"] > 3 * no_signal["leaky"]
+    assert estimates["chance"] < 1.5 * no_signal["chance"]
 
 
 def test_too_short_traces_exit_3_naming_min_entries(tmp_path: Path,
@@ -118,9 +126,14 @@ def test_too_short_traces_exit_3_naming_min_entries(tmp_path: Path,
     assert main(["risk", str(source), "--method", "iqr", "--out", str(tmp_path / "o")]) == 3
     assert "no example has the 5 recorded epochs iqr needs; lower --min-entries" in \
         capsys.readouterr().err
+    capsys.readouterr()
     assert main(["risk", str(source), "--method", "iqr", "--min-entries", "2",
                  "--out", str(tmp_path / "o")]) == 0
+    assert "the top 1% have risk >= " in capsys.readouterr().out  # in loss units
     assert main(["risk", str(source), "--out", str(tmp_path / "o")]) == 0  # default needs 2
+    printed = capsys.readouterr().out  # percentiles: their top 1% is ~0.99 by construction
+    assert "risk is a percentile among the members" in printed
+    assert "the top 1% have risk" not in printed
 
 
 @pytest.mark.parametrize(("make", "message"), [

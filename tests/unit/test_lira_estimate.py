@@ -130,3 +130,43 @@ def test_bad_inputs_are_named():
         estimate_lira_tpr([0.1], [0.2], method="gausian")
     with pytest.raises(InputError, match="fprs"):
         estimate_lira_tpr([0.1], [0.2], fprs=(0.0,))
+
+
+def test_losses_a_float64_cross_entropy_rounds_to_zero_estimate_as_the_exact_ones():
+    # Binary logits, the true class's margin = φ: a well-fitted model puts some beyond 37,
+    # where −log_softmax is exactly 0 in float64.
+    from memberscope.signals import cross_entropy_loss
+
+    rng = np.random.default_rng(3)
+    member_phi = rng.normal(15.0, 10.0, 5000)
+    nonmember_phi = rng.normal(11.0, 10.0, 5000)
+    assert (np.r_[member_phi, nonmember_phi] > 38).sum() > 50
+
+    def computed(phi):
+        logits = np.c_[np.zeros_like(phi), phi]
+        return cross_entropy_loss(np.ones(len(phi), dtype=int), logits=logits)
+
+    assert (computed(nonmember_phi) == 0).sum() > 10
+    rounded = estimate_lira_tpr(computed(member_phi), computed(nonmember_phi))
+    exact = estimate_lira_tpr(np.logaddexp(0, -member_phi), np.logaddexp(0, -nonmember_phi))
+    for got, want in zip(rounded, exact, strict=True):
+        assert got.tpr == pytest.approx(want.tpr, rel=0.1)
+
+
+def test_no_signal_level_is_the_estimate_on_shuffled_membership():
+    from memberscope.lira_estimate import no_signal_tpr
+
+    rng = np.random.default_rng(5)
+    members, nonmembers = rng.exponential(0.3, 4000), rng.exponential(0.3, 4000)
+    level = no_signal_tpr(members, nonmembers, fprs=(0.01, 0.001), repeats=5, seed=1)
+    assert level == no_signal_tpr(members, nonmembers, fprs=(0.01, 0.001), repeats=5, seed=1)
+    pooled = np.r_[members, nonmembers]
+    draws = []
+    shuffle = np.random.default_rng(1)
+    for _ in range(5):
+        order = shuffle.permutation(pooled)
+        draws.append(estimate_lira_tpr(order[:4000], order[4000:], fprs=(0.01,))[0].tpr)
+    assert level[0.01] == pytest.approx(float(np.median(draws)), rel=1e-12)
+    # Noise in the quantiles lifts the estimate above TPR = FPR when nothing leaks.
+    assert 0.01 < level[0.01] < 0.02
+    assert no_signal_tpr(members[:500], nonmembers[:500], fprs=(0.001,))[0.001] is None

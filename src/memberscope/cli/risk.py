@@ -18,7 +18,8 @@ traces file, or an audit ``.npz`` with ``loss_trace_train`` (its members, in fil
                                        "losses_from": "scores/2-layers/epoch_0036.npz",
                                        "epoch": 36, "n_members": 5000, "n_nonmembers": 5000,
                                        "tpr_at_fpr": [{"fpr": 0.01, "tpr": 0.048,
-                                                       "note": null}, …],
+                                                       "note": null,
+                                                       "no_signal_tpr": 0.012}, …],
                                        "measured_error": "estimate/LiRA with 16 …"}}]}
 
 ``index`` is the training-set index (a run directory) or the member's position among the
@@ -26,8 +27,11 @@ file's members (an audit ``.npz``); ``loss`` is its last recorded training loss;
 how many epochs recorded it. ``lira_tpr_estimate`` (:func:`memberscope.lira_estimate.
 estimate_lira_tpr`, no reference model) comes from the losses of an audit ``.npz``, or of a
 run's last audit of that variant (its ``threshold`` scores, −loss); it is null for a traces
-file alone, or a run whose audits kept no ``threshold`` scores. Schema 1 (before the estimate)
-had no ``lira_tpr_estimate``; memberscope itself reads neither version back.
+file alone, or a run whose audits kept no ``threshold`` scores. ``no_signal_tpr`` is the
+estimator's level on the same losses with membership shuffled
+(:func:`memberscope.lira_estimate.no_signal_tpr`): read the estimate against it. Schema 1
+(before the estimate) had no ``lira_tpr_estimate``; memberscope itself reads neither version
+back.
 """
 
 from __future__ import annotations
@@ -227,14 +231,17 @@ def rank_model(traces: LossTraces, method: str, min_entries: int, top: int) -> d
 def lira_estimate_entry(losses: AuditedLosses) -> dict[str, Any]:
     """``lira_tpr_estimate`` of ``risk.json``: LiRA's TPR at :data:`ESTIMATE_FPRS` estimated
     from ``losses`` alone, labelled as an estimate with its method's measured error."""
-    from memberscope.lira_estimate import estimate_lira_tpr
+    from memberscope.lira_estimate import estimate_lira_tpr, no_signal_tpr
 
     estimates = estimate_lira_tpr(losses.member_loss, losses.nonmember_loss,
                                   fprs=ESTIMATE_FPRS)
+    # The estimator's own level without signal: it sits above TPR = FPR.
+    no_signal = no_signal_tpr(losses.member_loss, losses.nonmember_loss, fprs=ESTIMATE_FPRS)
     return {"estimate": True, "method": estimates[0].method, "losses_from": losses.source,
             "epoch": losses.epoch, "n_members": estimates[0].n_members,
             "n_nonmembers": estimates[0].n_nonmembers,
-            "tpr_at_fpr": [{"fpr": e.fpr, "tpr": e.tpr, "note": e.note} for e in estimates],
+            "tpr_at_fpr": [{"fpr": e.fpr, "tpr": e.tpr, "note": e.note,
+                            "no_signal_tpr": no_signal[e.fpr]} for e in estimates],
             "measured_error": estimates[0].measured_error}
 
 
@@ -248,8 +255,13 @@ def model_text(ranking: dict[str, Any], method: str, min_entries: int) -> str:
     summary = ranking["summary"]
     if summary["top_threshold"] is None:
         return head
-    head += (f"; the top 1% have risk >= {summary['top_threshold']:.3g} "
-             f"(median {summary['median']:.3g})")
+    from memberscope.risk import RISK_METHODS
+
+    if RISK_METHODS[method].percentiles:
+        head += "; risk is a percentile among the members (no chance level)"
+    else:
+        head += (f"; the top 1% have risk >= {summary['top_threshold']:.3g} "
+                 f"(median {summary['median']:.3g})")
     rows = [(e["rank"], e["index"], e["risk"], e["label"], e["loss"], e["entries"])
             for e in ranking["examples"]]
     return head + "\n" + format_table(["rank", "index", "risk", "label", "last loss",
@@ -261,8 +273,9 @@ def estimate_text(entry: dict[str, Any]) -> str:
     estimate = entry["lira_tpr_estimate"]
     if estimate is None:
         return f"No LiRA TPR estimate: {entry['lira_tpr_estimate_missing']}."
-    # Chance is TPR = FPR: an estimate near it says the losses barely separate the sides.
-    rates = ", ".join(f"{e['tpr']:.2%} at {e['fpr']:.1%} FPR (chance {e['fpr']:.1%})"
+    # Chance is TPR = FPR, and the estimator's own no-signal level sits above it.
+    rates = ", ".join(f"{e['tpr']:.2%} at {e['fpr']:.1%} FPR (chance {e['fpr']:.1%}; "
+                      f"{e['no_signal_tpr']:.2%} with membership shuffled)"
                       if e["tpr"] is not None else
                       f"none at {e['fpr']:.1%} FPR ({e['note']})"
                       for e in estimate["tpr_at_fpr"])
