@@ -343,10 +343,13 @@ class AuditResult:
         )
 
     def worst(self, metric: str = "auc") -> AuditRow:
-        """The row with the highest ``metric`` (most leakage; NaN never wins: :func:`worst_row`)."""
+        """The model's row with the highest ``metric``, as an attacker would pick it (NaN
+        never wins: :func:`worst_row`), significant or not; split checks (blind, control)
+        measure the data and count only where nothing else ran. For the worst result
+        distinguishable from chance: :func:`memberscope.summary.summarize`."""
         if not self.rows:
             raise InputError("the result has no rows (every slice was skipped)")
-        return worst_row(self.rows, metric)
+        return worst_row([r for r in self.rows if not r.measures_split] or self.rows, metric)
 
     def to_dict(self, memberscope_version: str) -> dict[str, Any]:
         """The ``result.json`` document."""

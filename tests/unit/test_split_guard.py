@@ -484,3 +484,34 @@ def test_a_model_that_feels_a_shift_more_than_its_control_still_faces_the_blind_
     assert row.auc > result.split_guard.control_auc + 0.1  # it beats the control by far
     assert row.auc < result.split_guard.blind_auc
     assert row.beyond_split_guard == "blind+control" and not row.beyond_split_significant
+
+
+def test_worst_is_the_models_row_not_the_split_check():
+    shifted, _ = split(2, shift=1.0)
+    result = audit(shifted, attacks=["threshold"], slices=["entire"], seed=0)
+    assert result.row("entire_dataset", "blind").auc > result.row(
+        "entire_dataset", "threshold").auc
+    assert result.worst("auc").attack == "threshold"
+    alone = audit(shifted, attacks=["blind"], slices=["entire"], seed=0)
+    assert alone.worst("auc").attack == "blind"  # nothing else ran
+
+
+def test_an_attack_at_chance_is_no_leakage_beyond_a_bar_below_chance():
+    # Non-members brighter in class 0 and darker in class 1: the blind check learns one
+    # direction, which runs backwards on class 1; the model's loss carries no membership.
+    rng = np.random.default_rng(11)
+    n = 1200
+    membership = np.arange(n) < n // 2
+    labels = rng.integers(0, 2, n)
+    brightness = rng.normal(0, 1, n) + np.where(labels == 0, 2.0, -0.6) * ~membership
+    inputs = rng.normal(0, 1, (n, 6, 6, 1)) + brightness[:, None, None, None]
+    outputs = ModelOutputs(membership=membership, labels=labels,
+                           logits=_logits(rng, labels, rng.normal(0, 1, n)), inputs=inputs)
+    result = audit(outputs, attacks=["threshold"], slices=["entire", "class"], seed=0)
+    assert result.split_guard.verdict == "shifted"
+    for row in result.rows:
+        if not row.measures_split:
+            assert not row.significant
+            assert row.beyond_split_p_value >= row.p_value
+            assert not row.beyond_split_significant
+    assert leakage_rows(result.rows, result.split_guard) == []
