@@ -482,7 +482,9 @@ class DpPoint:
     were stored without what the correction needs. ``gaussian_white_box``/
     ``gaussian_black_box`` are the canaries' bounds that assume a Gaussian trade-off curve
     (μ-GDP): shown, never part of the verdict. ``quiet`` when the variant has no row
-    distinguishable from chance at any epoch.
+    distinguishable from chance at any epoch. ``shifted``: the split guard found members and
+    non-members to differ before the model, so the attacks' bound (which needs them drawn
+    from one pool) is shown but not read by the verdict; canaries are unaffected.
     """
 
     model: Any
@@ -499,12 +501,14 @@ class DpPoint:
     n_results: int = 1
     n_sources: int = 1
     pre_chosen: str | None = None
+    shifted: bool = False
 
     @property
     def audited(self) -> float:
-        """The largest of the lower bounds the verdict reads (attacks, canaries without
-        assumptions)."""
-        return max(self.empirical, self.white_box or 0.0, self.black_box or 0.0)
+        """The largest of the lower bounds the verdict reads (attacks unless the split is
+        shifted, canaries without assumptions)."""
+        return max(0.0 if self.shifted else self.empirical, self.white_box or 0.0,
+                   self.black_box or 0.0)
 
     @property
     def consistent(self) -> bool:
@@ -528,6 +532,9 @@ class DpPoint:
                              f"; at {self.confidence:.0%} confidence for all together, the "
                              "attacks show ε ≥ ", Number(self.empirical, "dp.empirical", 2),
                              f" ({self.empirical_basis})"]
+        if self.shifted:
+            parts.append(", not read by the verdict: members and non-members differ before "
+                         "the model, and a membership bound needs them drawn from one pool")
         if self.white_box is not None:
             parts += [", the one-run canary audit ε ≥ ",
                       Number(self.white_box, "dp.white_box", 2), " (white-box)"]
@@ -541,7 +548,8 @@ class DpPoint:
                          "more than DP allows; check the training and accounting)")
         else:
             below = ("what this run measurably leaks stays below the guarantee"
-                     if self.white_box is not None else "the attacks stay below the guarantee")
+                     if self.white_box is not None or self.shifted
+                     else "the attacks stay below the guarantee")
             quiet = "; no result distinguishable from chance" if self.quiet else ""
             parts.append(f" (consistent: {below}{quiet})")
         gaussian = [(kind, value) for kind, value in (("white-box", self.gaussian_white_box),
@@ -687,8 +695,8 @@ def suggest_checkpoint(rows: Sequence[AuditRow], *, limit: float | None,
 
 
 def dp_points(rows: Sequence[AuditRow], epsilon_key: str = "epsilon", *,
-              quiet_models: Iterable[Any] = (), family: Family | None = None
-              ) -> tuple[DpPoint, ...]:
+              quiet_models: Iterable[Any] = (), family: Family | None = None,
+              shifted: bool = False) -> tuple[DpPoint, ...]:
     """For each (model, epoch) whose rows carry the accountant's ε: it beside the audit's
     lower bounds, corrected so that the largest of them all holds at the rows' 1 − α.
 
@@ -699,10 +707,12 @@ def dp_points(rows: Sequence[AuditRow], epsilon_key: str = "epsilon", *,
     held-out counts give the entire-dataset result of the first attack, a choice made before
     seeing any result, at its own level; canary records without guess counts their bounds at
     the level recorded; ``confidence`` then says what is left. Non-finite ε is left out.
+    ``shifted``: the split guard found the split shifted (:attr:`DpPoint.shifted`).
     """
     quiet = set(quiet_models)
     with_epsilon = [r for r in rows if _number_or_none(r.metadata.get(epsilon_key)) is not None]
-    points = [_dp_point(group, float(group[0].metadata[epsilon_key]), model in quiet, family)
+    points = [replace(_dp_point(group, float(group[0].metadata[epsilon_key]), model in quiet,
+                                family), shifted=shifted)
               for (model, _), group in group_rows(with_epsilon, ("model", "epoch")).items()]
     points.sort(key=lambda p: (str(p.model), epoch_sort_key(p.epoch)))
     return tuple(points)
@@ -1032,7 +1042,8 @@ def summarize(results: Rows, *, max_auc: float | None = None, metric: str = "auc
                                       family=ranking),
         limit=max_auc,
         accuracy_key=key,
-        dp=dp_points(rows, quiet_models=(m for m, _ in quiet), family=family),
+        dp=dp_points(rows, quiet_models=(m for m, _ in quiet), family=family,
+                     shifted=bool(leading)),
         n_rows=len(rows),
         models=models,
         attacks=tuple(dict.fromkeys(r.attack for r in rows)),

@@ -257,3 +257,20 @@ def test_on_a_shifted_split_no_tpr_at_a_low_fpr_is_a_headline(tmp_path):
     led = summarize(rows, metric="tpr@0.01", split_guards=[shifted])
     assert led.leading and led.worst is None and led.worst_low_fpr is None
     assert all(c.max_low_fpr is None for c in led.checkpoints)
+
+
+def test_on_a_shifted_split_the_dp_verdict_does_not_read_the_attacks_bound(tmp_path):
+    from memberscope.results import SplitGuard
+
+    rows = [replace(r, metadata={**r.metadata, "epsilon": 0.1})
+            for r in _tpr_rows(tmp_path, 0.3)]
+    guard = SplitGuard("same-distribution", blind_auc=0.5, blind_p_value=0.4,
+                       correction="holm", metadata={"model": "m"})
+    (*_, alike) = summarize(rows, split_guards=[guard]).dp
+    assert alike.empirical > alike.accountant and not alike.consistent
+    assert "INCONSISTENT" in alike.statement().text
+    (*_, shifted) = summarize(rows, split_guards=[replace(guard, verdict="shifted",
+                                                          blind_p_value=1e-9)]).dp
+    assert shifted.empirical == alike.empirical and shifted.consistent
+    text = shifted.statement().text
+    assert "INCONSISTENT" not in text and "not read by the verdict" in text
