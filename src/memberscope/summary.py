@@ -1038,8 +1038,10 @@ def summarize(results: Rows, *, max_auc: float | None = None, metric: str = "auc
         worst_low_fpr=low_worst,
         low_fpr_metric=None if low_metric is None else low_metric.key,
         trends=trends(rows, parsed, ranking),
-        suggestion=suggest_checkpoint(rows, limit=max_auc, metric=parsed, accuracy_key=key,
-                                      family=ranking),
+        # A checkpoint is a (model, epoch): rows without an epoch suggest none.
+        suggestion=(suggest_checkpoint(with_epoch, limit=max_auc, metric=parsed,
+                                       accuracy_key=key, family=ranking)
+                    if with_epoch else None),
         limit=max_auc,
         accuracy_key=key,
         dp=dp_points(rows, quiet_models=(m for m, _ in quiet), family=family,

@@ -274,3 +274,12 @@ def test_on_a_shifted_split_the_dp_verdict_does_not_read_the_attacks_bound(tmp_p
     assert shifted.empirical == alike.empirical and shifted.consistent
     text = shifted.statement().text
     assert "INCONSISTENT" not in text and "not read by the verdict" in text
+
+
+def test_an_audit_without_epochs_suggests_no_checkpoint():
+    result = _audit()
+    result = AuditResult(rows=tuple(replace(r, metadata={"model": "a", "test_accuracy": 0.8})
+                                    for r in result.rows))
+    summary = summarize(result)
+    assert summary.suggestion is None
+    assert "epoch None" not in render_page(PageInputs("t", "s", list(result.rows)))
