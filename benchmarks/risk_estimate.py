@@ -55,6 +55,11 @@ def estimates(member_loss: np.ndarray, nonmember_loss: np.ndarray) -> dict[str, 
     for kappa in KAPPAS:
         for fpr, tpr in gaussian_shift_tpr(members, nonmembers, FPRS, kappa=kappa).items():
             values[f"gaussian:{kappa:.2f}@{fpr:g}"] = tpr
+    # As `memberscope risk` reads them: float64 cross-entropies round to 0 below ~1e-16.
+    resolved = [np.where(loss < np.finfo(np.float64).eps / 2, 0.0, loss)
+                for loss in (member_loss, nonmember_loss)]
+    for estimate in estimate_lira_tpr(*resolved, fprs=FPRS):
+        values[f"estimate_lira_tpr@{estimate.fpr:g}"] = estimate.tpr
     scores = -np.concatenate([member_loss, nonmember_loss])
     truth = np.r_[np.ones(len(member_loss), bool), np.zeros(len(nonmember_loss), bool)]
     for fpr, tpr in measured_tpr(scores, truth).items():
@@ -129,7 +134,7 @@ def main() -> None:
     if chosen.startswith("gaussian") and float(chosen.split(":")[1]) != GAUSSIAN_KAPPA:
         print(f"NOTE: selection chose {chosen}; memberscope.lira_estimate.GAUSSIAN_KAPPA is "
               f"{GAUSSIAN_KAPPA}")
-    shown = list(dict.fromkeys(["tail", chosen, "loss attack"]))
+    shown = list(dict.fromkeys(["tail", chosen, "estimate_lira_tpr", "loss attack"]))
     headline = [r for r in records if r["target"] == "quickstart"
                 and r["epoch"] in QUICKSTART_EPOCHS]
     summary = {group: {f"{e}@{f:g}": ratio_summary(rows, e, f) for e in shown for f in FPRS}

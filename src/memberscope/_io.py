@@ -74,9 +74,9 @@ def atomic_write_npz(path: str | Path, arrays: Mapping[str, Any]) -> None:
 
 def atomic_append_npz(path: str | Path, arrays: Mapping[str, Any]) -> None:
     """Add plain arrays to the compressed ``.npz`` at ``path`` atomically (temp file, fsync,
-    rename), compressing only them: the file's arrays are copied as stored, so a record that
-    grows by one array at a time costs its new part, not a rewrite of the whole. A key already
-    in the file, or an object array, is refused."""
+    rename), compressing only them: the file's arrays are copied as stored bytes, so a record
+    that grows by one array at a time compresses its new part only (the byte copy still grows
+    with the file). A key already in the file, or an object array, is refused."""
     path = Path(path)
     plain = _plain_arrays(arrays)
     buffer = io.BytesIO(path.read_bytes())

@@ -428,7 +428,8 @@ def _member_traces(trainer: Any, label: str, data: Dataset) -> LossTraces:
 def _record_traces(trainer: Any, label: str, data: Dataset, run_dir: Path, *,
                    append: bool) -> None:
     """Keep the members' losses of the epoch just trained in ``traces/LABEL.npz``: appended
-    (its cost does not grow with the epochs), or the whole file written from the trainer's
+    (only the new epoch compressed; the stored ones copied as bytes), or the whole file written
+    from the trainer's
     trace (the first time in this process, which drops epochs a killed run wrote after the
     checkpoint it resumes from)."""
     if append:
