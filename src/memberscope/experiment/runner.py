@@ -429,9 +429,8 @@ def _record_traces(trainer: Any, label: str, data: Dataset, run_dir: Path, *,
                    append: bool) -> None:
     """Keep the members' losses of the epoch just trained in ``traces/LABEL.npz``: appended
     (only the new epoch compressed; the stored ones copied as bytes), or the whole file written
-    from the trainer's
-    trace (the first time in this process, which drops epochs a killed run wrote after the
-    checkpoint it resumes from)."""
+    from the trainer's trace (the first time in this process, which drops epochs a killed run
+    wrote after the checkpoint it resumes from)."""
     if append:
         rundir.append_traces(run_dir, label, trainer.epoch,
                              trainer.loss_trace[:data.n_train, -1])
