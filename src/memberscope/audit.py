@@ -397,12 +397,20 @@ class _Comparator:
 
 
 def _with_verdicts(rows: list[AuditRow], *, alpha: float, correction: str) -> list[AuditRow]:
-    """``rows`` with ``significant`` (Holm over every row) and ``beyond_split_significant``
-    (Holm over the rows' beyond-split tests)."""
+    """``rows`` with ``significant`` and ``beyond_split_significant`` (Holm over the rows'
+    beyond-split tests). ``significant`` is Holm over the model's rows, and over the split
+    checks' rows among themselves: a split check is no leakage test, and its verdict is the
+    split guard's (two checks on the entire dataset: the same family as
+    :func:`~memberscope.split_guard.split_verdict`)."""
     if not rows:
         return rows
-    verdicts = significant_rows([1.0 if r.p_value is None else r.p_value for r in rows],
-                                alpha=alpha, correction=correction)
+    p_values = np.array([1.0 if r.p_value is None else r.p_value for r in rows])
+    verdicts = np.zeros(len(rows), dtype=bool)
+    for checks_split in (False, True):
+        members = [i for i, r in enumerate(rows) if r.measures_split == checks_split]
+        if members:
+            verdicts[members] = significant_rows(p_values[members].tolist(), alpha=alpha,
+                                                 correction=correction)
     beyond = beyond_split_verdicts([r.beyond_split_p_value for r in rows], alpha=alpha,
                                    correction=correction)
     return [replace(r, significant=bool(v), beyond_split_significant=b, alpha=alpha,

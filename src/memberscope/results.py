@@ -529,9 +529,10 @@ def run_family(rows: Iterable[AuditRow], *, beyond_split: bool = False) -> Famil
     family); with one audit the two agree. Six no-signal audits of 22 rows each called some
     row significant in 24% of runs in their own families, in 4.0% in this one
     (``benchmarks/run_family.py``). With ``beyond_split`` the tests are the rows' beyond-split
-    tests (a run whose split the guard found shifted).
+    tests (a run whose split the guard found shifted). Split checks (blind, control) test the
+    data, not the model: they are no member of a leakage family (unless nothing else ran).
     """
-    rows = list(rows)
+    rows = [row for row in rows if not row.measures_split] or list(rows)
     return _family(rows, family_verdicts(
         [row.beyond_split_p_value if beyond_split else row.p_value for row in rows],
         [audit_of(row) for row in rows], alphas=[row.test_alpha for row in rows],

@@ -13,7 +13,7 @@ from memberscope.attacks.blind import input_summary
 from memberscope.errors import InputError
 from memberscope.outputs import ExampleInputs, ReferenceOutputs, load_outputs_npz
 from memberscope.results import AuditResult, leakage_rows
-from memberscope.significance import auc_placements, paired_auc_p_value
+from memberscope.significance import auc_placements, paired_auc_p_value, significant_rows
 from memberscope.store import load_result, save_result
 from memberscope.summary import summarize
 
@@ -515,3 +515,22 @@ def test_an_attack_at_chance_is_no_leakage_beyond_a_bar_below_chance():
             assert row.beyond_split_p_value >= row.p_value
             assert not row.beyond_split_significant
     assert leakage_rows(result.rows, result.split_guard) == []
+
+
+def test_the_blind_rows_flag_is_the_split_verdict_and_no_leakage_family_holds_it():
+    from memberscope.results import run_family
+
+    for seed in range(40):
+        outputs, _ = split(seed, shift=0.2)
+        result = audit(outputs, attacks=["threshold", "lr"], slices=["entire", "class"],
+                       seed=0)
+        blind = result.row("entire_dataset", "blind")
+        # Holm over the guard's checks alone, as the verdict: never over the model's rows.
+        assert blind.significant == (result.split_guard.verdict == "shifted")
+        model_rows = [r for r in result.rows if not r.measures_split]
+        assert [r.significant for r in model_rows] == significant_rows(
+            [r.p_value for r in model_rows]).tolist()
+        assert run_family(result.rows).size == len(model_rows)
+        if 0.05 / len(result.rows) < blind.p_value <= 0.05:
+            return  # the case that a 24-row family would have called not significant
+    pytest.fail("no seed gave a blind p-value between 0.05/24 and 0.05")
