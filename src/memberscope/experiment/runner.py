@@ -484,6 +484,7 @@ def _audit_canaries(trainer: Any, input_canaries: Any, label: str,
         canaries.plan.coordinates, canaries.plan.included, canaries.plan.gradient_norm,
         canaries.plan.seed, canaries.scores())
     record = epsilon_audit(canaries, delta=trainer.settings.dp.delta,
+                           white_box_scores=None if white_box is None else white_box.scores,
                            black_box_scores=None if black_box is None else black_box.scores,
                            black_box_included=None if black_box is None else
                            black_box.included)

@@ -425,15 +425,18 @@ def audit_white_box(canaries: GradientCanaries, *, delta: float, alpha: float = 
 
 
 def epsilon_audit(canaries: GradientCanaries | None, *, delta: float, alpha: float = 0.05,
+                  white_box_scores: np.ndarray | None = None,
                   black_box_scores: np.ndarray | None = None,
                   black_box_included: np.ndarray | None = None) -> dict[str, Any]:
     """The ``epsilon_audit`` record of a DP result row
     (:func:`memberscope.one_run.epsilon_audit_record`) from the white-box (gradient) canaries
     and, when given, the black-box (input) canaries' scores, with the white-box score's name
-    and the steps observed."""
+    and the steps observed. ``white_box_scores``: ``canaries.scores()`` where the caller
+    already has them (scoring reads the whole (T, m) history)."""
     sources: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     if canaries is not None:
-        sources["white_box"] = (canaries.scores(), canaries.plan.included)
+        scores = canaries.scores() if white_box_scores is None else white_box_scores
+        sources["white_box"] = (scores, canaries.plan.included)
     if black_box_scores is not None and black_box_included is not None:
         sources["black_box"] = (black_box_scores, black_box_included)
     return {**epsilon_audit_record(sources, delta=delta, alpha=alpha),
