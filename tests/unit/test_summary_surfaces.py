@@ -283,3 +283,15 @@ def test_an_audit_without_epochs_suggests_no_checkpoint():
     summary = summarize(result)
     assert summary.suggestion is None
     assert "epoch None" not in render_page(PageInputs("t", "s", list(result.rows)))
+
+
+def test_the_slice_table_keeps_a_significant_slice_behind_noisy_maxima():
+    from memberscope.cli._table import MAX_SLICES
+
+    template = replace(_audit().rows[0], metadata={})  # one audit: a table of slices
+    noisy = [replace(template, slice=f"custom:noise{i}", auc=0.70, p_value=0.5,
+                     significant=False) for i in range(MAX_SLICES + 2)]
+    leaking = replace(template, slice="custom:leak", auc=0.55, p_value=1e-9, significant=True)
+    result = AuditResult(rows=(*noisy, leaking), alpha=0.05, correction="holm")
+    table = render_summary(summarize(result)).split("\n\n")[0]
+    assert "custom:leak" in table

@@ -55,7 +55,10 @@ def summary_table(summary: Summary) -> str:
         headers = ["model", "epoch", "test accuracy", *(["accountant ε"] if has_dp else []),
                    "worst"]
     else:
-        groups = sorted(summary.by_slice, key=lambda g: -g.highest)[:MAX_SLICES]
+        # Slices with a result distinguishable from chance first: a noisy maximum must not
+        # push a significant slice out of the table.
+        groups = sorted(summary.by_slice,
+                        key=lambda g: (g.worst is None, -g.highest))[:MAX_SLICES]
         has_dp = False
         headers = ["slice", "worst attack"]
     headers += [f"worst {metric.header}", f"max {ADVANTAGE.header}",
