@@ -132,8 +132,8 @@ BEYOND_SPLIT_P_VALUE_DEFINITION = Definition(
     "one-sided paired test, on the slice's examples, of H0 \"AUC(attack) ≤ AUC(bar)\" "
     "against every bar the split guard offers, the largest p-value counting: the same attack "
     "on a control model (and, for trained attacks, the control's loss), else the reference "
-    "models' mean signal on each example over those that did not train on it; and the "
-    "`blind` attack's score. "
+    "models' mean signal on each example over those that did not train on it; the "
+    "`blind` attack's score; and chance (the row's own `p_value`). "
     "DeLong's test on correlated AUCs with a Student-t tail (Welch df), per cross-validation "
     "fold with Bonferroni for trained attacks; `null` where no guard ran and on the guard's "
     "own rows")
